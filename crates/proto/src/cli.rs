@@ -1,0 +1,79 @@
+//! Command-line pieces every binary shares: server limits, log verbosity and
+//! duration parsing, so relay, node and client spell them the same way.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::server::ServerConfig;
+
+/// Limits of a server (relay or node); see docs/SECURITY.md.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Connections served at once; past it a new one gets a `busy` answer.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Connections served at once from one source IP address.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_per_ip: usize,
+    /// Seconds a new connection has to deliver its whole request.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub request_timeout: Duration,
+    /// Seconds any later read or write may wait for the peer.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub io_timeout: Duration,
+}
+
+impl ServerArgs {
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            max_connections: self.max_connections.max(1),
+            max_per_ip: self.max_per_ip.max(1),
+            request_deadline: self.request_timeout,
+            io_timeout: self.io_timeout,
+        }
+    }
+}
+
+/// `-v` and `-q`, for every binary.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LogArgs {
+    /// More detail in the log (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl LogArgs {
+    /// Installs logging with `default` as the level when neither flag is given.
+    pub fn init(&self, default: tracing::Level) {
+        crate::logging::init(self.verbose, self.quiet, default);
+    }
+}
+
+/// Parses a number of seconds, fractions allowed ("0.5"), into a duration.
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("`{text}` is not a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_seconds_with_fractions_and_refuses_nonsense() {
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs("30"), Ok(Duration::from_secs(30)));
+        for bad in ["", "-1", "0", "nan", "inf", "ten"] {
+            assert!(parse_secs(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The client side of one exchange: connect with a timeout, send one request,
+//! read one response (and, for a file, its raw body), then close gracefully.
+//! The peer client uses it to talk to the relay and to nodes; the node uses
+//! it to register with the relay.
+
+use std::io::{self, Read, Take};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::{ProtoError, Request, Response, frame};
+
+/// Timeouts for every socket a client opens.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// How long to wait for a connection to be accepted.
+    pub connect: Duration,
+    /// How long any single read or write may wait for the peer.
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            io: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One open connection carrying one exchange.
+pub struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `addr` within the connect timeout; every later read and
+    /// write is bounded by the I/O timeout.
+    pub fn open(addr: SocketAddr, timeouts: &Timeouts) -> Result<Connection, ProtoError> {
+        let stream = TcpStream::connect_timeout(&addr, timeouts.connect)?;
+        stream.set_read_timeout(Some(timeouts.io))?;
+        stream.set_write_timeout(Some(timeouts.io))?;
+        // Requests are single small frames: waiting for Nagle only adds latency.
+        stream.set_nodelay(true)?;
+        Ok(Connection { stream, peer: addr })
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Sends the request and reads the response frame. A server that refuses
+    /// the connection (busy) may answer and close before reading the request,
+    /// so the response is read even when sending failed.
+    pub fn request(&mut self, request: &Request) -> Result<Response, ProtoError> {
+        let sent = frame::write(&mut self.stream, request);
+        match (frame::read::<Response>(&mut self.stream), sent) {
+            (Ok(response), _) => Ok(response),
+            (Err(ProtoError::Closed), Err(send_err)) => Err(send_err),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// The raw bytes that follow a file header: exactly `len` of them at most.
+    pub fn body(&mut self, len: u64) -> Take<&mut TcpStream> {
+        (&mut self.stream).take(len)
+    }
+
+    /// Ends the exchange: waits for the peer's close and reports whether it
+    /// sent anything past what it declared (those bytes are discarded).
+    pub fn finish(mut self) -> Finish {
+        let mut probe = [0u8; 1];
+        let finish = loop {
+            match self.stream.read(&mut probe) {
+                Ok(0) => break Finish::Clean,
+                Ok(_) => break Finish::ExtraBytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break Finish::NoClose,
+            }
+        };
+        let _ = self.stream.shutdown(Shutdown::Both);
+        finish
+    }
+}
+
+/// How the peer ended an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// It closed right after its message.
+    Clean,
+    /// It sent more bytes than its message declared.
+    ExtraBytes,
+    /// It neither closed nor sent more before the timeout, or the socket failed.
+    NoClose,
+}
+
+/// One whole exchange: connect, send, read the response, close.
+pub fn call(
+    addr: SocketAddr,
+    request: &Request,
+    timeouts: &Timeouts,
+) -> Result<Response, ProtoError> {
+    let mut conn = Connection::open(addr, timeouts)?;
+    let response = conn.request(request)?;
+    conn.finish();
+    Ok(response)
+}
+
+/// Resolves a host (a name, an IPv4 or IPv6 literal, with or without
+/// brackets) and a port to the addresses to try, in resolver order.
+pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Like [`call`], to the first of `addrs` that accepts the connection.
+pub fn call_any(
+    addrs: &[SocketAddr],
+    request: &Request,
+    timeouts: &Timeouts,
+) -> Result<(SocketAddr, Response), ProtoError> {
+    let mut last = ProtoError::Closed;
+    for &addr in addrs {
+        match Connection::open(addr, timeouts) {
+            Ok(mut conn) => {
+                let response = conn.request(request)?;
+                conn.finish();
+                return Ok((addr, response));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

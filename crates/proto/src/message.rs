@@ -1,0 +1,254 @@
+//! The REQUEST and RESPONSE messages.
+//!
+//! Tags are the position of a variant in its enum (bincode writes it as a
+//! big-endian u32), so **variants are only ever appended, never reordered or
+//! removed**. Each variant states its tag; the tag tests in `tests/frames.rs`
+//! and the hex dumps in docs/PROTOCOL.md fail if one moves. A peer that
+//! receives a tag it does not know answers with [`ErrorKind::BadRequest`], so
+//! an older node tells a newer client plainly what it cannot do.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
+    ProtoError,
+};
+
+/// What a client (or a node talking to the relay) asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Tag 0, to the relay: list me (or refresh my entry; this is also the heartbeat).
+    Register(Registration),
+    /// Tag 1, to the relay: I am leaving, drop my entry now.
+    Unregister(Registration),
+    /// Tag 2, to the relay: which nodes are active?
+    ListNodes,
+    /// Tag 3, to a node: send me this file (from `offset`, to resume a failed transfer).
+    GetFile(FileRequest),
+    /// Tag 4, to a node: which files do you share?
+    ListFiles,
+}
+
+/// What the relay or a node answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Tag 0: you are listed under `addr` and must refresh within `ttl_secs`.
+    Registered(Registered),
+    /// Tag 1: your entry is gone.
+    Unregistered,
+    /// Tag 2: the active nodes, oldest registration first.
+    Nodes(Vec<NodeEntry>),
+    /// Tag 3: the file exists; exactly `size - offset` raw bytes follow the frame.
+    File(FileHeader),
+    /// Tag 4: this node does not have the file.
+    NotFound,
+    /// Tag 5: the files this node shares.
+    Files(FileList),
+    /// Tag 6: the request was refused or failed; `message` says why.
+    Error(ErrorReply),
+}
+
+/// A node's announcement: the port it serves on. The relay takes the IP from
+/// the connection it sees, unless it trusts `advertised_ip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub port: u16,
+    pub advertised_ip: Option<IpAddr>,
+    pub token: Option<String>,
+}
+
+/// The relay's answer to a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// The address clients will be given for this node.
+    pub addr: SocketAddr,
+    /// Seconds after which the relay drops an entry that was not refreshed.
+    pub ttl_secs: u32,
+}
+
+/// One active node in the relay's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub addr: SocketAddr,
+    /// Whole seconds since the node last registered or refreshed.
+    pub age_secs: u32,
+}
+
+/// Which file, and from which byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRequest {
+    /// A relative path inside the node's shared directory, `/`-separated.
+    pub name: String,
+    pub offset: u64,
+}
+
+/// Precedes the raw bytes of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHeader {
+    /// The whole file's length in bytes.
+    pub size: u64,
+    /// The first byte sent; `size - offset` bytes follow.
+    pub offset: u64,
+}
+
+impl FileHeader {
+    /// How many raw bytes follow the header.
+    pub fn body_len(&self) -> u64 {
+        self.size.saturating_sub(self.offset)
+    }
+}
+
+/// A node's shared files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileList {
+    pub entries: Vec<FileEntry>,
+    /// True when the node shares more than it listed.
+    pub truncated: bool,
+}
+
+/// One shared file: its relative name and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+}
+
+/// A refusal or failure, with a reason a user can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Why a request was not served. Sent as a big-endian u32 code; a code this
+/// program does not know (from a newer peer) decodes as [`ErrorKind::Other`],
+/// so the reply's message still reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "u32", into = "u32")]
+pub enum ErrorKind {
+    /// Code 0: the request could not be decoded or is not for this server.
+    BadRequest,
+    /// Code 1: the server is at its connection cap; try again later.
+    Busy,
+    /// Code 2: the name is not allowed (outside the shared directory, absolute, ...).
+    Forbidden,
+    /// Code 3: the registration token is missing or wrong.
+    Unauthorized,
+    /// Code 4: the protocol version is not supported.
+    UnsupportedVersion,
+    /// Code 5: the server failed (cannot read the file, ...).
+    Internal,
+    /// Any other code, from a newer peer.
+    Other(u32),
+}
+
+impl From<u32> for ErrorKind {
+    fn from(code: u32) -> ErrorKind {
+        match code {
+            0 => ErrorKind::BadRequest,
+            1 => ErrorKind::Busy,
+            2 => ErrorKind::Forbidden,
+            3 => ErrorKind::Unauthorized,
+            4 => ErrorKind::UnsupportedVersion,
+            5 => ErrorKind::Internal,
+            other => ErrorKind::Other(other),
+        }
+    }
+}
+
+impl From<ErrorKind> for u32 {
+    fn from(kind: ErrorKind) -> u32 {
+        match kind {
+            ErrorKind::BadRequest => 0,
+            ErrorKind::Busy => 1,
+            ErrorKind::Forbidden => 2,
+            ErrorKind::Unauthorized => 3,
+            ErrorKind::UnsupportedVersion => 4,
+            ErrorKind::Internal => 5,
+            ErrorKind::Other(code) => code,
+        }
+    }
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad request",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::UnsupportedVersion => "unsupported version",
+            ErrorKind::Internal => "internal error",
+            ErrorKind::Other(_) => "error",
+        }
+    }
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::Error(ErrorReply {
+            kind,
+            message: message.into(),
+        })
+    }
+}
+
+/// A message type that can travel in a frame.
+pub trait Message: Serialize + serde::de::DeserializeOwned {
+    /// Number of tags this program knows; a tag at or past it is unknown.
+    const TAG_COUNT: u32;
+
+    /// Largest frame body accepted for this message type.
+    const FRAME_LIMIT: u32;
+
+    /// Checks limits that the codec's byte limit alone does not express.
+    fn check_limits(&self) -> Result<(), ProtoError>;
+}
+
+impl Message for Request {
+    const TAG_COUNT: u32 = 5;
+    const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
+
+    fn check_limits(&self) -> Result<(), ProtoError> {
+        match self {
+            Request::Register(r) | Request::Unregister(r) => match &r.token {
+                Some(t) if t.len() > MAX_TOKEN_LEN => Err(ProtoError::Limit(format!(
+                    "token of {} bytes refused (limit {MAX_TOKEN_LEN})",
+                    t.len()
+                ))),
+                _ => Ok(()),
+            },
+            Request::GetFile(f) if f.name.len() > MAX_NAME_LEN => Err(ProtoError::Limit(format!(
+                "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                f.name.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Message for Response {
+    const TAG_COUNT: u32 = 7;
+    const FRAME_LIMIT: u32 = MAX_FRAME;
+
+    fn check_limits(&self) -> Result<(), ProtoError> {
+        match self {
+            Response::Nodes(nodes) if nodes.len() > MAX_LIST_NODES => {
+                Err(ProtoError::Limit(format!(
+                    "list of {} nodes refused (limit {MAX_LIST_NODES})",
+                    nodes.len()
+                )))
+            }
+            Response::Files(list) if list.entries.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "listing of {} files refused (limit {MAX_LIST_FILES})",
+                    list.entries.len()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The relay: the directory of active peer nodes.
+//!
+//! Module map:
+//! - [`registry`]: the table of nodes (registration order, refresh, expiry,
+//!   the cached list answer).
+//! - [`service`]: how each request is answered, and who may register as what.
+//!
+//! [`run`] wires them to the shared server skeleton in `proto::server`.
+
+pub mod registry;
+pub mod service;
+
+use std::net::IpAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use proto::server::{Server, ServerConfig, bind_addr};
+
+pub use registry::Registry;
+pub use service::{Policy, RelayService};
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub bind: Option<IpAddr>,
+    pub port: u16,
+    pub ttl: Duration,
+    pub policy: Policy,
+    pub server: ServerConfig,
+}
+
+/// Binds, logs where it listens, and serves until the process ends.
+pub fn run(config: RelayConfig) -> anyhow::Result<()> {
+    let addrs = bind_addr(config.bind, config.port);
+    let server = Server::bind(&addrs, config.server.clone())
+        .with_context(|| format!("could not listen on {}", addrs[0]))?;
+    let local = server.local_addr().context("could not read the bound address")?;
+    let registry = Registry::new(config.ttl);
+    spawn_expiry(registry.clone())?;
+    tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs());
+    server
+        .serve(RelayService::new(registry, config.policy))
+        .context("relay stopped")
+}
+
+/// Drops silent nodes even when nobody asks for the list, so the log shows
+/// each expiry when it happens.
+fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
+    let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    thread::Builder::new()
+        .name("expiry".into())
+        .spawn(move || {
+            loop {
+                thread::sleep(period);
+                service::log_expired(&registry.expire(Instant::now()));
+            }
+        })
+        .context("could not start the expiry thread")?;
+    Ok(())
+}

@@ -1,0 +1,57 @@
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use proto::cli::{LogArgs, ServerArgs, parse_secs};
+
+/// The directory of active peer nodes: nodes register here, clients ask here
+/// which nodes are active.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Example:\n  relay 7000                      listen on port 7000, all interfaces\n  relay 0 --bind 127.0.0.1        a free port on loopback only"
+)]
+struct Cli {
+    /// TCP port to listen on (0 takes a free port, printed at start).
+    port: u16,
+    /// Address to listen on (default: all interfaces, IPv6 and IPv4).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
+    /// Seconds after which a node that has not refreshed is dropped.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    ttl: Duration,
+    /// List nodes under the host they advertise even when it differs from
+    /// the address the relay sees (only behind port forwarding you control).
+    #[arg(long)]
+    trust_advertised: bool,
+    /// Secret that nodes must present to register (crosses the network in clear).
+    #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.log.init(tracing::Level::INFO);
+    let config = relay::RelayConfig {
+        bind: cli.bind,
+        port: cli.port,
+        ttl: cli.ttl,
+        policy: relay::Policy {
+            token: cli.token.filter(|t| !t.is_empty()),
+            trust_advertised: cli.trust_advertised,
+        },
+        server: cli.server.config(),
+    };
+    match relay::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{}", proto::error::describe(e.chain()));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The table of registered nodes: a cheap-to-clone handle around a mutex,
+//! with expiry next to the state it expires.
+//!
+//! Nodes are kept in registration order (a refresh keeps a node's place).
+//! The encoded list answer is cached, because the relay answers many more
+//! list requests than the table changes: a list request then costs a lock
+//! and a reference count, not an encoding of up to 100 000 entries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use proto::{MAX_LIST_NODES, NodeEntry, ProtoError, Response, frame};
+
+/// How long a cached list answer may be served; ages in it are whole seconds.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Registry {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Registration order: sequence number to entry.
+    entries: BTreeMap<u64, Entry>,
+    /// Address to sequence number.
+    by_addr: HashMap<SocketAddr, u64>,
+    next_seq: u64,
+    /// Bumped whenever a node joins or leaves, so the cache knows it is stale.
+    generation: u64,
+    cached: Option<CachedList>,
+}
+
+struct Entry {
+    addr: SocketAddr,
+    last_seen: Instant,
+}
+
+struct CachedList {
+    generation: u64,
+    built: Instant,
+    answer: ListAnswer,
+}
+
+/// An encoded `Nodes` answer, ready to be written as it is.
+#[derive(Clone)]
+pub struct ListAnswer {
+    pub frame: Arc<[u8]>,
+    /// How many nodes it lists.
+    pub count: usize,
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Joined,
+    Refreshed,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFull;
+
+impl Registry {
+    /// An empty table whose entries expire `ttl` after their last refresh.
+    pub fn new(ttl: Duration) -> Registry {
+        Registry {
+            shared: Arc::new(Shared {
+                ttl,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.shared.ttl
+    }
+
+    /// Adds `addr`, or refreshes it if it is listed already.
+    pub fn register(&self, addr: SocketAddr, now: Instant) -> Result<Registered, TableFull> {
+        let mut state = self.lock();
+        if let Some(seq) = state.by_addr.get(&addr).copied() {
+            if let Some(entry) = state.entries.get_mut(&seq) {
+                entry.last_seen = now;
+            }
+            return Ok(Registered::Refreshed);
+        }
+        if state.entries.len() >= MAX_LIST_NODES {
+            return Err(TableFull);
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.entries.insert(
+            seq,
+            Entry {
+                addr,
+                last_seen: now,
+            },
+        );
+        state.by_addr.insert(addr, seq);
+        state.generation += 1;
+        Ok(Registered::Joined)
+    }
+
+    /// Removes `addr`; false if it was not listed.
+    pub fn unregister(&self, addr: SocketAddr) -> bool {
+        let mut state = self.lock();
+        let Some(seq) = state.by_addr.remove(&addr) else {
+            return false;
+        };
+        state.entries.remove(&seq);
+        state.generation += 1;
+        true
+    }
+
+    /// Removes every node not refreshed within the TTL; returns them with
+    /// how long they had been silent.
+    pub fn expire(&self, now: Instant) -> Vec<(SocketAddr, Duration)> {
+        let ttl = self.shared.ttl;
+        self.lock().expire(now, ttl)
+    }
+
+    /// The live nodes, oldest registration first.
+    pub fn nodes(&self, now: Instant) -> Vec<NodeEntry> {
+        let ttl = self.shared.ttl;
+        let state = self.lock();
+        state.live(now, ttl).collect()
+    }
+
+    /// The encoded `Nodes` answer, from the cache when it is fresh, and the
+    /// nodes that expired when it was rebuilt (for the log).
+    pub fn list_answer(
+        &self,
+        now: Instant,
+    ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
+        let ttl = self.shared.ttl;
+        let mut state = self.lock();
+        if let Some(cached) = &state.cached
+            && cached.generation == state.generation
+            && now.saturating_duration_since(cached.built) < CACHE_FOR
+        {
+            return Ok((cached.answer.clone(), Vec::new()));
+        }
+        let expired = state.expire(now, ttl);
+        let nodes: Vec<NodeEntry> = state.live(now, ttl).collect();
+        let count = nodes.len();
+        let answer = ListAnswer {
+            frame: frame::encode(&Response::Nodes(nodes))?.into(),
+            count,
+        };
+        state.cached = Some(CachedList {
+            generation: state.generation,
+            built: now,
+            answer: answer.clone(),
+        });
+        Ok((answer, expired))
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the maps consistent before it can panic
+        // (allocation failure aborts), so a poisoned lock is still usable.
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn live(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeEntry> + '_ {
+        self.entries.values().filter_map(move |e| {
+            let age = now.saturating_duration_since(e.last_seen);
+            (age < ttl).then(|| NodeEntry {
+                addr: e.addr,
+                age_secs: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+            })
+        })
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<(SocketAddr, Duration)> {
+        let mut gone = Vec::new();
+        self.entries.retain(|_, e| {
+            let age = now.saturating_duration_since(e.last_seen);
+            let keep = age < ttl;
+            if !keep {
+                gone.push((e.addr, age));
+            }
+            keep
+        });
+        for (addr, _) in &gone {
+            self.by_addr.remove(addr);
+        }
+        if !gone.is_empty() {
+            self.generation += 1;
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn lists_in_registration_order_and_refresh_never_duplicates() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        assert_eq!(reg.register(addr(3), t0), Ok(Registered::Joined));
+        assert_eq!(reg.register(addr(1), t0), Ok(Registered::Joined));
+        assert_eq!(reg.register(addr(2), t0), Ok(Registered::Joined));
+        assert_eq!(reg.register(addr(3), t0), Ok(Registered::Refreshed));
+        let ports: Vec<u16> = reg.nodes(t0).iter().map(|n| n.addr.port()).collect();
+        assert_eq!(ports, [3, 1, 2]);
+    }
+
+    #[test]
+    fn expires_silent_nodes_and_keeps_refreshed_ones() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        reg.register(addr(1), t0).unwrap();
+        reg.register(addr(2), t0).unwrap();
+        reg.register(addr(2), t0 + Duration::from_secs(20)).unwrap();
+        let later = t0 + Duration::from_secs(31);
+        assert_eq!(reg.nodes(later).len(), 1, "an expired node is never listed");
+        let gone = reg.expire(later);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, addr(1));
+        let nodes = reg.nodes(later);
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].age_secs, 11);
+    }
+
+    #[test]
+    fn unregister_removes_at_once() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        reg.register(addr(1), t0).unwrap();
+        assert!(reg.unregister(addr(1)));
+        assert!(!reg.unregister(addr(1)));
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn cached_list_follows_joins_and_leaves() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        let listed = |reg: &Registry| {
+            let (answer, _) = reg.list_answer(t0).unwrap();
+            match frame::decode::<Response>(&answer.frame[frame::HEADER_LEN..]) {
+                Ok(Response::Nodes(n)) => {
+                    assert_eq!(n.len(), answer.count);
+                    n.len()
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(listed(&reg), 0);
+        reg.register(addr(1), t0).unwrap();
+        assert_eq!(listed(&reg), 1);
+        reg.unregister(addr(1));
+        assert_eq!(listed(&reg), 0);
+    }
+
+    #[test]
+    fn table_is_capped() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        for i in 0..MAX_LIST_NODES {
+            let ip = u32::try_from(i).unwrap().to_be_bytes();
+            reg.register(SocketAddr::from((ip, 1)), t0).unwrap();
+        }
+        assert_eq!(reg.register(addr(9), t0), Err(TableFull));
+        assert_eq!(reg.register(SocketAddr::from(([0, 0, 0, 0], 1)), t0), Ok(Registered::Refreshed));
+    }
+}

@@ -1,0 +1,135 @@
+//! How the relay answers each request: registrations (and their heartbeats),
+//! unregistrations and list queries. Everything else is refused plainly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use proto::server::{Handler, Reply};
+use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
+
+use crate::registry::{self, Registry};
+
+/// Who may register, and under which address.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// When set, registrations must carry this token.
+    pub token: Option<String>,
+    /// Honour a host a node advertises even when it differs from the one
+    /// the relay sees. Off by default: anyone could list a third party.
+    pub trust_advertised: bool,
+}
+
+pub struct RelayService {
+    registry: Registry,
+    policy: Policy,
+}
+
+impl RelayService {
+    pub fn new(registry: Registry, policy: Policy) -> RelayService {
+        RelayService { registry, policy }
+    }
+
+    /// The address a registration is listed under: the IP the relay sees on
+    /// the connection (as BitTorrent trackers do) and the announced port.
+    fn listed_addr(&self, seen: IpAddr, reg: &Registration) -> SocketAddr {
+        let ip = match reg.advertised_ip.map(|ip| ip.to_canonical()) {
+            Some(adv) if adv != seen && !adv.is_unspecified() => {
+                if self.policy.trust_advertised {
+                    adv
+                } else {
+                    tracing::warn!(
+                        "{seen} advertised host {adv}; listing it as {seen} \
+                         (start the relay with --trust-advertised to honour advertised hosts)"
+                    );
+                    seen
+                }
+            }
+            _ => seen,
+        };
+        SocketAddr::new(ip, reg.port)
+    }
+
+    /// Refuses a registration whose token does not match, in constant time.
+    fn check_token(&self, reg: &Registration, seen: IpAddr) -> Option<Response> {
+        let expected = self.policy.token.as_deref()?;
+        let given = reg.token.as_deref().unwrap_or("");
+        if constant_time_eq::constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+            return None;
+        }
+        let why = if reg.token.is_none() {
+            "no token"
+        } else {
+            "wrong token"
+        };
+        tracing::warn!("{seen}: registration refused: {why}");
+        Some(Response::error(
+            ErrorKind::Unauthorized,
+            format!("registration refused: {why} (this relay requires --token)"),
+        ))
+    }
+
+    fn register(&self, reg: Registration, seen: IpAddr) -> Response {
+        if let Some(refusal) = self.check_token(&reg, seen) {
+            return refusal;
+        }
+        if reg.port == 0 {
+            return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
+        }
+        let addr = self.listed_addr(seen, &reg);
+        match self.registry.register(addr, Instant::now()) {
+            Ok(registry::Registered::Joined) => {
+                tracing::info!("node joined: {addr} ({} active)", self.registry.len());
+            }
+            Ok(registry::Registered::Refreshed) => tracing::debug!("node refreshed: {addr}"),
+            Err(registry::TableFull) => {
+                tracing::warn!("node {addr} refused: table full");
+                return Response::error(ErrorKind::Busy, "relay table is full");
+            }
+        }
+        Response::Registered(Registered {
+            addr,
+            ttl_secs: u32::try_from(self.registry.ttl().as_secs()).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn unregister(&self, reg: Registration, seen: IpAddr) -> Response {
+        if let Some(refusal) = self.check_token(&reg, seen) {
+            return refusal;
+        }
+        let addr = self.listed_addr(seen, &reg);
+        if self.registry.unregister(addr) {
+            tracing::info!("node left: {addr} ({} active)", self.registry.len());
+        } else {
+            tracing::debug!("unregister of {addr}, which was not listed");
+        }
+        Response::Unregistered
+    }
+}
+
+impl Handler for RelayService {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        let seen = reply.peer().ip();
+        let response = match request {
+            Request::Register(reg) => self.register(reg, seen),
+            Request::Unregister(reg) => self.unregister(reg, seen),
+            Request::ListNodes => {
+                let (answer, expired) = self.registry.list_answer(Instant::now())?;
+                log_expired(&expired);
+                tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
+                return reply.send_encoded(&answer.frame);
+            }
+            Request::GetFile(_) | Request::ListFiles => Response::error(
+                ErrorKind::BadRequest,
+                "this is a relay: ask a peer-node for files",
+            ),
+        };
+        reply.send(&response)
+    }
+}
+
+/// One log line per expired node.
+pub fn log_expired(expired: &[(SocketAddr, std::time::Duration)]) {
+    for (addr, silent) in expired {
+        tracing::info!("node expired: {addr} (silent for {}s)", silent.as_secs());
+    }
+}
