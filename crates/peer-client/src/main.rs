@@ -1,1 +1,73 @@
-fn main(){}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
+use proto::cli::{LogArgs, parse_secs};
+use proto::exchange::Timeouts;
+
+/// Finds a file among the active peer nodes and prints it (or saves it).
+/// With no NAME, an interactive prompt reads names until `quit` or EOF.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  peer-client 127.0.0.1 7000 hello.txt          print hello.txt\n  peer-client 127.0.0.1 7000 logo.png -o logo.png save it\n  peer-client 127.0.0.1 7000 --peers             list the active nodes\n  peer-client 127.0.0.1 7000                     interactive prompt\n\nExit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
+)]
+struct Cli {
+    /// Host name or IP address of the relay (IPv6 literals work).
+    relay_ip: String,
+    /// Port of the relay.
+    relay_port: u16,
+    /// Files to fetch; none opens the prompt.
+    names: Vec<String>,
+    /// Save the file to PATH instead of printing it (one NAME only).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Print the active nodes, one per line, then exit.
+    #[arg(long, conflicts_with_all = ["names", "output", "list"])]
+    peers: bool,
+    /// Print what every active node shares, then exit.
+    #[arg(long, conflicts_with_all = ["names", "output"])]
+    list: bool,
+    /// Seconds to wait for a relay or node to accept a connection.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    connect_timeout: Duration,
+    /// Seconds any read or write may wait for a relay or node.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    timeout: Duration,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.log.init(tracing::Level::WARN);
+    if cli.output.is_some() && cli.names.len() != 1 {
+        eprintln!("error: -o/--output takes exactly one NAME");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let timeouts = Timeouts {
+        connect: cli.connect_timeout,
+        io: cli.timeout,
+    };
+    let relay = Relay {
+        host: cli.relay_ip,
+        port: cli.relay_port,
+        timeouts,
+    };
+    let task = if cli.peers {
+        Task::Peers
+    } else if cli.list {
+        Task::List
+    } else if cli.names.is_empty() {
+        Task::Prompt
+    } else {
+        Task::Fetch {
+            names: cli.names,
+            output: cli.output,
+        }
+    };
+    let session = Session::new(relay, timeouts, Report { quiet: cli.log.quiet });
+    ExitCode::from(session.run(task))
+}

@@ -1,1 +1,94 @@
-fn main(){}
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use proto::cli::{LogArgs, ServerArgs, parse_secs};
+use proto::exchange::Timeouts;
+
+/// Shares one directory: registers with the relay, then serves its files to
+/// peer clients.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000"
+)]
+struct Cli {
+    /// Host name or IP address of the relay.
+    relay_ip: String,
+    /// Port of the relay.
+    relay_port: u16,
+    /// Directory to share (only files inside it are ever served).
+    dir: PathBuf,
+    /// Port to serve on (0 takes a free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to serve on (default: all interfaces, IPv6 and IPv4).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
+    /// Announce HOST:PORT instead (port forwarding, multi-homed hosts). The
+    /// relay honours the host only if it runs with --trust-advertised.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_advertise)]
+    advertise: Option<(Option<IpAddr>, u16)>,
+    /// Seconds between refreshes of the registration.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    heartbeat: Duration,
+    /// Secret the relay requires to register (crosses the network in clear).
+    #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seconds to wait for the relay to accept a connection.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    connect_timeout: Duration,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// `HOST:PORT`, `[V6]:PORT` or `:PORT`; a host name is resolved here.
+fn parse_advertise(text: &str) -> Result<(Option<IpAddr>, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}` is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+    if host.is_empty() {
+        return Ok((None, port));
+    }
+    let ip = proto::exchange::resolve(host, port)
+        .map_err(|e| format!("cannot resolve `{host}`: {}", proto::error::io_reason(&e)))?[0]
+        .ip();
+    Ok((Some(ip), port))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.log.init(tracing::Level::INFO);
+    let server = cli.server.config();
+    let config = peer_node::NodeConfig {
+        relay_host: cli.relay_ip,
+        relay_port: cli.relay_port,
+        dir: cli.dir,
+        bind: cli.bind,
+        port: cli.port,
+        advertise: cli.advertise,
+        heartbeat: cli.heartbeat,
+        token: cli.token.filter(|t| !t.is_empty()),
+        timeouts: Timeouts {
+            connect: cli.connect_timeout,
+            io: server.io_timeout,
+        },
+        server,
+    };
+    match peer_node::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{}", proto::error::describe(e.chain()));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The peer client: asks the relay for the active nodes, then asks them one
+//! at a time for a file, and prints or saves it.
+//!
+//! Module map:
+//! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
+//!   of a broken transfer from the next node), and file listings.
+//! - [`output`]: stdout (guarded when it is a terminal) or an atomic file.
+//! - [`prompt`]: the interactive prompt and its commands.
+//! - [`progress`]: the progress bar when saving to a file on a terminal.
+//! - [`report`]: status lines for the user on stderr.
+
+pub mod lookup;
+pub mod output;
+pub mod progress;
+pub mod prompt;
+pub mod report;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use proto::NodeEntry;
+use proto::exchange::Timeouts;
+
+pub use lookup::Relay;
+use lookup::Fetched;
+use output::Output;
+use prompt::{Command, Input};
+use report::Report;
+
+/// Exit codes.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_MISSING: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Fetch each name (to `output` if given: one name only), then exit.
+    Fetch { names: Vec<String>, output: Option<PathBuf> },
+    /// Print the active nodes.
+    Peers,
+    /// Print what every node shares.
+    List,
+    /// The interactive prompt.
+    Prompt,
+}
+
+/// A client session against one relay.
+pub struct Session {
+    relay: Relay,
+    timeouts: Timeouts,
+    report: Report,
+    /// The last node list, used when the relay cannot be reached mid-session.
+    nodes: Vec<NodeEntry>,
+}
+
+impl Session {
+    pub fn new(relay: Relay, timeouts: Timeouts, report: Report) -> Session {
+        Session {
+            relay,
+            timeouts,
+            report,
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Runs the task; returns the process exit code.
+    pub fn run(mut self, task: Task) -> u8 {
+        if let Err(e) = self.refresh_nodes() {
+            self.report.error(&e);
+            return EXIT_USAGE;
+        }
+        match task {
+            Task::Peers => self.print_peers(),
+            Task::List => self.print_listing(),
+            Task::Fetch { names, output } => {
+                let mut code = EXIT_OK;
+                for (i, name) in names.iter().enumerate() {
+                    if i > 0 && let Err(e) = self.refresh_nodes() {
+                        self.report.error(&e);
+                        return EXIT_USAGE;
+                    }
+                    if !self.get(name, output.as_deref()) {
+                        code = EXIT_MISSING;
+                    }
+                }
+                code
+            }
+            Task::Prompt => self.prompt(),
+        }
+    }
+
+    fn refresh_nodes(&mut self) -> Result<(), String> {
+        match self.relay.nodes() {
+            Ok(nodes) => {
+                self.nodes = nodes;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Fetches one name to stdout or `output`; true if it was found whole.
+    fn get(&mut self, name: &str, output: Option<&Path>) -> bool {
+        let out = match output {
+            Some(path) => Output::file(path),
+            None => Output::stdout().map_err(anyhow::Error::from),
+        };
+        let mut out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                self.report.error(&proto::error::describe(e.chain()));
+                return false;
+            }
+        };
+        match lookup::fetch(name, &self.nodes, &self.timeouts, &mut out, &self.report) {
+            Fetched::Found { size } => match out.commit() {
+                Ok(()) => {
+                    if let Some(path) = output {
+                        self.report
+                            .status(&format!("saved {name} to {} ({size} bytes)", path.display()));
+                    }
+                    true
+                }
+                Err(e) => {
+                    self.report.error(&proto::error::describe(e.chain()));
+                    false
+                }
+            },
+            Fetched::Missing | Fetched::OutputFailed => false,
+        }
+    }
+
+    fn print_peers(&self) -> u8 {
+        let mut stdout = std::io::stdout().lock();
+        for node in &self.nodes {
+            let _ = writeln!(stdout, "{}  refreshed {}s ago", node.addr, node.age_secs);
+        }
+        let _ = stdout.flush();
+        self.report
+            .status(&format!("{} active nodes", self.nodes.len()));
+        EXIT_OK
+    }
+
+    fn print_listing(&self) -> u8 {
+        let listing = lookup::list_all(&self.nodes, &self.timeouts, &self.report);
+        let mut stdout = std::io::stdout().lock();
+        for (addr, entries, truncated) in &listing {
+            let _ = writeln!(stdout, "{addr} ({} files)", entries.len());
+            for entry in entries {
+                let _ = writeln!(stdout, "  {:>12}  {}", entry.size, entry.name.escape_debug());
+            }
+            if *truncated {
+                let _ = writeln!(stdout, "  ... (more files than one listing holds)");
+            }
+        }
+        let _ = stdout.flush();
+        if self.nodes.is_empty() {
+            self.report.status("no active nodes");
+        }
+        EXIT_OK
+    }
+
+    fn prompt(&mut self) -> u8 {
+        let mut input = Input::open();
+        let mut code = EXIT_OK;
+        while let Some(line) = input.next_line() {
+            let command = Command::parse(&line);
+            if !matches!(command, Command::Nothing | Command::Help | Command::Quit)
+                && let Err(e) = self.refresh_nodes()
+            {
+                self.report.error(&format!("{e}; using the last list"));
+            }
+            match command {
+                Command::Nothing => {}
+                Command::Quit => break,
+                Command::Help => eprintln!("{}", prompt::HELP),
+                Command::Invalid(why) => self.report.error(&why),
+                Command::Peers => {
+                    self.print_peers();
+                }
+                Command::List => {
+                    self.print_listing();
+                }
+                Command::Get { name, output } => {
+                    if !self.get(&name, output.as_deref()) {
+                        code = EXIT_MISSING;
+                    }
+                }
+            }
+        }
+        code
+    }
+}

@@ -1,0 +1,289 @@
+//! Finding a file: the relay's list of active nodes, then each node in the
+//! relay's order until one has the file.
+//!
+//! A transfer that breaks in the middle resumes from the next node that
+//! holds a file of the same size, asking for the bytes from where the first
+//! one stopped, so what reaches the output is complete and in order even
+//! though it came from two nodes.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+
+use proto::exchange::{self, Connection, Finish, Timeouts};
+use proto::{FileEntry, FileRequest, NodeEntry, ProtoError, Request, Response};
+
+use crate::output::{Output, SinkError};
+use crate::progress::Progress;
+use crate::report::Report;
+
+/// Bytes read from a node per read call: large enough that a fast transfer
+/// is a few thousand system calls per GiB, small enough to keep memory flat.
+const CHUNK: usize = 256 * 1024;
+
+/// How to reach the relay.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub host: String,
+    pub port: u16,
+    pub timeouts: Timeouts,
+}
+
+impl Relay {
+    /// `host:port`, with brackets around an IPv6 literal.
+    pub fn label(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Asks the relay for the active nodes (phase 2).
+    pub fn nodes(&self) -> anyhow::Result<Vec<NodeEntry>> {
+        let unreachable =
+            |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
+        let addrs = exchange::resolve(&self.host, self.port)
+            .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
+        let (_, response) = exchange::call_any(&addrs, &Request::ListNodes, &self.timeouts)
+            .map_err(|e| unreachable(e.to_string()))?;
+        match response {
+            Response::Nodes(nodes) => Ok(nodes),
+            Response::Error(e) => Err(anyhow::anyhow!(
+                "relay {} refused: {} ({})",
+                self.label(),
+                e.message,
+                e.kind.as_str()
+            )),
+            other => Err(anyhow::anyhow!(
+                "relay {} answered a {} to a list request; is that a relay?",
+                self.label(),
+                response_name(&other)
+            )),
+        }
+    }
+}
+
+/// How a fetch ended.
+#[derive(Debug)]
+pub enum Fetched {
+    /// Complete: all `size` bytes reached the output.
+    Found { size: u64 },
+    /// No node had it (or every node that had it failed).
+    Missing,
+    /// The output refused the bytes; the reason is already reported.
+    OutputFailed,
+}
+
+/// Fetches `name` from the first of `nodes` that has it (phase 3).
+pub fn fetch(
+    name: &str,
+    nodes: &[NodeEntry],
+    timeouts: &Timeouts,
+    out: &mut Output,
+    report: &Report,
+) -> Fetched {
+    let total = nodes.len();
+    if total == 0 {
+        report.status("no active nodes: start a peer-node, or check the relay address");
+        return Fetched::Missing;
+    }
+    let mut progress: Option<Progress> = None;
+    let mut transfer = Transfer::default();
+    for (i, node) in nodes.iter().enumerate() {
+        let label = format!("{}, node {} of {total}", node.addr, i + 1);
+        match try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress) {
+            Ok(()) => {
+                if let Some(p) = progress.take() {
+                    p.finish();
+                }
+                report.status(&format!("found on {label} ({} bytes)", transfer.size()));
+                return Fetched::Found {
+                    size: transfer.size(),
+                };
+            }
+            Err(NodeFailure::NotHere) => report.status(&format!("not on {label}")),
+            Err(NodeFailure::Unreachable(why)) => {
+                report.status(&format!("could not reach {label}: {why}"))
+            }
+            Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
+            Err(NodeFailure::Broken(why)) => report.status(&format!(
+                "transfer from {label} failed after {} of {} bytes: {why}",
+                transfer.written,
+                transfer.size()
+            )),
+            Err(NodeFailure::Output(SinkError::NotText)) => {
+                report.error(&format!(
+                    "{name} is not text; refusing to print it to the terminal \
+                     (use -o FILE to save it, or redirect stdout)"
+                ));
+                return Fetched::OutputFailed;
+            }
+            Err(NodeFailure::Output(SinkError::Io(e))) => {
+                report.error(&format!("cannot write {name}: {}", proto::error::io_reason(&e)));
+                return Fetched::OutputFailed;
+            }
+        }
+    }
+    if let Some(p) = progress.take() {
+        p.abandon();
+    }
+    if transfer.written > 0 {
+        report.status(&format!(
+            "{name}: incomplete, {} of {} bytes received from {total} active nodes",
+            transfer.written,
+            transfer.size()
+        ));
+    } else {
+        report.status(&format!("not found on any of {total} active nodes"));
+    }
+    Fetched::Missing
+}
+
+/// What is known of the file so far, across nodes.
+#[derive(Debug, Default)]
+struct Transfer {
+    /// The size the first answering node declared.
+    size: Option<u64>,
+    /// Bytes already delivered to the output.
+    written: u64,
+}
+
+impl Transfer {
+    fn size(&self) -> u64 {
+        self.size.unwrap_or(0)
+    }
+}
+
+enum NodeFailure {
+    NotHere,
+    Unreachable(String),
+    Refused(String),
+    /// The node started sending and stopped, or lied about what it sends.
+    Broken(String),
+    Output(SinkError),
+}
+
+fn try_node(
+    addr: SocketAddr,
+    name: &str,
+    timeouts: &Timeouts,
+    transfer: &mut Transfer,
+    out: &mut Output,
+    progress: &mut Option<Progress>,
+) -> Result<(), NodeFailure> {
+    let mut conn =
+        Connection::open(addr, timeouts).map_err(|e| NodeFailure::Unreachable(e.to_string()))?;
+    let request = Request::GetFile(FileRequest {
+        name: name.to_string(),
+        offset: transfer.written,
+    });
+    let header = match conn.request(&request) {
+        Ok(Response::File(header)) => header,
+        Ok(Response::NotFound) => return Err(NodeFailure::NotHere),
+        Ok(Response::Error(e)) => {
+            return Err(NodeFailure::Refused(format!("{} ({})", e.message, e.kind.as_str())));
+        }
+        Ok(other) => {
+            return Err(NodeFailure::Refused(format!(
+                "unexpected {} answer",
+                response_name(&other)
+            )));
+        }
+        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
+            return Err(NodeFailure::Unreachable(e.to_string()));
+        }
+        Err(e) => return Err(NodeFailure::Refused(e.to_string())),
+    };
+    if header.offset != transfer.written || header.offset > header.size {
+        return Err(NodeFailure::Broken(format!(
+            "it answered from byte {} when asked from byte {}",
+            header.offset, transfer.written
+        )));
+    }
+    match transfer.size {
+        None => transfer.size = Some(header.size),
+        Some(size) if size != header.size => {
+            return Err(NodeFailure::Refused(format!(
+                "its copy has {} bytes, not {size}; cannot resume from it",
+                header.size
+            )));
+        }
+        Some(_) => {}
+    }
+    let progress = progress.get_or_insert_with(|| Progress::new(out.is_file(), header.size));
+    progress.set_position(transfer.written);
+    copy_body(&mut conn, header.body_len(), transfer, out, progress)?;
+    if conn.finish() == Finish::ExtraBytes {
+        tracing::warn!("{addr} sent more bytes than it declared; only {} were kept", header.size);
+    }
+    Ok(())
+}
+
+/// Copies exactly `len` bytes from the node to the output.
+fn copy_body(
+    conn: &mut Connection,
+    len: u64,
+    transfer: &mut Transfer,
+    out: &mut Output,
+    progress: &Progress,
+) -> Result<(), NodeFailure> {
+    let mut body = conn.body(len);
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let n = match body.read(&mut buf) {
+            Ok(0) => {
+                return Err(NodeFailure::Broken(
+                    "truncated: the node closed the connection early".into(),
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(NodeFailure::Broken(ProtoError::from(e).to_string())),
+        };
+        out.write_chunk(&buf[..n]).map_err(NodeFailure::Output)?;
+        transfer.written += n as u64;
+        left -= n as u64;
+        progress.set_position(transfer.written);
+    }
+    Ok(())
+}
+
+/// What every node shares, node by node, in the relay's order.
+pub fn list_all(
+    nodes: &[NodeEntry],
+    timeouts: &Timeouts,
+    report: &Report,
+) -> Vec<(SocketAddr, Vec<FileEntry>, bool)> {
+    let total = nodes.len();
+    let mut all = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let label = format!("{}, node {} of {total}", node.addr, i + 1);
+        match exchange::call(node.addr, &Request::ListFiles, timeouts) {
+            Ok(Response::Files(list)) => all.push((node.addr, list.entries, list.truncated)),
+            Ok(Response::Error(e)) => report.status(&format!(
+                "{label} cannot list its files: {} ({})",
+                e.message,
+                e.kind.as_str()
+            )),
+            Ok(other) => report.status(&format!(
+                "{label} answered a {} to a list request",
+                response_name(&other)
+            )),
+            Err(e) => report.status(&format!("could not reach {label}: {e}")),
+        }
+    }
+    all
+}
+
+fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::Registered(_) => "registration",
+        Response::Unregistered => "unregistration",
+        Response::Nodes(_) => "node list",
+        Response::File(_) => "file",
+        Response::NotFound => "not-found",
+        Response::Files(_) => "file listing",
+        Response::Error(_) => "error",
+    }
+}

@@ -1,0 +1,149 @@
+//! The interactive prompt: reads commands until `quit` or end of input.
+//! With a terminal, line editing and history (rustyline); with a pipe, plain
+//! lines, so `printf 'a.txt\nb.txt\n' | peer-client ...` works the same.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use rustyline::error::ReadlineError;
+use rustyline::{Behavior, Config, DefaultEditor};
+
+pub const PROMPT: &str = "file name> ";
+
+pub const HELP: &str = "\
+commands:
+  NAME               fetch NAME and print it
+  get NAME -o PATH   fetch NAME and save it to PATH
+  ls                 list the files every active node shares
+  peers              list the active nodes
+  help               this text
+  quit               leave (end of input works too)";
+
+/// One line typed at the prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Get { name: String, output: Option<PathBuf> },
+    List,
+    Peers,
+    Help,
+    Quit,
+    Nothing,
+    /// A line that looks like a command but is not well formed.
+    Invalid(String),
+}
+
+impl Command {
+    pub fn parse(line: &str) -> Command {
+        let line = line.trim();
+        let mut words = line.split_whitespace();
+        match words.next() {
+            None => Command::Nothing,
+            Some("quit" | "exit") if words.next().is_none() => Command::Quit,
+            Some("help" | "?") if words.next().is_none() => Command::Help,
+            Some("ls") if words.next().is_none() => Command::List,
+            Some("peers") if words.next().is_none() => Command::Peers,
+            Some("get") => {
+                let rest: Vec<&str> = words.collect();
+                match rest.as_slice() {
+                    [name] => Command::Get {
+                        name: name.to_string(),
+                        output: None,
+                    },
+                    [name, "-o" | "--output", path] => Command::Get {
+                        name: name.to_string(),
+                        output: Some(PathBuf::from(path)),
+                    },
+                    _ => Command::Invalid("usage: get NAME [-o PATH]".into()),
+                }
+            }
+            // Anything else is a file name, spaces and all.
+            Some(_) => Command::Get {
+                name: line.to_string(),
+                output: None,
+            },
+        }
+    }
+}
+
+/// Where lines come from.
+pub enum Input {
+    Editor(Box<DefaultEditor>),
+    Plain(io::StdinLock<'static>),
+}
+
+impl Input {
+    /// Line editing when a person is typing, plain reading otherwise.
+    pub fn open() -> Input {
+        if io::stdin().is_terminal() && io::stderr().is_terminal() {
+            // PreferTerm draws the prompt on the terminal, never on stdout,
+            // which carries file content only.
+            let config = Config::builder()
+                .behavior(Behavior::PreferTerm)
+                .auto_add_history(true)
+                .build();
+            if let Ok(editor) = DefaultEditor::with_config(config) {
+                return Input::Editor(Box::new(editor));
+            }
+        }
+        Input::Plain(io::stdin().lock())
+    }
+
+    /// The next line, or None at end of input.
+    pub fn next_line(&mut self) -> Option<String> {
+        match self {
+            Input::Editor(editor) => loop {
+                match editor.readline(PROMPT) {
+                    Ok(line) => return Some(line),
+                    Err(ReadlineError::Interrupted) => {
+                        eprintln!("(type quit or press Ctrl-D to leave)");
+                    }
+                    Err(_) => return None,
+                }
+            },
+            Input::Plain(stdin) => {
+                eprint!("{PROMPT}");
+                let _ = io::stderr().flush();
+                let mut line = String::new();
+                match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_and_bare_names() {
+        assert_eq!(Command::parse("  "), Command::Nothing);
+        assert_eq!(Command::parse("quit"), Command::Quit);
+        assert_eq!(Command::parse("ls"), Command::List);
+        assert_eq!(Command::parse("peers\n"), Command::Peers);
+        assert_eq!(
+            Command::parse("hello.txt\n"),
+            Command::Get {
+                name: "hello.txt".into(),
+                output: None
+            }
+        );
+        assert_eq!(
+            Command::parse("my notes.txt"),
+            Command::Get {
+                name: "my notes.txt".into(),
+                output: None
+            }
+        );
+        assert_eq!(
+            Command::parse("get a.bin -o /tmp/a.bin"),
+            Command::Get {
+                name: "a.bin".into(),
+                output: Some("/tmp/a.bin".into())
+            }
+        );
+        assert!(matches!(Command::parse("get"), Command::Invalid(_)));
+    }
+}

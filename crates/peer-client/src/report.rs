@@ -1,0 +1,20 @@
+//! Status for the user on stderr: which node served a file, which did not
+//! have it, which could not be reached. These are results shown to a person,
+//! not log events, so they are plain lines; `-q` keeps only errors.
+
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    pub quiet: bool,
+}
+
+impl Report {
+    pub fn status(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    pub fn error(&self, line: &str) {
+        eprintln!("error: {line}");
+    }
+}

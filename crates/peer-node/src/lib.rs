@@ -1,0 +1,103 @@
+//! A peer node: shares one directory with clients and keeps itself listed at
+//! the relay.
+//!
+//! Module map:
+//! - [`share`]: the shared directory: a requested name in, a file inside DIR
+//!   out, or a refusal; and the listing of what is shared.
+//! - [`announce`]: register, heartbeat, unregister.
+//! - [`service`]: how each request is answered.
+//!
+//! [`run`] binds the listener first (so the announced port is real), starts
+//! announcing, and serves on the shared skeleton in `proto::server`.
+
+pub mod announce;
+pub mod service;
+pub mod share;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use proto::Registration;
+use proto::exchange::Timeouts;
+use proto::server::{Server, ServerConfig, bind_addr};
+
+pub use announce::Announcer;
+pub use service::NodeService;
+pub use share::SharedDir;
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub relay_host: String,
+    pub relay_port: u16,
+    pub dir: PathBuf,
+    pub bind: Option<IpAddr>,
+    pub port: u16,
+    /// Announce this IP and port instead of the listener's port (and the IP
+    /// the relay sees, which the relay keeps unless it trusts advertised hosts).
+    pub advertise: Option<(Option<IpAddr>, u16)>,
+    pub heartbeat: Duration,
+    pub token: Option<String>,
+    pub server: ServerConfig,
+    pub timeouts: Timeouts,
+}
+
+/// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
+pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let share = SharedDir::open(&config.dir).with_context(|| {
+        format!("cannot share {}", config.dir.display())
+    })?;
+    let addrs = bind_addr(config.bind, config.port);
+    let server = Server::bind(&addrs, config.server.clone())
+        .with_context(|| format!("could not listen on {}", addrs[0]))?;
+    let local = server.local_addr().context("could not read the bound address")?;
+    tracing::info!("listening on {local}, sharing {}", share.root().display());
+
+    let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
+    let announcer = Announcer {
+        relay_host: config.relay_host.clone(),
+        relay_port: config.relay_port,
+        registration: Registration {
+            port,
+            advertised_ip,
+            token: config.token.clone(),
+        },
+        heartbeat: config.heartbeat,
+        timeouts: config.timeouts,
+    };
+    unregister_on_signal(announcer.clone())?;
+    thread::Builder::new()
+        .name("announce".into())
+        .spawn(move || {
+            let refusal = announcer.run();
+            tracing::error!("{refusal}");
+            std::process::exit(2);
+        })
+        .context("could not start the announce thread")?;
+    server
+        .serve(NodeService::new(share))
+        .context("node stopped")
+}
+
+/// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
+fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || {
+        let relay = announcer.relay_label();
+        let quick = Announcer {
+            timeouts: Timeouts {
+                connect: Duration::from_secs(2),
+                io: Duration::from_secs(2),
+            },
+            ..announcer.clone()
+        };
+        match quick.unregister() {
+            Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
+            Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
+        }
+        std::process::exit(0);
+    })
+    .context("could not install the signal handler")
+}

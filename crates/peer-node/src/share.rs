@@ -1,0 +1,303 @@
+//! The shared directory: a requested name in, an open file inside DIR out,
+//! or a refusal. Nothing outside DIR is ever opened for a client.
+//!
+//! A name is checked twice: first as text (no absolute path, no `..`, no NUL
+//! or backslash, not over-long), then by where it really is once symlinks
+//! are resolved. On Linux the opened file's own path is checked a third time,
+//! which closes the race of a directory swapped for a symlink between the
+//! check and the open.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use proto::{FileEntry, MAX_LIST_FILES, MAX_NAME_LEN};
+
+/// Deepest subdirectory a listing descends into.
+const MAX_LIST_DEPTH: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct SharedDir {
+    /// Canonical: absolute, symlinks resolved.
+    root: PathBuf,
+}
+
+/// Why a name was not served.
+#[derive(Debug)]
+pub enum ShareError {
+    /// No such file here.
+    NotFound,
+    /// The name is not allowed; the reason can be shown to the client.
+    Forbidden(String),
+    /// The file exists but could not be opened or read.
+    Io(io::Error),
+}
+
+/// A file ready to send.
+#[derive(Debug)]
+pub struct SharedFile {
+    pub file: File,
+    pub size: u64,
+}
+
+impl SharedDir {
+    /// Opens DIR for sharing; it must exist and be a directory.
+    pub fn open(dir: &Path) -> io::Result<SharedDir> {
+        let root = fs::canonicalize(dir)?;
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(SharedDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens the file `name` names inside DIR.
+    pub fn open_file(&self, name: &str) -> Result<SharedFile, ShareError> {
+        check_name(name).map_err(|why| ShareError::Forbidden(why.into()))?;
+        let real = match fs::canonicalize(self.root.join(name)) {
+            Ok(real) => real,
+            Err(e) if is_not_found(&e) => return Err(ShareError::NotFound),
+            Err(e) => return Err(ShareError::Io(e)),
+        };
+        if !real.starts_with(&self.root) {
+            return Err(ShareError::Forbidden(
+                "the name resolves outside the shared directory".into(),
+            ));
+        }
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
+        // refused below as not a regular file. Regular files ignore the flag.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&real)
+            .map_err(|e| {
+                if is_not_found(&e) {
+                    ShareError::NotFound
+                } else {
+                    ShareError::Io(e)
+                }
+            })?;
+        let meta = file.metadata().map_err(ShareError::Io)?;
+        if meta.is_dir() {
+            return Err(ShareError::Forbidden("a directory is not a file".into()));
+        }
+        if !meta.is_file() {
+            return Err(ShareError::Forbidden("not a regular file".into()));
+        }
+        if !self.opened_inside(&file) {
+            return Err(ShareError::Forbidden(
+                "the name resolves outside the shared directory".into(),
+            ));
+        }
+        Ok(SharedFile {
+            file,
+            size: meta.len(),
+        })
+    }
+
+    /// Where the open file really is, asked of the kernel.
+    #[cfg(target_os = "linux")]
+    fn opened_inside(&self, file: &File) -> bool {
+        use std::os::fd::AsRawFd;
+        match fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            Ok(path) => path.starts_with(&self.root),
+            // No /proc (a minimal container): the canonical check stands.
+            Err(_) => true,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn opened_inside(&self, _file: &File) -> bool {
+        true
+    }
+
+    /// Every regular file under DIR with its size, names relative to DIR and
+    /// `/`-separated, sorted. Symlinks are listed only when they resolve to a
+    /// file inside DIR; symlinked directories are not followed (no loops).
+    /// Returns the entries and whether the listing was cut at the limit.
+    pub fn list(&self) -> (Vec<FileEntry>, bool) {
+        let mut entries = Vec::new();
+        let mut truncated = false;
+        self.walk(&self.root, "", 0, &mut entries, &mut truncated);
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        (entries, truncated)
+    }
+
+    fn walk(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<FileEntry>,
+        truncated: &mut bool,
+    ) {
+        let Ok(read) = fs::read_dir(dir) else { return };
+        for entry in read.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: cannot be requested by name either
+            };
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                if depth < MAX_LIST_DEPTH {
+                    self.walk(&entry.path(), &rel, depth + 1, out, truncated);
+                } else {
+                    *truncated = true;
+                }
+                continue;
+            }
+            if check_name(&rel).is_err() {
+                continue;
+            }
+            let size = if kind.is_symlink() {
+                match fs::canonicalize(entry.path()) {
+                    Ok(real) if real.starts_with(&self.root) => match fs::metadata(&real) {
+                        Ok(m) if m.is_file() => m.len(),
+                        _ => continue,
+                    },
+                    _ => continue,
+                }
+            } else if kind.is_file() {
+                match entry.metadata() {
+                    Ok(m) => m.len(),
+                    Err(_) => continue,
+                }
+            } else {
+                continue;
+            };
+            if out.len() >= MAX_LIST_FILES {
+                *truncated = true;
+                return;
+            }
+            out.push(FileEntry { name: rel, size });
+        }
+    }
+}
+
+/// The textual rules a name must pass before the filesystem is asked.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty file name");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("file name too long");
+    }
+    if name.contains('\0') {
+        return Err("file name contains a NUL byte");
+    }
+    if name.contains('\\') {
+        return Err("file name contains a backslash");
+    }
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return Err("absolute paths are not served; ask for a name inside the shared directory");
+    }
+    for component in path.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("`..` is not allowed in a file name"),
+            Component::RootDir | Component::Prefix(_) => return Err("absolute paths are not served"),
+        }
+    }
+    Ok(())
+}
+
+fn is_not_found(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+
+    fn shared() -> (tempfile::TempDir, SharedDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("share");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("a.txt"), b"alpha").unwrap();
+        fs::write(dir.join("sub/b.txt"), b"beta").unwrap();
+        fs::write(tmp.path().join("secret"), b"secret").unwrap();
+        symlink(tmp.path().join("secret"), dir.join("out")).unwrap();
+        symlink(dir.join("a.txt"), dir.join("in")).unwrap();
+        let share = SharedDir::open(&dir).unwrap();
+        (tmp, share)
+    }
+
+    fn read(share: &SharedDir, name: &str) -> Result<String, ShareError> {
+        let mut f = share.open_file(name)?;
+        let mut s = String::new();
+        f.file.read_to_string(&mut s).unwrap();
+        Ok(s)
+    }
+
+    #[test]
+    fn serves_files_and_subdirectories() {
+        let (_tmp, share) = shared();
+        assert_eq!(read(&share, "a.txt").unwrap(), "alpha");
+        assert_eq!(read(&share, "sub/b.txt").unwrap(), "beta");
+        assert_eq!(read(&share, "./sub/b.txt").unwrap(), "beta");
+        assert_eq!(read(&share, "in").unwrap(), "alpha");
+    }
+
+    #[test]
+    fn refuses_everything_outside() {
+        let (_tmp, share) = shared();
+        for name in [
+            "../secret",
+            "sub/../../secret",
+            "/etc/passwd",
+            "out",
+            "a\0b",
+            "sub\\b.txt",
+            "",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            assert!(
+                matches!(share.open_file(name), Err(ShareError::Forbidden(_))),
+                "{name:?} was not refused"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_is_not_found_and_a_directory_is_not_a_file() {
+        let (_tmp, share) = shared();
+        assert!(matches!(share.open_file("nope"), Err(ShareError::NotFound)));
+        assert!(matches!(share.open_file("a.txt/x"), Err(ShareError::NotFound)));
+        assert!(matches!(share.open_file("sub"), Err(ShareError::Forbidden(_))));
+    }
+
+    #[test]
+    fn lists_files_inside_only() {
+        let (_tmp, share) = shared();
+        let (entries, truncated) = share.list();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a.txt", "in", "sub/b.txt"]);
+        assert_eq!(entries[0].size, 5);
+        assert!(!truncated);
+    }
+
+    #[test]
+    fn a_missing_or_plain_file_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(SharedDir::open(&tmp.path().join("none")).is_err());
+        fs::write(tmp.path().join("f"), b"").unwrap();
+        assert!(SharedDir::open(&tmp.path().join("f")).is_err());
+    }
+}
