@@ -1,1 +1,372 @@
-//! placeholder
+//! The harness every end-to-end test shares: it starts the real `relay`,
+//! `peer-node` and `peer-client` binaries as processes on free ports, waits
+//! for readiness by reading their output (never by sleeping), gives each test
+//! its own temp dir, and kills every child on drop, also when a test panics.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a program to become ready before failing.
+pub const READY: Duration = Duration::from_secs(20);
+
+/// The path of one of the workspace's binaries, built on first use in the
+/// same profile as the running test.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        // target/<profile>/deps/<test-binary>
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        if std::env::var_os("P2P_SKIP_BUILD").is_none() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "--quiet", "-p", "relay", "-p", "peer-node", "-p", "peer-client"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cannot run cargo build");
+            assert!(status.success(), "cargo build of the binaries failed");
+        }
+        profile_dir
+    });
+    let path = dir.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Lines a child wrote, shared with the thread that reads them.
+#[derive(Default)]
+struct Captured {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+impl Captured {
+    fn spawn_reader(self: &Arc<Self>, stream: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+        let me = Arc::clone(self);
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let mut text = me.text.lock().unwrap();
+                text.push_str(&String::from_utf8_lossy(&line));
+                me.grew.notify_all();
+                line.clear();
+            }
+        })
+    }
+
+    /// Waits until the text contains `needle` in a line; returns that line.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return Some(line.to_string());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            text = self.grew.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.text.lock().unwrap().lines().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// A running child process with its stderr captured; killed on drop.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    stderr: Arc<Captured>,
+}
+
+impl Proc {
+    /// Starts `cmd` with stderr captured and stdin, stdout discarded.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stderr = Arc::new(Captured::default());
+        stderr.spawn_reader(child.stderr.take().unwrap());
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            stderr,
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`; panics with the log if
+    /// it does not come within `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.stderr.wait_for(needle, timeout).unwrap_or_else(|| {
+            panic!(
+                "{} did not print {needle:?} within {timeout:?}; its log:\n{}",
+                self.name,
+                self.log()
+            )
+        })
+    }
+
+    /// Like [`Proc::wait_for`] but returns None instead of panicking.
+    pub fn try_wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.stderr.wait_for(needle, timeout)
+    }
+
+    /// How many stderr lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.stderr.count(needle)
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr.text.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Sends a signal (SIGTERM, SIGINT, SIGKILL...).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) with our own child's pid has no memory effects.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Parses the address at the end of a log line such as
+/// `... listening on 127.0.0.1:4000 (ttl 30s)` after `marker`.
+pub fn addr_after(line: &str, marker: &str) -> SocketAddr {
+    let rest = &line[line.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {line:?}")) + marker.len()..];
+    let word = rest.split_whitespace().next().unwrap_or("");
+    let word = word.trim_end_matches([',', ')']);
+    word.parse()
+        .unwrap_or_else(|e| panic!("cannot parse an address from {word:?} in {line:?}: {e}"))
+}
+
+/// A running relay.
+pub struct Relay {
+    pub proc: Proc,
+    /// Where it listens (its bind address with the chosen port).
+    pub addr: SocketAddr,
+}
+
+impl Relay {
+    /// `relay 0 --bind 127.0.0.1` plus `args`; returns once it listens.
+    pub fn start(args: &[&str]) -> Relay {
+        Relay::start_on("127.0.0.1", args)
+    }
+
+    /// Like [`Relay::start`], bound to `bind` (an IP, `::` for all interfaces).
+    pub fn start_on(bind: &str, args: &[&str]) -> Relay {
+        Relay::start_on_port(bind, 0, args)
+    }
+
+    /// On a given port (to restart a relay where it was).
+    pub fn start_on_port(bind: &str, port: u16, args: &[&str]) -> Relay {
+        let mut cmd = Command::new(bin("relay"));
+        cmd.arg(port.to_string()).args(["--bind", bind]).args(args);
+        let proc = Proc::spawn("relay", cmd);
+        let line = proc.wait_for("listening on", READY);
+        let addr = addr_after(&line, "listening on ");
+        Relay { proc, addr }
+    }
+
+    /// The port clients and nodes should use.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+/// A running peer node.
+pub struct Node {
+    pub proc: Proc,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The address the relay listed it under.
+    pub listed: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl Node {
+    /// `peer-node 127.0.0.1 RELAY_PORT DIR` plus `args`; returns once registered.
+    pub fn start(relay: &Relay, dir: &Path, args: &[&str]) -> Node {
+        let node = Node::spawn("127.0.0.1", relay.port(), dir, args);
+        node.until_registered()
+    }
+
+    /// Starts without waiting for registration (the relay may be down).
+    pub fn spawn(relay_host: &str, relay_port: u16, dir: &Path, args: &[&str]) -> Node {
+        let mut cmd = Command::new(bin("peer-node"));
+        cmd.arg(relay_host).arg(relay_port.to_string()).arg(dir).args(args);
+        let proc = Proc::spawn("peer-node", cmd);
+        let line = proc.wait_for("listening on", READY);
+        let listen = addr_after(&line, "listening on ");
+        Node {
+            proc,
+            listen,
+            listed: listen,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Waits until the node has registered; records the listed address.
+    pub fn until_registered(mut self) -> Node {
+        let line = self.proc.wait_for("registered with relay", READY);
+        self.listed = addr_after(&line, " as ");
+        self
+    }
+}
+
+/// A finished client run.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// A `peer-client` command against `relay`, ready for more arguments.
+pub fn client(relay_port: u16) -> Command {
+    let mut cmd = Command::new(bin("peer-client"));
+    cmd.arg("127.0.0.1").arg(relay_port.to_string());
+    cmd
+}
+
+/// Runs a client command to completion with `stdin` as its input, killing
+/// it if it takes longer than `timeout`.
+pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start peer-client");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut input, &stdin);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "client did not finish within {timeout:?}; stderr so far is lost with it"
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let _ = writer.join();
+    Run {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// A relay and `n` nodes over their own temp dirs (`node1`, `node2`, ...).
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub relay: Relay,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a relay and `n` nodes over empty directories; `fill` writes
+    /// each node's files before it starts (index from 0).
+    pub fn start(n: usize, fill: impl Fn(usize, &Path)) -> Cluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let relay = Relay::start(&[]);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let dir = tmp.path().join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&dir).unwrap();
+            fill(i, &dir);
+            nodes.push(Node::start(&relay, &dir, &[]));
+        }
+        Cluster { nodes, relay, tmp }
+    }
+
+    /// A client command against this cluster's relay.
+    pub fn client(&self) -> Command {
+        client(self.relay.port())
+    }
+
+    /// Runs the client with `args` and no stdin.
+    pub fn fetch(&self, args: &[&str]) -> Run {
+        let mut cmd = self.client();
+        cmd.args(args);
+        run(cmd, b"", Duration::from_secs(60))
+    }
+}
