@@ -24,7 +24,7 @@ use proto::Registration;
 use proto::exchange::Timeouts;
 use proto::server::{Server, ServerConfig, bind_addr};
 
-pub use announce::Announcer;
+pub use announce::{AnnounceError, Announcer};
 pub use service::NodeService;
 pub use share::SharedDir;
 
@@ -47,34 +47,38 @@ pub struct NodeConfig {
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
 pub fn run(config: NodeConfig) -> anyhow::Result<()> {
-    let share = SharedDir::open(&config.dir).with_context(|| {
-        format!("cannot share {}", config.dir.display())
-    })?;
+    let share = SharedDir::open(&config.dir)
+        .with_context(|| format!("cannot share {}", config.dir.display()))?;
     let addrs = bind_addr(config.bind, config.port);
     let server = Server::bind(&addrs, config.server.clone())
         .with_context(|| format!("could not listen on {}", addrs[0]))?;
-    let local = server.local_addr().context("could not read the bound address")?;
+    let local = server
+        .local_addr()
+        .context("could not read the bound address")?;
     tracing::info!("listening on {local}, sharing {}", share.root().display());
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
-    let announcer = Announcer {
-        relay_host: config.relay_host.clone(),
-        relay_port: config.relay_port,
-        registration: Registration {
+    let announcer = Announcer::new(
+        config.relay_host.clone(),
+        config.relay_port,
+        Registration {
             port,
             advertised_ip,
             token: config.token.clone(),
         },
-        heartbeat: config.heartbeat,
-        timeouts: config.timeouts,
-    };
+        config.heartbeat,
+        config.timeouts,
+    );
     unregister_on_signal(announcer.clone())?;
     thread::Builder::new()
         .name("announce".into())
-        .spawn(move || {
-            let refusal = announcer.run();
-            tracing::error!("{refusal}");
-            std::process::exit(2);
+        .spawn(move || match announcer.run() {
+            // The signal handler unregisters and ends the process.
+            AnnounceError::Leaving => {}
+            refusal => {
+                tracing::error!("{refusal}");
+                std::process::exit(2);
+            }
         })
         .context("could not start the announce thread")?;
     server
@@ -82,18 +86,21 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("node stopped")
 }
 
+/// How long leaving may take: a heartbeat on the wire to finish, then the
+/// unregister exchange, each bounded by this, so a dead relay never keeps a
+/// stopping node alive for long.
+const LEAVE_WITHIN: Duration = Duration::from_secs(2);
+
 /// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
 fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
     ctrlc::set_handler(move || {
         let relay = announcer.relay_label();
-        let quick = Announcer {
-            timeouts: Timeouts {
-                connect: Duration::from_secs(2),
-                io: Duration::from_secs(2),
-            },
-            ..announcer.clone()
+        let mut quick = announcer.clone();
+        quick.timeouts = Timeouts {
+            connect: LEAVE_WITHIN,
+            io: LEAVE_WITHIN,
         };
-        match quick.unregister() {
+        match quick.leave(LEAVE_WITHIN) {
             Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
             Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
         }

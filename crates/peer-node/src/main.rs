@@ -31,7 +31,8 @@ struct Cli {
     /// relay honours the host only if it runs with --trust-advertised.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_advertise)]
     advertise: Option<(Option<IpAddr>, u16)>,
-    /// Seconds between refreshes of the registration.
+    /// Seconds between refreshes of the registration (shortened to a third
+    /// of the relay's TTL when that is shorter).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     heartbeat: Duration,
     /// Secret the relay requires to register (crosses the network in clear).

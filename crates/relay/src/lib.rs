@@ -20,6 +20,11 @@ use proto::server::{Server, ServerConfig, bind_addr};
 pub use registry::Registry;
 pub use service::{Policy, RelayService};
 
+/// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
+/// seconds (rounded down, so they refresh early rather than late); a TTL
+/// under one second would reach them as 0, which says nothing.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+
 /// Everything the relay needs to run.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -32,13 +37,20 @@ pub struct RelayConfig {
 
 /// Binds, logs where it listens, and serves until the process ends.
 pub fn run(config: RelayConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.ttl >= MIN_TTL,
+        "a TTL of {:?} is too short: nodes are told it in whole seconds, so it must be at least 1 s",
+        config.ttl
+    );
     let addrs = bind_addr(config.bind, config.port);
     let server = Server::bind(&addrs, config.server.clone())
         .with_context(|| format!("could not listen on {}", addrs[0]))?;
-    let local = server.local_addr().context("could not read the bound address")?;
+    let local = server
+        .local_addr()
+        .context("could not read the bound address")?;
     let registry = Registry::new(config.ttl);
     spawn_expiry(registry.clone())?;
-    tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs());
+    tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs_f64());
     server
         .serve(RelayService::new(registry, config.policy))
         .context("relay stopped")

@@ -18,8 +18,9 @@ struct Cli {
     /// Address to listen on (default: all interfaces, IPv6 and IPv4).
     #[arg(long, value_name = "ADDR")]
     bind: Option<IpAddr>,
-    /// Seconds after which a node that has not refreshed is dropped.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    /// Seconds after which a node that has not refreshed is dropped (at
+    /// least 1; nodes refresh at least three times per TTL).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_ttl)]
     ttl: Duration,
     /// List nodes under the host they advertise even when it differs from
     /// the address the relay sees (only behind port forwarding you control).
@@ -32,6 +33,18 @@ struct Cli {
     server: ServerArgs,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// A number of seconds, at least [`relay::MIN_TTL`].
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_secs(text)?;
+    if ttl < relay::MIN_TTL {
+        return Err(format!(
+            "`{text}` is under 1 second: nodes are told the TTL in whole seconds, \
+             so it must be at least 1"
+        ));
+    }
+    Ok(ttl)
 }
 
 fn main() -> ExitCode {

@@ -45,7 +45,10 @@ struct Entry {
 
 struct CachedList {
     generation: u64,
-    built: Instant,
+    /// When it must be rebuilt: [`CACHE_FOR`] after it was built, or when
+    /// the first node in it reaches its TTL, whichever comes first, so a
+    /// cached answer never lists an expired node.
+    stale_at: Instant,
     answer: ListAnswer,
 }
 
@@ -81,6 +84,12 @@ impl Registry {
 
     pub fn ttl(&self) -> Duration {
         self.shared.ttl
+    }
+
+    /// The TTL as `Registered` carries it: whole seconds, rounded down, so a
+    /// node that refreshes three times per `ttl_secs` is never late.
+    pub fn ttl_secs(&self) -> u32 {
+        u32::try_from(self.shared.ttl.as_secs()).unwrap_or(u32::MAX)
     }
 
     /// Adds `addr`, or refreshes it if it is listed already.
@@ -144,12 +153,14 @@ impl Registry {
         let mut state = self.lock();
         if let Some(cached) = &state.cached
             && cached.generation == state.generation
-            && now.saturating_duration_since(cached.built) < CACHE_FOR
+            && now < cached.stale_at
         {
             return Ok((cached.answer.clone(), Vec::new()));
         }
         let expired = state.expire(now, ttl);
         let nodes: Vec<NodeEntry> = state.live(now, ttl).collect();
+        let first_expiry = state.entries.values().map(|e| e.last_seen + ttl).min();
+        let stale_at = first_expiry.map_or(now + CACHE_FOR, |t| t.min(now + CACHE_FOR));
         let count = nodes.len();
         let answer = ListAnswer {
             frame: frame::encode(&Response::Nodes(nodes))?.into(),
@@ -157,7 +168,7 @@ impl Registry {
         };
         state.cached = Some(CachedList {
             generation: state.generation,
-            built: now,
+            stale_at,
             answer: answer.clone(),
         });
         Ok((answer, expired))
@@ -278,6 +289,17 @@ mod tests {
     }
 
     #[test]
+    fn cached_list_never_outlives_a_ttl() {
+        let reg = Registry::new(Duration::from_secs(2));
+        let t0 = Instant::now();
+        reg.register(addr(1), t0).unwrap();
+        let count = |at: Instant| reg.list_answer(at).unwrap().0.count;
+        assert_eq!(count(t0 + Duration::from_millis(1500)), 1);
+        // Within CACHE_FOR of the answer above, but past the node's TTL.
+        assert_eq!(count(t0 + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
     fn table_is_capped() {
         let reg = Registry::new(Duration::from_secs(30));
         let t0 = Instant::now();
@@ -286,6 +308,9 @@ mod tests {
             reg.register(SocketAddr::from((ip, 1)), t0).unwrap();
         }
         assert_eq!(reg.register(addr(9), t0), Err(TableFull));
-        assert_eq!(reg.register(SocketAddr::from(([0, 0, 0, 0], 1)), t0), Ok(Registered::Refreshed));
+        assert_eq!(
+            reg.register(SocketAddr::from(([0, 0, 0, 0], 1)), t0),
+            Ok(Registered::Refreshed)
+        );
     }
 }

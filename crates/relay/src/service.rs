@@ -31,22 +31,19 @@ impl RelayService {
 
     /// The address a registration is listed under: the IP the relay sees on
     /// the connection (as BitTorrent trackers do) and the announced port.
-    fn listed_addr(&self, seen: IpAddr, reg: &Registration) -> SocketAddr {
-        let ip = match reg.advertised_ip.map(|ip| ip.to_canonical()) {
+    /// Also returns the advertised host when it was not honoured, for the log.
+    fn listed_addr(&self, seen: IpAddr, reg: &Registration) -> (SocketAddr, Option<IpAddr>) {
+        let (ip, ignored) = match reg.advertised_ip.map(|ip| ip.to_canonical()) {
             Some(adv) if adv != seen && !adv.is_unspecified() => {
                 if self.policy.trust_advertised {
-                    adv
+                    (adv, None)
                 } else {
-                    tracing::warn!(
-                        "{seen} advertised host {adv}; listing it as {seen} \
-                         (start the relay with --trust-advertised to honour advertised hosts)"
-                    );
-                    seen
+                    (seen, Some(adv))
                 }
             }
-            _ => seen,
+            _ => (seen, None),
         };
-        SocketAddr::new(ip, reg.port)
+        (SocketAddr::new(ip, reg.port), ignored)
     }
 
     /// Refuses a registration whose token does not match, in constant time.
@@ -75,20 +72,37 @@ impl RelayService {
         if reg.port == 0 {
             return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
         }
-        let addr = self.listed_addr(seen, &reg);
-        match self.registry.register(addr, Instant::now()) {
+        let (addr, ignored) = self.listed_addr(seen, &reg);
+        let joined = match self.registry.register(addr, Instant::now()) {
             Ok(registry::Registered::Joined) => {
                 tracing::info!("node joined: {addr} ({} active)", self.registry.len());
+                true
             }
-            Ok(registry::Registered::Refreshed) => tracing::debug!("node refreshed: {addr}"),
+            Ok(registry::Registered::Refreshed) => {
+                tracing::debug!("node refreshed: {addr}");
+                false
+            }
             Err(registry::TableFull) => {
                 tracing::warn!("node {addr} refused: table full");
                 return Response::error(ErrorKind::Busy, "relay table is full");
             }
+        };
+        if let Some(adv) = ignored {
+            // Once per join, not on every heartbeat.
+            let why = format!(
+                "{seen} advertised host {adv}; listing it as {addr} instead: only the \
+                 connection's own address is trusted (start the relay with \
+                 --trust-advertised to honour advertised hosts)"
+            );
+            if joined {
+                tracing::warn!("{why}");
+            } else {
+                tracing::debug!("{why}");
+            }
         }
         Response::Registered(Registered {
             addr,
-            ttl_secs: u32::try_from(self.registry.ttl().as_secs()).unwrap_or(u32::MAX),
+            ttl_secs: self.registry.ttl_secs(),
         })
     }
 
@@ -96,7 +110,7 @@ impl RelayService {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
-        let addr = self.listed_addr(seen, &reg);
+        let (addr, _) = self.listed_addr(seen, &reg);
         if self.registry.unregister(addr) {
             tracing::info!("node left: {addr} ({} active)", self.registry.len());
         } else {
@@ -131,5 +145,56 @@ impl Handler for RelayService {
 pub fn log_expired(expired: &[(SocketAddr, std::time::Duration)]) {
     for (addr, silent) in expired {
         tracing::info!("node expired: {addr} (silent for {}s)", silent.as_secs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(advertised: Option<&str>) -> Registration {
+        Registration {
+            port: 4000,
+            advertised_ip: advertised.map(|ip| ip.parse().unwrap()),
+            token: None,
+        }
+    }
+
+    fn service(trust_advertised: bool) -> RelayService {
+        let policy = Policy {
+            token: None,
+            trust_advertised,
+        };
+        RelayService::new(Registry::new(std::time::Duration::from_secs(30)), policy)
+    }
+
+    #[test]
+    fn lists_the_seen_ip_with_the_announced_port() {
+        let seen: IpAddr = "10.0.0.2".parse().unwrap();
+        let (addr, ignored) = service(false).listed_addr(seen, &reg(None));
+        assert_eq!(addr, "10.0.0.2:4000".parse().unwrap());
+        assert_eq!(ignored, None);
+    }
+
+    #[test]
+    fn an_advertised_host_needs_trust() {
+        let seen: IpAddr = "10.0.0.2".parse().unwrap();
+        let (addr, ignored) = service(false).listed_addr(seen, &reg(Some("10.9.9.9")));
+        assert_eq!(addr, "10.0.0.2:4000".parse().unwrap());
+        assert_eq!(ignored, Some("10.9.9.9".parse().unwrap()));
+        let (addr, ignored) = service(true).listed_addr(seen, &reg(Some("10.9.9.9")));
+        assert_eq!(addr, "10.9.9.9:4000".parse().unwrap());
+        assert_eq!(ignored, None);
+    }
+
+    #[test]
+    fn mapped_and_unspecified_advertised_hosts_are_no_claim() {
+        let seen: IpAddr = "10.0.0.2".parse().unwrap();
+        let (addr, ignored) = service(false).listed_addr(seen, &reg(Some("::ffff:10.0.0.2")));
+        assert_eq!(addr, "10.0.0.2:4000".parse().unwrap());
+        assert_eq!(ignored, None);
+        let (addr, ignored) = service(false).listed_addr(seen, &reg(Some("0.0.0.0")));
+        assert_eq!(addr, "10.0.0.2:4000".parse().unwrap());
+        assert_eq!(ignored, None);
     }
 }
