@@ -30,7 +30,16 @@ pub fn bin(name: &str) -> PathBuf {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let mut build = Command::new(cargo);
             build
-                .args(["build", "--quiet", "-p", "relay", "-p", "peer-node", "-p", "peer-client"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "relay",
+                    "-p",
+                    "peer-node",
+                    "-p",
+                    "peer-client",
+                ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
             if profile_dir.ends_with("release") {
                 build.arg("--release");
@@ -53,7 +62,10 @@ struct Captured {
 }
 
 impl Captured {
-    fn spawn_reader(self: &Arc<Self>, stream: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+    fn spawn_reader(
+        self: &Arc<Self>,
+        stream: impl Read + Send + 'static,
+    ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
             let mut reader = BufReader::new(stream);
@@ -84,7 +96,12 @@ impl Captured {
     }
 
     fn count(&self, needle: &str) -> usize {
-        self.text.lock().unwrap().lines().filter(|l| l.contains(needle)).count()
+        self.text
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 }
 
@@ -98,7 +115,9 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` with stderr captured and stdin, stdout discarded.
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
@@ -185,7 +204,10 @@ impl Drop for Proc {
 /// Parses the address at the end of a log line such as
 /// `... listening on 127.0.0.1:4000 (ttl 30s)` after `marker`.
 pub fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {line:?}")) + marker.len()..];
+    let rest = &line[line
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {line:?}"))
+        + marker.len()..];
     let word = rest.split_whitespace().next().unwrap_or("");
     let word = word.trim_end_matches([',', ')']);
     word.parse()
@@ -246,7 +268,10 @@ impl Node {
     /// Starts without waiting for registration (the relay may be down).
     pub fn spawn(relay_host: &str, relay_port: u16, dir: &Path, args: &[&str]) -> Node {
         let mut cmd = Command::new(bin("peer-node"));
-        cmd.arg(relay_host).arg(relay_port.to_string()).arg(dir).args(args);
+        cmd.arg(relay_host)
+            .arg(relay_port.to_string())
+            .arg(dir)
+            .args(args);
         let proc = Proc::spawn("peer-node", cmd);
         let line = proc.wait_for("listening on", READY);
         let listen = addr_after(&line, "listening on ");
@@ -294,7 +319,9 @@ pub fn client(relay_port: u16) -> Command {
 /// Runs a client command to completion with `stdin` as its input, killing
 /// it if it takes longer than `timeout`.
 pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("cannot start peer-client");
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_vec();
@@ -321,9 +348,7 @@ pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "client did not finish within {timeout:?}; stderr so far is lost with it"
-            );
+            panic!("client did not finish within {timeout:?}; stderr so far is lost with it");
         }
         thread::sleep(Duration::from_millis(5));
     };
@@ -368,5 +393,94 @@ impl Cluster {
         let mut cmd = self.client();
         cmd.args(args);
         run(cmd, b"", Duration::from_secs(60))
+    }
+}
+
+/// A client started by [`start_client`] and not yet finished; killed on drop.
+pub struct Running {
+    child: Option<Child>,
+    stdout: Option<thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// Starts a client command with `stdin` as its input, without waiting for
+/// it. Its stdout goes to the file `stdout_file` (created or truncated) when
+/// given, so many large downloads need not sit in memory; otherwise it is
+/// captured as [`run`] does.
+pub fn start_client(mut cmd: Command, stdin: &[u8], stdout_file: Option<&Path>) -> Running {
+    let stdout = match stdout_file {
+        Some(path) => Stdio::from(
+            std::fs::File::create(path)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display())),
+        ),
+        None => Stdio::piped(),
+    };
+    cmd.stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start the client");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // Dropping `input` at the end closes the client's stdin (end of input).
+    thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut input, &stdin);
+    });
+    let stdout = child.stdout.take().map(|mut out| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        })
+    });
+    let mut err = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    Running {
+        child: Some(child),
+        stdout,
+        stderr: Some(stderr),
+    }
+}
+
+impl Running {
+    /// Waits for the client to exit; kills it and panics with its stderr if
+    /// that takes longer than `timeout`. `Run::stdout` is empty when stdout
+    /// went to a file.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        Run {
+            status,
+            stdout: self
+                .stdout
+                .take()
+                .map(|h| h.join().unwrap())
+                .unwrap_or_default(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
