@@ -4,7 +4,10 @@
 use std::io::{Seek, SeekFrom};
 
 use proto::server::{Handler, Reply};
-use proto::{ErrorKind, FileHeader, FileList, FileRequest, ProtoError, Request, Response};
+use proto::{
+    ErrorKind, FileEntry, FileHeader, FileList, FileRequest, MAX_FRAME, ProtoError, Request,
+    Response,
+};
 
 use crate::share::{ShareError, SharedDir};
 
@@ -40,9 +43,17 @@ impl NodeService {
             }
         };
         if req.offset > shared.size {
+            tracing::warn!(
+                "{peer}: {name}: refused: offset {} is past the end ({} bytes)",
+                req.offset,
+                shared.size
+            );
             return reply.send(&Response::error(
                 ErrorKind::BadRequest,
-                format!("offset {} is past the end ({} bytes)", req.offset, shared.size),
+                format!(
+                    "offset {} is past the end ({} bytes)",
+                    req.offset, shared.size
+                ),
             ));
         }
         if req.offset > 0 {
@@ -59,7 +70,10 @@ impl NodeService {
                 header.body_len()
             );
         } else {
-            tracing::info!("{peer}: sent {name} ({sent} bytes from offset {})", req.offset);
+            tracing::info!(
+                "{peer}: sent {name} ({sent} bytes from offset {})",
+                req.offset
+            );
         }
         Ok(())
     }
@@ -71,12 +85,82 @@ impl Handler for NodeService {
             Request::GetFile(req) => self.get_file(req, reply),
             Request::ListFiles => {
                 let (entries, truncated) = self.share.list();
-                tracing::info!("{}: listed {} files", reply.peer(), entries.len());
-                reply.send(&Response::Files(FileList { entries, truncated }))
+                let list = fit_in_frame(entries, truncated);
+                tracing::info!(
+                    "{}: listed {} files{}",
+                    reply.peer(),
+                    list.entries.len(),
+                    if list.truncated { " (truncated)" } else { "" }
+                );
+                reply.send(&Response::Files(list))
             }
-            Request::Register(_) | Request::Unregister(_) | Request::ListNodes => reply.send(
-                &Response::error(ErrorKind::BadRequest, "this is a peer-node: ask the relay"),
-            ),
+            Request::Register(_) | Request::Unregister(_) | Request::ListNodes => {
+                tracing::info!("{}: refused a request meant for the relay", reply.peer());
+                reply.send(&Response::error(
+                    ErrorKind::BadRequest,
+                    "this is a peer-node: ask the relay",
+                ))
+            }
         }
+    }
+}
+
+/// Cuts a listing to what one response frame holds, marking it truncated if
+/// anything was cut. 10 000 names of up to 4 096 bytes can exceed
+/// [`MAX_FRAME`], and a listing that cannot be encoded would reach the client
+/// as no answer at all. Sizes follow docs/PROTOCOL.md: the tag, the entry
+/// count and the flag, then 16 bytes plus the name per entry.
+fn fit_in_frame(mut entries: Vec<FileEntry>, truncated: bool) -> FileList {
+    let mut size = 4 + 8 + 1;
+    let fits = entries
+        .iter()
+        .take_while(|e| {
+            size += 16 + e.name.len();
+            size <= MAX_FRAME as usize
+        })
+        .count();
+    let cut = fits < entries.len();
+    entries.truncate(fits);
+    FileList {
+        entries,
+        truncated: truncated || cut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::frame;
+
+    fn entries(n: usize, name_len: usize) -> Vec<FileEntry> {
+        (0..n)
+            .map(|i| FileEntry {
+                name: format!("{i:0>name_len$}"),
+                size: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_listing_that_fits_is_left_alone() {
+        let list = fit_in_frame(entries(10, 20), false);
+        assert_eq!((list.entries.len(), list.truncated), (10, false));
+        let list = fit_in_frame(entries(10, 20), true);
+        assert!(list.truncated);
+    }
+
+    #[test]
+    fn a_listing_too_big_for_a_frame_is_cut_to_the_most_that_fits() {
+        let list = fit_in_frame(entries(10_000, 4000), false);
+        assert!(list.truncated);
+        let kept = list.entries.len();
+        assert!(kept > 1000 && kept < 10_000, "{kept}");
+        assert!(frame::encode(&Response::Files(list)).is_ok());
+        // One entry more would not have fitted.
+        let over = FileList {
+            entries: entries(kept + 1, 4000),
+            truncated: true,
+        };
+        assert!(frame::encode(&Response::Files(over)).is_err());
     }
 }

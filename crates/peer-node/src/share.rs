@@ -71,8 +71,23 @@ impl SharedDir {
                 "the name resolves outside the shared directory".into(),
             ));
         }
-        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
-        // refused below as not a regular file. Regular files ignore the flag.
+        // Only regular files are opened: opening a device can have effects
+        // of its own (a tape rewinds, a watchdog arms), and a FIFO or socket
+        // cannot be served anyway.
+        match fs::metadata(&real) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(ShareError::Forbidden("a directory is not a file".into()));
+            }
+            Ok(meta) if !meta.is_file() => {
+                return Err(ShareError::Forbidden("not a regular file".into()));
+            }
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Err(ShareError::NotFound),
+            Err(e) => return Err(ShareError::Io(e)),
+        }
+        // O_NONBLOCK: should the file be swapped for a FIFO after the check
+        // above, the open must not wait for a writer; the FIFO is then refused
+        // below as not a regular file. Regular files ignore the flag.
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -148,7 +163,9 @@ impl SharedDir {
             } else {
                 format!("{prefix}/{name}")
             };
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 if depth < MAX_LIST_DEPTH {
                     self.walk(&entry.path(), &rel, depth + 1, out, truncated);
@@ -207,17 +224,21 @@ fn check_name(name: &str) -> Result<(), &'static str> {
         match component {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => return Err("`..` is not allowed in a file name"),
-            Component::RootDir | Component::Prefix(_) => return Err("absolute paths are not served"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("absolute paths are not served");
+            }
         }
     }
     Ok(())
 }
 
+/// Errors that mean "no such file here". A name too long for the file system
+/// (ENAMETOOLONG: a component over 255 bytes) names nothing that can exist.
 fn is_not_found(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+    ) || e.raw_os_error() == Some(libc::ENAMETOOLONG)
 }
 
 #[cfg(test)]
@@ -279,8 +300,40 @@ mod tests {
     fn missing_is_not_found_and_a_directory_is_not_a_file() {
         let (_tmp, share) = shared();
         assert!(matches!(share.open_file("nope"), Err(ShareError::NotFound)));
-        assert!(matches!(share.open_file("a.txt/x"), Err(ShareError::NotFound)));
-        assert!(matches!(share.open_file("sub"), Err(ShareError::Forbidden(_))));
+        assert!(matches!(
+            share.open_file("a.txt/x"),
+            Err(ShareError::NotFound)
+        ));
+        assert!(matches!(
+            share.open_file("sub"),
+            Err(ShareError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let (tmp, share) = shared();
+        let dir = tmp.path().join("share");
+        let fifo =
+            std::ffi::CString::new(dir.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path and nothing else.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+        for name in ["fifo", "socket"] {
+            assert!(
+                matches!(share.open_file(name), Err(ShareError::Forbidden(_))),
+                "{name} was not refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_symlink_loop_fails_and_an_impossible_name_is_not_found() {
+        let (tmp, share) = shared();
+        symlink("loop", tmp.path().join("share/loop")).unwrap();
+        assert!(matches!(share.open_file("loop"), Err(ShareError::Io(_))));
+        let long = "x".repeat(300);
+        assert!(matches!(share.open_file(&long), Err(ShareError::NotFound)));
     }
 
     #[test]

@@ -97,6 +97,12 @@ pub fn io_reason(e: &io::Error) -> String {
         }
         None => e.to_string(),
     };
+    // std words a failed host lookup "failed to lookup address information:
+    // Name or service not known"; callers already say "cannot resolve HOST".
+    let text = match text.strip_prefix("failed to lookup address information: ") {
+        Some(reason) => reason.to_string(),
+        None => text,
+    };
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -128,6 +134,12 @@ mod tests {
     fn io_reason_drops_the_os_error_number() {
         let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert_eq!(io_reason(&e), "connection refused");
+    }
+
+    #[test]
+    fn io_reason_drops_std_lookup_wording() {
+        let e = io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(io_reason(&e), "name or service not known");
     }
 
     #[test]

@@ -51,10 +51,15 @@ impl Connection {
 
     /// Sends the request and reads the response frame. A server that refuses
     /// the connection (busy) may answer and close before reading the request,
-    /// so the response is read even when sending failed.
+    /// so the response is read even when sending failed. An error's message
+    /// comes back [`printable`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ProtoError> {
         let sent = frame::write(&mut self.stream, request);
         match (frame::read::<Response>(&mut self.stream), sent) {
+            (Ok(Response::Error(mut e)), _) => {
+                e.message = printable(&e.message);
+                Ok(Response::Error(e))
+            }
             (Ok(response), _) => Ok(response),
             (Err(ProtoError::Closed), Err(send_err)) => Err(send_err),
             (Err(e), _) => Err(e),
@@ -92,6 +97,31 @@ pub enum Finish {
     ExtraBytes,
     /// It neither closed nor sent more before the timeout, or the socket failed.
     NoClose,
+}
+
+/// Longest error message passed on from a peer, in bytes.
+const MAX_MESSAGE: usize = 1024;
+
+/// Text a peer sent for a person to read, made safe to show on a terminal:
+/// control characters (an escape sequence that retitles or clears the
+/// terminal, a carriage return that rewrites the line) and bidirectional
+/// overrides (which make text read differently than it is) are shown
+/// escaped, and the length is capped.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
+    for c in text.chars() {
+        if out.len() >= MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One whole exchange: connect, send, read the response, close.
@@ -141,4 +171,20 @@ pub fn call_any(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_and_bidi_characters_and_caps_the_length() {
+        assert_eq!(printable("no such file"), "no such file");
+        assert_eq!(printable("é\tü"), "é\\tü");
+        assert_eq!(printable("\x1b]0;pwned\x07"), "\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        let long = printable(&"x".repeat(10 * MAX_MESSAGE));
+        assert!(long.len() <= MAX_MESSAGE + '…'.len_utf8());
+        assert!(long.ends_with('…'));
+    }
 }

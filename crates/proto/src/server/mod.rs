@@ -1,25 +1,27 @@
 //! The one server skeleton, shared by relay and node.
 //!
-//! The [`Server`] owns the accept loop: it admits a connection against the
-//! caps (or answers `busy` and closes it), then hands it to a thread of its
-//! own. Everything about one connection happens in `serve_connection`: the
+//! The [`Server`] owns the accepting: the thread that accepts a connection
+//! admits it against the caps (or answers `busy` and closes it), then serves
+//! it, with another thread taking its place in accept (`workers`).
+//! Everything about one connection happens in `serve_connection`: the
 //! request must arrive before a deadline, the [`Handler`] answers through a
 //! [`Reply`], and the connection is closed gracefully. Handlers never see
 //! sockets, caps or timeouts.
 
 mod admission;
+mod descriptors;
 mod workers;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use admission::Admission;
-use workers::Workers;
+use workers::Acceptors;
 
 use crate::{ErrorKind, FileHeader, ProtoError, Request, Response, frame};
 
@@ -105,44 +107,30 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts connections until the process ends.
+    /// Accepts connections until the process ends. Each connection is
+    /// admitted and served on the thread that accepted it (see `workers`).
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<()> {
-        let handler = Arc::new(handler);
-        let config = Arc::new(self.config);
+        let config = self.config;
         let admission = Admission::new(config.max_connections, config.max_per_ip);
-        let workers = Workers::new();
         let closer = spawn_closer()?;
-        let mut refusals = RefusalLog::default();
-        loop {
-            let (stream, peer) = match self.listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors or memory: back off instead of spinning.
-                    tracing::warn!("accept failed: {}", crate::error::io_reason(&e));
-                    thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            let permit = match admission.admit(peer.ip().to_canonical()) {
-                Ok(permit) => permit,
-                Err(why) => {
-                    refusals.note(&why);
-                    refuse_busy(stream, &why, &closer);
-                    continue;
-                }
-            };
-            let (handler, config) = (Arc::clone(&handler), Arc::clone(&config));
-            let job = Box::new(move || {
-                serve_connection(stream, peer, &*handler, &config);
+        ensure_descriptors(config.max_connections);
+        let refusals = Mutex::new(Throttle::default());
+        let on_accept = move |stream: TcpStream, peer: SocketAddr| match admission
+            .admit(peer.ip().to_canonical())
+        {
+            Ok(permit) => {
+                serve_connection(stream, peer, &handler, &config);
                 drop(permit);
-            });
-            if let Err(e) = workers.run(job) {
-                tracing::warn!(
-                    "cannot start a thread for {peer}: {}",
-                    crate::error::io_reason(&e)
-                );
             }
-        }
+            Err(why) => {
+                let due = refusals.lock().unwrap_or_else(|p| p.into_inner()).note();
+                if let Some(n) = due {
+                    tracing::warn!("refused {n} connection(s): {why}");
+                }
+                refuse_busy(stream, &why, &closer);
+            }
+        };
+        Acceptors::run(self.listener, Box::new(on_accept))
     }
 }
 
@@ -166,6 +154,7 @@ fn serve_connection(
         };
         frame::read::<Request>(&mut BufReader::with_capacity(8 * 1024, reader))
     };
+    let whole_request = request.is_ok();
     match request {
         Ok(request) => {
             let mut reply = Reply {
@@ -184,7 +173,31 @@ fn serve_connection(
             }
         }
     }
-    close_gracefully(stream, config.io_timeout.min(LINGER));
+    let linger = config.io_timeout.min(LINGER);
+    if whole_request {
+        close_after_answer(stream, linger);
+    } else {
+        close_gracefully(stream, linger);
+    }
+}
+
+/// Closes a connection whose request was read whole. When the peer has sent
+/// nothing since, nothing is unread, so closing cannot cause a reset: the
+/// socket is closed at once, with no thread left waiting for the peer's own
+/// close (on a relay list that wait was a wake-up per request, a quarter of
+/// the rate; docs/BENCHMARKS.md). Bytes already waiting are drained first,
+/// as [`close_gracefully`] does.
+fn close_after_answer(stream: TcpStream, linger: Duration) {
+    let nothing_unread = stream.set_nonblocking(true).is_ok()
+        && match stream.peek(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+    if nothing_unread {
+        return;
+    }
+    let _ = stream.set_nonblocking(false);
+    close_gracefully(stream, linger);
 }
 
 /// The error response for a request that could not be read, where the
@@ -205,18 +218,27 @@ fn answer_to_bad_request(e: &ProtoError, config: &ServerConfig) -> Option<Respon
     Some(Response::error(kind, message))
 }
 
-/// How long a closing connection waits for the peer's own close.
+/// How long, in all, a closing connection waits for the peer's own close.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes a closing connection reads and discards.
+const MAX_DRAIN: usize = 64 * 1024;
 
 /// Half-closes, then reads until the peer closes too. Closing with unread
 /// bytes in the receive buffer would make the kernel send a reset, which can
-/// destroy the response before the peer has read it.
+/// destroy the response before the peer has read it. The wait is bounded in
+/// all, not per read: a peer trickling a byte now and then must not keep the
+/// connection (and its slot under the caps) past `linger`.
 fn close_gracefully(mut stream: TcpStream, linger: Duration) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(linger));
+    let deadline = Instant::now() + linger;
     let mut sink = [0u8; 4096];
     let mut drained = 0usize;
-    while drained < 64 * 1024 {
+    while drained < MAX_DRAIN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
@@ -247,6 +269,22 @@ impl Read for DeadlineReader<'_> {
     }
 }
 
+/// Raises the open-file limit to what `max_connections` needs, or warns.
+fn ensure_descriptors(max_connections: usize) {
+    let want = descriptors::needed(max_connections, REFUSED_QUEUE);
+    match descriptors::raise_to(want) {
+        Ok(have) if have < want => tracing::warn!(
+            "only {have} open files allowed (ulimit -n); {max_connections} connections \
+             need about {want}: past that, new connections wait unanswered"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot read or raise the open-file limit: {}",
+            crate::error::io_reason(&e)
+        ),
+    }
+}
+
 /// Answers `busy` without giving the connection a thread: the reply is a few
 /// dozen bytes, which a fresh socket's send buffer always takes at once.
 fn refuse_busy(stream: TcpStream, why: &str, closer: &SyncSender<TcpStream>) {
@@ -260,9 +298,12 @@ fn refuse_busy(stream: TcpStream, why: &str, closer: &SyncSender<TcpStream>) {
     let _ = closer.try_send(stream);
 }
 
+/// Refused connections waiting for the closer; past this, they are dropped.
+const REFUSED_QUEUE: usize = 1024;
+
 /// One thread that closes refused connections gracefully, one at a time.
 fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
-    let (tx, rx) = mpsc::sync_channel::<TcpStream>(1024);
+    let (tx, rx) = mpsc::sync_channel::<TcpStream>(REFUSED_QUEUE);
     thread::Builder::new()
         .name("closer".into())
         .spawn(move || {
@@ -274,26 +315,27 @@ fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
     Ok(tx)
 }
 
-/// Logs refused connections at most once a second, so a flood does not
-/// become a flood of log lines.
+/// Lets a repeated event be logged at most once a second, with a count, so a
+/// flood does not become a flood of log lines.
 #[derive(Default)]
-struct RefusalLog {
+struct Throttle {
     since_last: usize,
     last: Option<Instant>,
 }
 
-impl RefusalLog {
-    fn note(&mut self, why: &str) {
+impl Throttle {
+    /// Counts one event; returns how many to report when a line is due.
+    fn note(&mut self) -> Option<usize> {
         self.since_last += 1;
         let now = Instant::now();
         if self
             .last
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
-            tracing::warn!("refused {} connection(s): {why}", self.since_last);
-            self.since_last = 0;
-            self.last = Some(now);
+            return None;
         }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.since_last))
     }
 }
 

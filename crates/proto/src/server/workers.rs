@@ -1,93 +1,82 @@
-//! Thread per connection, with threads kept for reuse: a connection is handed
-//! to an idle thread when there is one, and a new thread is started only when
-//! there is none. Starting a thread costs more than serving a small request
-//! (a relay list), so reuse is what lets the relay keep up with a burst,
-//! while each connection still has a thread to itself.
+//! Thread per connection, where each thread accepts its own connection.
+//! The threads waiting for work all block in accept() on the one listener
+//! (the kernel wakes one of them per connection); the thread that gets a
+//! connection serves it itself, after starting a new thread if it was the
+//! last one waiting, so a connection never waits for a thread to finish.
+//!
+//! An accept loop handing connections to workers would cost, per
+//! connection, two wake-ups and a contended lock: more than serving a
+//! small request such as a relay list (docs/BENCHMARKS.md). Here a thread
+//! that has served goes back to accept, unless [`MAX_IDLE`] threads already
+//! wait there: then it ends, so a burst leaves no crowd of idle threads.
 
-use std::collections::VecDeque;
-use std::io;
-use std::sync::{Arc, Condvar, Mutex};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// Most threads kept waiting in accept once a burst is over.
+const MAX_IDLE: usize = 64;
 
-/// How long an idle thread waits for a new connection before it exits.
-const IDLE_KEEP: Duration = Duration::from_secs(30);
+/// What to do with an accepted connection, on the thread that accepted it.
+pub(crate) type OnAccept = dyn Fn(TcpStream, SocketAddr) + Send + Sync;
 
-#[derive(Clone)]
-pub(crate) struct Workers {
-    shared: Arc<Shared>,
+pub(crate) struct Acceptors {
+    listener: TcpListener,
+    on_accept: Box<OnAccept>,
+    /// Threads in accept(), or on their way back to it.
+    waiting: AtomicUsize,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    idle: usize,
-    queue: VecDeque<Job>,
-}
-
-impl Workers {
-    pub(crate) fn new() -> Workers {
-        Workers {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                wake: Condvar::new(),
-            }),
-        }
+impl Acceptors {
+    /// Accepts on `listener` for as long as the process lives, on this
+    /// thread and on as many more as concurrent connections need.
+    pub(crate) fn run(listener: TcpListener, on_accept: Box<OnAccept>) -> ! {
+        let acceptors = Arc::new(Acceptors {
+            listener,
+            on_accept,
+            waiting: AtomicUsize::new(1),
+        });
+        acceptors.accept_loop(false);
+        unreachable!("the first thread never leaves its accept loop")
     }
 
-    /// Runs `job` on an idle thread, or on a new one if none is idle.
-    pub(crate) fn run(&self, job: Job) -> io::Result<()> {
-        {
-            let mut state = self.shared.lock();
-            if state.idle > state.queue.len() {
-                state.queue.push_back(job);
-                self.shared.wake.notify_one();
-                return Ok(());
-            }
-        }
-        let shared = Arc::clone(&self.shared);
-        thread::Builder::new()
-            .name("conn".into())
-            .spawn(move || shared.work(job))
-            .map(drop)
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A job runs outside the lock, so a panicking job cannot leave the
-        // queue half-updated.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn work(&self, first: Job) {
-        let mut job = first;
+    /// Accepts and serves, one connection at a time. With `may_end`, ends
+    /// when it would be one idle thread too many.
+    fn accept_loop(self: &Arc<Self>, may_end: bool) {
         loop {
-            job();
-            let mut state = self.lock();
-            state.idle += 1;
-            loop {
-                if let Some(next) = state.queue.pop_front() {
-                    state.idle -= 1;
-                    job = next;
-                    break;
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        self.spawn_one();
+                    }
+                    (self.on_accept)(stream, peer);
+                    if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE && may_end {
+                        self.waiting.fetch_sub(1, Ordering::AcqRel);
+                        return;
+                    }
                 }
-                let (guard, wait) = self
-                    .wake
-                    .wait_timeout(state, IDLE_KEEP)
-                    .unwrap_or_else(|p| p.into_inner());
-                state = guard;
-                if wait.timed_out() && state.queue.is_empty() {
-                    state.idle -= 1;
-                    return;
+                Err(e) => {
+                    // Out of file descriptors or memory: back off instead of spinning.
+                    tracing::warn!("accept failed: {}", crate::error::io_reason(&e));
+                    thread::sleep(Duration::from_millis(50));
                 }
             }
+        }
+    }
+
+    /// Starts one more thread waiting in accept. If none can be started,
+    /// the next connection waits until a thread has served its own.
+    fn spawn_one(self: &Arc<Self>) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let me = Arc::clone(self);
+        let started = thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || me.accept_loop(true));
+        if let Err(e) = started {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("cannot start a thread: {}", crate::error::io_reason(&e));
         }
     }
 }
@@ -95,38 +84,69 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
+    use std::io::Read;
+    use std::sync::{Barrier, mpsc};
 
-    #[test]
-    fn runs_every_job() {
-        let workers = Workers::new();
-        let (tx, rx) = mpsc::channel();
-        for i in 0..100 {
-            let tx = tx.clone();
-            workers.run(Box::new(move || tx.send(i).unwrap())).unwrap();
-        }
-        let mut seen: Vec<i32> = (0..100).map(|_| rx.recv().unwrap()).collect();
-        seen.sort();
-        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    /// Acceptors on a fresh listener whose threads all may end, so a test
+    /// can leave them behind.
+    fn start(on_accept: Box<OnAccept>) -> (Arc<Acceptors>, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptors = Arc::new(Acceptors {
+            listener,
+            on_accept,
+            waiting: AtomicUsize::new(0),
+        });
+        acceptors.spawn_one();
+        (acceptors, addr)
     }
 
     #[test]
-    fn an_idle_thread_takes_the_next_job() {
-        let workers = Workers::new();
+    fn every_connection_gets_a_thread_of_its_own() {
+        // Each connection is served only once all of them are in service:
+        // this deadlocks unless each one has its own thread.
+        const N: usize = 20;
+        let all_in = Arc::new(Barrier::new(N));
         let (tx, rx) = mpsc::channel();
-        let first_tx = tx.clone();
-        workers
-            .run(Box::new(move || {
-                first_tx.send(thread::current().id()).unwrap()
-            }))
-            .unwrap();
-        let first = rx.recv().unwrap();
-        while workers.shared.lock().idle == 0 {
+        let (_acceptors, addr) = start(Box::new(move |mut stream, _| {
+            all_in.wait();
+            tx.send(thread::current().id()).unwrap();
+            let _ = stream.read(&mut [0u8; 1]);
+        }));
+        let conns: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut threads: Vec<_> = (0..N)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        threads.sort_by_key(|id| format!("{id:?}"));
+        threads.dedup();
+        assert_eq!(threads.len(), N);
+        drop(conns);
+    }
+
+    #[test]
+    fn a_burst_leaves_at_most_max_idle_threads_waiting() {
+        const N: usize = MAX_IDLE + 16;
+        let all_in = Arc::new(Barrier::new(N));
+        let (done_tx, done_rx) = mpsc::channel();
+        let (acceptors, addr) = start(Box::new(move |_, _| {
+            all_in.wait();
+            done_tx.send(()).unwrap();
+        }));
+        let conns: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for _ in 0..N {
+            done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        drop(conns);
+        // Threads go back to accept (or end) right after their connection.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while acceptors.waiting.load(Ordering::Acquire) < MAX_IDLE {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "threads did not come back"
+            );
             thread::yield_now();
         }
-        workers
-            .run(Box::new(move || tx.send(thread::current().id()).unwrap()))
-            .unwrap();
-        assert_eq!(rx.recv().unwrap(), first);
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(acceptors.waiting.load(Ordering::Acquire), MAX_IDLE);
     }
 }

@@ -1,0 +1,524 @@
+//! A client facing nodes that die or lie, and relays that lie: it reports
+//! what happened, moves on to the next node (resuming where the broken one
+//! stopped), and never presents an incomplete file as complete. With `-o`, a
+//! failed fetch leaves no file behind, not even a temporary one.
+//!
+//! Lying peers are small fake servers in this file, built on `proto::frame`,
+//! registered with a real relay (or standing in for one).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::{Node, Relay, Run};
+use proto::exchange::{self, Timeouts};
+use proto::{
+    ErrorKind, FileHeader, MAX_LIST_NODES, NodeEntry, Registration, Request, Response, frame,
+};
+
+/// Longest a client run may take before the test fails.
+const CLIENT: Duration = Duration::from_secs(60);
+
+/// Size of the file a node is killed in the middle of.
+const BIG: usize = 64 << 20;
+
+/// 64 MiB of reproducible pseudo-random bytes (xorshift), made once.
+fn big_content() -> &'static [u8] {
+    static CONTENT: OnceLock<Vec<u8>> = OnceLock::new();
+    CONTENT.get_or_init(|| {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut v = Vec::with_capacity(BIG);
+        while v.len() < BIG {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    })
+}
+
+/// A small text file for the lying-node tests.
+fn small_content() -> Vec<u8> {
+    (0..100_000u32)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[(i % 27) as usize])
+        .collect()
+}
+
+/// Writes `content` as `name` in each of `dirs` (hard links after the first:
+/// the same bytes, for free).
+fn share(dirs: &[&Path], name: &str, content: &[u8]) {
+    let first = dirs[0].join(name);
+    fs::create_dir_all(dirs[0]).unwrap();
+    fs::write(&first, content).unwrap();
+    for dir in &dirs[1..] {
+        fs::create_dir_all(dir).unwrap();
+        fs::hard_link(&first, dir.join(name)).unwrap();
+    }
+}
+
+/// A client process the test drives by hand; killed on drop.
+struct Client {
+    child: Child,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Client {
+    /// `peer-client` against `relay` with `args`, stdout piped to the test.
+    fn start(relay: &Relay, args: &[&str]) -> Client {
+        let mut cmd = harness::client(relay.port());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start peer-client");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Client {
+            child,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
+    /// Waits for the exit (with a deadline); returns the code and stderr.
+    fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + CLIENT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the client did not finish");
+            thread::sleep(Duration::from_millis(5));
+        };
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The temp files a client left in `dir` next to its `-o` target.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Polls `dir` until the client's temporary `-o` file holds some bytes;
+/// returns its path.
+fn until_partial(dir: &Path) -> PathBuf {
+    let deadline = Instant::now() + CLIENT;
+    loop {
+        for path in leftovers(dir) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".part") && fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                return path;
+            }
+        }
+        assert!(Instant::now() < deadline, "no partial file in {dir:?}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A node killed in the middle of a transfer.
+
+/// Two nodes hold the same 64 MiB file. The client prints it to a pipe the
+/// test does not read yet, so it stalls (and so does node 1) after a few MiB
+/// at most; the test reads the first 64 KiB, kills node 1 (SIGKILL), then
+/// reads on. The client reports the broken transfer, resumes from node 2 at
+/// the byte where node 1 stopped, and what it printed is the whole file.
+#[test]
+fn a_node_killed_mid_transfer_is_resumed_from_the_next_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
+    share(&[&d1, &d2], "big.bin", big_content());
+    let relay = Relay::start(&[]);
+    let mut node1 = Node::start(&relay, &d1, &[]);
+    let node2 = Node::start(&relay, &d2, &[]);
+
+    let mut client = Client::start(&relay, &["big.bin"]);
+    let mut stdout = client.child.stdout.take().unwrap();
+    let mut printed = vec![0u8; 64 * 1024];
+    stdout.read_exact(&mut printed).unwrap();
+    node1.proc.kill();
+    stdout.read_to_end(&mut printed).unwrap();
+    let (code, stderr) = client.finish();
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(printed == big_content(), "what was printed is not the file");
+    let failed = stderr
+        .lines()
+        .find(|l| l.contains("failed after"))
+        .unwrap_or_else(|| panic!("the broken transfer was not reported: {stderr}"));
+    assert!(failed.contains(&node1.listed.to_string()), "{failed}");
+    assert!(failed.contains(&format!("of {BIG} bytes")), "{failed}");
+    assert!(
+        stderr.contains(&format!("found on {}", node2.listed)),
+        "{stderr}"
+    );
+}
+
+/// The same with `-o`: the client is frozen (SIGSTOP) once its temporary
+/// file holds some bytes, node 1 is killed, the client thawed. The saved
+/// file is complete and correct, and no temporary file is left.
+#[test]
+fn a_node_killed_mid_transfer_to_a_file_is_resumed_and_the_file_is_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
+    share(&[&d1, &d2], "big.bin", big_content());
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("big.bin");
+    let relay = Relay::start(&[]);
+    let mut node1 = Node::start(&relay, &d1, &[]);
+    let node2 = Node::start(&relay, &d2, &[]);
+
+    let client = Client::start(&relay, &["big.bin", "-o", target.to_str().unwrap()]);
+    let partial = until_partial(&out);
+    client.signal(libc::SIGSTOP);
+    let held = fs::metadata(&partial).unwrap().len();
+    assert!(
+        held < BIG as u64 && !target.exists(),
+        "the transfer ended early"
+    );
+    node1.proc.kill();
+    client.signal(libc::SIGCONT);
+    let (code, stderr) = client.finish();
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("failed after"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("found on {}", node2.listed)),
+        "{stderr}"
+    );
+    assert!(
+        fs::read(&target).unwrap() == big_content(),
+        "the saved file differs"
+    );
+    assert_eq!(leftovers(&out), [target]);
+}
+
+/// With `-o` and no other holder, a transfer broken by a killed node leaves
+/// nothing at the path and no temporary file; the exit status says so.
+#[test]
+fn a_node_killed_mid_transfer_with_no_other_holder_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d1 = tmp.path().join("node1");
+    share(&[&d1], "big.bin", big_content());
+    let d2 = tmp.path().join("node2");
+    share(&[&d2], "other.txt", b"not the file");
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("big.bin");
+    let relay = Relay::start(&[]);
+    let mut node1 = Node::start(&relay, &d1, &[]);
+    let _node2 = Node::start(&relay, &d2, &[]);
+
+    let client = Client::start(&relay, &["big.bin", "-o", target.to_str().unwrap()]);
+    until_partial(&out);
+    client.signal(libc::SIGSTOP);
+    assert!(!target.exists(), "the transfer ended early");
+    node1.proc.kill();
+    client.signal(libc::SIGCONT);
+    let (code, stderr) = client.finish();
+
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("failed after"), "{stderr}");
+    assert!(stderr.contains("incomplete"), "{stderr}");
+    assert!(!stderr.contains("saved"), "{stderr}");
+    assert_eq!(leftovers(&out), Vec::<PathBuf>::new(), "files were left");
+}
+
+// ---------------------------------------------------------------------------
+// Lying nodes.
+
+/// A fake server on a free loopback port: each connection is handed to
+/// `serve` in a thread of its own. The listener lives until the test ends.
+fn fake_server(serve: impl Fn(TcpStream) + Send + Sync + Copy + 'static) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+/// Lists `addr` at the relay, as a node registering from it would be.
+fn register(relay: &Relay, addr: SocketAddr) {
+    let request = Request::Register(Registration {
+        port: addr.port(),
+        advertised_ip: None,
+        token: None,
+    });
+    match exchange::call(relay.addr, &request, &Timeouts::default()) {
+        Ok(Response::Registered(r)) => assert_eq!(r.addr, addr),
+        other => panic!("the fake node was not registered: {other:?}"),
+    }
+}
+
+/// Reads the request of a fake node's connection; the offset asked for.
+fn read_get_file(stream: &mut TcpStream) -> u64 {
+    stream.set_read_timeout(Some(CLIENT)).unwrap();
+    match frame::read::<Request>(stream) {
+        Ok(Request::GetFile(req)) => req.offset,
+        other => panic!("the fake node got {other:?}"),
+    }
+}
+
+/// A node that declares the whole small file but sends only half of what
+/// was asked, then closes.
+fn short_body(mut stream: TcpStream) {
+    let content = small_content();
+    let offset = read_get_file(&mut stream);
+    let header = FileHeader {
+        size: content.len() as u64,
+        offset,
+    };
+    frame::write(&mut stream, &Response::File(header)).unwrap();
+    let start = offset as usize;
+    let half = start + (content.len() - start) / 2;
+    let _ = stream.write_all(&content[start..half]);
+}
+
+/// A node that sends the whole file and then more.
+fn long_body(mut stream: TcpStream) {
+    let content = small_content();
+    let offset = read_get_file(&mut stream);
+    let header = FileHeader {
+        size: content.len() as u64,
+        offset,
+    };
+    frame::write(&mut stream, &Response::File(header)).unwrap();
+    let _ = stream.write_all(&content[offset as usize..]);
+    let _ = stream.write_all(&[b'!'; 10_000]);
+}
+
+/// A node that accepts, reads the request and never answers; it lets go
+/// when the client does.
+fn silent(mut stream: TcpStream) {
+    let _ = read_get_file(&mut stream);
+    let _ = stream.read_to_end(&mut Vec::new());
+}
+
+/// A node whose refusal carries terminal escape sequences (retitle the
+/// terminal, clear the screen) and a carriage return.
+fn escaping_refusal(mut stream: TcpStream) {
+    let _ = read_get_file(&mut stream);
+    let message = "\x1b]0;pwned\x07\x1b[2J\rall good";
+    let _ = frame::write(&mut stream, &Response::error(ErrorKind::Forbidden, message));
+}
+
+/// A relay with one fake node registered first, then (optionally) a real
+/// node sharing the small file.
+fn liar_first(
+    serve: fn(TcpStream),
+    honest: bool,
+) -> (Relay, SocketAddr, Option<Node>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&[]);
+    let liar = fake_server(serve);
+    register(&relay, liar);
+    let node = honest.then(|| {
+        let dir = tmp.path().join("honest");
+        share(&[&dir], "small.txt", &small_content());
+        Node::start(&relay, &dir, &[])
+    });
+    (relay, liar, node, tmp)
+}
+
+fn fetch(relay: &Relay, args: &[&str]) -> Run {
+    let mut cmd = harness::client(relay.port());
+    cmd.args(args);
+    harness::run(cmd, b"", CLIENT)
+}
+
+#[test]
+fn a_short_body_is_reported_truncated_and_resumed_from_the_next_node() {
+    let (relay, liar, node, _tmp) = liar_first(short_body, true);
+    let out = fetch(&relay, &["small.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == small_content(), "the output is not the file");
+    let failed = out
+        .stderr
+        .lines()
+        .find(|l| l.contains(&liar.to_string()))
+        .unwrap_or_else(|| panic!("the liar is not named: {}", out.stderr));
+    assert!(failed.contains("truncated"), "{failed}");
+    let honest = node.unwrap().listed;
+    assert!(
+        out.stderr.contains(&format!("found on {honest}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_short_body_with_no_other_holder_is_never_complete() {
+    let (relay, _liar, _, tmp) = liar_first(short_body, false);
+    // Printed: the exit status and the report say it is incomplete.
+    let out = fetch(&relay, &["small.txt"]);
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("truncated"), "{}", out.stderr);
+    assert!(out.stderr.contains("incomplete"), "{}", out.stderr);
+    assert!(!out.stderr.contains("found on"), "{}", out.stderr);
+    assert!(out.stdout.len() < small_content().len());
+    // Saved: no file at all.
+    let dir = tmp.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    let target = dir.join("small.txt");
+    let out = fetch(&relay, &["small.txt", "-o", target.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("truncated"), "{}", out.stderr);
+    assert_eq!(leftovers(&dir), Vec::<PathBuf>::new(), "files were left");
+}
+
+#[test]
+fn a_long_body_is_cut_at_the_declared_size_with_a_warning() {
+    let (relay, _liar, _, tmp) = liar_first(long_body, false);
+    let out = fetch(&relay, &["small.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout == small_content(),
+        "more than declared was taken"
+    );
+    assert!(
+        out.stderr.contains("sent more bytes than it declared"),
+        "{}",
+        out.stderr
+    );
+    let target = tmp.path().join("saved.txt");
+    let out = fetch(&relay, &["small.txt", "-o", target.to_str().unwrap()]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(fs::read(&target).unwrap() == small_content());
+}
+
+#[test]
+fn a_silent_node_times_out_and_the_next_node_serves() {
+    let (relay, liar, node, _tmp) = liar_first(silent, true);
+    let start = Instant::now();
+    let out = fetch(&relay, &["small.txt", "--timeout", "1"]);
+    let took = start.elapsed();
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == small_content());
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains(&liar.to_string()))
+        .unwrap_or_else(|| panic!("the silent node is not named: {}", out.stderr));
+    assert!(line.contains("timed out"), "{line}");
+    let honest = node.unwrap().listed;
+    assert!(
+        out.stderr.contains(&format!("found on {honest}")),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// What a peer says reaches the user's terminal escaped: a node's refusal
+/// cannot send escape sequences through the client's report.
+#[test]
+fn a_refusal_with_terminal_escapes_is_shown_escaped() {
+    let (relay, liar, _node, _tmp) = liar_first(escaping_refusal, true);
+    let out = fetch(&relay, &["small.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains(&liar.to_string()))
+        .unwrap_or_else(|| panic!("the refusal is not reported: {}", out.stderr));
+    assert!(line.contains("\\u{1b}]0;pwned"), "{line:?}");
+    assert!(
+        !out.stderr.contains(['\x1b', '\x07', '\r']),
+        "{:?}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Lying relays.
+
+/// A fake relay that answers `response` bytes to every request.
+fn fake_relay(answer: fn() -> Vec<u8>) -> u16 {
+    fake_server(move |mut stream| {
+        stream.set_read_timeout(Some(CLIENT)).unwrap();
+        let _ = frame::read::<Request>(&mut stream);
+        let _ = stream.write_all(&answer());
+    })
+    .port()
+}
+
+fn fetch_from_fake_relay(port: u16) -> Run {
+    let mut cmd = harness::client(port);
+    cmd.arg("small.txt");
+    harness::run(cmd, b"", CLIENT)
+}
+
+#[test]
+fn a_relay_listing_too_many_nodes_is_refused() {
+    let port = fake_relay(|| {
+        let nodes = (0..=MAX_LIST_NODES as u32)
+            .map(|i| NodeEntry {
+                addr: SocketAddr::from((i.to_be_bytes(), 4000)),
+                age_secs: 0,
+            })
+            .collect();
+        frame::encode(&Response::Nodes(nodes)).unwrap()
+    });
+    let out = fetch_from_fake_relay(port);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("list of 100001 nodes refused (limit 100000)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_relay_sending_an_oversized_frame_or_http_is_refused() {
+    let port = fake_relay(|| {
+        let mut header = proto::MAGIC.to_vec();
+        header.extend_from_slice(&proto::VERSION.to_be_bytes());
+        header.extend_from_slice(&u32::MAX.to_be_bytes());
+        header
+    });
+    let out = fetch_from_fake_relay(port);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("frame of 4294967295 bytes refused (limit 4194304)"),
+        "{}",
+        out.stderr
+    );
+
+    let port = fake_relay(|| b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec());
+    let out = fetch_from_fake_relay(port);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("(HTTP)"), "{}", out.stderr);
+}
