@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use proto::NodeEntry;
 use proto::exchange::Timeouts;
 
-pub use lookup::Relay;
 use lookup::Fetched;
+pub use lookup::Relay;
 use output::Output;
 use prompt::{Command, Input};
 use report::Report;
@@ -36,7 +36,10 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Clone)]
 pub enum Task {
     /// Fetch each name (to `output` if given: one name only), then exit.
-    Fetch { names: Vec<String>, output: Option<PathBuf> },
+    Fetch {
+        names: Vec<String>,
+        output: Option<PathBuf>,
+    },
     /// Print the active nodes.
     Peers,
     /// Print what every node shares.
@@ -52,6 +55,9 @@ pub struct Session {
     report: Report,
     /// The last node list, used when the relay cannot be reached mid-session.
     nodes: Vec<NodeEntry>,
+    /// Names come from the prompt, so hints speak its language (`get NAME
+    /// -o PATH`, not `-o PATH`).
+    at_prompt: bool,
 }
 
 impl Session {
@@ -61,6 +67,7 @@ impl Session {
             timeouts,
             report,
             nodes: Vec::new(),
+            at_prompt: false,
         }
     }
 
@@ -71,12 +78,14 @@ impl Session {
             return EXIT_USAGE;
         }
         match task {
-            Task::Peers => self.print_peers(),
-            Task::List => self.print_listing(),
+            Task::Peers => self.print_peers(&mut std::io::stdout().lock()),
+            Task::List => self.print_listing(&mut std::io::stdout().lock()),
             Task::Fetch { names, output } => {
                 let mut code = EXIT_OK;
                 for (i, name) in names.iter().enumerate() {
-                    if i > 0 && let Err(e) = self.refresh_nodes() {
+                    if i > 0
+                        && let Err(e) = self.refresh_nodes()
+                    {
                         self.report.error(&e);
                         return EXIT_USAGE;
                     }
@@ -93,6 +102,11 @@ impl Session {
     fn refresh_nodes(&mut self) -> Result<(), String> {
         match self.relay.nodes() {
             Ok(nodes) => {
+                tracing::debug!(
+                    "relay {} lists {}",
+                    self.relay.label(),
+                    count(nodes.len(), "active node")
+                );
                 self.nodes = nodes;
                 Ok(())
             }
@@ -103,7 +117,7 @@ impl Session {
     /// Fetches one name to stdout or `output`; true if it was found whole.
     fn get(&mut self, name: &str, output: Option<&Path>) -> bool {
         let out = match output {
-            Some(path) => Output::file(path),
+            Some(path) => Output::file(path, !self.report.quiet),
             None => Output::stdout().map_err(anyhow::Error::from),
         };
         let mut out = match out {
@@ -117,8 +131,10 @@ impl Session {
             Fetched::Found { size } => match out.commit() {
                 Ok(()) => {
                     if let Some(path) = output {
-                        self.report
-                            .status(&format!("saved {name} to {} ({size} bytes)", path.display()));
+                        self.report.status(&format!(
+                            "saved {name} to {} ({size} bytes)",
+                            path.display()
+                        ));
                     }
                     true
                 }
@@ -127,34 +143,49 @@ impl Session {
                     false
                 }
             },
+            Fetched::NotText => {
+                // Dropping the output ends a partly printed line first.
+                drop(out);
+                let hint = if self.at_prompt {
+                    format!("use `get {name} -o FILE` to save it")
+                } else {
+                    "use -o FILE to save it, or redirect stdout".to_string()
+                };
+                self.report.error(&format!(
+                    "{name} is not text; refusing to print it to the terminal ({hint})"
+                ));
+                false
+            }
             Fetched::Missing | Fetched::OutputFailed => false,
         }
     }
 
-    fn print_peers(&self) -> u8 {
-        let mut stdout = std::io::stdout().lock();
+    /// The active nodes, one per line starting with `IP:PORT`, to `out`:
+    /// stdout for `--peers`, stderr at the prompt (whose stdout carries file
+    /// content only).
+    fn print_peers(&self, out: &mut dyn Write) -> u8 {
         for node in &self.nodes {
-            let _ = writeln!(stdout, "{}  refreshed {}s ago", node.addr, node.age_secs);
+            let _ = writeln!(out, "{}  refreshed {}s ago", node.addr, node.age_secs);
         }
-        let _ = stdout.flush();
-        self.report
-            .status(&format!("{} active nodes", self.nodes.len()));
+        let _ = out.flush();
+        self.report.status(&count(self.nodes.len(), "active node"));
         EXIT_OK
     }
 
-    fn print_listing(&self) -> u8 {
+    /// What every node shares, grouped by node in the relay's order, to
+    /// `out` (as for [`Session::print_peers`]).
+    fn print_listing(&self, out: &mut dyn Write) -> u8 {
         let listing = lookup::list_all(&self.nodes, &self.timeouts, &self.report);
-        let mut stdout = std::io::stdout().lock();
         for (addr, entries, truncated) in &listing {
-            let _ = writeln!(stdout, "{addr} ({} files)", entries.len());
+            let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
             for entry in entries {
-                let _ = writeln!(stdout, "  {:>12}  {}", entry.size, entry.name.escape_debug());
+                let _ = writeln!(out, "  {:>12}  {}", entry.size, entry.name.escape_debug());
             }
             if *truncated {
-                let _ = writeln!(stdout, "  ... (more files than one listing holds)");
+                let _ = writeln!(out, "  ... (more files than one listing holds)");
             }
         }
-        let _ = stdout.flush();
+        let _ = out.flush();
         if self.nodes.is_empty() {
             self.report.status("no active nodes");
         }
@@ -162,6 +193,7 @@ impl Session {
     }
 
     fn prompt(&mut self) -> u8 {
+        self.at_prompt = true;
         let mut input = Input::open();
         let mut code = EXIT_OK;
         while let Some(line) = input.next_line() {
@@ -177,10 +209,10 @@ impl Session {
                 Command::Help => eprintln!("{}", prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
-                    self.print_peers();
+                    self.print_peers(&mut std::io::stderr().lock());
                 }
                 Command::List => {
-                    self.print_listing();
+                    self.print_listing(&mut std::io::stderr().lock());
                 }
                 Command::Get { name, output } => {
                     if !self.get(&name, output.as_deref()) {
@@ -190,5 +222,14 @@ impl Session {
             }
         }
         code
+    }
+}
+
+/// `1 file`, `2 files`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -45,7 +45,13 @@ impl Relay {
         let addrs = exchange::resolve(&self.host, self.port)
             .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
         let (_, response) = exchange::call_any(&addrs, &Request::ListNodes, &self.timeouts)
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match e {
+                ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
+                    unreachable(e.to_string())
+                }
+                // It answered, but not with anything we can use.
+                other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
+            })?;
         match response {
             Response::Nodes(nodes) => Ok(nodes),
             Response::Error(e) => Err(anyhow::anyhow!(
@@ -70,6 +76,9 @@ pub enum Fetched {
     Found { size: u64 },
     /// No node had it (or every node that had it failed).
     Missing,
+    /// stdout is a terminal and the file is not text; nothing is reported
+    /// yet, since the hint depends on where the user typed the name.
+    NotText,
     /// The output refused the bytes; the reason is already reported.
     OutputFailed,
 }
@@ -111,15 +120,12 @@ pub fn fetch(
                 transfer.written,
                 transfer.size()
             )),
-            Err(NodeFailure::Output(SinkError::NotText)) => {
-                report.error(&format!(
-                    "{name} is not text; refusing to print it to the terminal \
-                     (use -o FILE to save it, or redirect stdout)"
-                ));
-                return Fetched::OutputFailed;
-            }
+            Err(NodeFailure::Output(SinkError::NotText)) => return Fetched::NotText,
             Err(NodeFailure::Output(SinkError::Io(e))) => {
-                report.error(&format!("cannot write {name}: {}", proto::error::io_reason(&e)));
+                report.error(&format!(
+                    "cannot write {name}: {}",
+                    proto::error::io_reason(&e)
+                ));
                 return Fetched::OutputFailed;
             }
         }
@@ -181,7 +187,11 @@ fn try_node(
         Ok(Response::File(header)) => header,
         Ok(Response::NotFound) => return Err(NodeFailure::NotHere),
         Ok(Response::Error(e)) => {
-            return Err(NodeFailure::Refused(format!("{} ({})", e.message, e.kind.as_str())));
+            return Err(NodeFailure::Refused(format!(
+                "{} ({})",
+                e.message,
+                e.kind.as_str()
+            )));
         }
         Ok(other) => {
             return Err(NodeFailure::Refused(format!(
@@ -210,11 +220,14 @@ fn try_node(
         }
         Some(_) => {}
     }
-    let progress = progress.get_or_insert_with(|| Progress::new(out.is_file(), header.size));
+    let progress = progress.get_or_insert_with(|| Progress::new(out.shows_progress(), header.size));
     progress.set_position(transfer.written);
     copy_body(&mut conn, header.body_len(), transfer, out, progress)?;
     if conn.finish() == Finish::ExtraBytes {
-        tracing::warn!("{addr} sent more bytes than it declared; only {} were kept", header.size);
+        tracing::warn!(
+            "{addr} sent more bytes than it declared; only {} were kept",
+            header.size
+        );
     }
     Ok(())
 }

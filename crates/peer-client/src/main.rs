@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +13,15 @@ use proto::exchange::Timeouts;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  peer-client 127.0.0.1 7000 hello.txt          print hello.txt\n  peer-client 127.0.0.1 7000 logo.png -o logo.png save it\n  peer-client 127.0.0.1 7000 --peers             list the active nodes\n  peer-client 127.0.0.1 7000                     interactive prompt\n\nExit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
+    after_help = "\
+Examples:
+  peer-client 127.0.0.1 7000 hello.txt             print hello.txt
+  peer-client 127.0.0.1 7000 logo.png -o logo.png  save logo.png (progress bar on a terminal)
+  peer-client 127.0.0.1 7000 --list                what every active node shares
+  peer-client 127.0.0.1 7000 --peers               the active nodes
+  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, ls, peers, help, quit
+
+Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
 )]
 struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work).
@@ -43,6 +52,16 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::WARN);
+    // Ctrl-C in the middle of a transfer: no partial file left behind, and
+    // the shell's prompt starts on a fresh line. (At the line-editing prompt
+    // Ctrl-C is a key, not a signal: it only drops the line being typed.)
+    let _ = ctrlc::set_handler(|| {
+        peer_client::output::remove_partial_files();
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+        std::process::exit(130);
+    });
     if cli.output.is_some() && cli.names.len() != 1 {
         eprintln!("error: -o/--output takes exactly one NAME");
         return ExitCode::from(EXIT_USAGE);
@@ -68,6 +87,12 @@ fn main() -> ExitCode {
             output: cli.output,
         }
     };
-    let session = Session::new(relay, timeouts, Report { quiet: cli.log.quiet });
+    let session = Session::new(
+        relay,
+        timeouts,
+        Report {
+            quiet: cli.log.quiet,
+        },
+    );
     ExitCode::from(session.run(task))
 }

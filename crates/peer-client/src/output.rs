@@ -2,17 +2,22 @@
 //!
 //! stdout carries file content only. When it is a terminal, content that is
 //! not plain UTF-8 text is refused before it is written (as curl does), so a
-//! binary file or a hostile escape sequence cannot garble the terminal. When
-//! it is a pipe or a file, the bytes go out unchanged.
+//! binary file or a hostile escape sequence cannot garble the terminal, and a
+//! text that does not end its last line gets a newline there, so what the
+//! client says next starts on a line of its own. When stdout is a pipe or a
+//! file, the bytes go out unchanged.
 //!
 //! A file is written to a temporary file in the target's directory, synced,
 //! and renamed into place only when complete: a failed transfer never leaves
-//! a partial file at the path.
+//! a partial file at the path, and [`remove_partial_files`] lets an
+//! interrupted client (Ctrl-C) clean up the temporary file too.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use tempfile::NamedTempFile;
@@ -24,7 +29,7 @@ pub enum Output {
 }
 
 impl Output {
-    /// stdout; `terminal` says whether to guard it as a terminal.
+    /// stdout, guarded when it is a terminal.
     pub fn stdout() -> io::Result<Output> {
         let terminal = io::stdout().is_terminal();
         // Write through our own handle on fd 1: std's stdout is line-buffered,
@@ -38,9 +43,10 @@ impl Output {
         }))
     }
 
-    /// A file at `path`, created only on [`Output::commit`].
-    pub fn file(path: &Path) -> anyhow::Result<Output> {
-        FileSink::create(path).map(Output::File)
+    /// A file at `path`, created only on [`Output::commit`]; `progress` says
+    /// whether a progress bar may be drawn for it (not with `-q`).
+    pub fn file(path: &Path, progress: bool) -> anyhow::Result<Output> {
+        FileSink::create(path, progress).map(Output::File)
     }
 
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
@@ -58,9 +64,10 @@ impl Output {
         }
     }
 
-    /// Whether progress should be drawn: only when saving to a file.
-    pub fn is_file(&self) -> bool {
-        matches!(self, Output::File(_))
+    /// Whether a progress bar may be drawn: only when saving to a file, and
+    /// not with `-q` ([`crate::progress`] also wants stderr to be a terminal).
+    pub fn shows_progress(&self) -> bool {
+        matches!(self, Output::File(f) if f.progress)
     }
 }
 
@@ -99,7 +106,34 @@ impl StdoutSink {
             return Err(SinkError::NotText);
         }
         self.pending = rest.to_vec();
+        if let Some(&last) = ready.last() {
+            MID_LINE.store(last != b'\n', Ordering::Relaxed);
+        }
         self.out.write_all(ready).map_err(SinkError::Io)
+    }
+}
+
+/// Text printed to the terminal stopped in the middle of a line. Only ever
+/// set for a terminal: a pipe or a file gets exactly the file's bytes.
+static MID_LINE: AtomicBool = AtomicBool::new(false);
+
+impl Drop for StdoutSink {
+    /// Ends a text printed to the terminal on a line of its own, whether the
+    /// transfer completed or not.
+    fn drop(&mut self) {
+        if self.terminal && MID_LINE.swap(false, Ordering::Relaxed) {
+            let _ = self.out.write_all(b"\n");
+        }
+    }
+}
+
+/// Ends the line a text printed to the terminal left open, so that a status
+/// line (`found on ...`) does not start at its end.
+pub fn end_terminal_line() {
+    if MID_LINE.swap(false, Ordering::Relaxed) {
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(b"\n");
+        let _ = stdout.flush();
     }
 }
 
@@ -117,10 +151,12 @@ fn is_terminal_safe(text: &[u8]) -> bool {
 pub struct FileSink {
     tmp: NamedTempFile,
     path: PathBuf,
+    progress: bool,
+    _partial: Partial,
 }
 
 impl FileSink {
-    fn create(path: &Path) -> anyhow::Result<FileSink> {
+    fn create(path: &Path, progress: bool) -> anyhow::Result<FileSink> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -128,14 +164,28 @@ impl FileSink {
         let base = path
             .file_name()
             .with_context(|| format!("{} does not name a file", path.display()))?;
+        // Refuse now what the rename would refuse after the whole transfer.
+        if path.is_dir() {
+            anyhow::bail!("cannot save to {}: it is a directory", path.display());
+        }
+        let cannot = || format!("cannot create a file in {}", dir.display());
+        // std's error for the directory carries the OS reason ("no such file
+        // or directory"); tempfile's would add its own random path to it.
+        if !std::fs::metadata(dir).with_context(cannot)?.is_dir() {
+            anyhow::bail!("{}: not a directory", cannot());
+        }
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{}.", base.to_string_lossy()))
             .suffix(".part")
             .tempfile_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            .map_err(|e| io::Error::from(e.kind()))
+            .with_context(cannot)?;
+        let partial = Partial::register(tmp.path());
         Ok(FileSink {
             tmp,
             path: path.to_path_buf(),
+            progress,
+            _partial: partial,
         })
     }
 
@@ -159,6 +209,46 @@ impl FileSink {
     }
 }
 
+/// Temporary files of transfers in progress. A signal handler cannot run
+/// destructors, so it removes these by path instead.
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// One entry of [`PARTIAL`], removed from the list (not from the disk) on
+/// drop: by then the file has been renamed into place or deleted by
+/// [`NamedTempFile`].
+struct Partial(PathBuf);
+
+impl Partial {
+    fn register(path: &Path) -> Partial {
+        if let Ok(mut list) = PARTIAL.lock() {
+            list.push(path.to_path_buf());
+        }
+        Partial(path.to_path_buf())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Ok(mut list) = PARTIAL.lock() {
+            list.retain(|p| p != &self.0);
+        }
+    }
+}
+
+/// Deletes the temporary files of transfers in progress; for an interrupt
+/// handler, right before the process exits.
+pub fn remove_partial_files() {
+    remove_partial_files_where(|_| true);
+}
+
+fn remove_partial_files_where(pick: impl Fn(&Path) -> bool) {
+    if let Ok(list) = PARTIAL.lock() {
+        for path in list.iter().filter(|p| pick(p)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +265,7 @@ mod tests {
     fn a_file_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let mut out = Output::file(&path).unwrap();
+        let mut out = Output::file(&path, false).unwrap();
         out.write_chunk(b"abc").unwrap();
         assert!(!path.exists());
         out.commit().unwrap();
@@ -187,7 +277,7 @@ mod tests {
     fn an_abandoned_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let mut out = Output::file(&path).unwrap();
+        let mut out = Output::file(&path, false).unwrap();
         out.write_chunk(b"abc").unwrap();
         drop(out);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -207,12 +297,56 @@ mod tests {
         drop(sink);
         let mut got = String::new();
         std::io::Read::read_to_string(&mut std::io::BufReader::new(r), &mut got).unwrap();
-        assert_eq!(got, "é");
+        // The terminal also gets the newline the text did not end with.
+        assert_eq!(got, "é\n");
         let mut sink = StdoutSink {
             out: File::from(std::os::fd::OwnedFd::from(std::io::pipe().unwrap().1)),
             terminal: true,
             pending: Vec::new(),
         };
         assert!(matches!(sink.write_chunk(&[0xff]), Err(SinkError::NotText)));
+    }
+
+    #[test]
+    fn a_missing_directory_is_one_plain_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such");
+        let Err(e) = Output::file(&missing.join("x.bin"), false) else {
+            panic!("created a file in a missing directory");
+        };
+        let line = proto::error::describe(e.chain());
+        assert_eq!(
+            line,
+            format!(
+                "cannot create a file in {}: no such file or directory",
+                missing.display()
+            )
+        );
+        let Err(e) = Output::file(dir.path(), false) else {
+            panic!("accepted a directory as the output file");
+        };
+        assert!(e.to_string().contains("it is a directory"), "{e}");
+    }
+
+    #[test]
+    fn partial_files_are_listed_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = |d: &Path| PARTIAL.lock().unwrap().iter().any(|p| p.starts_with(d));
+        let out = Output::file(&dir.path().join("a.bin"), false).unwrap();
+        assert!(listed(dir.path()));
+        out.commit().unwrap();
+        assert!(!listed(dir.path()));
+        let mut out = Output::file(&dir.path().join("b.bin"), false).unwrap();
+        out.write_chunk(b"abc").unwrap();
+        assert!(listed(dir.path()));
+        // Only this test's files: the other tests run at the same time.
+        remove_partial_files_where(|p| p.starts_with(dir.path()));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only a.bin remains"
+        );
+        drop(out);
+        assert!(!listed(dir.path()));
     }
 }

@@ -1,6 +1,10 @@
 //! The interactive prompt: reads commands until `quit` or end of input.
 //! With a terminal, line editing and history (rustyline); with a pipe, plain
 //! lines, so `printf 'a.txt\nb.txt\n' | peer-client ...` works the same.
+//!
+//! The prompt, listings and help go to the terminal or stderr, never to
+//! stdout: `peer-client 127.0.0.1 7000 > saved.txt` at the prompt leaves only
+//! the fetched files' bytes in saved.txt.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,12 +21,16 @@ commands:
   ls                 list the files every active node shares
   peers              list the active nodes
   help               this text
-  quit               leave (end of input works too)";
+  quit               leave (Ctrl-D works too)
+Up and down arrows recall earlier lines.";
 
 /// One line typed at the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Get { name: String, output: Option<PathBuf> },
+    Get {
+        name: String,
+        output: Option<PathBuf>,
+    },
     List,
     Peers,
     Help,
@@ -74,9 +82,11 @@ pub enum Input {
 impl Input {
     /// Line editing when a person is typing, plain reading otherwise.
     pub fn open() -> Input {
-        if io::stdin().is_terminal() && io::stderr().is_terminal() {
-            // PreferTerm draws the prompt on the terminal, never on stdout,
-            // which carries file content only.
+        // PreferTerm reads and draws on /dev/tty, never on stdout, which
+        // carries file content only; but when /dev/tty cannot be opened
+        // (no controlling terminal) rustyline falls back to stdout, so
+        // that case reads plain lines instead.
+        if io::stdin().is_terminal() && controlling_terminal() {
             let config = Config::builder()
                 .behavior(Behavior::PreferTerm)
                 .auto_add_history(true)
@@ -94,6 +104,7 @@ impl Input {
             Input::Editor(editor) => loop {
                 match editor.readline(PROMPT) {
                     Ok(line) => return Some(line),
+                    // Ctrl-C drops the line being typed, as in a shell.
                     Err(ReadlineError::Interrupted) => {
                         eprintln!("(type quit or press Ctrl-D to leave)");
                     }
@@ -111,6 +122,15 @@ impl Input {
             }
         }
     }
+}
+
+/// Whether this process has a terminal of its own to talk to.
+fn controlling_terminal() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub fn init(verbose: u8, quiet: bool, default: tracing::Level) {
         .try_init()
         .is_ok();
     if installed && let Some((spec, e)) = bad_env {
-        tracing::warn!("ignoring RUST_LOG={spec:?}: {e}; logging at {}", level_name(level));
+        tracing::warn!(
+            "ignoring RUST_LOG={spec:?}: {e}; logging at {}",
+            level_name(level)
+        );
     }
 }
 

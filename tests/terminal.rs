@@ -1,0 +1,496 @@
+//! peer-client as a person meets it: in a real terminal. Each test starts a
+//! relay and nodes through the harness, runs the client in a tmux session of
+//! its own (own socket, own temp dir, server killed on drop), types with
+//! `send-keys` and reads the screen with `capture-pane`, polling the screen
+//! until a deadline rather than sleeping.
+//!
+//! tmux must be installed (`.ci/run` installs it: `apt-get install tmux`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::{Cluster, Node, bin};
+
+/// How long the screen may take to show what a test waits for.
+const SCREEN: Duration = Duration::from_secs(15);
+
+const PROMPT: &str = "file name>";
+
+/// What the shell around the client prints when it exits: `[exit status 0]`.
+const EXITED: &str = "[exit status ";
+
+/// A tmux server with one session, `t`, running one command; the server is
+/// killed on drop, also when a test panics.
+struct Tmux {
+    sock: PathBuf,
+    /// Holds the socket and the config; removed after the server is killed.
+    _dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Starts `command` (a shell command line) in a detached 200x50 session,
+    /// followed by a line with its exit status. The pane stays after the
+    /// shell exits, so the screen can still be read.
+    fn start(command: &str) -> Tmux {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("sock");
+        let conf = dir.path().join("tmux.conf");
+        fs::write(
+            &conf,
+            "set -g remain-on-exit on\nset -g history-limit 5000\nset -g default-shell /bin/sh\n",
+        )
+        .unwrap();
+        let tmux = Tmux { sock, _dir: dir };
+        let conf = conf.to_str().unwrap().to_string();
+        // The trap keeps the shell alive through a Ctrl-C meant for the
+        // client (which gets the default disposition back when it starts).
+        let command = format!("trap true INT; {command}; echo \"{EXITED}$?]\"");
+        let out = tmux.run(&[
+            "-f",
+            &conf,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            &command,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.sock)
+            .args(args)
+            // The pane gets a clean environment for what the tests check.
+            .env_remove("RUST_LOG")
+            .env("TERM", "xterm-256color")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux ({e}); install it: apt-get install tmux"))
+    }
+
+    /// Types `text` literally, then Enter.
+    fn type_line(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// Presses keys by tmux name (`Up`, `C-c`, `C-d`, `Enter`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        let out = self.run(&args);
+        assert!(out.status.success(), "send-keys {keys:?} failed");
+    }
+
+    /// The whole screen and its scrollback.
+    fn screen(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-S", "-", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `done` holds; panics with the screen if it
+    /// does not within [`SCREEN`].
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SCREEN;
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            if Instant::now() >= deadline {
+                panic!("the screen did not show {what} within {SCREEN:?}:\n{screen}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the `n`th prompt to be the empty line the cursor is on: the
+    /// command typed before it has finished.
+    fn wait_prompt(&self, n: usize) -> String {
+        self.wait_until(&format!("prompt number {n}, empty"), |s| {
+            prompts(s) == n && last_line(s) == PROMPT
+        })
+    }
+
+    /// The client's exit status once it has exited, as the shell around it
+    /// reports it. (tmux's own `#{pane_dead_status}` is not used: the tmux
+    /// 3.3 server started from a test sometimes never reaps the pane's
+    /// process, so the status never arrives.)
+    fn exit_status(&self) -> Option<i32> {
+        exit_status(&self.screen())
+    }
+
+    fn wait_exit(&self) -> i32 {
+        let screen = self.wait_until("the client's exit", |s| exit_status(s).is_some());
+        exit_status(&screen).unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.sock)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn exit_status(screen: &str) -> Option<i32> {
+    let line = screen.lines().find(|l| l.starts_with(EXITED))?;
+    line[EXITED.len()..].trim_end_matches(']').parse().ok()
+}
+
+fn prompts(screen: &str) -> usize {
+    screen.lines().filter(|l| l.starts_with(PROMPT)).count()
+}
+
+fn last_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
+}
+
+/// The screen from the `n`th prompt (1-based) to the next one.
+fn after_prompt(screen: &str, n: usize) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    let start = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with(PROMPT))
+        .nth(n - 1)
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("no prompt {n} on the screen:\n{screen}"));
+    lines[start..]
+        .iter()
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with(PROMPT))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
+/// `'text'` for sh.
+fn quote(text: impl AsRef<Path>) -> String {
+    let text = text.as_ref().to_str().expect("UTF-8 path");
+    assert!(!text.contains('\''), "{text}");
+    format!("'{text}'")
+}
+
+/// The shell command that runs peer-client against `cluster` with `args`.
+fn client_command(cluster: &Cluster, args: &str) -> String {
+    format!(
+        "{} 127.0.0.1 {} {args}",
+        quote(bin("peer-client")),
+        cluster.relay.port()
+    )
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    let path = dir.join(name);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+/// Something a terminal must not be fed: a PNG header, NULs, an escape.
+fn binary() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend((0..4088).map(|i| (i * 7 % 256) as u8));
+    bytes
+}
+
+fn found_on(node: &Node) -> String {
+    format!("found on {}", node.listed)
+}
+
+/// The prompt session of a new user: a name, a binary file, `ls`, `peers`,
+/// `get -o`, history, Ctrl-C, `quit`.
+#[test]
+fn the_prompt_in_a_terminal() {
+    let logo = binary();
+    let cluster = Cluster::start(3, |i, dir| match i {
+        0 => {
+            write(dir, "hello.txt", b"hello from node one\n");
+            write(dir, "sub/deeper/notes.txt", b"deep\n");
+        }
+        1 => write(dir, "logo.png", &logo),
+        _ => write(dir, "three.txt", b"no newline at the end"),
+    });
+    let [n1, n2, n3] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let saved = cluster.tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let tmux = Tmux::start(&client_command(&cluster, ""));
+    tmux.wait_prompt(1);
+
+    // A typed name shows the file, and which node served it.
+    tmux.type_line("hello.txt");
+    let screen = tmux.wait_prompt(2);
+    let answer = after_prompt(&screen, 1);
+    assert!(answer.contains("\nhello from node one\n"), "{answer}");
+    assert!(answer.contains(&found_on(n1)), "{answer}");
+
+    // A text without a final newline still leaves the status on its own line.
+    tmux.type_line("three.txt");
+    let screen = tmux.wait_prompt(3);
+    let answer = after_prompt(&screen, 2);
+    assert!(
+        answer.contains("\nno newline at the end\nfound on"),
+        "{answer}"
+    );
+
+    // A binary file is refused, with the hint to save it instead.
+    tmux.type_line("logo.png");
+    let screen = tmux.wait_prompt(4);
+    let answer = after_prompt(&screen, 3);
+    assert!(
+        answer.contains(
+            "error: logo.png is not text; refusing to print it to the terminal \
+             (use `get logo.png -o FILE` to save it)"
+        ),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("PNG"),
+        "binary bytes reached the screen:\n{answer}"
+    );
+
+    // ls: every node's files, grouped under its address.
+    tmux.type_line("ls");
+    let screen = tmux.wait_prompt(5);
+    let answer = after_prompt(&screen, 4);
+    for (node, lines) in [
+        (n1, &["20  hello.txt", "5  sub/deeper/notes.txt"][..]),
+        (n2, &["4096  logo.png"][..]),
+        (n3, &["21  three.txt"][..]),
+    ] {
+        let files = lines.len();
+        let header = format!(
+            "{} ({files} file{})",
+            node.listed,
+            if files == 1 { "" } else { "s" }
+        );
+        let block: Vec<&str> = answer
+            .lines()
+            .skip_while(|l| *l != header)
+            .skip(1)
+            .take(files)
+            .collect();
+        assert_eq!(block.len(), files, "no {header:?} group in:\n{answer}");
+        for (got, want) in block.iter().zip(lines) {
+            assert_eq!(got.trim_start(), *want, "in:\n{answer}");
+        }
+    }
+
+    // peers: the three nodes.
+    tmux.type_line("peers");
+    let screen = tmux.wait_prompt(6);
+    let answer = after_prompt(&screen, 5);
+    for node in [n1, n2, n3] {
+        assert!(
+            answer.contains(&format!("\n{}  refreshed", node.listed)),
+            "{answer}"
+        );
+    }
+    assert!(answer.contains("\n3 active nodes\n"), "{answer}");
+
+    // get NAME -o PATH saves the binary file whole.
+    let target = saved.join("logo.png");
+    tmux.type_line(&format!("get logo.png -o {}", target.display()));
+    let screen = tmux.wait_prompt(7);
+    let answer = after_prompt(&screen, 6);
+    assert!(
+        answer.contains(&format!("saved logo.png to {}", target.display())),
+        "{answer}"
+    );
+    assert_eq!(fs::read(&target).unwrap(), logo);
+
+    // History: Up recalls the last lines, newest first; Enter runs one again.
+    tmux.keys(&["Up"]);
+    let get_line = format!("file name> get logo.png -o {}", target.display());
+    tmux.wait_until("the get line recalled", |s| last_line(s) == get_line);
+    tmux.keys(&["Up"]);
+    tmux.wait_until("the peers line recalled", |s| {
+        last_line(s) == "file name> peers"
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_prompt(8);
+    assert!(
+        after_prompt(&screen, 7).contains("\n3 active nodes\n"),
+        "{screen}"
+    );
+
+    // Ctrl-C drops the line being typed and keeps the prompt.
+    tmux.run(&["send-keys", "-t", "t", "-l", "half a na"]);
+    tmux.wait_until("the half-typed line", |s| {
+        last_line(s) == "file name> half a na"
+    });
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_prompt(9);
+    assert!(
+        screen.contains("(type quit or press Ctrl-D to leave)"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("not found on any"),
+        "Ctrl-C ran the line:\n{screen}"
+    );
+    assert_eq!(tmux.exit_status(), None, "Ctrl-C ended the client");
+
+    // quit ends it; the refused logo.png makes the status 1, as a missing
+    // file would.
+    tmux.type_line("quit");
+    assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
+}
+
+/// With stdout redirected to a file, the prompt, listings and statuses stay
+/// on the terminal and the file gets exactly the fetched bytes; Ctrl-D ends.
+#[test]
+fn the_prompt_never_reaches_stdout() {
+    let logo = binary();
+    let cluster = Cluster::start(2, |i, dir| match i {
+        0 => write(dir, "hello.txt", b"hello\n"),
+        _ => write(dir, "logo.png", &logo),
+    });
+    let out = cluster.tmp.path().join("out.bin");
+    let command = format!("{} > {}", client_command(&cluster, ""), quote(&out));
+    let tmux = Tmux::start(&command);
+    tmux.wait_prompt(1);
+    for (n, line) in ["hello.txt", "logo.png", "ls", "peers", "help"]
+        .iter()
+        .enumerate()
+    {
+        tmux.type_line(line);
+        tmux.wait_prompt(n + 2);
+    }
+    tmux.keys(&["C-d"]);
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(screen.contains(&found_on(&cluster.nodes[1])), "{screen}");
+    assert!(
+        screen.contains(&format!("{} (1 file)", cluster.nodes[1].listed)),
+        "{screen}"
+    );
+    assert!(screen.contains("get NAME -o PATH"), "{screen}");
+    let mut want = b"hello\n".to_vec();
+    want.extend_from_slice(&logo);
+    let got = fs::read(&out).unwrap();
+    assert!(
+        got == want,
+        "stdout holds more than the two files: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// A binary file named on the command line is refused on a terminal with
+/// the command line's hint, and exits 1.
+#[test]
+fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
+    let logo = binary();
+    let cluster = Cluster::start(1, |_, dir| write(dir, "logo.png", &logo));
+    let tmux = Tmux::start(&client_command(&cluster, "logo.png"));
+    assert_eq!(tmux.wait_exit(), 1);
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("use -o FILE to save it, or redirect stdout"),
+        "{screen}"
+    );
+    assert!(!screen.contains("PNG"), "{screen}");
+}
+
+/// 64 MiB saved with -o: a progress bar on a terminal, left as the
+/// transfer's summary line; none with -q; nothing of it on a pipe.
+#[test]
+fn the_progress_bar_is_drawn_on_a_terminal_only() {
+    const SIZE: usize = 64 << 20;
+    let big: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let cluster = Cluster::start(1, |_, dir| write(dir, "big.bin", &big));
+    let saved = cluster.tmp.path();
+
+    let target = saved.join("tty.bin");
+    let tmux = Tmux::start(&client_command(
+        &cluster,
+        &format!("big.bin -o {}", quote(&target)),
+    ));
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("64.00 MiB/64.00 MiB"),
+        "no finished bar:\n{screen}"
+    );
+    assert!(screen.contains("saved big.bin to"), "{screen}");
+    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+
+    let target = saved.join("quiet.bin");
+    let tmux = Tmux::start(&client_command(
+        &cluster,
+        &format!("-q big.bin -o {}", quote(&target)),
+    ));
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(!screen.contains("MiB"), "a bar with -q:\n{screen}");
+    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+
+    // stderr a pipe: plain status lines, no bar, no carriage return, no escape.
+    let target = saved.join("pipe.bin");
+    let run = cluster.fetch(&["big.bin", "-o", target.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("saved big.bin to"), "{}", run.stderr);
+    for bad in ["\r", "\x1b", "MiB", "█", "░"] {
+        assert!(
+            !run.stderr.contains(bad),
+            "{bad:?} on a pipe:\n{:?}",
+            run.stderr
+        );
+    }
+    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+}
+
+/// Ctrl-C in the middle of a download with -o: the client exits 130 and
+/// leaves neither the file nor its temporary `.part` file behind.
+#[test]
+fn ctrl_c_during_a_download_leaves_no_partial_file() {
+    // Sparse: 64 GiB that take no disk, and far longer to send than the
+    // test waits, however fast the machine.
+    let cluster = Cluster::start(1, |_, dir| {
+        let file = fs::File::create(dir.join("huge.bin")).unwrap();
+        file.set_len(64 << 30).unwrap();
+    });
+    let saved = cluster.tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let target = saved.join("huge.bin");
+    let tmux = Tmux::start(&client_command(
+        &cluster,
+        &format!("huge.bin -o {}", quote(&target)),
+    ));
+    // The bar shows the transfer under way, so the .part file exists.
+    tmux.wait_until("the progress bar", |s| s.contains("/64.00 GiB"));
+    assert_eq!(
+        fs::read_dir(&saved).unwrap().count(),
+        1,
+        "no .part file yet"
+    );
+    tmux.keys(&["C-c"]);
+    assert_eq!(tmux.wait_exit(), 130, "{}", tmux.screen());
+    let left: Vec<_> = fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
