@@ -490,21 +490,12 @@ fn bad_frames_get_an_error_or_a_clean_close_and_service_goes_on() {
 /// Starts a node over `dir`; as root, as the unprivileged user `nobody`
 /// (uid 65534), so that file permissions apply to it.
 fn start_unprivileged_node(relay: &Relay, dir: &Path) -> Node {
-    let mut cmd = Command::new(bin("peer-node"));
-    cmd.arg("127.0.0.1").arg(relay.port().to_string()).arg(dir);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        cmd.uid(65534).gid(65534);
-    }
-    let proc = Proc::spawn("peer-node", cmd);
-    let line = proc.wait_for("listening on", READY);
-    let listen = addr_after(&line, "listening on ");
-    Node {
-        proc,
-        listen,
-        listed: listen,
-        dir: dir.to_path_buf(),
-    }
+    Node::spawn_with("127.0.0.1", relay.port(), dir, &[], |cmd| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.uid(65534).gid(65534);
+        }
+    })
     .until_registered()
 }
 

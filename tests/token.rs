@@ -5,11 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Proc, READY, Relay, addr_after, bin};
+use harness::{Node, Proc, READY, Relay};
 use proto::exchange::{self, Timeouts};
 use proto::{ErrorKind, Registration, Request, Response};
 
@@ -22,24 +21,12 @@ fn relay_with_token() -> Relay {
 /// A node over an empty directory with `args` and `env`; RELAY_TOKEN is
 /// cleared unless given, so the test's own environment cannot leak in.
 fn spawn_node(relay: &Relay, dir: &Path, args: &[&str], token_env: Option<&str>) -> Node {
-    let mut cmd = Command::new(bin("peer-node"));
-    cmd.arg("127.0.0.1")
-        .arg(relay.port().to_string())
-        .arg(dir)
-        .args(args)
-        .env_remove("RELAY_TOKEN");
-    if let Some(token) = token_env {
-        cmd.env("RELAY_TOKEN", token);
-    }
-    let proc = Proc::spawn("peer-node", cmd);
-    let line = proc.wait_for("listening on", READY);
-    let listen = addr_after(&line, "listening on ");
-    Node {
-        proc,
-        listen,
-        listed: listen,
-        dir: dir.to_path_buf(),
-    }
+    Node::spawn_with("127.0.0.1", relay.port(), dir, args, |cmd| {
+        cmd.env_remove("RELAY_TOKEN");
+        if let Some(token) = token_env {
+            cmd.env("RELAY_TOKEN", token);
+        }
+    })
 }
 
 /// Waits until `proc` has logged `n` lines containing `needle` (its log is

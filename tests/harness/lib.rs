@@ -267,11 +267,24 @@ impl Node {
 
     /// Starts without waiting for registration (the relay may be down).
     pub fn spawn(relay_host: &str, relay_port: u16, dir: &Path, args: &[&str]) -> Node {
+        Node::spawn_with(relay_host, relay_port, dir, args, |_| {})
+    }
+
+    /// Like [`Node::spawn`], letting `adjust` change the command first
+    /// (environment, user) before it starts.
+    pub fn spawn_with(
+        relay_host: &str,
+        relay_port: u16,
+        dir: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Node {
         let mut cmd = Command::new(bin("peer-node"));
         cmd.arg(relay_host)
             .arg(relay_port.to_string())
             .arg(dir)
             .args(args);
+        adjust(&mut cmd);
         let proc = Proc::spawn("peer-node", cmd);
         let line = proc.wait_for("listening on", READY);
         let listen = addr_after(&line, "listening on ");
