@@ -135,11 +135,33 @@ impl Proc {
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
         self.stderr.wait_for(needle, timeout).unwrap_or_else(|| {
             panic!(
-                "{} did not print {needle:?} within {timeout:?}; its log:\n{}",
+                "{} ({}) did not print {needle:?} within {timeout:?}; its log:\n{}",
                 self.name,
+                self.state(),
                 self.log()
             )
         })
+    }
+
+    /// Whether the process still runs, or how it ended, without reaping it:
+    /// for failure messages.
+    pub fn state(&self) -> String {
+        let Some(child) = &self.child else {
+            return "killed by the test".into();
+        };
+        // SAFETY: waitid with WNOWAIT only inspects our own child's state and
+        // writes into the zeroed siginfo we own.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if libc::waitid(libc::P_PID, child.id(), &mut info, flags) != 0 || info.si_pid() == 0 {
+                return "still running".into();
+            }
+            match info.si_code {
+                libc::CLD_EXITED => format!("exited with status {}", info.si_status()),
+                _ => format!("killed by signal {}", info.si_status()),
+            }
+        }
     }
 
     /// Like [`Proc::wait_for`] but returns None instead of panicking.
@@ -391,7 +413,21 @@ impl Cluster {
             let dir = tmp.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&dir).unwrap();
             fill(i, &dir);
-            nodes.push(Node::start(&relay, &dir, &[]));
+            let node = Node::spawn("127.0.0.1", relay.port(), &dir, &[]);
+            if node
+                .proc
+                .try_wait_for("registered with relay", READY)
+                .is_none()
+            {
+                panic!(
+                    "node {} did not register within {READY:?}.\nnode log:\n{}\nrelay ({}) log:\n{}",
+                    i + 1,
+                    node.proc.log(),
+                    relay.proc.state(),
+                    relay.proc.log()
+                );
+            }
+            nodes.push(node.until_registered());
         }
         Cluster { nodes, relay, tmp }
     }
