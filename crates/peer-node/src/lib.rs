@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use proto::Registration;
 use proto::exchange::Timeouts;
-use proto::server::{Server, ServerConfig, bind_addr};
+use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
 pub use service::NodeService;
@@ -49,12 +49,7 @@ pub struct NodeConfig {
 pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let share = SharedDir::open(&config.dir)
         .with_context(|| format!("cannot share {}", config.dir.display()))?;
-    let addrs = bind_addr(config.bind, config.port);
-    let server = Server::bind(&addrs, config.server.clone())
-        .with_context(|| format!("could not listen on {}", addrs[0]))?;
-    let local = server
-        .local_addr()
-        .context("could not read the bound address")?;
+    let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     tracing::info!("listening on {local}, sharing {}", share.root().display());
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));

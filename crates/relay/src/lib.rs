@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::server::{Server, ServerConfig, bind_addr};
+use proto::server::{Server, ServerConfig};
 
 pub use registry::Registry;
 pub use service::{Policy, RelayService};
@@ -42,12 +42,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         "a TTL of {:?} is too short: nodes are told it in whole seconds, so it must be at least 1 s",
         config.ttl
     );
-    let addrs = bind_addr(config.bind, config.port);
-    let server = Server::bind(&addrs, config.server.clone())
-        .with_context(|| format!("could not listen on {}", addrs[0]))?;
-    let local = server
-        .local_addr()
-        .context("could not read the bound address")?;
+    let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     let registry = Registry::new(config.ttl);
     spawn_expiry(registry.clone())?;
     tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs_f64());

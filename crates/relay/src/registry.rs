@@ -36,6 +36,11 @@ struct State {
     /// Bumped whenever a node joins or leaves, so the cache knows it is stale.
     generation: u64,
     cached: Option<CachedList>,
+    /// No entry expires before this (None: none ever can, or there are
+    /// none). Expiry walks the table only once it is reached: at 100 000
+    /// nodes a walk costs milliseconds under the lock, and the expiry thread
+    /// and every rebuilt list answer would pay it (docs/BENCHMARKS.md).
+    expiry_floor: Option<Instant>,
 }
 
 struct Entry {
@@ -94,11 +99,13 @@ impl Registry {
 
     /// Adds `addr`, or refreshes it if it is listed already.
     pub fn register(&self, addr: SocketAddr, now: Instant) -> Result<Registered, TableFull> {
+        let ttl = self.shared.ttl;
         let mut state = self.lock();
         if let Some(seq) = state.by_addr.get(&addr).copied() {
             if let Some(entry) = state.entries.get_mut(&seq) {
                 entry.last_seen = now;
             }
+            state.lower_expiry_floor(now, ttl);
             return Ok(Registered::Refreshed);
         }
         if state.entries.len() >= MAX_LIST_NODES {
@@ -115,6 +122,7 @@ impl Registry {
         );
         state.by_addr.insert(addr, seq);
         state.generation += 1;
+        state.lower_expiry_floor(now, ttl);
         Ok(Registered::Joined)
     }
 
@@ -158,9 +166,12 @@ impl Registry {
             return Ok((cached.answer.clone(), Vec::new()));
         }
         let expired = state.expire(now, ttl);
-        let nodes: Vec<NodeEntry> = state.live(now, ttl).collect();
-        let first_expiry = state.entries.values().map(|e| e.last_seen + ttl).min();
-        let stale_at = first_expiry.map_or(now + CACHE_FOR, |t| t.min(now + CACHE_FOR));
+        // One walk: after expire, every entry left is live.
+        let mut nodes = Vec::with_capacity(state.entries.len());
+        nodes.extend(state.live(now, ttl));
+        let stale_at = state
+            .expiry_floor
+            .map_or(now + CACHE_FOR, |t| t.min(now + CACHE_FOR));
         let count = nodes.len();
         let answer = ListAnswer {
             frame: frame::encode(&Response::Nodes(nodes))?.into(),
@@ -190,6 +201,13 @@ impl Registry {
 }
 
 impl State {
+    /// Keeps the expiry floor at or below the expiry of an entry seen at `seen`.
+    fn lower_expiry_floor(&mut self, seen: Instant, ttl: Duration) {
+        if let Some(at) = seen.checked_add(ttl) {
+            self.expiry_floor = Some(self.expiry_floor.map_or(at, |f| f.min(at)));
+        }
+    }
+
     fn live(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeEntry> + '_ {
         self.entries.values().filter_map(move |e| {
             let age = now.saturating_duration_since(e.last_seen);
@@ -201,15 +219,22 @@ impl State {
     }
 
     fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<(SocketAddr, Duration)> {
+        if self.expiry_floor.is_none_or(|floor| now < floor) {
+            return Vec::new();
+        }
         let mut gone = Vec::new();
+        let mut floor: Option<Instant> = None;
         self.entries.retain(|_, e| {
             let age = now.saturating_duration_since(e.last_seen);
             let keep = age < ttl;
             if !keep {
                 gone.push((e.addr, age));
+            } else if let Some(at) = e.last_seen.checked_add(ttl) {
+                floor = Some(floor.map_or(at, |f| f.min(at)));
             }
             keep
         });
+        self.expiry_floor = floor;
         for (addr, _) in &gone {
             self.by_addr.remove(addr);
         }
@@ -255,6 +280,25 @@ mod tests {
         let nodes = reg.nodes(later);
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0].age_secs, 11);
+    }
+
+    #[test]
+    fn each_node_expires_at_its_own_ttl_between_walks() {
+        let reg = Registry::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        reg.register(addr(1), t0).unwrap();
+        reg.register(addr(2), t0 + secs(10)).unwrap();
+        assert!(reg.expire(t0 + secs(5)).is_empty());
+        let gone = |at| -> Vec<u16> { reg.expire(at).iter().map(|(a, _)| a.port()).collect() };
+        assert_eq!(gone(t0 + secs(31)), [1]);
+        assert!(gone(t0 + secs(35)).is_empty());
+        // A refresh stamped earlier than the floor still counts.
+        reg.register(addr(3), t0 + secs(35)).unwrap();
+        reg.register(addr(3), t0 + secs(12)).unwrap();
+        assert_eq!(gone(t0 + secs(41)), [2]);
+        assert_eq!(gone(t0 + secs(43)), [3]);
+        assert!(reg.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod admission;
 mod descriptors;
+mod sendfile;
 mod workers;
 
 use std::fs::File;
@@ -76,14 +77,14 @@ impl Reply<'_> {
         Ok(())
     }
 
-    /// Sends a file header, then the file's bytes from its current position.
-    /// `io::copy` from a `File` to a `TcpStream` becomes sendfile on Linux: the
-    /// bytes never pass through this process, and memory stays flat whatever
-    /// the size. Returns how many body bytes were sent; fewer than declared
-    /// means the file shrank while it was sent.
+    /// Sends a file header, then the file's bytes from its current position,
+    /// with sendfile on Linux (see `sendfile`): the bytes never pass through
+    /// this process, and memory stays flat whatever the size. Returns how
+    /// many body bytes were sent; fewer than declared means the file shrank
+    /// while it was sent.
     pub fn send_file(&mut self, header: FileHeader, file: &mut File) -> Result<u64, ProtoError> {
         self.send(&Response::File(header))?;
-        let sent = io::copy(&mut file.take(header.body_len()), self.stream)?;
+        let sent = sendfile::send_file(file, self.stream, header.body_len())?;
         Ok(sent)
     }
 }
@@ -95,16 +96,28 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the first of `addrs` that can be bound (port 0 takes a free port).
-    pub fn bind(addrs: &[SocketAddr], config: ServerConfig) -> io::Result<Server> {
-        Ok(Server {
-            listener: TcpListener::bind(addrs)?,
-            config,
-        })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Binds `ip:port`, or with no IP all interfaces (see [`bind_addrs`]);
+    /// port 0 takes a free port. Returns the server and where it listens.
+    /// The error names the address: `could not listen on [::]:7000: address
+    /// already in use`.
+    pub fn listen(
+        ip: Option<std::net::IpAddr>,
+        port: u16,
+        config: ServerConfig,
+    ) -> io::Result<(Server, SocketAddr)> {
+        let addrs = bind_addrs(ip, port);
+        let listener = TcpListener::bind(&addrs[..]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "could not listen on {}: {}",
+                    addrs[0],
+                    crate::error::io_reason(&e)
+                ),
+            )
+        })?;
+        let local = listener.local_addr()?;
+        Ok((Server { listener, config }, local))
     }
 
     /// Accepts connections until the process ends. Each connection is
@@ -341,7 +354,7 @@ impl Throttle {
 
 /// Binds `ip:port`, or, with no IP, all interfaces: IPv6 and IPv4 together
 /// (`[::]`, dual-stack on Linux), falling back to `0.0.0.0` where IPv6 is off.
-pub fn bind_addr(ip: Option<std::net::IpAddr>, port: u16) -> Vec<SocketAddr> {
+fn bind_addrs(ip: Option<std::net::IpAddr>, port: u16) -> Vec<SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr};
     match ip {
         Some(ip) => vec![SocketAddr::new(ip, port)],

@@ -11,10 +11,12 @@
 //! wait there: then it ends, so a burst leaves no crowd of idle threads.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+use super::Throttle;
 
 /// Most threads kept waiting in accept once a burst is over.
 const MAX_IDLE: usize = 64;
@@ -27,6 +29,8 @@ pub(crate) struct Acceptors {
     on_accept: Box<OnAccept>,
     /// Threads in accept(), or on their way back to it.
     waiting: AtomicUsize,
+    /// Failed accepts, logged at most once a second across all threads.
+    failures: Mutex<Throttle>,
 }
 
 impl Acceptors {
@@ -37,6 +41,7 @@ impl Acceptors {
             listener,
             on_accept,
             waiting: AtomicUsize::new(1),
+            failures: Mutex::default(),
         });
         acceptors.accept_loop(false);
         unreachable!("the first thread never leaves its accept loop")
@@ -58,8 +63,16 @@ impl Acceptors {
                     }
                 }
                 Err(e) => {
-                    // Out of file descriptors or memory: back off instead of spinning.
-                    tracing::warn!("accept failed: {}", crate::error::io_reason(&e));
+                    // Out of file descriptors or memory: back off instead of
+                    // spinning, and say so once, not once per waiting thread.
+                    let due = self
+                        .failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .note();
+                    if let Some(n) = due {
+                        tracing::warn!("{n} accept(s) failed: {}", crate::error::io_reason(&e));
+                    }
                     thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -96,6 +109,7 @@ mod tests {
             listener,
             on_accept,
             waiting: AtomicUsize::new(0),
+            failures: Mutex::default(),
         });
         acceptors.spawn_one();
         (acceptors, addr)

@@ -1,0 +1,195 @@
+//! p2p-bench: the relay, peer-node and peer-client measured side by side
+//! with the floor, each figure beside a baseline run in the same process,
+//! interleaved with it, medians of several runs. See docs/BENCHMARKS.md.
+//!
+//! Module map:
+//! - [`procs`]: the release binaries as child processes: start, readiness
+//!   from their logs, memory from /proc and wait4.
+//! - [`transfer`]: sections 1 and 2, a large file node to client beside
+//!   the raw floor, and the peak memory of both.
+//! - [`raw`]: that floor: a sendfile server and a read-until-EOF receiver,
+//!   this binary re-executed in hidden modes.
+//! - [`load`]: the load generator, the bare baseline server, fake
+//!   registrations from loopback addresses.
+//! - [`relay`]: sections 3 and 5, list requests per second and one list
+//!   answer at 100 000 nodes.
+//! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
+//! - [`report`]: medians and the Markdown table.
+
+mod load;
+mod lookup;
+mod procs;
+mod raw;
+mod relay;
+mod report;
+mod transfer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use procs::Bins;
+use report::Table;
+
+const USAGE: &str = "\
+usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-build]
+
+  --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
+  --runs N        runs per measurement (default 7, quick 3)
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale
+  --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
+  --no-build      do not run `cargo build --release` first";
+
+/// What every section needs.
+pub struct Settings {
+    pub bins: Bins,
+    /// A temp dir for files, logs and outputs; removed at the end.
+    pub tmp: PathBuf,
+    pub runs: usize,
+    /// Size of the large file, in MiB.
+    pub file_mib: u64,
+    /// How long each load window lasts.
+    pub window: Duration,
+    /// Concurrent clients of the load generator.
+    pub clients: usize,
+    /// The larger table of section 3.
+    pub many_nodes: usize,
+    pub lookup_nodes: usize,
+    pub scale_nodes: usize,
+}
+
+const SECTIONS: [&str; 4] = ["transfer", "relay", "lookup", "scale"];
+
+struct Args {
+    quick: bool,
+    runs: Option<usize>,
+    only: Vec<String>,
+    bin_dir: Option<PathBuf>,
+    build: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        runs: None,
+        only: SECTIONS.map(String::from).to_vec(),
+        bin_dir: None,
+        build: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--no-build" => args.build = false,
+            "--runs" => {
+                let n = value("--runs")?;
+                args.runs = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("bad --runs {n}"))?,
+                );
+            }
+            "--only" => {
+                args.only = value("--only")?.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    return Err(format!(
+                        "unknown section {bad}; sections: {}",
+                        SECTIONS.join(", ")
+                    ));
+                }
+            }
+            "--bin-dir" => args.bin_dir = Some(value("--bin-dir")?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if raw::dispatch(&args) || load::dispatch(&args) {
+        return ExitCode::SUCCESS;
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("p2p-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let began = Instant::now();
+    let bins = Bins::prepare(args.bin_dir, args.build)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("p2p-bench.")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    let settings = Settings {
+        bins,
+        tmp: tmp.path().to_path_buf(),
+        runs: args.runs.unwrap_or(if args.quick { 3 } else { 7 }),
+        file_mib: if args.quick { 256 } else { 1024 },
+        window: Duration::from_millis(if args.quick { 500 } else { 1500 }),
+        clients: 32,
+        many_nodes: 10_000,
+        lookup_nodes: if args.quick { 20 } else { 50 },
+        scale_nodes: 100_000,
+    };
+    eprintln!("binaries: {}", settings.bins.dir().display());
+    let mut table = Table::default();
+    for section in &args.only {
+        let result = match section.as_str() {
+            "transfer" => transfer::run(&settings, &mut table),
+            "relay" => relay::throughput(&settings, &mut table),
+            "lookup" => lookup::run(&settings, &mut table),
+            "scale" => relay::scale(&settings, &mut table),
+            _ => unreachable!("sections are checked when parsed"),
+        };
+        result.map_err(|e| format!("{section}: {e}"))?;
+    }
+    println!("{}", machine());
+    println!(
+        "medians of {} runs, each beside its baseline from the same run; took {:.0} s\n",
+        settings.runs,
+        began.elapsed().as_secs_f64()
+    );
+    println!("{}", table.render());
+    Ok(())
+}
+
+/// One line about the machine: cores, CPU model, memory, kernel, load.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let load = read("/proc/loadavg");
+    format!(
+        "machine: {cores} cores, {model}, {:.1} GiB memory, Linux {}; load average {}",
+        mem_kib as f64 / (1024.0 * 1024.0),
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
