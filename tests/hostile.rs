@@ -15,11 +15,10 @@ use std::os::fd::FromRawFd;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Proc, READY, Relay, addr_after, bin};
+use harness::{Node, Proc, READY, Relay};
 use proto::exchange::{self, Connection, Timeouts};
 use proto::{
     ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, Registration, Request, Response,
@@ -1125,33 +1124,21 @@ fn start_node_with_fd_limit(
     hard: u64,
     args: &[&str],
 ) -> Node {
-    let mut cmd = Command::new(bin("peer-node"));
-    cmd.arg("127.0.0.1")
-        .arg(relay.port().to_string())
-        .arg(dir)
-        .args(args);
     let limit = libc::rlimit {
         rlim_cur: soft as libc::rlim_t,
         rlim_max: hard as libc::rlim_t,
     };
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let proc = Proc::spawn("peer-node", cmd);
-    let line = proc.wait_for("listening on", READY);
-    let listen = addr_after(&line, "listening on ");
-    Node {
-        proc,
-        listen,
-        listed: listen,
-        dir: dir.to_path_buf(),
-    }
+    Node::spawn_with("127.0.0.1", relay.port(), dir, args, |cmd| {
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
     .until_registered()
 }
 

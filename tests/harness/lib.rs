@@ -353,46 +353,8 @@ pub fn client(relay_port: u16) -> Command {
 
 /// Runs a client command to completion with `stdin` as its input, killing
 /// it if it takes longer than `timeout`.
-pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("cannot start peer-client");
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = std::io::Write::write_all(&mut input, &stdin);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("client did not finish within {timeout:?}; stderr so far is lost with it");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let _ = writer.join();
-    Run {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
+pub fn run(cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
+    start_client(cmd, stdin, None).finish(timeout)
 }
 
 /// A relay and `n` nodes over their own temp dirs (`node1`, `node2`, ...).
