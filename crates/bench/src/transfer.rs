@@ -221,7 +221,7 @@ fn mib_per_sec(len: u64, t: Duration) -> f64 {
 }
 
 fn size_label(len: u64) -> String {
-    if len >= 1 << 30 && len % (1 << 30) == 0 {
+    if len >= 1 << 30 && len.is_multiple_of(1 << 30) {
         format!("{} GiB", len >> 30)
     } else {
         format!("{} MiB", len >> 20)
