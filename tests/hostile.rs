@@ -684,18 +684,7 @@ fn a_file_that_shrinks_during_the_transfer_ends_short_and_the_node_goes_on() {
     let node = Node::start(&relay, &dir, &[]);
     let addr = loopback(&node);
 
-    let mut stream = connect(None, addr, Some(64 * 1024)).unwrap();
-    stream.set_read_timeout(Some(HANG)).unwrap();
-    let local = stream.local_addr().unwrap();
-    let request = Request::GetFile(FileRequest {
-        name: "big.bin".into(),
-        offset: 0,
-    });
-    frame::write(&mut stream, &request).unwrap();
-    let header = match frame::read::<Response>(&mut stream).unwrap() {
-        Response::File(header) => header,
-        other => panic!("expected a file, got {other:?}"),
-    };
+    let (mut stream, local, header) = start_slow_download(addr, "big.bin");
     assert_eq!(header.body_len(), SIZE);
     big.set_len(1 << 20).unwrap();
     let mut got = 0u64;
@@ -712,6 +701,25 @@ fn a_file_that_shrinks_during_the_transfer_ends_short_and_the_node_goes_on() {
     assert_eq!(get(addr, "hello.txt").unwrap(), HELLO);
 }
 
+/// Asks `addr` for `name` over a socket with a small receive buffer (so the
+/// node is still sending while the test acts) and reads the file header.
+/// Returns the stream, its local address (to find the node's log line) and
+/// the header.
+fn start_slow_download(addr: SocketAddr, name: &str) -> (TcpStream, SocketAddr, proto::FileHeader) {
+    let mut stream = connect(None, addr, Some(64 * 1024)).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    let local = stream.local_addr().unwrap();
+    let request = Request::GetFile(FileRequest {
+        name: name.into(),
+        offset: 0,
+    });
+    frame::write(&mut stream, &request).unwrap();
+    match frame::read::<Response>(&mut stream).unwrap() {
+        Response::File(header) => (stream, local, header),
+        other => panic!("expected a file, got {other:?}"),
+    }
+}
+
 /// A file removed while it is sent is sent whole: the node holds it open, so
 /// the client gets the file as it was when asked for, never a mix.
 #[test]
@@ -726,17 +734,7 @@ fn a_file_that_vanishes_during_the_transfer_is_sent_whole() {
     let node = Node::start(&relay, &dir, &[]);
     let addr = loopback(&node);
 
-    let mut stream = connect(None, addr, Some(64 * 1024)).unwrap();
-    stream.set_read_timeout(Some(HANG)).unwrap();
-    let local = stream.local_addr().unwrap();
-    let request = Request::GetFile(FileRequest {
-        name: "gone.bin".into(),
-        offset: 0,
-    });
-    frame::write(&mut stream, &request).unwrap();
-    let Response::File(header) = frame::read::<Response>(&mut stream).unwrap() else {
-        panic!("expected a file")
-    };
+    let (mut stream, local, header) = start_slow_download(addr, "gone.bin");
     assert_eq!(header.body_len(), content.len() as u64);
     fs::remove_file(dir.join("gone.bin")).unwrap();
     let mut body = Vec::new();
