@@ -4,18 +4,27 @@
 //! Module map:
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
 //!   of a broken transfer from the next node), and file listings.
+//! - [`holders`]: which nodes hold a content (the one place a relay's
+//!   who-has index would answer).
+//! - [`multi`]: a fetch from several holders at once: one thread per
+//!   source, verified ranges, positioned writes or an in-order window.
 //! - [`verified`]: one node's part of a fetch as a verified range: only
 //!   bytes checked against the content hash reach the output.
 //! - [`output`]: stdout (guarded when it is a terminal) or an atomic file.
 //! - [`prompt`]: the interactive prompt and its commands.
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
+//! - [`scheduler`]: the range plan of a multi-source fetch, as data: which
+//!   pieces are wanted, who fetches which, what each source gave.
 
+pub mod holders;
 pub mod lookup;
+pub mod multi;
 pub mod output;
 pub mod progress;
 pub mod prompt;
 pub mod report;
+pub mod scheduler;
 pub mod verified;
 
 use std::io::Write;
@@ -34,6 +43,9 @@ use report::Report;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_MISSING: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+
+/// Holders a fetch pulls from at once unless told otherwise (`--sources`).
+pub const DEFAULT_SOURCES: usize = 4;
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
@@ -61,6 +73,8 @@ pub struct Session {
     /// Names come from the prompt, so hints speak its language (`get NAME
     /// -o PATH`, not `-o PATH`).
     at_prompt: bool,
+    /// Most holders one fetch pulls from at once; 1 is the sequential fetch.
+    sources: usize,
 }
 
 impl Session {
@@ -71,7 +85,15 @@ impl Session {
             report,
             nodes: Vec::new(),
             at_prompt: false,
+            sources: DEFAULT_SOURCES,
         }
+    }
+
+    /// Pulls each file from up to `sources` holders at once (1: one node
+    /// at a time, in the relay's order).
+    pub fn with_sources(mut self, sources: usize) -> Session {
+        self.sources = sources.max(1);
+        self
     }
 
     /// Runs the task; returns the process exit code.
@@ -142,7 +164,15 @@ impl Session {
                 return false;
             }
         };
-        match lookup::fetch(&target, &self.nodes, &self.timeouts, &mut out, &self.report) {
+        let fetched = multi::fetch(
+            &target,
+            &self.nodes,
+            &self.timeouts,
+            self.sources,
+            &mut out,
+            &self.report,
+        );
+        match fetched {
             Fetched::Found { size } => match out.commit() {
                 Ok(()) => {
                     if let Some(path) = output {

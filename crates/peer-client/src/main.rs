@@ -52,8 +52,22 @@ struct Cli {
     /// Seconds any read or write may wait for a relay or node.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     timeout: Duration,
+    /// Holders to download from at once: each file is fetched in verified
+    /// ranges from up to N nodes that hold it. 1 asks one node at a time,
+    /// in the relay's order.
+    #[arg(long, value_name = "N", default_value_t = peer_client::DEFAULT_SOURCES,
+          value_parser = parse_sources)]
+    sources: usize,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// 1 to 64 holders at once.
+fn parse_sources(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a number of holders from 1 to 64")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -100,6 +114,7 @@ fn main() -> ExitCode {
         Report {
             quiet: cli.log.quiet,
         },
-    );
+    )
+    .with_sources(cli.sources);
     ExitCode::from(session.run(task))
 }

@@ -64,6 +64,19 @@ impl Output {
         }
     }
 
+    /// The temporary file of a save, for positioned writes: a multi-source
+    /// fetch writes each verified range at its offset, in any order, from
+    /// several threads (`FileExt::write_all_at` takes `&File`). The file is
+    /// still renamed into place only by [`Output::commit`]. None for stdout
+    /// (and anything else that takes bytes only in order).
+    pub fn positioned(&self) -> Option<&File> {
+        match self {
+            Output::File(f) => Some(f.tmp.as_file()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// Whether a progress bar may be drawn: only when saving to a file, and
     /// not with `-q` ([`crate::progress`] also wants stderr to be a terminal).
     pub fn shows_progress(&self) -> bool {
@@ -326,6 +339,21 @@ mod tests {
             panic!("accepted a directory as the output file");
         };
         assert!(e.to_string().contains("it is a directory"), "{e}");
+    }
+
+    #[test]
+    fn positioned_writes_land_at_their_offsets_in_any_order() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let out = Output::file(&path, false).unwrap();
+        let file = out.positioned().unwrap();
+        file.write_all_at(b"world", 6).unwrap();
+        file.write_all_at(b"hello ", 0).unwrap();
+        assert!(!path.exists());
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert!(Output::stdout().unwrap().positioned().is_none());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const RUNNING: &str = "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}";
 const DONE: &str = "{bar:30} {bytes}/{total_bytes} in {elapsed}";
+/// A fetch from several nodes: the total rate, and how many nodes send now.
+const SOURCES: &str = "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} from {msg} eta {eta}";
 
 pub struct Progress {
     bar: ProgressBar,
@@ -34,6 +36,23 @@ impl Progress {
 
     pub fn set_position(&self, done: u64) {
         self.bar.set_position(done);
+    }
+
+    /// Shows how many nodes are sending now (a multi-source fetch).
+    pub fn set_sources(&self, n: usize) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        if self.bar.message().is_empty()
+            && let Ok(style) = ProgressStyle::with_template(SOURCES)
+        {
+            self.bar.set_style(style);
+        }
+        self.bar.set_message(if n == 1 {
+            "1 node".to_string()
+        } else {
+            format!("{n} nodes")
+        });
     }
 
     /// Leaves the full bar with the time taken as the transfer's summary.

@@ -49,6 +49,13 @@ impl Connection {
         self.peer
     }
 
+    /// A handle that can cut this connection from another thread
+    /// ([`Closer::close`]): a read blocked on a stalled peer returns at once
+    /// instead of waiting for its timeout.
+    pub fn closer(&self) -> io::Result<Closer> {
+        self.stream.try_clone().map(Closer)
+    }
+
     /// Sends the request and reads the response frame. A server that refuses
     /// the connection (busy) may answer and close before reading the request,
     /// so the response is read even when sending failed. An error's message
@@ -85,6 +92,17 @@ impl Connection {
         };
         let _ = self.stream.shutdown(Shutdown::Both);
         finish
+    }
+}
+
+/// Cuts a [`Connection`] from another thread.
+#[derive(Debug)]
+pub struct Closer(TcpStream);
+
+impl Closer {
+    /// Shuts the connection down both ways; its reads and writes fail.
+    pub fn close(&self) {
+        let _ = self.0.shutdown(Shutdown::Both);
     }
 }
 

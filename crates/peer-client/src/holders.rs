@@ -1,0 +1,179 @@
+//! Who holds a content: the nodes a multi-source fetch may ask for ranges.
+//!
+//! Today the relay only lists the active nodes, so every one of them is a
+//! candidate: the first that proves it holds the content fixes the hash
+//! and the size, and the others are asked for ranges by that hash (a node
+//! that does not hold it answers not-found, and is dropped then). When the
+//! relay can say who holds a hash (a who-has index), [`find`] is the one
+//! place that changes: it asks the relay instead of walking the nodes.
+//!
+//! The first holder is probed with an empty range at offset 0: its answer
+//! carries the content's last chunk group with its proof, which the client
+//! verifies. That proves the size as well as the hash, so the plan cuts the
+//! right pieces before any other node is asked, and a node lying about the
+//! size cannot make honest nodes look like liars. It costs one exchange of
+//! at most 64 KiB.
+
+use std::io::BufReader;
+use std::net::SocketAddr;
+
+use proto::content::{ByteRange, RangeDecoder, RangeError, encoded_len};
+use proto::exchange::{Connection, Timeouts};
+use proto::{
+    ContentHash, ErrorKind, NodeEntry, ProtoError, RangeRequest, Request, Response, Target,
+};
+
+use crate::lookup::response_name;
+use crate::report::Report;
+
+/// A node that may hold the content.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub addr: SocketAddr,
+    /// "10.0.0.2:7001, node 2 of 3": how the client names it to the user.
+    pub label: String,
+}
+
+/// The content and the nodes to fetch it from.
+#[derive(Debug, Clone)]
+pub struct Holders {
+    pub hash: ContentHash,
+    pub size: u64,
+    /// The proven holder first, then the other candidates in the relay's order.
+    pub candidates: Vec<Candidate>,
+}
+
+/// Why no holder was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoHolder {
+    /// No node has it; each one's answer is already reported.
+    Missing,
+    /// Some node cannot serve ranges (an older node): the plain one-node
+    /// fetch may still get the file from it.
+    OlderNodes,
+}
+
+/// Finds the content `target` names among `nodes`, in the relay's order,
+/// reporting each node that does not have it as the sequential fetch does.
+pub fn find(
+    target: &Target,
+    nodes: &[NodeEntry],
+    timeouts: &Timeouts,
+    report: &Report,
+) -> Result<Holders, NoHolder> {
+    let total = nodes.len();
+    let label = |i: usize, addr: SocketAddr| format!("{addr}, node {} of {total}", i + 1);
+    let mut older = false;
+    for (i, node) in nodes.iter().enumerate() {
+        let here = label(i, node.addr);
+        match probe(node.addr, target, timeouts) {
+            Ok((hash, size)) => {
+                let candidates = nodes
+                    .iter()
+                    .enumerate()
+                    .skip(i)
+                    .map(|(j, n)| Candidate {
+                        addr: n.addr,
+                        label: label(j, n.addr),
+                    })
+                    .collect();
+                return Ok(Holders {
+                    hash,
+                    size,
+                    candidates,
+                });
+            }
+            Err(Probe::NotHere) => report.status(&format!("not on {here}")),
+            Err(Probe::NoRanges(why)) => {
+                older = true;
+                tracing::debug!("{here} cannot serve ranges: {why}");
+            }
+            Err(Probe::Unreachable(why)) => {
+                report.status(&format!("could not reach {here}: {why}"))
+            }
+            Err(Probe::Refused(why)) => report.status(&format!("{here} refused: {why}")),
+            Err(Probe::Corrupt(why)) => report.status(&format!("corrupt data from {here}: {why}")),
+        }
+    }
+    if older {
+        Err(NoHolder::OlderNodes)
+    } else {
+        Err(NoHolder::Missing)
+    }
+}
+
+enum Probe {
+    NotHere,
+    NoRanges(String),
+    Unreachable(String),
+    Refused(String),
+    Corrupt(String),
+}
+
+/// Asks `addr` for the empty range at offset 0 of `target` and verifies the
+/// last chunk group that proves it: the content's hash and size.
+fn probe(
+    addr: SocketAddr,
+    target: &Target,
+    timeouts: &Timeouts,
+) -> Result<(ContentHash, u64), Probe> {
+    let mut conn =
+        Connection::open(addr, timeouts).map_err(|e| Probe::Unreachable(e.to_string()))?;
+    let request = Request::GetRange(RangeRequest {
+        target: target.clone(),
+        offset: 0,
+        len: 0,
+    });
+    let header = match conn.request(&request) {
+        Ok(Response::Range(header)) => header,
+        Ok(Response::NotFound) => return Err(Probe::NotHere),
+        Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
+            return Err(Probe::NoRanges(e.message));
+        }
+        Ok(Response::Error(e)) => {
+            return Err(Probe::Refused(format!(
+                "{} ({})",
+                e.message,
+                e.kind.as_str()
+            )));
+        }
+        Ok(other) => {
+            return Err(Probe::Refused(format!(
+                "unexpected {} answer",
+                response_name(&other)
+            )));
+        }
+        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
+            return Err(Probe::Unreachable(e.to_string()));
+        }
+        Err(e) => return Err(Probe::Refused(e.to_string())),
+    };
+    if let Target::Hash(hash) = target
+        && *hash != header.hash
+    {
+        return Err(Probe::Refused(format!(
+            "it sent blake3 {} when asked for blake3 {}",
+            header.hash.short(),
+            hash.short()
+        )));
+    }
+    let empty = ByteRange { offset: 0, len: 0 };
+    if header.range() != Some(empty) {
+        return Err(Probe::Refused(format!(
+            "it answered bytes {}..{} when asked for none at byte 0",
+            header.offset,
+            header.offset.saturating_add(header.len)
+        )));
+    }
+    let body = conn.body(encoded_len(header.size, empty));
+    let mut decoder = RangeDecoder::new(header.hash, header.size, empty, BufReader::new(body))
+        .map_err(|e| Probe::Refused(e.to_string()))?;
+    match decoder.next_verified() {
+        Ok(_) => {}
+        Err(e @ RangeError::Mismatch { .. }) => return Err(Probe::Corrupt(e.to_string())),
+        Err(e) => return Err(Probe::Unreachable(e.to_string())),
+    }
+    drop(decoder);
+    let _ = conn.finish();
+    Ok((header.hash, header.size))
+}
