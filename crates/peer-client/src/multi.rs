@@ -116,8 +116,8 @@ pub fn fetch(
     let (ended, state) = match out.positioned() {
         Some(file) => {
             let swarm = Swarm::new(
-                holders.hash,
-                size,
+                target,
+                (holders.hash, size),
                 timeouts,
                 report,
                 &progress,
@@ -128,7 +128,15 @@ pub fn fetch(
             (ended, swarm.into_state())
         }
         None => {
-            let swarm = Swarm::new(holders.hash, size, timeouts, report, &progress, None, state);
+            let swarm = Swarm::new(
+                target,
+                (holders.hash, size),
+                timeouts,
+                report,
+                &progress,
+                None,
+                state,
+            );
             let ended = swarm.run(threads, |s| s.write_in_order(out));
             (ended, swarm.into_state())
         }
@@ -204,6 +212,8 @@ enum Ended {
 /// hundred times per second per source and held for a copy at most).
 struct Swarm<'a> {
     hash: ContentHash,
+    /// The name asked for, when the fetch is by name.
+    name: Option<String>,
     size: u64,
     timeouts: &'a Timeouts,
     report: &'a Report,
@@ -250,8 +260,8 @@ impl State {
 
 impl<'a> Swarm<'a> {
     fn new(
-        hash: ContentHash,
-        size: u64,
+        target: &Target,
+        (hash, size): (ContentHash, u64),
         timeouts: &'a Timeouts,
         report: &'a Report,
         progress: &'a Progress,
@@ -260,6 +270,10 @@ impl<'a> Swarm<'a> {
     ) -> Swarm<'a> {
         Swarm {
             hash,
+            name: match target {
+                Target::Name(name) => Some(name.clone()),
+                Target::Hash(_) => None,
+            },
             size,
             timeouts,
             report,
@@ -329,6 +343,7 @@ impl<'a> Swarm<'a> {
     /// Fetches pieces from one source until the plan is done (false) or
     /// drops the source (true: try another candidate).
     fn serve(&self, source: SourceId, candidate: &Candidate) -> bool {
+        let mut by_name = false;
         loop {
             let assignment = {
                 let mut state = self.lock();
@@ -344,7 +359,7 @@ impl<'a> Swarm<'a> {
                     }
                 }
             };
-            let result = self.fetch_piece(candidate, &assignment);
+            let result = self.fetch_piece(candidate, &assignment, &mut by_name);
             let mut state = self.lock();
             state.inflight.remove(&assignment.id);
             let cut = state.cut.remove(&assignment.id);
@@ -383,7 +398,18 @@ impl<'a> Swarm<'a> {
     /// One range request: fetch, verify and claim `a`'s bytes. Ok when the
     /// range is whole or the plan said stop; else why it failed, with the
     /// line that tells the user.
-    fn fetch_piece(&self, candidate: &Candidate, a: &Assignment) -> Result<(), (Failure, String)> {
+    ///
+    /// Ranges are asked for by content hash. A node still hashing its
+    /// directory at startup answers `busy` to that, yet hashes a file it is
+    /// asked for by name on the spot: then, when the fetch is by name, this
+    /// source is asked by name from then on (`by_name`), and its answer must
+    /// carry the same hash.
+    fn fetch_piece(
+        &self,
+        candidate: &Candidate,
+        a: &Assignment,
+        by_name: &mut bool,
+    ) -> Result<(), (Failure, String)> {
         let label = &candidate.label;
         let mut conn = Connection::open(candidate.addr, self.timeouts)
             .map_err(|e| (Failure::Broken, format!("could not reach {label}: {e}")))?;
@@ -395,13 +421,25 @@ impl<'a> Swarm<'a> {
             state.inflight.insert(a.id, (a.piece, closer));
             self.progress.set_sources(state.busy());
         }
+        let target = match (&self.name, *by_name) {
+            (Some(name), true) => Target::Name(name.clone()),
+            _ => Target::Hash(self.hash),
+        };
         let request = Request::GetRange(RangeRequest {
-            target: Target::Hash(self.hash),
+            target,
             offset: a.range.offset,
             len: a.range.len,
         });
         let header = match conn.request(&request) {
             Ok(Response::Range(header)) => header,
+            Ok(Response::Error(e))
+                if e.kind == ErrorKind::Busy && self.name.is_some() && !*by_name =>
+            {
+                tracing::debug!("{label}: {}; asking by name", e.message);
+                *by_name = true;
+                drop(conn);
+                return self.fetch_piece(candidate, a, by_name);
+            }
             Ok(Response::NotFound) => return Err((Failure::NotHere, format!("not on {label}"))),
             Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
                 return Err((
@@ -430,6 +468,16 @@ impl<'a> Swarm<'a> {
             }
             Err(e) => return Err((Failure::Lied, format!("{label} sent a bad answer: {e}"))),
         };
+        if *by_name && (header.hash != self.hash || header.size != self.size) {
+            return Err((
+                Failure::NotHere,
+                format!(
+                    "{label} holds another version (blake3 {}, {} bytes)",
+                    header.hash.short(),
+                    header.size
+                ),
+            ));
+        }
         if header.hash != self.hash || header.size != self.size || header.range() != Some(a.range) {
             return Err((
                 Failure::Lied,
@@ -468,7 +516,12 @@ impl<'a> Swarm<'a> {
                 Err(e) => {
                     return Err((
                         Failure::Broken,
-                        format!("transfer from {label} failed at byte {at}: {e}"),
+                        format!(
+                            "transfer from {label} failed after {} of {} bytes from byte {}: {e}",
+                            at - a.range.offset,
+                            a.range.len,
+                            a.range.offset
+                        ),
                     ));
                 }
             }
