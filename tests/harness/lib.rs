@@ -2,6 +2,11 @@
 //! `peer-node` and `peer-client` binaries as processes on free ports, waits
 //! for readiness by reading their output (never by sleeping), gives each test
 //! its own temp dir, and kills every child on drop, also when a test panics.
+//!
+//! [`netns`] is the lab for tests on separate hosts (network namespaces on a
+//! bridge, shaped links).
+
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

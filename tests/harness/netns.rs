@@ -1,0 +1,228 @@
+//! A network lab for end-to-end tests on separate hosts: Linux network
+//! namespaces, each with its own 10.x address, joined by veth pairs on a
+//! bridge that lives in a namespace of its own. Nothing here touches the
+//! root namespace's interfaces, and traffic only ever goes to addresses
+//! inside the namespaces a test created. Every namespace is removed on drop,
+//! also when the test fails.
+//!
+//! Namespaces need root. Where they cannot be created a test says why and
+//! skips ([`Lab::or_skip`]), unless `P2P_REQUIRE_NETNS` is set (as `.ci/run`
+//! does): then it fails, so CI always runs it.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::bin;
+
+/// The `ip` tool of iproute2.
+const IP: &str = "ip";
+/// The `tc` tool of iproute2.
+const TC: &str = "tc";
+
+/// Runs `program ARGS`; the error is the tool's own message.
+fn tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let out: Output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs `ip ARGS`.
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    tool(IP, args)
+}
+
+/// Runs `ip ARGS` during setup, where a failure is a failure of the test.
+fn ip_ok(args: &[&str]) {
+    if let Err(why) = ip(args) {
+        panic!("{why}");
+    }
+}
+
+/// One host: a namespace with an address on the bridge.
+pub struct Host {
+    pub ns: String,
+    /// The bridge-side end of its veth pair (in the bridge namespace).
+    pub port: String,
+    pub ip: String,
+}
+
+/// The namespaces one test created; removed on drop, also on a panic.
+/// Deleting a namespace deletes the interfaces in it, so the veth pairs and
+/// the bridge go with them. Declare it before the processes that run in it,
+/// so that it is dropped after them.
+pub struct Lab {
+    /// Prefix of every namespace name: unique per process and lab.
+    pub tag: String,
+    bridge_ns: String,
+    pub hosts: Vec<Host>,
+}
+
+/// Labs created by this process, for unique names when tests run in
+/// parallel.
+static LABS: AtomicUsize = AtomicUsize::new(0);
+
+impl Lab {
+    /// Creates the bridge namespace, or says why it cannot.
+    pub fn create(name: &str) -> Result<Lab, String> {
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("p2p{}{name}{n}", std::process::id());
+        let bridge_ns = format!("{tag}-br");
+        ip(&["netns", "add", &bridge_ns])?;
+        let lab = Lab {
+            tag,
+            bridge_ns,
+            hosts: Vec::new(),
+        };
+        let br = lab.bridge_ns.as_str();
+        ip_ok(&["-n", br, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", br, "link", "add", "br0", "type", "bridge"]);
+        ip_ok(&["-n", br, "link", "set", "br0", "up"]);
+        Ok(lab)
+    }
+
+    /// The lab, or None when namespaces are unavailable and not required.
+    pub fn or_skip(name: &str) -> Option<Lab> {
+        match Lab::create(name) {
+            Ok(lab) => Some(lab),
+            Err(why) if std::env::var_os("P2P_REQUIRE_NETNS").is_some() => {
+                panic!("network namespaces are required (P2P_REQUIRE_NETNS is set): {why}")
+            }
+            Err(why) => {
+                eprintln!(
+                    "skipping: cannot create a network namespace ({why}); \
+                     run as root, or set P2P_REQUIRE_NETNS to make this a failure"
+                );
+                None
+            }
+        }
+    }
+
+    /// Adds a host named `name` (a few letters: it names an interface)
+    /// with address `ip`/24 on the bridge; returns its index.
+    pub fn host(&mut self, name: &str, ip: &str) -> usize {
+        let ns = format!("{}-{name}", self.tag);
+        ip_ok(&["netns", "add", &ns]);
+        let port = format!("v{name}");
+        assert!(port.len() <= 15, "interface name {port} too long");
+        self.hosts.push(Host {
+            ns: ns.clone(),
+            port: port.clone(),
+            ip: ip.to_string(),
+        });
+        let br = self.bridge_ns.as_str();
+        // The pair is made in the bridge namespace, its far end moved straight
+        // into the host's: no interface ever exists in the root namespace.
+        ip_ok(&[
+            "-n", br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        ip_ok(&["-n", br, "link", "set", &port, "master", "br0", "up"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
+        self.hosts.len() - 1
+    }
+
+    /// The address of host `h`.
+    pub fn ip_of(&self, h: usize) -> &str {
+        &self.hosts[h].ip
+    }
+
+    /// A command that runs one of this workspace's binaries (`relay`,
+    /// `peer-node`, `peer-client`) inside host `h`'s namespace. `ip netns
+    /// exec` execs it, so the child's pid is the program's own (signals
+    /// reach it).
+    pub fn command(&self, h: usize, program: &str) -> Command {
+        self.exec(h, &bin(program).to_string_lossy())
+    }
+
+    /// A command that runs any `program` (from PATH, or a path) inside host
+    /// `h`'s namespace.
+    pub fn exec(&self, h: usize, program: &str) -> Command {
+        let mut cmd = Command::new(IP);
+        cmd.args(["netns", "exec", &self.hosts[h].ns]).arg(program);
+        cmd
+    }
+
+    /// Shapes host `h`'s uplink (what it sends) to `rate` (`100mbit`) with
+    /// a token bucket, as a slower link would: `tc qdisc add dev eth0 root
+    /// tbf rate RATE burst 256kb latency 100ms` in its namespace.
+    pub fn shape(&self, h: usize, rate: &str) -> Result<(), String> {
+        tool(
+            TC,
+            &[
+                "-n",
+                &self.hosts[h].ns,
+                "qdisc",
+                "add",
+                "dev",
+                "eth0",
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "256kb",
+                "latency",
+                "100ms",
+            ],
+        )
+    }
+
+    /// Cuts host `h` off the bridge.
+    pub fn cut(&self, h: usize) {
+        ip_ok(&[
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &self.hosts[h].port,
+            "down",
+        ]);
+    }
+
+    /// Runs `f` on a thread that has joined host `h`'s namespace: sockets
+    /// it creates live there (a fake node in a test). Other threads keep
+    /// their own namespace; sockets keep theirs whichever thread uses them.
+    pub fn within<T: Send>(&self, h: usize, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.hosts[h].ns);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns = std::fs::File::open(&path)
+                        .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+                    // SAFETY: setns on a namespace file we opened changes only
+                    // this thread's network namespace.
+                    let rc = unsafe {
+                        libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET)
+                    };
+                    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            if let Err(why) = ip(&["netns", "del", &host.ns]) {
+                eprintln!("cleanup: {why}");
+            }
+        }
+        if let Err(why) = ip(&["netns", "del", &self.bridge_ns]) {
+            eprintln!("cleanup: {why}");
+        }
+    }
+}
