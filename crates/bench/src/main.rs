@@ -14,6 +14,8 @@
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
+//! - [`swarm`]: section 6 (`--only multi`, root), one file from three
+//!   shaped holders at once beside one holder and beside aria2c.
 //! - [`report`]: medians and the Markdown table.
 
 mod load;
@@ -22,6 +24,7 @@ mod procs;
 mod raw;
 mod relay;
 mod report;
+mod swarm;
 mod transfer;
 
 use std::path::PathBuf;
@@ -36,7 +39,8 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale;
+                  multi (root: namespaces, tc; aria2c and nginx for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -59,6 +63,8 @@ pub struct Settings {
 }
 
 const SECTIONS: [&str; 4] = ["transfer", "relay", "lookup", "scale"];
+/// Sections run only when named with --only (they need root).
+const EXTRA_SECTIONS: [&str; 1] = ["multi"];
 
 struct Args {
     quick: bool,
@@ -93,10 +99,12 @@ fn parse_args() -> Result<Args, String> {
             }
             "--only" => {
                 args.only = value("--only")?.split(',').map(str::to_string).collect();
-                if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                if let Some(bad) = args.only.iter().find(|s| {
+                    !SECTIONS.contains(&s.as_str()) && !EXTRA_SECTIONS.contains(&s.as_str())
+                }) {
                     return Err(format!(
                         "unknown section {bad}; sections: {}",
-                        SECTIONS.join(", ")
+                        [&SECTIONS[..], &EXTRA_SECTIONS[..]].concat().join(", ")
                     ));
                 }
             }
@@ -152,6 +160,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "multi" => swarm::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
