@@ -164,6 +164,28 @@ fn examples() -> BTreeMap<&'static str, Example> {
         })),
     );
     ex.insert("unregistered-response", response(Response::Unregistered));
+    // A multi-source fetch: one piece in the middle of a 48 MiB content.
+    let piece_hash: proto::ContentHash =
+        "blake3:2fc553ba0cc3fbcd2c5cf4a4f68b43bae08b78749a4494e6572cb8e9a9d0c43c"
+            .parse()
+            .unwrap();
+    ex.insert(
+        "mid-range-request",
+        request(Request::GetRange(proto::RangeRequest {
+            target: proto::Target::Hash(piece_hash),
+            offset: 2_097_152,
+            len: 2_097_152,
+        })),
+    );
+    ex.insert(
+        "mid-range-response",
+        response(Response::Range(proto::RangeHeader {
+            size: 50_331_648,
+            hash: piece_hash,
+            offset: 2_097_152,
+            len: 2_097_152,
+        })),
+    );
     ex.insert(
         "unknown-tag-response",
         response(Response::error(
