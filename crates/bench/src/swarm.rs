@@ -383,6 +383,7 @@ fn wait_http(client_ns: &str, ip: &str) -> Result<(), String> {
         let ok = Command::new("ip")
             .args(["netns", "exec", client_ns, "bash", "-c"])
             .arg(format!("exec 3<>/dev/tcp/{ip}/{NGINX_PORT}"))
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if ok {
