@@ -18,10 +18,12 @@ Examples:
   peer-client 127.0.0.1 7000 hello.txt             print hello.txt
   peer-client 127.0.0.1 7000 logo.png -o logo.png  save logo.png (progress bar on a terminal)
   peer-client 127.0.0.1 7000 blake3:3f2a...        fetch by content hash, whatever the name
+  peer-client 127.0.0.1 7000 a.iso --sources 8     from up to 8 of its holders at once (default 4)
   peer-client 127.0.0.1 7000 --list --long         what every active node shares, with hashes
   peer-client 127.0.0.1 7000 --peers               the active nodes
   peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, ls [-l], peers, help, quit
 
+A file held by several nodes comes from up to --sources of them at once, in ranges.
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
 only an older node without hashes serves unverified, and the status line says so.
 
