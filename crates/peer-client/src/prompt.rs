@@ -17,7 +17,9 @@ pub const PROMPT: &str = "file name> ";
 pub const HELP: &str = "\
 commands:
   NAME               fetch NAME and print it
-  get NAME -o PATH   fetch NAME and save it to PATH
+  get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
+                     gets it inside, a device or FIFO is written in place,
+                     a symlink is followed, - is stdout)
   ls                 list the files every active node shares
   peers              list the active nodes
   help               this text
