@@ -380,6 +380,21 @@ fn frame_cases(normal: &Request) -> Vec<Case> {
             log: "version 2 is not supported",
         },
         Case {
+            what: "an unknown version with a length of 4 GiB",
+            bytes: raw_frame(2, u32::MAX, b"body never read"),
+            then: Then::Wait,
+            expect: Error(ErrorKind::UnsupportedVersion, "version 2 is not supported"),
+            log: "version 2 is not supported",
+        },
+        Case {
+            what: "an option tag other than 00 or 01",
+            // Register { port 4000, advertised_ip: <tag 02> }
+            bytes: framed(&[0, 0, 0, 0, 0x0f, 0xa0, 0x02, 0x00]),
+            then: Then::Wait,
+            expect: Error(bad, "invalid option tag 02"),
+            log: "invalid option tag 02",
+        },
+        Case {
             what: "an unknown message tag",
             bytes: framed(&9u32.to_be_bytes()),
             then: Then::Wait,
@@ -481,6 +496,42 @@ fn bad_frames_get_an_error_or_a_clean_close_and_service_goes_on() {
     let out = harness::run(cmd, b"", HANG);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(out.stdout, HELLO);
+}
+
+/// Bad magic gets no answer, but the same close as any refused request:
+/// half-close, then drain (docs/PROTOCOL.md, "One exchange per connection").
+/// The peer goes on sending after the server has refused it; a server that
+/// closed at once would answer those bytes with a reset, and the peer would
+/// read an error instead of a clean end-of-file.
+#[test]
+fn bad_magic_gets_no_answer_and_a_clean_close_after_a_drain() {
+    let pair = Pair::start(&[]);
+    for target in pair.targets() {
+        let what = format!("{}: bad magic, then more", target.name);
+        let mut stream = TcpStream::connect(target.addr).unwrap();
+        stream.set_read_timeout(Some(HANG)).unwrap();
+        let local = stream.local_addr().unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        // The server refuses on the first bytes and half-closes: the peer
+        // reads end-of-file while its own side is still open.
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty(), "{what}: answered {got:02x?}");
+        check_one_log_line(target.proc, local, "(HTTP)", &what);
+        // Still draining: more bytes are taken, not reset.
+        for _ in 0..8 {
+            stream
+                .write_all(&[b'x'; 4096])
+                .unwrap_or_else(|e| panic!("{what}: write after the refusal: {e}"));
+            thread::sleep(Duration::from_millis(20));
+        }
+        stream.shutdown(Shutdown::Write).unwrap();
+        match stream.read(&mut [0u8; 16]) {
+            Ok(0) => {}
+            other => panic!("{what}: expected a clean end-of-file, got {other:?}"),
+        }
+        pair.assert_serves(&target);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -627,9 +678,30 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         (
             "an offset past the end",
             "hello.txt".into(),
-            1000,
-            Error(BadRequest, "past the end"),
+            HELLO.len() as u64 + 1,
+            Error(OutOfRange, "past the end"),
             "past the end",
+        ),
+        (
+            "a name through a file",
+            "hello.txt/".into(),
+            0,
+            Expect::Answer,
+            "not here",
+        ),
+        (
+            "a name with .. that would stay inside",
+            "sub/../hello.txt".into(),
+            0,
+            Error(Forbidden, "`..` is not allowed"),
+            "refused",
+        ),
+        (
+            "the shared directory itself",
+            ".".into(),
+            0,
+            Error(Forbidden, "a directory is not a file"),
+            "refused",
         ),
         (
             "a name too long for the file system",
@@ -646,6 +718,21 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         check_one_log_line(&node.proc, local, log, what);
         assert_eq!(get(addr, "hello.txt").unwrap(), HELLO, "after {what}");
     }
+    // At the end of the file: a File header and no body (docs/PROTOCOL.md,
+    // "Offsets"); then a clean end-of-file.
+    let at_end = Request::GetFile(FileRequest {
+        name: "hello.txt".into(),
+        offset: HELLO.len() as u64,
+    });
+    let (_, got) = exchange_raw(addr, &encode(&at_end), Then::Wait);
+    let mut rest = &got[..];
+    let header = frame::read::<Response>(&mut rest).unwrap();
+    let size = HELLO.len() as u64;
+    assert_eq!(
+        header,
+        Response::File(proto::FileHeader { size, offset: size })
+    );
+    assert!(rest.is_empty(), "{} bytes after an empty body", rest.len());
     // A request meant for the relay.
     let (local, got) = exchange_raw(addr, &encode(&Request::ListNodes), Then::Wait);
     check_answer(
@@ -660,6 +747,66 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         "ListNodes to a node",
     );
     assert_eq!(get(addr, "sub/inner.txt").unwrap(), b"inner");
+}
+
+/// Lists `addr`'s files; the names, once the node has logged the listing.
+fn list_names(node: &Node, addr: SocketAddr) -> Vec<String> {
+    let before = node.proc.count(": listed ");
+    let names = match exchange::call(addr, &Request::ListFiles, &timeouts()) {
+        Ok(Response::Files(list)) => list.entries.into_iter().map(|e| e.name).collect(),
+        other => panic!("the node did not list its files: {other:?}"),
+    };
+    let start = Instant::now();
+    while node.proc.count(": listed ") == before {
+        assert!(start.elapsed() < READY, "the listing was not logged");
+        thread::sleep(Duration::from_millis(10));
+    }
+    names
+}
+
+/// A file whose name no request can carry is left out of a listing, and the
+/// node says so: once per name, with the reason, not at every listing.
+#[test]
+fn names_that_cannot_be_shared_are_logged_once_each() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("hello.txt"), HELLO).unwrap();
+    fs::write(dir.join(".hidden"), b"dot").unwrap();
+    fs::write(dir.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1").unwrap();
+    fs::write(dir.join("back\\slash.txt"), b"x").unwrap();
+    let relay = Relay::start(&[]);
+    let node = Node::start(&relay, &dir, &[]);
+    let addr = loopback(&node);
+
+    for _ in 0..3 {
+        assert_eq!(list_names(&node, addr), [".hidden", "hello.txt"]);
+    }
+    let log = node.proc.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cannot share")).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""caf\xE9.txt""#) && l.contains("not valid UTF-8")),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""back\\slash.txt""#) && l.contains("backslash")),
+        "{log}"
+    );
+
+    // A new one is reported at the next listing, once.
+    fs::write(dir.join("new\\one"), b"x").unwrap();
+    for _ in 0..2 {
+        assert_eq!(list_names(&node, addr), [".hidden", "hello.txt"]);
+    }
+    assert_eq!(node.proc.count("cannot share"), 3, "{}", node.proc.log());
+    assert_eq!(node.proc.count("new\\\\one"), 1, "{}", node.proc.log());
 }
 
 // ---------------------------------------------------------------------------
