@@ -245,3 +245,34 @@ fn a_registration_flood_from_two_addresses_leaves_room_for_a_real_node() {
         node.listed
     );
 }
+
+// ---------------------------------------------------------------------------
+// A client whose stderr is gone.
+
+/// `peer-client ... 2>&1 | head -1`: status lines and errors go to stderr,
+/// and a closed stderr must not turn a fetch into a panic (exit 101). The
+/// file still arrives whole, and a missing one still exits 1.
+#[test]
+fn a_client_whose_stderr_is_closed_still_fetches_and_exits_with_its_code() {
+    let cluster = harness::Cluster::start(1, |_, dir| {
+        fs::write(dir.join("hello.txt"), b"hello through a closed stderr\n").unwrap();
+    });
+    for (name, code, stdout) in [
+        ("hello.txt", 0, &b"hello through a closed stderr\n"[..]),
+        ("missing.txt", 1, &b""[..]),
+    ] {
+        let mut cmd = cluster.client();
+        cmd.arg(name)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start the client");
+        // Close the read end of stderr before the client writes a line.
+        drop(child.stderr.take());
+        let mut out = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{name}: {status:?}");
+        assert_eq!(out, stdout, "{name}");
+    }
+}

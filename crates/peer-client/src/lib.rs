@@ -210,7 +210,7 @@ impl Session {
             match command {
                 Command::Nothing => {}
                 Command::Quit => break,
-                Command::Help => eprintln!("{}", prompt::HELP),
+                Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
                     self.print_peers(&mut std::io::stderr().lock());
