@@ -62,7 +62,7 @@ impl NodeService {
                 req.offset
             );
             return reply.send(&Response::error(
-                ErrorKind::BadRequest,
+                ErrorKind::OutOfRange,
                 format!("offset {} is past the end ({size} bytes)", req.offset),
             ));
         };
