@@ -9,23 +9,29 @@
 //!   the raw floor, and the peak memory of both.
 //! - [`raw`]: that floor: a sendfile server and a read-until-EOF receiver,
 //!   this binary re-executed in hidden modes.
+//! - [`nginx`]: the transfer's second baseline, nginx + curl, when both
+//!   are installed.
 //! - [`load`]: the load generator, the bare baseline server, fake
 //!   registrations from loopback addresses.
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
-//! - [`swarm`]: section 6 (`--only multi`, root), one file from three
+//! - [`verified`]: section 6, verified transfers beside unverified ones,
+//!   hashing rate and first-fetch latency.
+//! - [`swarm`]: section 7 (`--only multi`, root), one file from three
 //!   shaped holders at once beside one holder and beside aria2c.
 //! - [`report`]: medians and the Markdown table.
 
 mod load;
 mod lookup;
+mod nginx;
 mod procs;
 mod raw;
 mod relay;
 mod report;
 mod swarm;
 mod transfer;
+mod verified;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +45,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale;
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified;
                   multi (root: namespaces, tc; aria2c and nginx for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
@@ -62,7 +68,7 @@ pub struct Settings {
     pub scale_nodes: usize,
 }
 
-const SECTIONS: [&str; 4] = ["transfer", "relay", "lookup", "scale"];
+const SECTIONS: [&str; 5] = ["transfer", "relay", "lookup", "scale", "verified"];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
 
@@ -121,7 +127,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if raw::dispatch(&args) || load::dispatch(&args) {
+    if raw::dispatch(&args) || load::dispatch(&args) || verified::dispatch(&args) {
         return ExitCode::SUCCESS;
     }
     match run() {
@@ -160,6 +166,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "verified" => verified::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

@@ -136,6 +136,19 @@ impl Proc {
         }
     }
 
+    /// Fails with the log if the process has exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}):\n{}",
+                self.name,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            )),
+            Err(e) => Err(format!("cannot wait for {}: {e}", self.name)),
+        }
+    }
+
     /// The address printed after `marker` on the first line containing it.
     pub fn wait_for_addr(&mut self, marker: &str) -> Result<SocketAddr, String> {
         let line = self.wait_for(marker)?;
@@ -293,6 +306,10 @@ pub fn start_node(
         .arg(relay.port().to_string())
         .arg(dir)
         .args(["--bind", "127.0.0.1"]);
+    // Its hash cache beside the log, not in the home directory.
+    if let Some(logs) = log.parent() {
+        cmd.env("XDG_CACHE_HOME", logs.join("node-cache"));
+    }
     let mut node = Proc::spawn("peer-node", cmd, log)?;
     node.wait_for("registered with relay")?;
     Ok(node)

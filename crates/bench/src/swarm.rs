@@ -1,4 +1,4 @@
-//! Section 6 (`--only multi`): one file from several holders at once
+//! Section 7 (`--only multi`): one file from several holders at once
 //! (issue 12), on separate hosts: network namespaces on a bridge, each
 //! holder's uplink shaped to 100 Mbit/s (`tc qdisc add dev eth0 root tbf
 //! rate 100mbit burst 256kb latency 100ms` in its namespace).
@@ -14,13 +14,14 @@
 //! for the anchor (`apt-get install aria2 nginx-light`); without them that
 //! row is skipped with a note. Not in the default sections.
 
-use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::Settings;
+use crate::nginx;
 use crate::procs::{self, Proc};
 use crate::report::{Row, Table, median, millis};
 
@@ -142,36 +143,6 @@ fn make_file(path: &Path, mib: u64) -> Result<(), String> {
     fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A minimal nginx config serving `root` on `ip:port`, with everything it
-/// writes in `dir`; one process, in the foreground.
-fn nginx_config(root: &Path, dir: &Path, ip: &str) -> String {
-    let mut c = String::new();
-    let d = dir.display();
-    let _ = writeln!(c, "daemon off; master_process off; worker_processes 1;");
-    let _ = writeln!(c, "pid {d}/nginx.pid; error_log {d}/error.log;");
-    let _ = writeln!(c, "events {{ worker_connections 64; }}");
-    let _ = writeln!(c, "http {{");
-    let _ = writeln!(c, "  access_log off; sendfile on; tcp_nopush on;");
-    for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        let _ = writeln!(c, "  {t}_temp_path {d}/{t};");
-    }
-    let _ = writeln!(
-        c,
-        "  server {{ listen {ip}:{NGINX_PORT}; root {}; }}",
-        root.display()
-    );
-    let _ = writeln!(c, "}}");
-    c
-}
-
 /// A peer-node in namespace `ns` sharing `dir`, registered with `relay` and
 /// done hashing.
 fn node(
@@ -243,13 +214,15 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
         )?;
     }
     // The anchor: nginx in each holder's namespace, aria2c in the client's.
-    let anchor = match (which("nginx"), which("aria2c")) {
+    let anchor = match (nginx::find("nginx"), nginx::find("aria2c")) {
         (Some(nginx), Some(aria2c)) => {
             for (i, (ns, ip)) in holders.iter().enumerate() {
                 let dir = settings.tmp.join(format!("nginx{i}"));
                 fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let conf = dir.join("nginx.conf");
-                fs::write(&conf, nginx_config(&share, &dir, ip))
+                let addr =
+                    SocketAddr::new(ip.parse().map_err(|e| format!("{ip}: {e}"))?, NGINX_PORT);
+                fs::write(&conf, nginx::config(&share, &dir, addr))
                     .map_err(|e| format!("{}: {e}", conf.display()))?;
                 let mut cmd = in_ns(ns, &nginx);
                 cmd.arg("-p")
@@ -347,7 +320,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
     }
     let (o, t) = (median(&one), median(&three));
     table.add(Row {
-        what: format!("6. {SHAPED_MIB} MiB -o from three 100 Mbit/s holders vs one"),
+        what: format!("7. {SHAPED_MIB} MiB -o from three 100 Mbit/s holders vs one"),
         ours: format!("{:.2} s", t / 1000.0),
         baseline: format!("{:.2} s one holder", o / 1000.0),
         ratio: Some(t / o),
@@ -357,7 +330,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
     if anchor.is_some() {
         let a = median(&anchored);
         table.add(Row {
-            what: format!("6. {SHAPED_MIB} MiB from three 100 Mbit/s holders vs aria2c -s 3 -x 1"),
+            what: format!("7. {SHAPED_MIB} MiB from three 100 Mbit/s holders vs aria2c -s 3 -x 1"),
             ours: format!("{:.2} s", t / 1000.0),
             baseline: format!("{:.2} s aria2c + 3 nginx", a / 1000.0),
             ratio: Some(t / a),
@@ -449,7 +422,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
                 one.push(fetch(one_relay)?);
             }
         }
-        crate::report::show_runs(&three, &one);
+        crate::report::show_runs("ms, three holders/one", &three, &one);
         let (o, t) = (median(&one), median(&three));
         let to = if to_file {
             "-o FILE"
@@ -457,7 +430,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
             "stdout (/dev/null)"
         };
         table.add(Row {
-            what: format!("6. loopback {LOOPBACK_MIB} MiB to {to}, three holders vs one"),
+            what: format!("7. loopback {LOOPBACK_MIB} MiB to {to}, three holders vs one"),
             ours: format!("{:.0} ms", t),
             baseline: format!("{:.0} ms one holder", o),
             ratio: Some(t / o),

@@ -10,7 +10,9 @@
 //!   source, verified ranges, positioned writes or an in-order window.
 //! - [`verified`]: one node's part of a fetch as a verified range: only
 //!   bytes checked against the content hash reach the output.
-//! - [`output`]: stdout (guarded when it is a terminal) or an atomic file.
+//! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
+//!   a device or FIFO written in place.
+//! - [`target`]: what `-o PATH` names (file, link, directory, device).
 //! - [`prompt`]: the interactive prompt and its commands.
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
@@ -25,6 +27,7 @@ pub mod progress;
 pub mod prompt;
 pub mod report;
 pub mod scheduler;
+pub mod target;
 pub mod verified;
 
 use std::io::Write;
@@ -153,11 +156,7 @@ impl Session {
         } else {
             Target::Name(name.to_string())
         };
-        let out = match output {
-            Some(path) => Output::file(path, !self.report.quiet),
-            None => Output::stdout().map_err(anyhow::Error::from),
-        };
-        let mut out = match out {
+        let mut out = match Output::open(output, name, !self.report.quiet) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
@@ -173,21 +172,21 @@ impl Session {
             &self.report,
         );
         match fetched {
-            Fetched::Found { size } => match out.commit() {
-                Ok(()) => {
-                    if let Some(path) = output {
-                        self.report.status(&format!(
-                            "saved {name} to {} ({size} bytes)",
-                            path.display()
-                        ));
+            Fetched::Found { size } => {
+                let done = out.done_line(name, size);
+                match out.commit() {
+                    Ok(()) => {
+                        if let Some(line) = done {
+                            self.report.status(&line);
+                        }
+                        true
                     }
-                    true
+                    Err(e) => {
+                        self.report.error(&proto::error::describe(e.chain()));
+                        false
+                    }
                 }
-                Err(e) => {
-                    self.report.error(&proto::error::describe(e.chain()));
-                    false
-                }
-            },
+            }
             Fetched::NotText => {
                 // Dropping the output ends a partly printed line first.
                 drop(out);
@@ -201,7 +200,12 @@ impl Session {
                 ));
                 false
             }
-            Fetched::Missing | Fetched::OutputFailed => false,
+            Fetched::Missing | Fetched::OutputFailed => {
+                if let Some(line) = out.abandoned_line(name) {
+                    self.report.error(&line);
+                }
+                false
+            }
         }
     }
 
@@ -261,7 +265,7 @@ impl Session {
             match command {
                 Command::Nothing => {}
                 Command::Quit => break,
-                Command::Help => eprintln!("{}", prompt::HELP),
+                Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
                     self.print_peers(&mut std::io::stderr().lock());

@@ -5,8 +5,9 @@
 //! that breaks in the middle, or a node that sends bytes that fail the
 //! proof, resumes from the next node holding the same content hash, from
 //! the last verified byte. An older node that does not know range requests
-//! is asked with a plain GetFile, and the result is marked unverified; such
-//! a transfer is not resumed from another node, whose copy could differ.
+//! is asked with a plain GetFile, and the result is marked unverified; once
+//! unverified bytes are out, the fetch goes on as before content hashes
+//! (by name and size), since no proof can cover them any more.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -21,9 +22,13 @@ use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
 
-/// Bytes read from a node per read call: large enough that a fast transfer
-/// is a few thousand system calls per GiB, small enough to keep memory flat.
-const CHUNK: usize = 256 * 1024;
+/// Bytes read from a node per read call. A read returns what has arrived, so
+/// a larger buffer means fewer calls when the client falls behind: a 1 GiB
+/// body over loopback took 4 454 reads (and as many writes to the output) at
+/// 256 KiB, 1 874 at 1 MiB (docs/BENCHMARKS.md). 1 MiB still fits in one
+/// core's L2 cache here, where the bytes will be checked before output, and
+/// memory stays flat.
+const CHUNK: usize = 1024 * 1024;
 
 /// How to reach the relay.
 #[derive(Debug, Clone)]
@@ -118,6 +123,8 @@ pub fn fetch(
     for (i, node) in nodes.iter().enumerate() {
         let label = format!("{}, node {} of {total}", node.addr, i + 1);
         let mut tried = if transfer.unverified {
+            // Bytes without a proof are out already: go on as before
+            // content hashes, by name and size.
             Err(NodeFailure::NoRanges(String::new()))
         } else {
             crate::verified::try_node(
@@ -132,9 +139,12 @@ pub fn fetch(
         if let (Err(NodeFailure::NoRanges(why)), Target::Name(name)) = (&tried, target) {
             // An older node: a plain GetFile, unverified, unless a content
             // is fixed already (then it cannot prove it holds the same one).
-            tried = if transfer.hash.is_none() && (transfer.written == 0 || transfer.unverified) {
-                transfer.unverified = true;
-                try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress)
+            tried = if transfer.hash.is_none() {
+                let legacy = try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress);
+                if legacy.is_ok() || transfer.written > 0 {
+                    transfer.unverified = true;
+                }
+                legacy
             } else {
                 tracing::debug!("{label}: {why}");
                 Err(NodeFailure::Refused(
@@ -170,15 +180,6 @@ pub fn fetch(
                 report.status(&format!("could not reach {label}: {why}"))
             }
             Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
-            Err(NodeFailure::Broken(why)) if transfer.unverified && transfer.written > 0 => {
-                report.status(&format!(
-                    "transfer from {label} failed after {} of {} bytes: {why}; not resumed: \
-                     the bytes so far are unverified, and another node's copy could differ",
-                    transfer.written,
-                    transfer.size()
-                ));
-                break;
-            }
             Err(NodeFailure::Broken(why)) => report.status(&format!(
                 "transfer from {label} failed after {} of {} bytes: {why}",
                 transfer.written,

@@ -205,7 +205,7 @@ pub enum ErrorKind {
     BadRequest,
     /// Code 1: the server is at its connection cap; try again later.
     Busy,
-    /// Code 2: the name is not allowed (outside the shared directory, absolute, ...).
+    /// Code 2: the name is not allowed (docs/PROTOCOL.md, "Which names a node serves").
     Forbidden,
     /// Code 3: the registration token is missing or wrong.
     Unauthorized,
@@ -213,6 +213,9 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// Code 5: the server failed (cannot read the file, ...).
     Internal,
+    /// Code 6: the requested offset is past the end of the file (HTTP's 416).
+    /// Added after the first release: an older peer reads it as `Other(6)`.
+    OutOfRange,
     /// Any other code, from a newer peer.
     Other(u32),
 }
@@ -226,6 +229,7 @@ impl From<u32> for ErrorKind {
             3 => ErrorKind::Unauthorized,
             4 => ErrorKind::UnsupportedVersion,
             5 => ErrorKind::Internal,
+            6 => ErrorKind::OutOfRange,
             other => ErrorKind::Other(other),
         }
     }
@@ -240,6 +244,7 @@ impl From<ErrorKind> for u32 {
             ErrorKind::Unauthorized => 3,
             ErrorKind::UnsupportedVersion => 4,
             ErrorKind::Internal => 5,
+            ErrorKind::OutOfRange => 6,
             ErrorKind::Other(code) => code,
         }
     }
@@ -254,6 +259,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Internal => "internal error",
+            ErrorKind::OutOfRange => "offset out of range",
             ErrorKind::Other(_) => "error",
         }
     }

@@ -126,17 +126,19 @@ fn error_kind_tag(k: ErrorKind) -> u32 {
         ErrorKind::Unauthorized => 3,
         ErrorKind::UnsupportedVersion => 4,
         ErrorKind::Internal => 5,
+        ErrorKind::OutOfRange => 6,
         ErrorKind::Other(code) => code,
     }
 }
 
-const ALL_ERROR_KINDS: [ErrorKind; 7] = [
+const ALL_ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::BadRequest,
     ErrorKind::Busy,
     ErrorKind::Forbidden,
     ErrorKind::Unauthorized,
     ErrorKind::UnsupportedVersion,
     ErrorKind::Internal,
+    ErrorKind::OutOfRange,
     ErrorKind::Other(77),
 ];
 
