@@ -197,7 +197,7 @@ fn binary_empty_and_large_files_arrive_byte_for_byte() {
     );
     let run = cluster.fetch(&["empty.txt"]);
     assert_found(&run, b"", &found_on(&cluster, 2));
-    assert!(run.stderr.contains("(0 bytes)"), "{}", run.stderr);
+    assert!(run.stderr.contains("(0 bytes, blake3 "), "{}", run.stderr);
     assert_found(
         &cluster.fetch(&["large.bin"]),
         &large,

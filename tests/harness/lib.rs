@@ -278,6 +278,9 @@ pub struct Node {
     /// The address the relay listed it under.
     pub listed: SocketAddr,
     pub dir: PathBuf,
+    /// The node's hash cache (its default, through XDG_CACHE_HOME), so no
+    /// test writes to the real home; removed after the process is killed.
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Node {
@@ -306,6 +309,8 @@ impl Node {
             .arg(relay_port.to_string())
             .arg(dir)
             .args(args);
+        let cache = tempfile::tempdir().expect("temp dir for the hash cache");
+        cmd.env("XDG_CACHE_HOME", cache.path());
         adjust(&mut cmd);
         let proc = Proc::spawn("peer-node", cmd);
         let line = proc.wait_for("listening on", READY);
@@ -315,6 +320,7 @@ impl Node {
             listen,
             listed: listen,
             dir: dir.to_path_buf(),
+            _cache: Some(cache),
         }
     }
 

@@ -4,6 +4,8 @@
 //! Module map:
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
 //!   of a broken transfer from the next node), and file listings.
+//! - [`verified`]: one node's part of a fetch as a verified range: only
+//!   bytes checked against the content hash reach the output.
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
@@ -17,12 +19,13 @@ pub mod progress;
 pub mod prompt;
 pub mod report;
 pub mod target;
+pub mod verified;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use proto::NodeEntry;
 use proto::exchange::Timeouts;
+use proto::{ContentHash, NodeEntry, Target};
 
 use lookup::Fetched;
 pub use lookup::Relay;
@@ -45,8 +48,8 @@ pub enum Task {
     },
     /// Print the active nodes.
     Peers,
-    /// Print what every node shares.
-    List,
+    /// Print what every node shares (with content hashes if `long`).
+    List { long: bool },
     /// The interactive prompt.
     Prompt,
 }
@@ -82,7 +85,7 @@ impl Session {
         }
         match task {
             Task::Peers => self.print_peers(&mut std::io::stdout().lock()),
-            Task::List => self.print_listing(&mut std::io::stdout().lock()),
+            Task::List { long } => self.print_listing(long, &mut std::io::stdout().lock()),
             Task::Fetch { names, output } => {
                 let mut code = EXIT_OK;
                 for (i, name) in names.iter().enumerate() {
@@ -117,8 +120,20 @@ impl Session {
         }
     }
 
-    /// Fetches one name to stdout or `output`; true if it was found whole.
+    /// Fetches one name (or `blake3:HASH`) to stdout or `output`; true if
+    /// it was found whole.
     fn get(&mut self, name: &str, output: Option<&Path>) -> bool {
+        let target = if ContentHash::looks_like(name) {
+            match name.parse::<ContentHash>() {
+                Ok(hash) => Target::Hash(hash),
+                Err(e) => {
+                    self.report.error(&format!("{name}: {e}"));
+                    return false;
+                }
+            }
+        } else {
+            Target::Name(name.to_string())
+        };
         let mut out = match Output::open(output, name, !self.report.quiet) {
             Ok(out) => out,
             Err(e) => {
@@ -126,7 +141,7 @@ impl Session {
                 return false;
             }
         };
-        match lookup::fetch(name, &self.nodes, &self.timeouts, &mut out, &self.report) {
+        match lookup::fetch(&target, &self.nodes, &self.timeouts, &mut out, &self.report) {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
                 match out.commit() {
@@ -177,13 +192,23 @@ impl Session {
     }
 
     /// What every node shares, grouped by node in the relay's order, to
-    /// `out` (as for [`Session::print_peers`]).
-    fn print_listing(&self, out: &mut dyn Write) -> u8 {
-        let listing = lookup::list_all(&self.nodes, &self.timeouts, &self.report);
+    /// `out` (as for [`Session::print_peers`]); with `long`, each file's
+    /// content hash in the form a fetch accepts (`blake3:...`).
+    fn print_listing(&self, long: bool, out: &mut dyn Write) -> u8 {
+        let listing = lookup::list_all(&self.nodes, long, &self.timeouts, &self.report);
         for (addr, entries, truncated) in &listing {
             let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
             for entry in entries {
-                let _ = writeln!(out, "  {:>12}  {}", entry.size, entry.name.escape_debug());
+                let name = entry.name.escape_debug();
+                if !long {
+                    let _ = writeln!(out, "  {:>12}  {name}", entry.size);
+                    continue;
+                }
+                let hash = match entry.hash {
+                    Some(hash) => format!("blake3:{hash}"),
+                    None => format!("{:<71}", "(not hashed yet)"),
+                };
+                let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
             }
             if *truncated {
                 let _ = writeln!(out, "  ... (more files than one listing holds)");
@@ -215,8 +240,8 @@ impl Session {
                 Command::Peers => {
                     self.print_peers(&mut std::io::stderr().lock());
                 }
-                Command::List => {
-                    self.print_listing(&mut std::io::stderr().lock());
+                Command::List { long } => {
+                    self.print_listing(long, &mut std::io::stderr().lock());
                 }
                 Command::Get { name, output } => {
                     if !self.get(&name, output.as_deref()) {

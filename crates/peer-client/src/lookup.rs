@@ -1,16 +1,21 @@
 //! Finding a file: the relay's list of active nodes, then each node in the
 //! relay's order until one has the file.
 //!
-//! A transfer that breaks in the middle resumes from the next node that
-//! holds a file of the same size, asking for the bytes from where the first
-//! one stopped, so what reaches the output is complete and in order even
-//! though it came from two nodes.
+//! Each node is asked for a verified range ([`crate::verified`]): a transfer
+//! that breaks in the middle, or a node that sends bytes that fail the
+//! proof, resumes from the next node holding the same content hash, from
+//! the last verified byte. An older node that does not know range requests
+//! is asked with a plain GetFile, and the result is marked unverified; such
+//! a transfer is not resumed from another node, whose copy could differ.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 
 use proto::exchange::{self, Connection, Finish, Timeouts};
-use proto::{FileEntry, FileRequest, NodeEntry, ProtoError, Request, Response};
+use proto::{
+    ContentHash, ErrorKind, FileEntryLong, FileRequest, NodeEntry, ProtoError, Request, Response,
+    Target,
+};
 
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
@@ -83,9 +88,10 @@ pub enum Fetched {
     OutputFailed,
 }
 
-/// Fetches `name` from the first of `nodes` that has it (phase 3).
+/// Fetches `target` (a name, or a content hash) from the first of `nodes`
+/// that has it (phase 3).
 pub fn fetch(
-    name: &str,
+    target: &Target,
     nodes: &[NodeEntry],
     timeouts: &Timeouts,
     out: &mut Output,
@@ -96,25 +102,83 @@ pub fn fetch(
         report.status("no active nodes: start a peer-node, or check the relay address");
         return Fetched::Missing;
     }
+    let name = match target {
+        Target::Name(name) => name.clone(),
+        Target::Hash(hash) => format!("blake3:{}", hash.short()),
+    };
+    let name = name.as_str();
     let mut progress: Option<Progress> = None;
-    let mut transfer = Transfer::default();
+    let mut transfer = Transfer {
+        hash: match target {
+            Target::Hash(hash) => Some(*hash),
+            Target::Name(_) => None,
+        },
+        ..Transfer::default()
+    };
     for (i, node) in nodes.iter().enumerate() {
         let label = format!("{}, node {} of {total}", node.addr, i + 1);
-        match try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress) {
+        let mut tried = if transfer.unverified {
+            Err(NodeFailure::NoRanges(String::new()))
+        } else {
+            crate::verified::try_node(
+                node.addr,
+                target,
+                timeouts,
+                &mut transfer,
+                out,
+                &mut progress,
+            )
+        };
+        if let (Err(NodeFailure::NoRanges(why)), Target::Name(name)) = (&tried, target) {
+            // An older node: a plain GetFile, unverified, unless a content
+            // is fixed already (then it cannot prove it holds the same one).
+            tried = if transfer.hash.is_none() && (transfer.written == 0 || transfer.unverified) {
+                transfer.unverified = true;
+                try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress)
+            } else {
+                tracing::debug!("{label}: {why}");
+                Err(NodeFailure::Refused(
+                    "it is an older node that cannot prove its copy is the same content".into(),
+                ))
+            };
+        }
+        match tried {
             Ok(()) => {
                 if let Some(p) = progress.take() {
                     p.finish();
                 }
-                report.status(&format!("found on {label} ({} bytes)", transfer.size()));
+                let proof = match transfer.hash {
+                    Some(hash) if !transfer.unverified => format!("blake3 {}", hash.short()),
+                    _ => "unverified: an older node without content hashes".to_string(),
+                };
+                report.status(&format!(
+                    "found on {label} ({} bytes, {proof})",
+                    transfer.size()
+                ));
                 return Fetched::Found {
                     size: transfer.size(),
                 };
             }
             Err(NodeFailure::NotHere) => report.status(&format!("not on {label}")),
+            Err(NodeFailure::NoRanges(why)) => {
+                report.status(&format!("{label} cannot serve by content hash: {why}"))
+            }
+            Err(NodeFailure::Corrupt(why)) => {
+                report.status(&format!("corrupt data from {label}: {why}"))
+            }
             Err(NodeFailure::Unreachable(why)) => {
                 report.status(&format!("could not reach {label}: {why}"))
             }
             Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
+            Err(NodeFailure::Broken(why)) if transfer.unverified && transfer.written > 0 => {
+                report.status(&format!(
+                    "transfer from {label} failed after {} of {} bytes: {why}; not resumed: \
+                     the bytes so far are unverified, and another node's copy could differ",
+                    transfer.written,
+                    transfer.size()
+                ));
+                break;
+            }
             Err(NodeFailure::Broken(why)) => report.status(&format!(
                 "transfer from {label} failed after {} of {} bytes: {why}",
                 transfer.written,
@@ -134,8 +198,14 @@ pub fn fetch(
         p.abandon();
     }
     if transfer.written > 0 {
+        let holders = match transfer.hash {
+            Some(hash) if !transfer.unverified => {
+                format!("; no other node could continue blake3 {}", hash.short())
+            }
+            _ => String::new(),
+        };
         report.status(&format!(
-            "{name}: incomplete, {} of {} bytes received from {total} active nodes",
+            "{name}: incomplete, {} of {} bytes received from {total} active nodes{holders}",
             transfer.written,
             transfer.size()
         ));
@@ -147,11 +217,17 @@ pub fn fetch(
 
 /// What is known of the file so far, across nodes.
 #[derive(Debug, Default)]
-struct Transfer {
+pub(crate) struct Transfer {
     /// The size the first answering node declared.
-    size: Option<u64>,
-    /// Bytes already delivered to the output.
-    written: u64,
+    pub(crate) size: Option<u64>,
+    /// The content hash the first answering node declared (or the user
+    /// asked for); every later byte must belong to it.
+    pub(crate) hash: Option<ContentHash>,
+    /// Bytes already delivered to the output (all verified, unless
+    /// `unverified`).
+    pub(crate) written: u64,
+    /// An older node served without a proof.
+    pub(crate) unverified: bool,
 }
 
 impl Transfer {
@@ -160,12 +236,16 @@ impl Transfer {
     }
 }
 
-enum NodeFailure {
+pub(crate) enum NodeFailure {
     NotHere,
     Unreachable(String),
     Refused(String),
     /// The node started sending and stopped, or lied about what it sends.
     Broken(String),
+    /// The node sent bytes that fail the proof: not the content it named.
+    Corrupt(String),
+    /// The node does not know range requests (an older node).
+    NoRanges(String),
     Output(SinkError),
 }
 
@@ -262,18 +342,48 @@ fn copy_body(
     Ok(())
 }
 
-/// What every node shares, node by node, in the relay's order.
+/// One node's listing: its address, its files (with hashes when asked for
+/// and known), and whether it was cut.
+pub type Listing = (SocketAddr, Vec<FileEntryLong>, bool);
+
+/// What every node shares, node by node, in the relay's order; with
+/// `long`, with content hashes (an older node that cannot list them is
+/// asked for the plain listing).
 pub fn list_all(
     nodes: &[NodeEntry],
+    long: bool,
     timeouts: &Timeouts,
     report: &Report,
-) -> Vec<(SocketAddr, Vec<FileEntry>, bool)> {
+) -> Vec<Listing> {
     let total = nodes.len();
     let mut all = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let label = format!("{}, node {} of {total}", node.addr, i + 1);
-        match exchange::call(node.addr, &Request::ListFiles, timeouts) {
-            Ok(Response::Files(list)) => all.push((node.addr, list.entries, list.truncated)),
+        let mut answer = if long {
+            exchange::call(node.addr, &Request::ListFilesLong, timeouts)
+        } else {
+            exchange::call(node.addr, &Request::ListFiles, timeouts)
+        };
+        if let Ok(Response::Error(e)) = &answer
+            && long
+            && e.kind == ErrorKind::BadRequest
+        {
+            answer = exchange::call(node.addr, &Request::ListFiles, timeouts);
+        }
+        match answer {
+            Ok(Response::FilesLong(list)) => all.push((node.addr, list.entries, list.truncated)),
+            Ok(Response::Files(list)) => {
+                let entries = list
+                    .entries
+                    .into_iter()
+                    .map(|e| FileEntryLong {
+                        name: e.name,
+                        size: e.size,
+                        hash: None,
+                    })
+                    .collect();
+                all.push((node.addr, entries, list.truncated))
+            }
             Ok(Response::Error(e)) => report.status(&format!(
                 "{label} cannot list its files: {} ({})",
                 e.message,
@@ -289,7 +399,7 @@ pub fn list_all(
     all
 }
 
-fn response_name(response: &Response) -> &'static str {
+pub(crate) fn response_name(response: &Response) -> &'static str {
     match response {
         Response::Registered(_) => "registration",
         Response::Unregistered => "unregistration",
@@ -298,5 +408,7 @@ fn response_name(response: &Response) -> &'static str {
         Response::NotFound => "not-found",
         Response::Files(_) => "file listing",
         Response::Error(_) => "error",
+        Response::Range(_) => "range",
+        Response::FilesLong(_) => "file listing",
     }
 }

@@ -28,9 +28,13 @@ Save the file to PATH instead of printing it (one NAME only). By what PATH is:
 Examples:
   peer-client 127.0.0.1 7000 hello.txt             print hello.txt
   peer-client 127.0.0.1 7000 logo.png -o logo.png  save logo.png (progress bar on a terminal)
-  peer-client 127.0.0.1 7000 --list                what every active node shares
+  peer-client 127.0.0.1 7000 blake3:3f2a...        fetch by content hash, whatever the name
+  peer-client 127.0.0.1 7000 --list --long         what every active node shares, with hashes
   peer-client 127.0.0.1 7000 --peers               the active nodes
-  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, ls, peers, help, quit
+  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, ls [-l], peers, help, quit
+
+Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
+only an older node without hashes serves unverified, and the status line says so.
 
 Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
 )]
@@ -39,7 +43,7 @@ struct Cli {
     relay_ip: String,
     /// Port of the relay.
     relay_port: u16,
-    /// Files to fetch; none opens the prompt.
+    /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     names: Vec<String>,
     /// Save the file to PATH instead of printing it (one NAME only).
     #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
@@ -50,6 +54,9 @@ struct Cli {
     /// Print what every active node shares, then exit.
     #[arg(long, conflicts_with_all = ["names", "output"])]
     list: bool,
+    /// With --list: show each file's content hash.
+    #[arg(short = 'l', long, requires = "list")]
+    long: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
@@ -89,7 +96,7 @@ fn main() -> ExitCode {
     let task = if cli.peers {
         Task::Peers
     } else if cli.list {
-        Task::List
+        Task::List { long: cli.long }
     } else if cli.names.is_empty() {
         Task::Prompt
     } else {

@@ -16,11 +16,11 @@ pub const PROMPT: &str = "file name> ";
 
 pub const HELP: &str = "\
 commands:
-  NAME               fetch NAME and print it
+  NAME or blake3:HASH  fetch NAME (or the content with that hash) and print it
   get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
                      gets it inside, a device or FIFO is written in place,
                      a symlink is followed, - is stdout)
-  ls                 list the files every active node shares
+  ls [-l|--long]     list the files every active node shares (-l: with hashes)
   peers              list the active nodes
   help               this text
   quit               leave (Ctrl-D works too)
@@ -33,7 +33,9 @@ pub enum Command {
         name: String,
         output: Option<PathBuf>,
     },
-    List,
+    List {
+        long: bool,
+    },
     Peers,
     Help,
     Quit,
@@ -50,7 +52,11 @@ impl Command {
             None => Command::Nothing,
             Some("quit" | "exit") if words.next().is_none() => Command::Quit,
             Some("help" | "?") if words.next().is_none() => Command::Help,
-            Some("ls") if words.next().is_none() => Command::List,
+            Some("ls") => match (words.next(), words.next()) {
+                (None, _) => Command::List { long: false },
+                (Some("-l" | "--long"), None) => Command::List { long: true },
+                _ => Command::Invalid("usage: ls [-l|--long]".into()),
+            },
             Some("peers") if words.next().is_none() => Command::Peers,
             Some("get") => {
                 let rest: Vec<&str> = words.collect();
@@ -143,7 +149,10 @@ mod tests {
     fn parses_commands_and_bare_names() {
         assert_eq!(Command::parse("  "), Command::Nothing);
         assert_eq!(Command::parse("quit"), Command::Quit);
-        assert_eq!(Command::parse("ls"), Command::List);
+        assert_eq!(Command::parse("ls"), Command::List { long: false });
+        assert_eq!(Command::parse("ls -l"), Command::List { long: true });
+        assert_eq!(Command::parse("ls --long"), Command::List { long: true });
+        assert!(matches!(Command::parse("ls x"), Command::Invalid(_)));
         assert_eq!(Command::parse("peers\n"), Command::Peers);
         assert_eq!(
             Command::parse("hello.txt\n"),

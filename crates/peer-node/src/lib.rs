@@ -6,11 +6,19 @@
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`service`]: how each request is answered.
+//! - [`ranges`]: the verified answers: a range with its proof, by name or by
+//!   content hash, and the listing with hashes.
+//! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
+//!   disk, hashed on demand and by a low-priority startup scan.
+//! - [`cache`]: where the outboards (hash trees) live, outside DIR.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `proto::server`.
 
 pub mod announce;
+pub mod cache;
+pub mod hashes;
+pub mod ranges;
 pub mod service;
 pub mod share;
 
@@ -25,6 +33,7 @@ use proto::exchange::Timeouts;
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
+pub use hashes::ContentIndex;
 pub use service::NodeService;
 pub use share::SharedDir;
 
@@ -34,6 +43,9 @@ pub struct NodeConfig {
     pub relay_host: String,
     pub relay_port: u16,
     pub dir: PathBuf,
+    /// Where outboards are kept (`--cache`); None picks the default
+    /// (see [`cache`]).
+    pub cache: Option<PathBuf>,
     pub bind: Option<IpAddr>,
     pub port: u16,
     /// Announce this IP and port instead of the listener's port (and the IP
@@ -50,7 +62,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let share = SharedDir::open(&config.dir)
         .with_context(|| format!("cannot share {}", config.dir.display()))?;
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
-    tracing::info!("listening on {local}, sharing {}", share.root().display());
+    let cache = cache::choose(config.cache.as_deref(), share.root())?;
+    let index = ContentIndex::new(cache.clone());
+    tracing::info!(
+        "listening on {local}, sharing {} (hash cache {})",
+        share.root().display(),
+        cache.display()
+    );
+    index
+        .start_scanner(share.clone())
+        .context("could not start the hashing thread")?;
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
     let announcer = Announcer::new(
@@ -77,7 +98,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         })
         .context("could not start the announce thread")?;
     server
-        .serve(NodeService::new(share))
+        .serve(NodeService::new(share, index))
         .context("node stopped")
 }
 

@@ -8,6 +8,8 @@
 //! - [`codec`] (private): the bincode options; every bincode call lives there,
 //!   so the codec can be swapped in one file.
 //! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
+//! - [`content`]: content hashes (BLAKE3) and verified ranges: the proof
+//!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
@@ -20,6 +22,7 @@
 
 pub mod cli;
 mod codec;
+pub mod content;
 pub mod error;
 pub mod exchange;
 pub mod frame;
@@ -27,10 +30,12 @@ pub mod logging;
 pub mod message;
 pub mod server;
 
+pub use content::ContentHash;
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, Registered,
-    Registration, Request, Response,
+    ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList, FileListLong,
+    FileRequest, NodeEntry, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
+    Target,
 };
 
 /// First bytes of every request and every response, so a wrong program (an

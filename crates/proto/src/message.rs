@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::{ByteRange, ContentHash};
 use crate::{
     MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
     ProtoError,
@@ -29,6 +30,13 @@ pub enum Request {
     GetFile(FileRequest),
     /// Tag 4, to a node: which files do you share?
     ListFiles,
+    /// Tag 5, to a node: send me this range of a file, with the proof that
+    /// each byte belongs to its content hash (docs/PROTOCOL.md, "Verified
+    /// ranges").
+    GetRange(RangeRequest),
+    /// Tag 6, to a node: which files do you share, with their sizes and
+    /// content hashes?
+    ListFilesLong,
 }
 
 /// What the relay or a node answers.
@@ -48,6 +56,11 @@ pub enum Response {
     Files(FileList),
     /// Tag 6: the request was refused or failed; `message` says why.
     Error(ErrorReply),
+    /// Tag 7: the range exists; the encoded range follows the frame: hash
+    /// pairs and chunk groups in pre-order (crate::content).
+    Range(RangeHeader),
+    /// Tag 8: the files this node shares, with their content hashes.
+    FilesLong(FileListLong),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -98,6 +111,66 @@ impl FileHeader {
     pub fn body_len(&self) -> u64 {
         self.size.saturating_sub(self.offset)
     }
+}
+
+/// What a range request names: a file by its name in the node's shared
+/// directory, or any file with this content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// Tag 0: a relative path inside the shared directory, `/`-separated.
+    Name(String),
+    /// Tag 1: a content hash; a node that holds no file with it answers
+    /// [`Response::NotFound`].
+    Hash(ContentHash),
+}
+
+/// Which content, and which bytes of it. The node clamps `offset + len` to
+/// the size (`len` u64::MAX means "to the end"); an offset past the end is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    pub target: Target,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Precedes an encoded range: what content it is, and which bytes (after
+/// clamping) the stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeHeader {
+    /// The whole content's length in bytes.
+    pub size: u64,
+    /// The content's BLAKE3 hash: the root every pair and group is checked
+    /// against.
+    pub hash: ContentHash,
+    /// The first byte of the range.
+    pub offset: u64,
+    /// Bytes in the range; `offset + len <= size`.
+    pub len: u64,
+}
+
+impl RangeHeader {
+    /// The range, checked against the size; None if it is not within it.
+    pub fn range(&self) -> Option<ByteRange> {
+        ByteRange::clamp(self.size, self.offset, self.len).filter(|r| r.len == self.len)
+    }
+}
+
+/// A node's shared files with their content hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListLong {
+    pub entries: Vec<FileEntryLong>,
+    /// True when the node shares more than it listed.
+    pub truncated: bool,
+}
+
+/// One shared file: its relative name, size and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntryLong {
+    pub name: String,
+    pub size: u64,
+    /// None while the node has not hashed this version of the file yet.
+    pub hash: Option<ContentHash>,
 }
 
 /// A node's shared files.
@@ -215,7 +288,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 5;
+    const TAG_COUNT: u32 = 7;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -231,13 +304,20 @@ impl Message for Request {
                 "file name of {} bytes refused (limit {MAX_NAME_LEN})",
                 f.name.len()
             ))),
+            Request::GetRange(RangeRequest {
+                target: Target::Name(name),
+                ..
+            }) if name.len() > MAX_NAME_LEN => Err(ProtoError::Limit(format!(
+                "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                name.len()
+            ))),
             _ => Ok(()),
         }
     }
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 7;
+    const TAG_COUNT: u32 = 9;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -254,6 +334,16 @@ impl Message for Response {
                     list.entries.len()
                 )))
             }
+            Response::FilesLong(list) if list.entries.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "listing of {} files refused (limit {MAX_LIST_FILES})",
+                    list.entries.len()
+                )))
+            }
+            Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(
+                "range {}+{} is not within a content of {} bytes",
+                header.offset, header.len, header.size
+            ))),
             _ => Ok(()),
         }
     }

@@ -15,9 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_FRAME,
-    MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry,
-    ProtoError, Registered, Registration, Request, Response, VERSION,
+    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
+    FileListLong, FileRequest, MAGIC, MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN,
+    MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
+    Registration, Request, Response, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -96,6 +97,8 @@ fn request_tag(r: &Request) -> u32 {
         Request::ListNodes => 2,
         Request::GetFile(_) => 3,
         Request::ListFiles => 4,
+        Request::GetRange(_) => 5,
+        Request::ListFilesLong => 6,
     }
 }
 
@@ -109,6 +112,8 @@ fn response_tag(r: &Response) -> u32 {
         Response::NotFound => 4,
         Response::Files(_) => 5,
         Response::Error(_) => 6,
+        Response::Range(_) => 7,
+        Response::FilesLong(_) => 8,
     }
 }
 
@@ -177,6 +182,17 @@ fn sample_requests() -> Vec<Request> {
             offset: 0,
         }),
         Request::ListFiles,
+        Request::GetRange(RangeRequest {
+            target: Target::Name("dir/fichier é.txt".into()),
+            offset: 0,
+            len: u64::MAX,
+        }),
+        Request::GetRange(RangeRequest {
+            target: Target::Hash(ContentHash([0xab; 32])),
+            offset: u64::MAX,
+            len: 0,
+        }),
+        Request::ListFilesLong,
     ]
 }
 
@@ -222,6 +238,37 @@ fn sample_responses() -> Vec<Response> {
                 FileEntry {
                     name: "b/c".into(),
                     size: u64::MAX,
+                },
+            ],
+            truncated: false,
+        }),
+        Response::Range(RangeHeader {
+            size: 6,
+            hash: ContentHash([1; 32]),
+            offset: 0,
+            len: 6,
+        }),
+        Response::Range(RangeHeader {
+            size: 1 << 62,
+            hash: ContentHash([0xff; 32]),
+            offset: 1 << 61,
+            len: 0,
+        }),
+        Response::FilesLong(FileListLong {
+            entries: vec![],
+            truncated: true,
+        }),
+        Response::FilesLong(FileListLong {
+            entries: vec![
+                FileEntryLong {
+                    name: "a".into(),
+                    size: 0,
+                    hash: None,
+                },
+                FileEntryLong {
+                    name: "b/c".into(),
+                    size: u64::MAX,
+                    hash: Some(ContentHash([7; 32])),
                 },
             ],
             truncated: false,
@@ -749,11 +796,11 @@ fn an_unknown_tag_is_named() {
 
     // The tag is checked before the rest of the body: a newer peer's message
     // with fields this version cannot parse still reads as an unknown tag.
-    let mut body = 7u32.to_be_bytes().to_vec();
+    let mut body = 999u32.to_be_bytes().to_vec();
     body.extend_from_slice(&[0xff; 40]);
     assert!(matches!(
         read_request(&frame_with_body(&body)),
-        Err(ProtoError::UnknownTag(7))
+        Err(ProtoError::UnknownTag(999))
     ));
     assert!(matches!(
         frame::decode::<Response>(&u32::MAX.to_be_bytes()),

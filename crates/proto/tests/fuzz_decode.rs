@@ -14,8 +14,9 @@ use proptest::prelude::*;
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_NAME_LEN,
-    MAX_TOKEN_LEN, NodeEntry, ProtoError, Registered, Registration, Request, Response, VERSION,
+    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
+    FileListLong, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, ProtoError,
+    RangeHeader, RangeRequest, Registered, Registration, Request, Response, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -71,7 +72,41 @@ fn request() -> impl Strategy<Value = Request> {
         (file_name(), any::<u64>())
             .prop_map(|(name, offset)| Request::GetFile(FileRequest { name, offset })),
         Just(Request::ListFiles),
+        (target(), any::<u64>(), any::<u64>()).prop_map(|(target, offset, len)| {
+            Request::GetRange(RangeRequest {
+                target,
+                offset,
+                len,
+            })
+        }),
+        Just(Request::ListFilesLong),
     ]
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        file_name().prop_map(Target::Name),
+        any::<[u8; 32]>().prop_map(|h| Target::Hash(ContentHash(h))),
+    ]
+}
+
+/// A range header within its size, as a node sends it.
+fn range_header() -> impl Strategy<Value = RangeHeader> {
+    (
+        0..=1u64 << 62,
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(size, hash, a, b)| {
+            let offset = a % (size + 1);
+            RangeHeader {
+                size,
+                hash: ContentHash(hash),
+                offset,
+                len: b % (size - offset + 1),
+            }
+        })
 }
 
 fn error_kind() -> impl Strategy<Value = ErrorKind> {
@@ -101,7 +136,24 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(entries, truncated)| Response::Files(FileList { entries, truncated })),
         (error_kind(), text(200))
             .prop_map(|(kind, message)| Response::Error(ErrorReply { kind, message })),
+        range_header().prop_map(Response::Range),
+        (vec(long_entry(), 0..8), any::<bool>()).prop_map(|(entries, truncated)| {
+            Response::FilesLong(FileListLong { entries, truncated })
+        }),
     ]
+}
+
+fn long_entry() -> impl Strategy<Value = FileEntryLong> {
+    (
+        file_name(),
+        any::<u64>(),
+        proptest::option::of(any::<[u8; 32]>()),
+    )
+        .prop_map(|(name, size, hash)| FileEntryLong {
+            name,
+            size,
+            hash: hash.map(ContentHash),
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -131,6 +183,13 @@ fn request_body_size(r: &Request) -> usize {
         Request::Register(reg) | Request::Unregister(reg) => registration_size(reg),
         Request::ListNodes | Request::ListFiles => 0,
         Request::GetFile(f) => string_size(&f.name) + 8,
+        Request::ListFilesLong => 0,
+        Request::GetRange(r) => {
+            4 + match &r.target {
+                Target::Name(name) => string_size(name),
+                Target::Hash(_) => 32,
+            } + 16
+        }
     }
 }
 
@@ -154,6 +213,15 @@ fn response_body_size(r: &Response) -> usize {
                 + 1
         }
         Response::Error(e) => 4 + string_size(&e.message),
+        Response::Range(_) => 8 + 32 + 8 + 8,
+        Response::FilesLong(list) => {
+            8 + list
+                .entries
+                .iter()
+                .map(|e| string_size(&e.name) + 8 + 1 + e.hash.map_or(0, |_| 32))
+                .sum::<usize>()
+                + 1
+        }
     }
 }
 

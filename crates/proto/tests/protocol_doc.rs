@@ -26,8 +26,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, ProtoError,
-    Registered, Registration, Request, Response, frame,
+    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
+    FileListLong, FileRequest, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
+    Registration, Request, Response, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -80,6 +81,11 @@ fn get_file(name: &str, offset: u64) -> Example {
 
 fn error(kind: ErrorKind, message: &str) -> Example {
     response(Response::error(kind, message))
+}
+
+/// BLAKE3 of `hello\n`, the content of most examples.
+fn hello_hash() -> ContentHash {
+    ContentHash::of(b"hello\n")
 }
 
 fn node_v4() -> SocketAddr {
@@ -170,7 +176,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
             "unknown-tag-response",
             error(
                 ErrorKind::BadRequest,
-                &ProtoError::UnknownTag(5).to_string(),
+                &ProtoError::UnknownTag(999).to_string(),
             ),
         ),
         (
@@ -204,6 +210,50 @@ fn examples() -> BTreeMap<&'static str, Example> {
         (
             "unknown-error-kind-response",
             error(ErrorKind::Other(99), "a reason from the future"),
+        ),
+        (
+            "get-range-request",
+            request(Request::GetRange(RangeRequest {
+                target: Target::Name("hello.txt".into()),
+                offset: 0,
+                len: 6,
+            })),
+        ),
+        (
+            "get-range-by-hash-request",
+            request(Request::GetRange(RangeRequest {
+                target: Target::Hash(hello_hash()),
+                offset: 2,
+                len: 3,
+            })),
+        ),
+        (
+            "range-response",
+            response(Response::Range(RangeHeader {
+                size: 6,
+                hash: hello_hash(),
+                offset: 0,
+                len: 6,
+            })),
+        ),
+        ("list-files-long-request", request(Request::ListFilesLong)),
+        (
+            "files-long-response",
+            response(Response::FilesLong(FileListLong {
+                entries: vec![
+                    FileEntryLong {
+                        name: "hello.txt".into(),
+                        size: 6,
+                        hash: Some(hello_hash()),
+                    },
+                    FileEntryLong {
+                        name: "new.bin".into(),
+                        size: 9,
+                        hash: None,
+                    },
+                ],
+                truncated: false,
+            })),
         ),
     ];
     let mut map = BTreeMap::new();
@@ -259,6 +309,11 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::ListNodes => ("ListNodes", json!({})),
         Request::GetFile(f) => ("GetFile", json!({"name": f.name, "offset": f.offset})),
         Request::ListFiles => ("ListFiles", json!({})),
+        Request::GetRange(r) => (
+            "GetRange",
+            json!({"target": target_json(&r.target), "offset": r.offset, "len": r.len}),
+        ),
+        Request::ListFilesLong => ("ListFilesLong", json!({})),
     }
 }
 
@@ -293,6 +348,32 @@ fn response_json(r: &Response) -> (&'static str, Value) {
             "Error",
             json!({"kind": kind_json(*kind), "message": message}),
         ),
+        Response::Range(h) => (
+            "Range",
+            json!({"size": h.size, "hash": h.hash.to_string(), "offset": h.offset, "len": h.len}),
+        ),
+        Response::FilesLong(list) => {
+            let entries: Vec<Value> = list
+                .entries
+                .iter()
+                .map(|e| {
+                    json!({"name": e.name, "size": e.size,
+                           "hash": e.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            (
+                "FilesLong",
+                json!({"entries": entries, "truncated": list.truncated}),
+            )
+        }
+    }
+}
+
+/// A target: `{"Name": "..."}` or `{"Hash": "<64 hex>"}`.
+fn target_json(t: &Target) -> Value {
+    match t {
+        Target::Name(name) => json!({ "Name": name }),
+        Target::Hash(hash) => json!({ "Hash": hash.to_string() }),
     }
 }
 

@@ -132,7 +132,10 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
-            Request::GetFile(_) | Request::ListFiles => Response::error(
+            Request::GetFile(_)
+            | Request::ListFiles
+            | Request::GetRange(_)
+            | Request::ListFilesLong => Response::error(
                 ErrorKind::BadRequest,
                 "this is a relay: ask a peer-node for files",
             ),

@@ -10,6 +10,7 @@
 
 mod admission;
 mod descriptors;
+mod range;
 mod sendfile;
 mod workers;
 
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use admission::Admission;
 use workers::Acceptors;
 
-use crate::{ErrorKind, FileHeader, ProtoError, Request, Response, frame};
+use crate::content::{ByteRange, Outboard, encode_range};
+use crate::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
 
 /// Limits and timeouts of one server.
 #[derive(Debug, Clone)]
@@ -86,6 +88,25 @@ impl Reply<'_> {
         self.send(&Response::File(header))?;
         let sent = sendfile::send_file(file, self.stream, header.body_len())?;
         Ok(sent)
+    }
+
+    /// Sends a range header, then the encoded range: hash pairs from
+    /// `outboard`, chunk groups from `file` with sendfile (see `range`).
+    /// Memory stays flat whatever the size.
+    pub fn send_range(
+        &mut self,
+        header: RangeHeader,
+        file: &File,
+        outboard: &(impl Outboard + ?Sized),
+    ) -> Result<(), ProtoError> {
+        let range = ByteRange::clamp(header.size, header.offset, header.len)
+            .ok_or_else(|| ProtoError::Malformed("range outside the content".into()))?;
+        let stream: &TcpStream = self.stream;
+        let _cork = range::Cork::new(stream);
+        frame::write(&mut &*stream, &Response::Range(header))?;
+        let mut sink = range::SocketSink { stream, file };
+        encode_range(header.size, range, outboard, &mut sink)?;
+        Ok(())
     }
 }
 
