@@ -410,5 +410,8 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Error(_) => "error",
         Response::Range(_) => "range",
         Response::FilesLong(_) => "file listing",
+        Response::CatalogAck(_) => "catalog acknowledgement",
+        Response::Holders(_) => "holder list",
+        Response::SearchResults(_) => "search result",
     }
 }

@@ -116,7 +116,12 @@ impl Handler for NodeService {
                 );
                 reply.send(&Response::Files(list))
             }
-            Request::Register(_) | Request::Unregister(_) | Request::ListNodes => {
+            Request::Register(_)
+            | Request::Unregister(_)
+            | Request::ListNodes
+            | Request::Catalog(_)
+            | Request::WhoHas(_)
+            | Request::Search(_) => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

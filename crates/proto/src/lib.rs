@@ -33,9 +33,10 @@ pub mod server;
 pub use content::ContentHash;
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList, FileListLong,
-    FileRequest, NodeEntry, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
-    Target,
+    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target,
 };
 
 /// First bytes of every request and every response, so a wrong program (an
@@ -65,3 +66,7 @@ pub const MAX_LIST_FILES: usize = 10_000;
 
 /// Longest registration token accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Most holders a who-has answer lists (oldest registration first); a
+/// client needs one that works, and each holder costs up to a name's length.
+pub const MAX_HOLDERS: usize = 1_000;

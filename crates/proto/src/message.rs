@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{ByteRange, ContentHash};
 use crate::{
-    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
-    ProtoError,
+    MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME,
+    MAX_TOKEN_LEN, ProtoError,
 };
 
 /// What a client (or a node talking to the relay) asks.
@@ -37,6 +37,16 @@ pub enum Request {
     /// Tag 6, to a node: which files do you share, with their sizes and
     /// content hashes?
     ListFilesLong,
+    /// Tag 7, to the relay: a change to my catalog (what I share), in
+    /// order after the last one the relay applied (docs/PROTOCOL.md,
+    /// "Catalogs").
+    Catalog(CatalogUpdate),
+    /// Tag 8, to the relay: which active nodes hold this name, or this
+    /// content?
+    WhoHas(Target),
+    /// Tag 9, to the relay: which files across the network have names
+    /// containing this text?
+    Search(SearchQuery),
 }
 
 /// What the relay or a node answers.
@@ -61,6 +71,14 @@ pub enum Response {
     Range(RangeHeader),
     /// Tag 8: the files this node shares, with their content hashes.
     FilesLong(FileListLong),
+    /// Tag 9: the relay's catalog of you is now at `seq` (the answer to a
+    /// `Catalog`; another seq than the one sent asks for a full resend).
+    CatalogAck(CatalogAck),
+    /// Tag 10: who holds the name or content asked for, in registration
+    /// order.
+    Holders(HolderList),
+    /// Tag 11: the files whose names contain the text searched for.
+    SearchResults(SearchResults),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -171,6 +189,91 @@ pub struct FileEntryLong {
     pub size: u64,
     /// None while the node has not hashed this version of the file yet.
     pub hash: Option<ContentHash>,
+}
+
+/// A change to a node's catalog at the relay. The node is named as in a
+/// registration (the relay finds its entry the same way). The relay applies
+/// it when `reset` is set (the catalog is replaced by `added`) or when its
+/// catalog of the node is at `base_seq`; either way its catalog is then at
+/// `seq`. Otherwise it changes nothing and answers its own seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogUpdate {
+    pub registration: Registration,
+    pub base_seq: u64,
+    pub seq: u64,
+    pub reset: bool,
+    /// Files shared now (a name already in the catalog is replaced).
+    pub added: Vec<CatalogEntry>,
+    /// Names no longer shared.
+    pub removed: Vec<String>,
+}
+
+/// One file in a catalog: a name inside the node's shared directory, with
+/// the size and content hash of its current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// The relay's answer to a catalog update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogAck {
+    /// The seq the relay's catalog of this node is at now.
+    pub seq: u64,
+    /// Files the relay indexes for this node now.
+    pub files: u32,
+    /// Entries of this update the relay did not index (limits).
+    pub refused: u32,
+}
+
+/// The holders of a name or a content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderList {
+    /// Active nodes the relay knows (holders or not).
+    pub nodes: u32,
+    /// Oldest registration first.
+    pub holders: Vec<Holder>,
+    /// True when more nodes hold it than the answer lists.
+    pub truncated: bool,
+}
+
+/// One node's copy: where it is, its name there, its size and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// A search: names containing `text` (ASCII letters match either case); at
+/// most `limit` results (the relay may cap it lower).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub text: String,
+    pub limit: u32,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Active nodes the relay knows.
+    pub nodes: u32,
+    /// One per name and content, sorted by name then hash.
+    pub hits: Vec<SearchHit>,
+    /// True when more matched than the answer lists.
+    pub truncated: bool,
+}
+
+/// A name with one of its contents, and how many nodes hold that pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+    pub holders: u32,
 }
 
 /// A node's shared files.
@@ -288,7 +391,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 7;
+    const TAG_COUNT: u32 = 10;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -307,17 +410,41 @@ impl Message for Request {
             Request::GetRange(RangeRequest {
                 target: Target::Name(name),
                 ..
-            }) if name.len() > MAX_NAME_LEN => Err(ProtoError::Limit(format!(
-                "file name of {} bytes refused (limit {MAX_NAME_LEN})",
-                name.len()
-            ))),
+            })
+            | Request::WhoHas(Target::Name(name))
+            | Request::Search(SearchQuery { text: name, .. })
+                if name.len() > MAX_NAME_LEN =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                    name.len()
+                )))
+            }
+            Request::Catalog(update) => {
+                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+                    return Err(ProtoError::Limit(format!(
+                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
+                    )));
+                }
+                let names = update.added.iter().map(|e| &e.name);
+                match names
+                    .chain(&update.removed)
+                    .find(|n| n.len() > MAX_NAME_LEN)
+                {
+                    Some(name) => Err(ProtoError::Limit(format!(
+                        "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                        name.len()
+                    ))),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 9;
+    const TAG_COUNT: u32 = 12;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -338,6 +465,18 @@ impl Message for Response {
                 Err(ProtoError::Limit(format!(
                     "listing of {} files refused (limit {MAX_LIST_FILES})",
                     list.entries.len()
+                )))
+            }
+            Response::Holders(list) if list.holders.len() > MAX_HOLDERS => {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders refused (limit {MAX_HOLDERS})",
+                    list.holders.len()
+                )))
+            }
+            Response::SearchResults(found) if found.hits.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "{} search results refused (limit {MAX_LIST_FILES})",
+                    found.hits.len()
                 )))
             }
             Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(

@@ -26,9 +26,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proto::{
-    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
-    FileListLong, FileRequest, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
-    Registration, Request, Response, Target, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry,
+    ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
+    SearchQuery, SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -98,7 +99,7 @@ fn node_v6() -> SocketAddr {
 
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
-    let registration = |advertised_ip, token: Option<&str>| Registration {
+    let registration = |advertised_ip: Option<IpAddr>, token: Option<&str>| Registration {
         port: 4000,
         advertised_ip,
         token: token.map(String::from),
@@ -255,6 +256,81 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 truncated: false,
             })),
         ),
+        (
+            "catalog-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 0,
+                seq: 1,
+                reset: true,
+                added: vec![CatalogEntry {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                removed: vec![],
+            })),
+        ),
+        (
+            "catalog-delta-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 1,
+                seq: 2,
+                reset: false,
+                added: vec![],
+                removed: vec!["hello.txt".into()],
+            })),
+        ),
+        (
+            "catalog-ack-response",
+            response(Response::CatalogAck(CatalogAck {
+                seq: 1,
+                files: 1,
+                refused: 0,
+            })),
+        ),
+        (
+            "who-has-request",
+            request(Request::WhoHas(Target::Name("hello.txt".into()))),
+        ),
+        (
+            "who-has-hash-request",
+            request(Request::WhoHas(Target::Hash(hello_hash()))),
+        ),
+        (
+            "holders-response",
+            response(Response::Holders(HolderList {
+                nodes: 3,
+                holders: vec![Holder {
+                    addr: node_v4(),
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                truncated: false,
+            })),
+        ),
+        (
+            "search-request",
+            request(Request::Search(SearchQuery {
+                text: "hello".into(),
+                limit: 100,
+            })),
+        ),
+        (
+            "search-results-response",
+            response(Response::SearchResults(SearchResults {
+                nodes: 3,
+                hits: vec![SearchHit {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                    holders: 2,
+                }],
+                truncated: true,
+            })),
+        ),
     ];
     let mut map = BTreeMap::new();
     for (name, example) in entries {
@@ -314,6 +390,26 @@ fn request_json(r: &Request) -> (&'static str, Value) {
             json!({"target": target_json(&r.target), "offset": r.offset, "len": r.len}),
         ),
         Request::ListFilesLong => ("ListFilesLong", json!({})),
+        Request::Catalog(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| json!({"name": e.name, "size": e.size, "hash": e.hash.to_string()}))
+                .collect();
+            (
+                "Catalog",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": u.removed,
+                }),
+            )
+        }
+        Request::WhoHas(t) => ("WhoHas", json!({ "target": target_json(t) })),
+        Request::Search(q) => ("Search", json!({"text": q.text, "limit": q.limit})),
     }
 }
 
@@ -364,6 +460,38 @@ fn response_json(r: &Response) -> (&'static str, Value) {
             (
                 "FilesLong",
                 json!({"entries": entries, "truncated": list.truncated}),
+            )
+        }
+        Response::CatalogAck(a) => (
+            "CatalogAck",
+            json!({"seq": a.seq, "files": a.files, "refused": a.refused}),
+        ),
+        Response::Holders(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| {
+                    json!({"addr": h.addr.to_string(), "name": h.name, "size": h.size,
+                           "hash": h.hash.to_string()})
+                })
+                .collect();
+            (
+                "Holders",
+                json!({"nodes": list.nodes, "holders": holders, "truncated": list.truncated}),
+            )
+        }
+        Response::SearchResults(found) => {
+            let hits: Vec<Value> = found
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({"name": h.name, "size": h.size, "hash": h.hash.to_string(),
+                           "holders": h.holders})
+                })
+                .collect();
+            (
+                "SearchResults",
+                json!({"nodes": found.nodes, "hits": hits, "truncated": found.truncated}),
             )
         }
     }

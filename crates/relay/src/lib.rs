@@ -3,20 +3,25 @@
 //! Module map:
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
 //!   the cached list answer).
+//! - [`index`]: every active node's catalog, and who-has and search over
+//!   them; a catalog lives and goes with its node's registry entry.
 //! - [`service`]: how each request is answered, and who may register as what.
 //!
 //! [`run`] wires them to the shared server skeleton in `proto::server`.
 
+pub mod index;
 pub mod registry;
 pub mod service;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use proto::server::{Server, ServerConfig};
 
+pub use index::{Index, IndexLimits};
 pub use registry::Registry;
 pub use service::{Policy, RelayService};
 
@@ -32,6 +37,7 @@ pub struct RelayConfig {
     pub port: u16,
     pub ttl: Duration,
     pub policy: Policy,
+    pub index: IndexLimits,
     pub server: ServerConfig,
 }
 
@@ -43,11 +49,17 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         config.ttl
     );
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
-    let registry = Registry::new(config.ttl);
+    let index = Index::new(config.index);
+    let registry = Registry::with_membership(config.ttl, Some(Arc::new(index.clone())));
     spawn_expiry(registry.clone())?;
-    tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs_f64());
+    tracing::info!(
+        "listening on {local} (ttl {}s, index up to {} files per node, {} in all)",
+        config.ttl.as_secs_f64(),
+        config.index.node_files,
+        config.index.entries
+    );
     server
-        .serve(RelayService::new(registry, config.policy))
+        .serve(RelayService::new(registry, index, config.policy))
         .context("relay stopped")
 }
 

@@ -21,9 +21,19 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
+/// State that lives exactly as long as a node's entry (the index's
+/// catalogs). Told under the registry's lock, so it sees joins and leaves
+/// in the table's own order.
+pub trait Membership: Send + Sync {
+    fn joined(&self, addr: SocketAddr);
+    /// Unregistered or expired.
+    fn left(&self, addr: SocketAddr);
+}
+
 struct Shared {
     ttl: Duration,
     state: Mutex<State>,
+    members: Option<Arc<dyn Membership>>,
 }
 
 #[derive(Default)]
@@ -79,11 +89,26 @@ pub struct TableFull;
 impl Registry {
     /// An empty table whose entries expire `ttl` after their last refresh.
     pub fn new(ttl: Duration) -> Registry {
+        Registry::with_membership(ttl, None)
+    }
+
+    /// As [`Registry::new`], telling `members` of every join and leave.
+    pub fn with_membership(ttl: Duration, members: Option<Arc<dyn Membership>>) -> Registry {
         Registry {
             shared: Arc::new(Shared {
                 ttl,
                 state: Mutex::new(State::default()),
+                members,
             }),
+        }
+    }
+
+    /// Tells the members about nodes that left (still under the lock).
+    fn gone(&self, gone: &[(SocketAddr, Duration)]) {
+        if let Some(members) = &self.shared.members {
+            for (addr, _) in gone {
+                members.left(*addr);
+            }
         }
     }
 
@@ -123,6 +148,9 @@ impl Registry {
         state.by_addr.insert(addr, seq);
         state.generation += 1;
         state.lower_expiry_floor(now, ttl);
+        if let Some(members) = &self.shared.members {
+            members.joined(addr);
+        }
         Ok(Registered::Joined)
     }
 
@@ -134,6 +162,7 @@ impl Registry {
         };
         state.entries.remove(&seq);
         state.generation += 1;
+        self.gone(&[(addr, Duration::ZERO)]);
         true
     }
 
@@ -141,7 +170,10 @@ impl Registry {
     /// how long they had been silent.
     pub fn expire(&self, now: Instant) -> Vec<(SocketAddr, Duration)> {
         let ttl = self.shared.ttl;
-        self.lock().expire(now, ttl)
+        let mut state = self.lock();
+        let gone = state.expire(now, ttl);
+        self.gone(&gone);
+        gone
     }
 
     /// The live nodes, oldest registration first.
@@ -166,6 +198,7 @@ impl Registry {
             return Ok((cached.answer.clone(), Vec::new()));
         }
         let expired = state.expire(now, ttl);
+        self.gone(&expired);
         // One walk: after expire, every entry left is live.
         let mut nodes = Vec::with_capacity(state.entries.len());
         nodes.extend(state.live(now, ttl));
@@ -341,6 +374,32 @@ mod tests {
         assert_eq!(count(t0 + Duration::from_millis(1500)), 1);
         // Within CACHE_FOR of the answer above, but past the node's TTL.
         assert_eq!(count(t0 + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
+    fn members_hear_of_joins_unregisters_and_expiry() {
+        #[derive(Default)]
+        struct Log(Mutex<Vec<(bool, u16)>>);
+        impl Membership for Log {
+            fn joined(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((true, addr.port()));
+            }
+            fn left(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((false, addr.port()));
+            }
+        }
+        let log = Arc::new(Log::default());
+        let reg = Registry::with_membership(Duration::from_secs(30), Some(log.clone()));
+        let t0 = Instant::now();
+        reg.register(addr(1), t0).unwrap();
+        reg.register(addr(2), t0).unwrap();
+        reg.register(addr(1), t0).unwrap();
+        reg.unregister(addr(1));
+        reg.expire(t0 + Duration::from_secs(31));
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            [(true, 1), (true, 2), (false, 1), (false, 2)]
+        );
     }
 
     #[test]

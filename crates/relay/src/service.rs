@@ -1,12 +1,16 @@
 //! How the relay answers each request: registrations (and their heartbeats),
-//! unregistrations and list queries. Everything else is refused plainly.
+//! unregistrations, list queries, and the index: catalogs, who-has and
+//! search. Everything else is refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use proto::server::{Handler, Reply};
-use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
+use proto::{
+    CatalogUpdate, ErrorKind, ProtoError, Registered, Registration, Request, Response, Target,
+};
 
+use crate::index::{Index, NotListed};
 use crate::registry::{self, Registry};
 
 /// Who may register, and under which address.
@@ -21,12 +25,18 @@ pub struct Policy {
 
 pub struct RelayService {
     registry: Registry,
+    index: Index,
     policy: Policy,
 }
 
 impl RelayService {
-    pub fn new(registry: Registry, policy: Policy) -> RelayService {
-        RelayService { registry, policy }
+    /// `index` must be the registry's member (see [`crate::registry::Membership`]).
+    pub fn new(registry: Registry, index: Index, policy: Policy) -> RelayService {
+        RelayService {
+            registry,
+            index,
+            policy,
+        }
     }
 
     /// The address a registration is listed under: the IP the relay sees on
@@ -120,6 +130,54 @@ impl RelayService {
     }
 }
 
+impl RelayService {
+    fn catalog(&self, update: CatalogUpdate, seen: IpAddr) -> Response {
+        if let Some(refusal) = self.check_token(&update.registration, seen) {
+            return refusal;
+        }
+        let (addr, _) = self.listed_addr(seen, &update.registration);
+        // A node past its TTL must not update a catalog about to go.
+        log_expired(&self.registry.expire(Instant::now()));
+        match self.index.apply(addr, &update) {
+            Ok(ack) if ack.seq != update.seq => {
+                tracing::info!(
+                    "catalog of {addr}: update {} after {} does not follow {}; asking for all of it",
+                    update.seq,
+                    update.base_seq,
+                    ack.seq
+                );
+                Response::CatalogAck(ack)
+            }
+            Ok(ack) => {
+                tracing::info!(
+                    "catalog of {addr}: {}+{} -{}, {} files indexed (seq {})",
+                    if update.reset { "reset, " } else { "" },
+                    update.added.len(),
+                    update.removed.len(),
+                    ack.files,
+                    ack.seq
+                );
+                if ack.refused > 0 {
+                    let limits = self.index.limits();
+                    tracing::warn!(
+                        "catalog of {addr}: {} entries not indexed (limits: {} files per node, \
+                         {} in the index, names up to {} bytes)",
+                        ack.refused,
+                        limits.node_files,
+                        limits.entries,
+                        limits.name_len
+                    );
+                }
+                Response::CatalogAck(ack)
+            }
+            Err(NotListed) => {
+                tracing::debug!("catalog of {addr}, which is not listed");
+                Response::NotFound
+            }
+        }
+    }
+}
+
 impl Handler for RelayService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
@@ -131,6 +189,35 @@ impl Handler for RelayService {
                 log_expired(&expired);
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
+            }
+            Request::Catalog(update) => self.catalog(update, seen),
+            Request::WhoHas(target) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = self.index.who_has(&target);
+                let what = match &target {
+                    Target::Name(name) => name.escape_debug().to_string(),
+                    Target::Hash(hash) => format!("blake3:{}", hash.short()),
+                };
+                tracing::info!(
+                    "{}: who has {what}: {} of {} nodes",
+                    reply.peer(),
+                    list.holders.len(),
+                    list.nodes
+                );
+                Response::Holders(list)
+            }
+            Request::Search(query) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+                let found = self.index.search(&query.text, limit);
+                tracing::info!(
+                    "{}: search {:?}: {} results{}",
+                    reply.peer(),
+                    query.text.escape_debug().to_string(),
+                    found.hits.len(),
+                    if found.truncated { " (cut)" } else { "" }
+                );
+                Response::SearchResults(found)
             }
             Request::GetFile(_)
             | Request::ListFiles
@@ -168,7 +255,12 @@ mod tests {
             token: None,
             trust_advertised,
         };
-        RelayService::new(Registry::new(std::time::Duration::from_secs(30)), policy)
+        let index = Index::new(Default::default());
+        RelayService::new(
+            Registry::new(std::time::Duration::from_secs(30)),
+            index,
+            policy,
+        )
     }
 
     #[test]
