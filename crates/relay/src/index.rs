@@ -928,9 +928,8 @@ mod tests {
                 .map(|i| entry(&format!("r{round}/f{i}-{}", "x".repeat(200)), (i % 7) as u8))
                 .collect();
             index
-                .apply(addr(1), &update(0, seq + 1, true, added, &[]))
+                .apply(addr(1), &update(0, u64::from(round) + 1, true, added, &[]))
                 .unwrap();
-            seq += 1;
             assert_eq!(
                 holders(&index, &format!("r{round}/f3-{}", "x".repeat(200))),
                 [1]
