@@ -15,10 +15,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
-    FileListLong, FileRequest, MAGIC, MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN,
-    MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
-    Registration, Request, Response, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
+    NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
+    SearchHit, SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -99,6 +100,9 @@ fn request_tag(r: &Request) -> u32 {
         Request::ListFiles => 4,
         Request::GetRange(_) => 5,
         Request::ListFilesLong => 6,
+        Request::Catalog(_) => 7,
+        Request::WhoHas(_) => 8,
+        Request::Search(_) => 9,
     }
 }
 
@@ -114,6 +118,9 @@ fn response_tag(r: &Response) -> u32 {
         Response::Error(_) => 6,
         Response::Range(_) => 7,
         Response::FilesLong(_) => 8,
+        Response::CatalogAck(_) => 9,
+        Response::Holders(_) => 10,
+        Response::SearchResults(_) => 11,
     }
 }
 
@@ -193,6 +200,28 @@ fn sample_requests() -> Vec<Request> {
             len: 0,
         }),
         Request::ListFilesLong,
+        Request::Catalog(CatalogUpdate {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: Some("t".into()),
+            },
+            base_seq: 0,
+            seq: u64::MAX,
+            reset: true,
+            added: vec![CatalogEntry {
+                name: "a".into(),
+                size: 0,
+                hash: ContentHash([2; 32]),
+            }],
+            removed: vec!["b/c".into()],
+        }),
+        Request::WhoHas(Target::Name("a".into())),
+        Request::WhoHas(Target::Hash(ContentHash([3; 32]))),
+        Request::Search(SearchQuery {
+            text: String::new(),
+            limit: u32::MAX,
+        }),
     ]
 }
 
@@ -272,6 +301,31 @@ fn sample_responses() -> Vec<Response> {
                 },
             ],
             truncated: false,
+        }),
+        Response::CatalogAck(CatalogAck {
+            seq: 1,
+            files: 2,
+            refused: 3,
+        }),
+        Response::Holders(HolderList {
+            nodes: 2,
+            holders: vec![Holder {
+                addr: v6(7),
+                name: "a".into(),
+                size: 1,
+                hash: ContentHash([4; 32]),
+            }],
+            truncated: false,
+        }),
+        Response::SearchResults(SearchResults {
+            nodes: 0,
+            hits: vec![SearchHit {
+                name: "b/c".into(),
+                size: 9,
+                hash: ContentHash([5; 32]),
+                holders: u32::MAX,
+            }],
+            truncated: true,
         }),
     ];
     for kind in ALL_ERROR_KINDS {

@@ -14,9 +14,10 @@ use proptest::prelude::*;
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
-    FileListLong, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, ProtoError,
-    RangeHeader, RangeRequest, Registered, Registration, Request, Response, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
+    Registration, Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -80,7 +81,36 @@ fn request() -> impl Strategy<Value = Request> {
             })
         }),
         Just(Request::ListFilesLong),
+        (
+            registration(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(catalog_entry(), 0..6),
+            vec(file_name(), 0..6),
+        )
+            .prop_map(|(registration, base_seq, seq, reset, added, removed)| {
+                Request::Catalog(CatalogUpdate {
+                    registration,
+                    base_seq,
+                    seq,
+                    reset,
+                    added,
+                    removed,
+                })
+            }),
+        target().prop_map(Request::WhoHas),
+        (file_name(), any::<u32>())
+            .prop_map(|(text, limit)| Request::Search(SearchQuery { text, limit })),
     ]
+}
+
+fn catalog_entry() -> impl Strategy<Value = CatalogEntry> {
+    (file_name(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(name, size, hash)| CatalogEntry {
+        name,
+        size,
+        hash: ContentHash(hash),
+    })
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -140,6 +170,51 @@ fn response() -> impl Strategy<Value = Response> {
         (vec(long_entry(), 0..8), any::<bool>()).prop_map(|(entries, truncated)| {
             Response::FilesLong(FileListLong { entries, truncated })
         }),
+        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(seq, files, refused)| {
+            Response::CatalogAck(CatalogAck {
+                seq,
+                files,
+                refused,
+            })
+        }),
+        (
+            any::<u32>(),
+            vec(
+                (socket_addr(), catalog_entry()).prop_map(|(addr, e)| Holder {
+                    addr,
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                }),
+                0..6
+            ),
+            any::<bool>()
+        )
+            .prop_map(|(nodes, holders, truncated)| Response::Holders(HolderList {
+                nodes,
+                holders,
+                truncated
+            })),
+        (
+            any::<u32>(),
+            vec(
+                (catalog_entry(), any::<u32>()).prop_map(|(e, holders)| SearchHit {
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                    holders,
+                }),
+                0..6
+            ),
+            any::<bool>()
+        )
+            .prop_map(
+                |(nodes, hits, truncated)| Response::SearchResults(SearchResults {
+                    nodes,
+                    hits,
+                    truncated
+                })
+            ),
     ]
 }
 
@@ -184,6 +259,26 @@ fn request_body_size(r: &Request) -> usize {
         Request::ListNodes | Request::ListFiles => 0,
         Request::GetFile(f) => string_size(&f.name) + 8,
         Request::ListFilesLong => 0,
+        Request::Catalog(u) => {
+            registration_size(&u.registration)
+                + 8
+                + 8
+                + 1
+                + 8
+                + u.added
+                    .iter()
+                    .map(|e| string_size(&e.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + u.removed.iter().map(|n| string_size(n)).sum::<usize>()
+        }
+        Request::WhoHas(t) => {
+            4 + match t {
+                Target::Name(name) => string_size(name),
+                Target::Hash(_) => 32,
+            }
+        }
+        Request::Search(q) => string_size(&q.text) + 4,
         Request::GetRange(r) => {
             4 + match &r.target {
                 Target::Name(name) => string_size(name),
@@ -220,6 +315,25 @@ fn response_body_size(r: &Response) -> usize {
                 .iter()
                 .map(|e| string_size(&e.name) + 8 + 1 + e.hash.map_or(0, |_| 32))
                 .sum::<usize>()
+                + 1
+        }
+        Response::CatalogAck(_) => 8 + 4 + 4,
+        Response::Holders(list) => {
+            4 + 8
+                + list
+                    .holders
+                    .iter()
+                    .map(|h| socket_addr_size(&h.addr) + string_size(&h.name) + 8 + 32)
+                    .sum::<usize>()
+                + 1
+        }
+        Response::SearchResults(found) => {
+            4 + 8
+                + found
+                    .hits
+                    .iter()
+                    .map(|h| string_size(&h.name) + 8 + 32 + 4)
+                    .sum::<usize>()
                 + 1
         }
     }
