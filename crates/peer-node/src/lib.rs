@@ -5,6 +5,9 @@
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
+//! - [`catalog`]: what the relay's index gets: every shared file's name,
+//!   size and hash, diffed and sent in frames that fit, in order.
+//! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
 //! - [`service`]: how each request is answered.
 //! - [`ranges`]: the verified answers: a range with its proof, by name or by
 //!   content hash, and the listing with hashes.
@@ -17,10 +20,12 @@
 
 pub mod announce;
 pub mod cache;
+pub mod catalog;
 pub mod hashes;
 pub mod ranges;
 pub mod service;
 pub mod share;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -86,9 +91,18 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     );
     unregister_on_signal(announcer.clone())?;
+    let wake = watch::Wake::default();
+    watch::start(
+        share.clone(),
+        index.clone(),
+        announcer.clone(),
+        wake.clone(),
+        config.heartbeat.max(Duration::from_millis(100)),
+    )
+    .context("could not start the catalog thread")?;
     thread::Builder::new()
         .name("announce".into())
-        .spawn(move || match announcer.run() {
+        .spawn(move || match announcer.run_with(|| wake.registered()) {
             // The signal handler unregisters and ends the process.
             AnnounceError::Leaving => {}
             refusal => {
