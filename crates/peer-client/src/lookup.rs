@@ -97,6 +97,19 @@ pub fn fetch(
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
+    fetch_expecting(target, None, nodes, timeouts, out, report)
+}
+
+/// As [`fetch`], accepting only content with hash `expect` when given (the
+/// version the relay's index chose).
+pub fn fetch_expecting(
+    target: &Target,
+    expect: Option<ContentHash>,
+    nodes: &[NodeEntry],
+    timeouts: &Timeouts,
+    out: &mut Output,
+    report: &Report,
+) -> Fetched {
     let total = nodes.len();
     if total == 0 {
         report.status("no active nodes: start a peer-node, or check the relay address");
@@ -111,7 +124,7 @@ pub fn fetch(
     let mut transfer = Transfer {
         hash: match target {
             Target::Hash(hash) => Some(*hash),
-            Target::Name(_) => None,
+            Target::Name(_) => expect,
         },
         ..Transfer::default()
     };
