@@ -77,7 +77,7 @@ fn list_shows_every_nodes_files_grouped_by_node() {
             write(dir, "empty.txt", b"");
         }
     });
-    let run = cluster.fetch(&["--list"]);
+    let run = cluster.fetch(&["--list", "--nodes"]);
     assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
     let stdout = run.stdout_text();
     let groups = parse_listing(&stdout);
@@ -149,7 +149,7 @@ fn list_reports_a_node_that_cannot_answer_and_goes_on() {
     let gone_addr = gone.listed;
     gone.proc.kill();
     let mut cmd = harness::client(cluster.relay.port());
-    cmd.args(["--list", "--connect-timeout", "2"]);
+    cmd.args(["--list", "--nodes", "--connect-timeout", "2"]);
     let run = harness::run(cmd, b"", CLIENT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(

@@ -1254,7 +1254,7 @@ fn a_listing_too_big_for_one_frame_is_cut_and_marked_truncated() {
     }
     node.proc.wait_for("(truncated)", READY);
     let mut cmd = harness::client(relay.port());
-    cmd.arg("--list");
+    cmd.args(["--list", "--nodes"]);
     let out = harness::run(cmd, b"", HANG);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stdout_text().contains(&node.listed.to_string()));

@@ -157,7 +157,7 @@ impl Session {
             match index::search(&self.relay, text, index::SEARCH_LIMIT)
                 .map_err(|e| e.to_string())?
             {
-                Some(found) => return Ok(self.print_found(&found, true, text, out)),
+                Some(found) => return Ok(self.print_found(&found, false, text, out)),
                 None => self.older_relay("searching node by node")?,
             }
         }

@@ -148,6 +148,11 @@ impl RelayService {
                 );
                 Response::CatalogAck(ack)
             }
+            Ok(ack) if !update.reset && update.added.is_empty() && update.removed.is_empty() => {
+                // The node's periodic check that the relay is in step.
+                tracing::debug!("catalog of {addr}: in step at seq {}", ack.seq);
+                Response::CatalogAck(ack)
+            }
             Ok(ack) => {
                 tracing::info!(
                     "catalog of {addr}: {}+{} -{}, {} files indexed (seq {})",
