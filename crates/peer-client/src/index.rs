@@ -82,8 +82,9 @@ pub struct Plan {
     pub hash: ContentHash,
     pub size: u64,
     pub nodes: Vec<NodeEntry>,
-    /// The other contents held under the name: hash, size, holders.
-    pub others: Vec<(ContentHash, u64, usize)>,
+    /// The other contents held under the name, in the order of their first
+    /// holder: hash, size, holders.
+    pub others: Vec<(ContentHash, u64, Vec<NodeEntry>)>,
 }
 
 impl Plan {
@@ -97,15 +98,16 @@ impl Plan {
             others: Vec::new(),
         };
         for h in holders {
+            let node = NodeEntry {
+                addr: h.addr,
+                age_secs: 0,
+            };
             if h.hash == first.hash {
-                plan.nodes.push(NodeEntry {
-                    addr: h.addr,
-                    age_secs: 0,
-                });
+                plan.nodes.push(node);
             } else {
                 match plan.others.iter_mut().find(|o| o.0 == h.hash) {
-                    Some(other) => other.2 += 1,
-                    None => plan.others.push((h.hash, h.size, 1)),
+                    Some(other) => other.2.push(node),
+                    None => plan.others.push((h.hash, h.size, vec![node])),
                 }
             }
         }
@@ -120,8 +122,11 @@ impl Plan {
         let list: Vec<String> = self
             .others
             .iter()
-            .map(|(hash, size, n)| {
-                format!("blake3:{hash} ({size} bytes, {})", crate::count(*n, "node"))
+            .map(|(hash, size, nodes)| {
+                format!(
+                    "blake3:{hash} ({size} bytes, {})",
+                    crate::count(nodes.len(), "node")
+                )
             })
             .collect();
         Some(format!(
@@ -153,7 +158,11 @@ mod tests {
         assert_eq!(plan.hash, ContentHash([2; 32]));
         let ports: Vec<u16> = plan.nodes.iter().map(|n| n.addr.port()).collect();
         assert_eq!(ports, [1, 3]);
-        assert_eq!(plan.others, [(ContentHash([3; 32]), 3, 2)]);
+        assert_eq!(plan.others.len(), 1);
+        assert_eq!(
+            (plan.others[0].0, plan.others[0].2.len()),
+            (ContentHash([3; 32]), 2)
+        );
         let note = plan.others_note("a").unwrap();
         assert!(
             note.contains(&format!("blake3:{}", ContentHash([3; 32]))),

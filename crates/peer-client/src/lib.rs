@@ -281,18 +281,36 @@ impl Session {
             Target::Name(name.to_string())
         };
         let mut plan = None;
+        // Nodes that sent no catalog (just started, or older nodes): asked
+        // directly, after the holders.
+        let mut unindexed: Vec<NodeEntry> = Vec::new();
+        let mut indexed = false;
         if !self.no_index {
             match index::who_has(&self.relay, &target).map_err(|e| e.to_string())? {
-                Some(list) => match index::Plan::of(&list.holders) {
-                    Some(found) => plan = Some(found),
-                    None => {
+                Some(list) => {
+                    indexed = true;
+                    plan = index::Plan::of(&list.holders);
+                    unindexed = list
+                        .unindexed
+                        .iter()
+                        .map(|&addr| NodeEntry { addr, age_secs: 0 })
+                        .collect();
+                    if plan.is_none() && unindexed.is_empty() {
                         self.report.status(&format!(
                             "{name}: not found on any of {} (the relay's index)",
                             count(list.nodes as usize, "active node")
                         ));
                         return Ok(false);
                     }
-                },
+                    if !unindexed.is_empty() {
+                        self.report.status(&format!(
+                            "{} sent the relay no catalog yet (just started, or older); \
+                             asking {} too",
+                            count(unindexed.len(), "active node"),
+                            if unindexed.len() == 1 { "it" } else { "them" }
+                        ));
+                    }
+                }
                 None => self.older_relay("asking nodes in turn")?,
             }
         }
@@ -308,14 +326,39 @@ impl Session {
                 if let Some(note) = plan.others_note(name) {
                     self.report.status(&note);
                 }
-                lookup::fetch_expecting(
+                let mut nodes = plan.nodes.clone();
+                nodes.extend(unindexed);
+                let mut fetched = lookup::fetch_expecting(
                     &target,
                     Some(plan.hash),
-                    &plan.nodes,
+                    &nodes,
                     &self.timeouts,
                     &mut out,
                     &self.report,
-                )
+                );
+                // No holder of that version could serve it, and nothing was
+                // written: the next version, in the order of first holders.
+                for (hash, _, nodes) in &plan.others {
+                    if !matches!(fetched, Fetched::Nothing) {
+                        break;
+                    }
+                    self.report.status(&format!(
+                        "{name}: trying the next version, blake3:{}",
+                        hash.short()
+                    ));
+                    fetched = lookup::fetch_expecting(
+                        &target,
+                        Some(*hash),
+                        nodes,
+                        &self.timeouts,
+                        &mut out,
+                        &self.report,
+                    );
+                }
+                fetched
+            }
+            None if indexed => {
+                lookup::fetch(&target, &unindexed, &self.timeouts, &mut out, &self.report)
             }
             None => lookup::fetch(&target, &self.nodes, &self.timeouts, &mut out, &self.report),
         };
@@ -348,7 +391,7 @@ impl Session {
                 ));
                 false
             }
-            Fetched::Missing | Fetched::OutputFailed => {
+            Fetched::Missing | Fetched::Nothing | Fetched::OutputFailed => {
                 if let Some(line) = out.abandoned_line(name) {
                     self.report.error(&line);
                 }

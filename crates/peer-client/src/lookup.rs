@@ -81,6 +81,9 @@ pub enum Fetched {
     Found { size: u64 },
     /// No node had it (or every node that had it failed).
     Missing,
+    /// As `Missing`, and not a byte reached the output: another version
+    /// may still be tried.
+    Nothing,
     /// stdout is a terminal and the file is not text; nothing is reported
     /// yet, since the hint depends on where the user typed the name.
     NotText,
@@ -222,10 +225,11 @@ pub fn fetch_expecting(
             transfer.written,
             transfer.size()
         ));
+        Fetched::Missing
     } else {
         report.status(&format!("not found on any of {total} active nodes"));
+        Fetched::Nothing
     }
-    Fetched::Missing
 }
 
 /// What is known of the file so far, across nodes.

@@ -235,7 +235,11 @@ pub struct HolderList {
     pub nodes: u32,
     /// Oldest registration first.
     pub holders: Vec<Holder>,
-    /// True when more nodes hold it than the answer lists.
+    /// Active nodes that have sent no catalog (just started, or older
+    /// nodes without one), oldest first: they may hold it too, and a
+    /// client asks them in turn after the holders.
+    pub unindexed: Vec<SocketAddr>,
+    /// True when more nodes hold it (or are unindexed) than the answer lists.
     pub truncated: bool,
 }
 
@@ -467,10 +471,13 @@ impl Message for Response {
                     list.entries.len()
                 )))
             }
-            Response::Holders(list) if list.holders.len() > MAX_HOLDERS => {
+            Response::Holders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
                 Err(ProtoError::Limit(format!(
-                    "list of {} holders refused (limit {MAX_HOLDERS})",
-                    list.holders.len()
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
                 )))
             }
             Response::SearchResults(found) if found.hits.len() > MAX_LIST_FILES => {

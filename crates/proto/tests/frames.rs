@@ -315,6 +315,7 @@ fn sample_responses() -> Vec<Response> {
                 size: 1,
                 hash: ContentHash([4; 32]),
             }],
+            unindexed: vec![v4(9)],
             truncated: false,
         }),
         Response::SearchResults(SearchResults {

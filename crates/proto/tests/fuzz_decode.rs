@@ -188,13 +188,17 @@ fn response() -> impl Strategy<Value = Response> {
                 }),
                 0..6
             ),
+            vec(socket_addr(), 0..4),
             any::<bool>()
         )
-            .prop_map(|(nodes, holders, truncated)| Response::Holders(HolderList {
-                nodes,
-                holders,
-                truncated
-            })),
+            .prop_map(|(nodes, holders, unindexed, truncated)| Response::Holders(
+                HolderList {
+                    nodes,
+                    holders,
+                    unindexed,
+                    truncated
+                }
+            )),
         (
             any::<u32>(),
             vec(
@@ -325,6 +329,8 @@ fn response_body_size(r: &Response) -> usize {
                     .iter()
                     .map(|h| socket_addr_size(&h.addr) + string_size(&h.name) + 8 + 32)
                     .sum::<usize>()
+                + 8
+                + list.unindexed.iter().map(socket_addr_size).sum::<usize>()
                 + 1
         }
         Response::SearchResults(found) => {

@@ -308,6 +308,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
                     size: 6,
                     hash: hello_hash(),
                 }],
+                unindexed: vec![node_v6()],
                 truncated: false,
             })),
         ),
@@ -475,9 +476,11 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                            "hash": h.hash.to_string()})
                 })
                 .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
             (
                 "Holders",
-                json!({"nodes": list.nodes, "holders": holders, "truncated": list.truncated}),
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
             )
         }
         Response::SearchResults(found) => {

@@ -81,6 +81,8 @@ struct State {
     free_nodes: Vec<u32>,
     /// Registration order of the next node to join.
     next_order: u64,
+    /// Listed nodes that have sent no catalog yet.
+    uncataloged: usize,
     names: Interner,
     hashes: Interner,
     entries: Vec<Entry>,
@@ -92,6 +94,9 @@ struct Node {
     order: u64,
     /// The seq of the last update applied.
     seq: u64,
+    /// Whether any update was applied (a node without one is asked
+    /// directly by clients: it may be new, or an older node).
+    cataloged: bool,
     /// This node's entries; each entry knows its position here.
     entries: Vec<u32>,
 }
@@ -133,6 +138,7 @@ impl Index {
                 nodes: Vec::new(),
                 free_nodes: Vec::new(),
                 next_order: 0,
+                uncataloged: 0,
                 names: Interner::new(),
                 hashes: Interner::new(),
                 entries: Vec::new(),
@@ -214,6 +220,7 @@ impl State {
             addr,
             order: self.next_order,
             seq: 0,
+            cataloged: false,
             entries: Vec::new(),
         };
         self.next_order += 1;
@@ -228,6 +235,7 @@ impl State {
             }
         };
         self.by_addr.insert(addr, slot);
+        self.uncataloged += 1;
     }
 
     fn leave(&mut self, addr: SocketAddr) {
@@ -235,6 +243,9 @@ impl State {
             return;
         };
         self.clear(slot);
+        if !self.node_mut(slot).cataloged {
+            self.uncataloged -= 1;
+        }
         self.nodes[slot as usize] = None;
         self.free_nodes.push(slot);
     }
@@ -271,7 +282,13 @@ impl State {
         }
         let node = self.node_mut(slot);
         node.seq = update.seq;
-        Ok(ack(update.seq, node.entries.len(), refused))
+        let first = !node.cataloged;
+        node.cataloged = true;
+        let files = node.entries.len();
+        if first {
+            self.uncataloged -= 1;
+        }
+        Ok(ack(update.seq, files, refused))
     }
 
     /// The entry of `name` in the node in `slot`.
@@ -395,7 +412,18 @@ impl State {
             };
         }
         found.sort_unstable();
-        let truncated = found.len() > MAX_HOLDERS;
+        let mut unindexed: Vec<(u64, SocketAddr)> = Vec::new();
+        if self.uncataloged > 0 {
+            unindexed.extend(
+                self.nodes
+                    .iter()
+                    .flatten()
+                    .filter(|n| !n.cataloged)
+                    .map(|n| (n.order, n.addr)),
+            );
+            unindexed.sort_unstable();
+        }
+        let truncated = found.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
         let holders = found
             .into_iter()
             .take(MAX_HOLDERS)
@@ -412,6 +440,11 @@ impl State {
         HolderList {
             nodes: count(self.by_addr.len()),
             holders,
+            unindexed: unindexed
+                .into_iter()
+                .take(MAX_HOLDERS)
+                .map(|(_, a)| a)
+                .collect(),
             truncated,
         }
     }
@@ -743,11 +776,24 @@ mod tests {
         let names: Vec<&str> = by_hash.holders.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names.len(), 2);
         assert!(names.contains(&"a.txt") && names.contains(&"b"));
+        let none = index.who_has(&Target::Name("zzz".into()));
+        assert!(none.holders.is_empty());
+        let unindexed: Vec<u16> = none.unindexed.iter().map(|a| a.port()).collect();
+        assert_eq!(unindexed, [1], "node 1 sent no catalog");
+        index
+            .apply(addr(1), &update(0, 1, true, vec![], &[]))
+            .unwrap();
         assert!(
             index
                 .who_has(&Target::Name("zzz".into()))
-                .holders
+                .unindexed
                 .is_empty()
+        );
+        index.left(addr(1));
+        index.joined(addr(1));
+        assert_eq!(
+            index.who_has(&Target::Name("zzz".into())).unindexed.len(),
+            1
         );
     }
 
