@@ -5,17 +5,23 @@
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
+//! - [`control`]: relayed mode, for a node the relay cannot connect to: the
+//!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
-//! announcing, and serves on the shared skeleton in `proto::server`.
+//! announcing, and serves on the shared skeleton in `proto::server`. When
+//! the relay answers that it cannot connect back (or with `--relayed`), the
+//! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod control;
 pub mod service;
 pub mod share;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -25,6 +31,7 @@ use proto::exchange::Timeouts;
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
+pub use control::Relayed;
 pub use service::NodeService;
 pub use share::SharedDir;
 
@@ -41,6 +48,8 @@ pub struct NodeConfig {
     pub advertise: Option<(Option<IpAddr>, u16)>,
     pub heartbeat: Duration,
     pub token: Option<String>,
+    /// Go straight to relayed mode, without trying to be listed as direct.
+    pub relayed: bool,
     pub server: ServerConfig,
     pub timeouts: Timeouts,
 }
@@ -53,32 +62,55 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("listening on {local}, sharing {}", share.root().display());
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
+    let registration = Registration {
+        port,
+        advertised_ip,
+        token: config.token.clone(),
+    };
     let announcer = Announcer::new(
         config.relay_host.clone(),
         config.relay_port,
-        Registration {
-            port,
-            advertised_ip,
-            token: config.token.clone(),
-        },
+        registration.clone(),
         config.heartbeat,
         config.timeouts,
     );
+    let service = Arc::new(NodeService::new(share));
+    let relayed = Relayed {
+        relay_host: config.relay_host.clone(),
+        relay_port: config.relay_port,
+        registration,
+        heartbeat: config.heartbeat,
+        timeouts: config.timeouts,
+        service: Arc::clone(&service),
+        server: config.server.clone(),
+    };
+    let force_relayed = config.relayed;
     unregister_on_signal(announcer.clone())?;
     thread::Builder::new()
         .name("announce".into())
-        .spawn(move || match announcer.run() {
-            // The signal handler unregisters and ends the process.
-            AnnounceError::Leaving => {}
-            refusal => {
-                tracing::error!("{refusal}");
-                std::process::exit(2);
+        .spawn(move || {
+            let outcome = if force_relayed {
+                relayed.run()
+            } else {
+                match announcer.run() {
+                    AnnounceError::NeedsRelay(why) => {
+                        tracing::warn!("{why}; switching to relayed mode");
+                        relayed.run()
+                    }
+                    other => other,
+                }
+            };
+            match outcome {
+                // The signal handler unregisters and ends the process.
+                AnnounceError::Leaving => {}
+                refusal => {
+                    tracing::error!("{refusal}");
+                    std::process::exit(2);
+                }
             }
         })
         .context("could not start the announce thread")?;
-    server
-        .serve(NodeService::new(share))
-        .context("node stopped")
+    server.serve(service).context("node stopped")
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the

@@ -10,6 +10,8 @@
 //! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
+//! - [`circuit`]: the client's and the node's end of a relayed circuit:
+//!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
@@ -18,6 +20,7 @@
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
 
+pub mod circuit;
 pub mod cli;
 mod codec;
 pub mod error;
@@ -29,8 +32,8 @@ pub mod server;
 
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, Registered,
-    Registration, Request, Response,
+    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
+    NodeMode, Registered, Registration, Request, Response,
 };
 
 /// First bytes of every request and every response, so a wrong program (an

@@ -4,11 +4,21 @@
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
 //!   the cached list answer).
 //! - [`service`]: how each request is answered, and who may register as what.
+//! - [`dialback`]: the check that a registering node can be reached at the
+//!   address it would be listed under, with its cache.
+//! - [`control`]: relayed nodes' long-lived control connections.
+//! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
+//!   of a circuit being joined.
+//! - [`splice`]: joining two connections byte for byte, with splice(2).
 //!
 //! [`run`] wires them to the shared server skeleton in `proto::server`.
 
+pub mod circuit;
+pub mod control;
+pub mod dialback;
 pub mod registry;
 pub mod service;
+pub mod splice;
 
 use std::net::IpAddr;
 use std::thread;
@@ -17,8 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use proto::server::{Server, ServerConfig};
 
+pub use circuit::CircuitLimits;
 pub use registry::Registry;
-pub use service::{Policy, RelayService};
+pub use service::{Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
 /// seconds (rounded down, so they refresh early rather than late); a TTL
@@ -33,6 +44,9 @@ pub struct RelayConfig {
     pub ttl: Duration,
     pub policy: Policy,
     pub server: ServerConfig,
+    /// None with `--no-relaying`: registrations are listed without
+    /// dial-back and nothing is relayed.
+    pub relaying: Option<CircuitLimits>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -46,9 +60,19 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     let registry = Registry::new(config.ttl);
     spawn_expiry(registry.clone())?;
     tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs_f64());
-    server
-        .serve(RelayService::new(registry, config.policy))
-        .context("relay stopped")
+    let mut service = RelayService::new(registry, config.policy);
+    match config.relaying {
+        Some(limits) => {
+            service = service.with_relaying(Relaying {
+                dialback: dialback::DialBack::new(dialback::TIMEOUT),
+                controls: control::Controls::default(),
+                circuits: circuit::Circuits::new(limits),
+                io_timeout: config.server.io_timeout,
+            });
+        }
+        None => tracing::info!("relaying is off: registrations are listed unchecked"),
+    }
+    server.serve(service).context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows

@@ -1,5 +1,7 @@
-//! How the relay answers each request: registrations (and their heartbeats),
-//! unregistrations and list queries. Everything else is refused plainly.
+//! How the relay answers each request: registrations (and their heartbeats,
+//! checked by dial-back), unregistrations, list queries, and, unless
+//! relaying is off, control connections and circuits. Everything else is
+//! refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -7,6 +9,9 @@ use std::time::Instant;
 use proto::server::{Handler, Reply};
 use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
 
+use crate::circuit::{self, Circuits};
+use crate::control::{self, Controls};
+use crate::dialback::DialBack;
 use crate::registry::{self, Registry};
 
 /// Who may register, and under which address.
@@ -22,11 +27,35 @@ pub struct Policy {
 pub struct RelayService {
     registry: Registry,
     policy: Policy,
+    /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
+    relaying: Option<Relaying>,
+}
+
+/// What relaying needs: the dial-back, the relayed nodes' control
+/// connections, and the circuits through them.
+pub struct Relaying {
+    pub dialback: DialBack,
+    pub controls: Controls,
+    pub circuits: Circuits,
+    /// How long a write to a control connection may wait.
+    pub io_timeout: std::time::Duration,
 }
 
 impl RelayService {
+    /// A relay that lists every registration as it comes (no dial-back) and
+    /// never relays: what `--no-relaying` runs.
     pub fn new(registry: Registry, policy: Policy) -> RelayService {
-        RelayService { registry, policy }
+        RelayService {
+            registry,
+            policy,
+            relaying: None,
+        }
+    }
+
+    /// Checks registrations by dial-back and relays for nodes that fail it.
+    pub fn with_relaying(mut self, relaying: Relaying) -> RelayService {
+        self.relaying = Some(relaying);
+        self
     }
 
     /// The address a registration is listed under: the IP the relay sees on
@@ -73,6 +102,18 @@ impl RelayService {
             return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
         }
         let (addr, ignored) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying
+            && let Err(why) = relaying.dialback.check(addr)
+        {
+            tracing::info!("registration of {addr} refused: unreachable: {why}");
+            return Response::error(
+                ErrorKind::Unreachable,
+                format!(
+                    "the relay could not connect back to {addr} ({why}), so clients could \
+                     not either; not listed (a peer-node then asks to be relayed)"
+                ),
+            );
+        }
         let joined = match self.registry.register(addr, Instant::now()) {
             Ok(registry::Registered::Joined) => {
                 tracing::info!("node joined: {addr} ({} active)", self.registry.len());
@@ -111,6 +152,9 @@ impl RelayService {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying {
+            relaying.dialback.forget(addr);
+        }
         if self.registry.unregister(addr) {
             tracing::info!("node left: {addr} ({} active)", self.registry.len());
         } else {
@@ -132,6 +176,27 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
+            Request::ListNodesLong => {
+                let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
+                log_expired(&expired);
+                tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
+                return reply.send_encoded(&answer.frame);
+            }
+            // Any server of the protocol answers a hello.
+            Request::Hello => Response::Hello,
+            Request::Control(reg) => return self.control(reg, reply),
+            Request::OpenCircuit(node) => match &self.relaying {
+                Some(r) => return circuit::open(&r.circuits, &r.controls, node, reply),
+                None => not_relaying(),
+            },
+            Request::JoinCircuit(id) => match &self.relaying {
+                Some(r) => return circuit::join(&r.circuits, id, reply),
+                None => not_relaying(),
+            },
+            Request::Keepalive => Response::error(
+                ErrorKind::BadRequest,
+                "a keepalive belongs on a control connection (send Control first)",
+            ),
             Request::GetFile(_) | Request::ListFiles => Response::error(
                 ErrorKind::BadRequest,
                 "this is a relay: ask a peer-node for files",
@@ -139,6 +204,35 @@ impl Handler for RelayService {
         };
         reply.send(&response)
     }
+}
+
+impl RelayService {
+    /// A node's control connection: checked like a registration, then kept
+    /// for as long as the node stays (see [`control`]).
+    fn control(&self, reg: Registration, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        let node = reply.peer();
+        if let Some(refusal) = self.check_token(&reg, node.ip()) {
+            return reply.send(&refusal);
+        }
+        let Some(relaying) = &self.relaying else {
+            tracing::info!("{node}: control connection refused: relaying is off");
+            return reply.send(&not_relaying());
+        };
+        control::serve(
+            reply.stream(),
+            node,
+            &self.registry,
+            &relaying.controls,
+            relaying.io_timeout,
+        )
+    }
+}
+
+fn not_relaying() -> Response {
+    Response::error(
+        ErrorKind::Forbidden,
+        "this relay does not relay (it runs with --no-relaying)",
+    )
 }
 
 /// One log line per expired node.
