@@ -333,6 +333,16 @@ fn escaping_refusal(mut stream: TcpStream) {
     let _ = frame::write(&mut stream, &Response::error(ErrorKind::Forbidden, message));
 }
 
+/// A node from the future: it answers in a frame of version 2, with a
+/// length and a body a version-1 client must not read.
+fn version_two(mut stream: TcpStream) {
+    let _ = read_get_file(&mut stream);
+    let mut frame = frame::encode(&Response::File(FileHeader { size: 6, offset: 0 })).unwrap();
+    frame[4..6].copy_from_slice(&2u16.to_be_bytes());
+    frame.extend_from_slice(b"future");
+    let _ = stream.write_all(&frame);
+}
+
 /// A relay with one fake node registered first, then (optionally) a real
 /// node sharing the small file.
 fn liar_first(
@@ -366,6 +376,22 @@ fn a_short_body_is_reported_truncated_and_resumed_from_the_next_node() {
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stdout == small_content(), "the output is not the file");
     assert_skipped_then_found(&out, liar, node.unwrap().listed, "truncated");
+}
+
+/// docs/PROTOCOL.md, "What a client does with a bad response": a response of
+/// another version is a failed exchange, and the client asks the next node.
+#[test]
+fn a_response_of_another_version_is_skipped_and_the_next_node_serves() {
+    let (relay, liar, node, _tmp) = liar_first(version_two, true);
+    let out = fetch(&relay, &["small.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == small_content(), "the output is not the file");
+    assert_skipped_then_found(
+        &out,
+        liar,
+        node.unwrap().listed,
+        "protocol version 2 is not supported",
+    );
 }
 
 /// The client's report names the lying node with `why`, then the honest

@@ -11,14 +11,13 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Proc, READY, Relay};
+use harness::{AnyoneBin, Node, Proc, READY, Relay};
 use proto::exchange::{self, Connection, Timeouts};
 use proto::{
     ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, Registration, Request, Response,
@@ -131,61 +130,6 @@ fn get(node: SocketAddr, name: &str) -> Result<Vec<u8>, String> {
         Ok(other) => Err(format!("{other:?}")),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// A TCP connection to `to` from the address `from` (any port), with the
-/// receive buffer capped at `rcvbuf` bytes when given. std cannot bind a
-/// client socket before connecting, so this speaks to libc directly.
-fn connect(from: Option<Ipv4Addr>, to: SocketAddr, rcvbuf: Option<i32>) -> io::Result<TcpStream> {
-    let SocketAddr::V4(to) = to else {
-        panic!("{to} is not IPv4")
-    };
-    let check = |ret: libc::c_int| {
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(ret)
-        }
-    };
-    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor that `stream` owns from the
-    // start (so it is closed on every error path); each pointer passed
-    // points to a live local of the size passed with it.
-    unsafe {
-        let fd = check(libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?;
-        let stream = TcpStream::from_raw_fd(fd);
-        if let Some(size) = rcvbuf {
-            check(libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw const size).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            ))?;
-        }
-        if let Some(ip) = from {
-            let local = sockaddr(ip, 0);
-            check(libc::bind(fd, (&raw const local).cast(), len))?;
-        }
-        let remote = sockaddr(*to.ip(), to.port());
-        check(libc::connect(fd, (&raw const remote).cast(), len))?;
-        Ok(stream)
-    }
-}
-
-fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data, for which all zeroes is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = port.to_be();
-    sa.sin_addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    sa
 }
 
 // ---------------------------------------------------------------------------
@@ -380,6 +324,21 @@ fn frame_cases(normal: &Request) -> Vec<Case> {
             log: "version 2 is not supported",
         },
         Case {
+            what: "an unknown version with a length of 4 GiB",
+            bytes: raw_frame(2, u32::MAX, b"body never read"),
+            then: Then::Wait,
+            expect: Error(ErrorKind::UnsupportedVersion, "version 2 is not supported"),
+            log: "version 2 is not supported",
+        },
+        Case {
+            what: "an option tag other than 00 or 01",
+            // Register { port 4000, advertised_ip: <tag 02> }
+            bytes: framed(&[0, 0, 0, 0, 0x0f, 0xa0, 0x02, 0x00]),
+            then: Then::Wait,
+            expect: Error(bad, "invalid option tag 02"),
+            log: "invalid option tag 02",
+        },
+        Case {
             what: "an unknown message tag",
             bytes: framed(&99u32.to_be_bytes()),
             then: Then::Wait,
@@ -483,19 +442,62 @@ fn bad_frames_get_an_error_or_a_clean_close_and_service_goes_on() {
     assert_eq!(out.stdout, HELLO);
 }
 
+/// Bad magic gets no answer, but the same close as any refused request:
+/// half-close, then drain (docs/PROTOCOL.md, "One exchange per connection").
+/// The peer goes on sending after the server has refused it; a server that
+/// closed at once would answer those bytes with a reset, and the peer would
+/// read an error instead of a clean end-of-file.
+#[test]
+fn bad_magic_gets_no_answer_and_a_clean_close_after_a_drain() {
+    let pair = Pair::start(&[]);
+    for target in pair.targets() {
+        let what = format!("{}: bad magic, then more", target.name);
+        let mut stream = TcpStream::connect(target.addr).unwrap();
+        stream.set_read_timeout(Some(HANG)).unwrap();
+        let local = stream.local_addr().unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        // The server refuses on the first bytes and half-closes: the peer
+        // reads end-of-file while its own side is still open.
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty(), "{what}: answered {got:02x?}");
+        check_one_log_line(target.proc, local, "(HTTP)", &what);
+        // Still draining: more bytes are taken, not reset.
+        for _ in 0..8 {
+            stream
+                .write_all(&[b'x'; 4096])
+                .unwrap_or_else(|e| panic!("{what}: write after the refusal: {e}"));
+            thread::sleep(Duration::from_millis(20));
+        }
+        stream.shutdown(Shutdown::Write).unwrap();
+        match stream.read(&mut [0u8; 16]) {
+            Ok(0) => {}
+            other => panic!("{what}: expected a clean end-of-file, got {other:?}"),
+        }
+        pair.assert_serves(&target);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Names a node must refuse, and files it cannot serve.
 
 /// Starts a node over `dir`; as root, as the unprivileged user `nobody`
-/// (uid 65534), so that file permissions apply to it.
-fn start_unprivileged_node(relay: &Relay, dir: &Path) -> Node {
-    Node::spawn_with("127.0.0.1", relay.port(), dir, &[], |cmd| {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            cmd.uid(65534).gid(65534);
-        }
-    })
-    .until_registered()
+/// (uid 65534), so that file permissions apply to it. `nobody` runs a copy
+/// of the binary from a temp dir anyone may enter, with `dir` as its working
+/// directory: the checkout (and target/) may be where `nobody` cannot go,
+/// such as a clone in /root. The copy is returned to be kept until the end.
+fn start_unprivileged_node(relay: &Relay, dir: &Path) -> (Node, Option<AnyoneBin>) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let node = Node::spawn_with("127.0.0.1", relay.port(), dir, &[], |_| {});
+        return (node.until_registered(), None);
+    }
+    let program = AnyoneBin::copy("peer-node");
+    harness::assert_anyone_can_reach(&dir.join("hello.txt"));
+    let node = Node::spawn_program(&program.path, "127.0.0.1", relay.port(), dir, &[], |cmd| {
+        cmd.uid(65534).gid(65534).current_dir(dir);
+    });
+    (node.until_registered(), Some(program))
 }
 
 /// A shared directory with every kind of thing a node must not serve, and
@@ -527,7 +529,7 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = hostile_share(tmp.path());
     let relay = Relay::start(&[]);
-    let node = start_unprivileged_node(&relay, &dir);
+    let (node, _program) = start_unprivileged_node(&relay, &dir);
     let addr = loopback(&node);
     use ErrorKind::*;
     use Expect::Error;
@@ -627,9 +629,30 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         (
             "an offset past the end",
             "hello.txt".into(),
-            1000,
-            Error(BadRequest, "past the end"),
+            HELLO.len() as u64 + 1,
+            Error(OutOfRange, "past the end"),
             "past the end",
+        ),
+        (
+            "a name through a file",
+            "hello.txt/".into(),
+            0,
+            Expect::Answer,
+            "not here",
+        ),
+        (
+            "a name with .. that would stay inside",
+            "sub/../hello.txt".into(),
+            0,
+            Error(Forbidden, "`..` is not allowed"),
+            "refused",
+        ),
+        (
+            "the shared directory itself",
+            ".".into(),
+            0,
+            Error(Forbidden, "a directory is not a file"),
+            "refused",
         ),
         (
             "a name too long for the file system",
@@ -646,6 +669,21 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         check_one_log_line(&node.proc, local, log, what);
         assert_eq!(get(addr, "hello.txt").unwrap(), HELLO, "after {what}");
     }
+    // At the end of the file: a File header and no body (docs/PROTOCOL.md,
+    // "Offsets"); then a clean end-of-file.
+    let at_end = Request::GetFile(FileRequest {
+        name: "hello.txt".into(),
+        offset: HELLO.len() as u64,
+    });
+    let (_, got) = exchange_raw(addr, &encode(&at_end), Then::Wait);
+    let mut rest = &got[..];
+    let header = frame::read::<Response>(&mut rest).unwrap();
+    let size = HELLO.len() as u64;
+    assert_eq!(
+        header,
+        Response::File(proto::FileHeader { size, offset: size })
+    );
+    assert!(rest.is_empty(), "{} bytes after an empty body", rest.len());
     // A request meant for the relay.
     let (local, got) = exchange_raw(addr, &encode(&Request::ListNodes), Then::Wait);
     check_answer(
@@ -660,6 +698,66 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
         "ListNodes to a node",
     );
     assert_eq!(get(addr, "sub/inner.txt").unwrap(), b"inner");
+}
+
+/// Lists `addr`'s files; the names, once the node has logged the listing.
+fn list_names(node: &Node, addr: SocketAddr) -> Vec<String> {
+    let before = node.proc.count(": listed ");
+    let names = match exchange::call(addr, &Request::ListFiles, &timeouts()) {
+        Ok(Response::Files(list)) => list.entries.into_iter().map(|e| e.name).collect(),
+        other => panic!("the node did not list its files: {other:?}"),
+    };
+    let start = Instant::now();
+    while node.proc.count(": listed ") == before {
+        assert!(start.elapsed() < READY, "the listing was not logged");
+        thread::sleep(Duration::from_millis(10));
+    }
+    names
+}
+
+/// A file whose name no request can carry is left out of a listing, and the
+/// node says so: once per name, with the reason, not at every listing.
+#[test]
+fn names_that_cannot_be_shared_are_logged_once_each() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("hello.txt"), HELLO).unwrap();
+    fs::write(dir.join(".hidden"), b"dot").unwrap();
+    fs::write(dir.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1").unwrap();
+    fs::write(dir.join("back\\slash.txt"), b"x").unwrap();
+    let relay = Relay::start(&[]);
+    let node = Node::start(&relay, &dir, &[]);
+    let addr = loopback(&node);
+
+    for _ in 0..3 {
+        assert_eq!(list_names(&node, addr), [".hidden", "hello.txt"]);
+    }
+    let log = node.proc.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cannot share")).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""caf\xE9.txt""#) && l.contains("not valid UTF-8")),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""back\\slash.txt""#) && l.contains("backslash")),
+        "{log}"
+    );
+
+    // A new one is reported at the next listing, once.
+    fs::write(dir.join("new\\one"), b"x").unwrap();
+    for _ in 0..2 {
+        assert_eq!(list_names(&node, addr), [".hidden", "hello.txt"]);
+    }
+    assert_eq!(node.proc.count("cannot share"), 3, "{}", node.proc.log());
+    assert_eq!(node.proc.count("new\\\\one"), 1, "{}", node.proc.log());
 }
 
 // ---------------------------------------------------------------------------
@@ -706,7 +804,7 @@ fn a_file_that_shrinks_during_the_transfer_ends_short_and_the_node_goes_on() {
 /// Returns the stream, its local address (to find the node's log line) and
 /// the header.
 fn start_slow_download(addr: SocketAddr, name: &str) -> (TcpStream, SocketAddr, proto::FileHeader) {
-    let mut stream = connect(None, addr, Some(64 * 1024)).unwrap();
+    let mut stream = harness::connect_from(None, addr, Some(64 * 1024)).unwrap();
     stream.set_read_timeout(Some(HANG)).unwrap();
     let local = stream.local_addr().unwrap();
     let request = Request::GetFile(FileRequest {
@@ -859,7 +957,8 @@ struct Held {
 
 impl Held {
     fn open(from: Option<Ipv4Addr>, to: SocketAddr) -> Held {
-        let stream = connect(from, to, None).unwrap_or_else(|e| panic!("connect to {to}: {e}"));
+        let stream = harness::connect_from(from, to, None)
+            .unwrap_or_else(|e| panic!("connect to {to}: {e}"));
         stream.set_nonblocking(true).unwrap();
         Held {
             stream,

@@ -86,9 +86,11 @@ pub fn scale(s: &Settings, table: &mut Table) -> Result<(), String> {
     eprintln!("registering {nodes} fake nodes...");
     let took = load::register_fake_nodes(relay, nodes, REGISTER_THREADS)?;
     table.note(format!(
-        "{nodes} registrations took {:.1} s ({:.0}/s from {REGISTER_THREADS} threads, one connection each)",
+        "{nodes} registrations took {:.1} s ({:.0}/s from {REGISTER_THREADS} threads, one connection each, \
+         from {} loopback addresses within the relay's per-address cap)",
         took.as_secs_f64(),
-        nodes as f64 / took.as_secs_f64()
+        nodes as f64 / took.as_secs_f64(),
+        load::fake_sources(nodes)
     ));
     let request = load::list_request();
     // The first answer after the table filled is built then.

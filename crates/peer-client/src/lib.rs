@@ -5,7 +5,9 @@
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
 //!   of a broken transfer from the next node), and file listings.
 //! - [`dial`]: reaching a node, directly or through a circuit at the relay.
-//! - [`output`]: stdout (guarded when it is a terminal) or an atomic file.
+//! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
+//!   a device or FIFO written in place.
+//! - [`target`]: what `-o PATH` names (file, link, directory, device).
 //! - [`prompt`]: the interactive prompt and its commands.
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
@@ -16,6 +18,7 @@ pub mod output;
 pub mod progress;
 pub mod prompt;
 pub mod report;
+pub mod target;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,11 +121,7 @@ impl Session {
 
     /// Fetches one name to stdout or `output`; true if it was found whole.
     fn get(&mut self, name: &str, output: Option<&Path>) -> bool {
-        let out = match output {
-            Some(path) => Output::file(path, !self.report.quiet),
-            None => Output::stdout().map_err(anyhow::Error::from),
-        };
-        let mut out = match out {
+        let mut out = match Output::open(output, name, !self.report.quiet) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
@@ -131,21 +130,21 @@ impl Session {
         };
         let dialer = self.dialer();
         match lookup::fetch(name, &self.nodes, &dialer, &mut out, &self.report) {
-            Fetched::Found { size } => match out.commit() {
-                Ok(()) => {
-                    if let Some(path) = output {
-                        self.report.status(&format!(
-                            "saved {name} to {} ({size} bytes)",
-                            path.display()
-                        ));
+            Fetched::Found { size } => {
+                let done = out.done_line(name, size);
+                match out.commit() {
+                    Ok(()) => {
+                        if let Some(line) = done {
+                            self.report.status(&line);
+                        }
+                        true
                     }
-                    true
+                    Err(e) => {
+                        self.report.error(&proto::error::describe(e.chain()));
+                        false
+                    }
                 }
-                Err(e) => {
-                    self.report.error(&proto::error::describe(e.chain()));
-                    false
-                }
-            },
+            }
             Fetched::NotText => {
                 // Dropping the output ends a partly printed line first.
                 drop(out);
@@ -159,7 +158,12 @@ impl Session {
                 ));
                 false
             }
-            Fetched::Missing | Fetched::OutputFailed => false,
+            Fetched::Missing | Fetched::OutputFailed => {
+                if let Some(line) = out.abandoned_line(name) {
+                    self.report.error(&line);
+                }
+                false
+            }
         }
     }
 
@@ -222,7 +226,7 @@ impl Session {
             match command {
                 Command::Nothing => {}
                 Command::Quit => break,
-                Command::Help => eprintln!("{}", prompt::HELP),
+                Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
                     self.print_peers(&mut std::io::stderr().lock());

@@ -8,6 +8,17 @@ use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
 use proto::cli::{LogArgs, parse_secs};
 use proto::exchange::Timeouts;
 
+/// What `-o` does with each kind of PATH (peer_client::target has the why).
+const OUTPUT_HELP: &str = "\
+Save the file to PATH instead of printing it (one NAME only). By what PATH is:
+  missing or a file   saved beside it, renamed into place when complete
+                      (a failed transfer leaves nothing); a new file gets
+                      mode 0666 less the umask, a replaced one keeps its mode
+  a directory         saved inside it, under NAME's last part
+  a symlink           saved where it points; the link stays
+  a device or FIFO    written in place, never replaced (e.g. -o /dev/null)
+  -                   stdout";
+
 /// Finds a file among the active peer nodes and prints it (or saves it).
 /// With no NAME, an interactive prompt reads names until `quit` or EOF.
 #[derive(Parser)]
@@ -31,7 +42,7 @@ struct Cli {
     /// Files to fetch; none opens the prompt.
     names: Vec<String>,
     /// Save the file to PATH instead of printing it (one NAME only).
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
     output: Option<PathBuf>,
     /// Print the active nodes, one per line, then exit.
     #[arg(long, conflicts_with_all = ["names", "output", "list"])]
@@ -58,12 +69,12 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(|| {
         peer_client::output::remove_partial_files();
         if std::io::stderr().is_terminal() {
-            eprintln!();
+            peer_client::report::stderr_line("");
         }
         std::process::exit(130);
     });
     if cli.output.is_some() && cli.names.len() != 1 {
-        eprintln!("error: -o/--output takes exactly one NAME");
+        peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
         return ExitCode::from(EXIT_USAGE);
     }
     let timeouts = Timeouts {

@@ -1,20 +1,39 @@
-//! Where fetched bytes go: stdout, or a file that appears only when complete.
+//! Where fetched bytes go: stdout, a file that appears only when complete,
+//! or a device or FIFO written in place.
 //!
 //! stdout carries file content only. When it is a terminal, content that is
 //! not plain UTF-8 text is refused before it is written (as curl does), so a
 //! binary file or a hostile escape sequence cannot garble the terminal, and a
 //! text that does not end its last line gets a newline there, so what the
 //! client says next starts on a line of its own. When stdout is a pipe or a
-//! file, the bytes go out unchanged.
+//! file, the bytes go out unchanged. `-o -` means stdout too.
 //!
-//! A file is written to a temporary file in the target's directory, synced,
-//! and renamed into place only when complete: a failed transfer never leaves
-//! a partial file at the path, and [`remove_partial_files`] lets an
-//! interrupted client (Ctrl-C) clean up the temporary file too.
+//! What `-o PATH` names is decided by [`crate::target`]. A file is written to
+//! a temporary file in its own directory, synced, and renamed into place only
+//! when complete: a failed transfer never leaves a partial file at the path,
+//! and [`remove_partial_files`] lets an interrupted client (Ctrl-C) clean up
+//! the temporary file too. A device, FIFO or socket is never replaced: it is
+//! opened (never created, never truncated) and the bytes stream into it, so
+//! no file is ever created beside it (no temporary files in /dev).
+//!
+//! The saved file's mode is what `cp` and `curl -o` give:
+//! - a new file gets 0666 less the umask. The temporary file is created with
+//!   mode 0666 and the kernel applies the umask at open(2). Reading the umask
+//!   instead would take `umask(2)` twice (set, then restore), which briefly
+//!   changes a process-wide setting under any other thread creating files;
+//!   letting open(2) apply it has no such window and needs no unsafe code.
+//! - a regular file that is replaced keeps its permission bits (and, where
+//!   the user may, its owner and group): `cp` and `curl` write such a file in
+//!   place, so its mode survives, and a user who made a file private (0600)
+//!   or executable would not expect a refresh to change that. Its temporary
+//!   file stays 0600 until the new content is complete. Setuid, setgid and
+//!   sticky bits are not carried over: downloaded bytes must not become a
+//!   setuid program because the file they replaced was one.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,13 +41,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use tempfile::NamedTempFile;
 
+use crate::target::{Existing, StreamKind, Target};
+
 /// A destination for one file's bytes.
 pub enum Output {
     Stdout(StdoutSink),
     File(FileSink),
+    Stream(StreamSink),
 }
 
 impl Output {
+    /// Where `-o path` sends the file requested as `name`: stdout for no
+    /// path or `-`, else see [`Output::file`].
+    pub fn open(path: Option<&Path>, name: &str, progress: bool) -> anyhow::Result<Output> {
+        match path {
+            None => Ok(Output::stdout()?),
+            Some(p) if p.as_os_str() == "-" => Ok(Output::stdout()?),
+            Some(p) => Output::file(p, name, progress),
+        }
+    }
+
     /// stdout, guarded when it is a terminal.
     pub fn stdout() -> io::Result<Output> {
         let terminal = io::stdout().is_terminal();
@@ -43,31 +75,82 @@ impl Output {
         }))
     }
 
-    /// A file at `path`, created only on [`Output::commit`]; `progress` says
-    /// whether a progress bar may be drawn for it (not with `-q`).
-    pub fn file(path: &Path, progress: bool) -> anyhow::Result<Output> {
-        FileSink::create(path, progress).map(Output::File)
+    /// What `path` names for the file requested as `name` ([`Target`]): an
+    /// atomic file, created only on [`Output::commit`], or a device or FIFO
+    /// opened now. `progress` says whether a progress bar may be drawn for
+    /// it (not with `-q`).
+    pub fn file(path: &Path, name: &str, progress: bool) -> anyhow::Result<Output> {
+        match Target::resolve(path, name)? {
+            Target::File { path, existing } => {
+                FileSink::create(path, existing, progress).map(Output::File)
+            }
+            Target::Stream { path, kind } => {
+                StreamSink::open(path, kind, progress).map(Output::Stream)
+            }
+        }
     }
 
+    /// Passes `chunk` on. Every byte given here is final: stdout, a FIFO or a
+    /// device sends it on at once and cannot take it back, so a caller that
+    /// checks content must check a chunk before it writes it, never after.
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
         match self {
             Output::Stdout(s) => s.write_chunk(chunk),
             Output::File(f) => f.tmp.write_all(chunk).map_err(SinkError::Io),
+            Output::Stream(s) => s.write_chunk(chunk).map_err(SinkError::Io),
         }
     }
 
-    /// Ends a complete transfer: flushes stdout, or syncs and renames the file.
+    /// Ends a complete transfer: flushes stdout, syncs and renames the file,
+    /// or syncs a block device.
     pub fn commit(self) -> anyhow::Result<()> {
         match self {
             Output::Stdout(mut s) => s.out.flush().context("cannot write to stdout"),
             Output::File(f) => f.commit(),
+            Output::Stream(s) => s.commit(),
         }
     }
 
-    /// Whether a progress bar may be drawn: only when saving to a file, and
-    /// not with `-q` ([`crate::progress`] also wants stderr to be a terminal).
+    /// Whether a progress bar may be drawn: only when saving to a file or
+    /// device, and not with `-q` ([`crate::progress`] also wants stderr to
+    /// be a terminal).
     pub fn shows_progress(&self) -> bool {
-        matches!(self, Output::File(f) if f.progress)
+        match self {
+            Output::Stdout(_) => false,
+            Output::File(f) => f.progress,
+            Output::Stream(s) => s.progress,
+        }
+    }
+
+    /// The line that tells where a complete transfer of `name` went; None
+    /// for stdout, whose bytes speak for themselves.
+    pub fn done_line(&self, name: &str, size: u64) -> Option<String> {
+        match self {
+            Output::Stdout(_) => None,
+            Output::File(f) => Some(format!(
+                "saved {name} to {} ({size} bytes)",
+                f.path.display()
+            )),
+            Output::Stream(s) => Some(format!(
+                "wrote {name} to {}, {} ({size} bytes)",
+                s.path.display(),
+                s.kind.describe()
+            )),
+        }
+    }
+
+    /// What a failed transfer of `name` left behind, when it is worth
+    /// saying: a device or FIFO cannot take back the bytes it already got.
+    /// (A file leaves nothing; stdout's reader sees what it got.)
+    pub fn abandoned_line(&self, name: &str) -> Option<String> {
+        match self {
+            Output::Stream(s) if s.written > 0 => Some(format!(
+                "{} got only the first {} bytes of {name}; they cannot be taken back",
+                s.label(),
+                s.written
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -151,12 +234,18 @@ fn is_terminal_safe(text: &[u8]) -> bool {
 pub struct FileSink {
     tmp: NamedTempFile,
     path: PathBuf,
+    /// The regular file this save replaces, if any.
+    existing: Option<Existing>,
     progress: bool,
     _partial: Partial,
 }
 
 impl FileSink {
-    fn create(path: &Path, progress: bool) -> anyhow::Result<FileSink> {
+    fn create(
+        path: PathBuf,
+        existing: Option<Existing>,
+        progress: bool,
+    ) -> anyhow::Result<FileSink> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -164,26 +253,28 @@ impl FileSink {
         let base = path
             .file_name()
             .with_context(|| format!("{} does not name a file", path.display()))?;
-        // Refuse now what the rename would refuse after the whole transfer.
-        if path.is_dir() {
-            anyhow::bail!("cannot save to {}: it is a directory", path.display());
-        }
         let cannot = || format!("cannot create a file in {}", dir.display());
         // std's error for the directory carries the OS reason ("no such file
         // or directory"); tempfile's would add its own random path to it.
         if !std::fs::metadata(dir).with_context(cannot)?.is_dir() {
             anyhow::bail!("{}: not a directory", cannot());
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", base.to_string_lossy()))
-            .suffix(".part")
+        let prefix = format!(".{}.", base.to_string_lossy());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        if existing.is_none() {
+            // open(2) applies the umask: the file is born 0666 & !umask.
+            builder.permissions(Permissions::from_mode(0o666));
+        }
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(|e| io::Error::from(e.kind()))
             .with_context(cannot)?;
         let partial = Partial::register(tmp.path());
         Ok(FileSink {
             tmp,
-            path: path.to_path_buf(),
+            path,
+            existing,
             progress,
             _partial: partial,
         })
@@ -191,9 +282,15 @@ impl FileSink {
 
     fn commit(self) -> anyhow::Result<()> {
         let path = self.path;
-        self.tmp
-            .as_file()
-            .sync_all()
+        let file = self.tmp.as_file();
+        if let Some(old) = self.existing {
+            // Best effort: only root may give a file to another user, and a
+            // save by anyone else is theirs, as with any rename-based save.
+            let _ = std::os::unix::fs::fchown(file, Some(old.uid), Some(old.gid));
+            file.set_permissions(Permissions::from_mode(old.mode))
+                .with_context(|| format!("cannot keep the mode of {}", path.display()))?;
+        }
+        file.sync_all()
             .with_context(|| format!("cannot write {}", path.display()))?;
         self.tmp
             .persist(&path)
@@ -206,6 +303,80 @@ impl FileSink {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+}
+
+/// A character or block device, FIFO or socket, written in place: opened
+/// without O_CREAT or O_TRUNC, so `/dev/null` stays the null device and a
+/// FIFO's reader gets the bytes.
+pub struct StreamSink {
+    file: File,
+    path: PathBuf,
+    kind: StreamKind,
+    /// Bytes already handed to it, which it cannot give back.
+    written: u64,
+    progress: bool,
+}
+
+impl StreamSink {
+    /// Opening a FIFO waits for a reader, as a shell's `> fifo` does.
+    fn open(path: PathBuf, kind: StreamKind, progress: bool) -> anyhow::Result<StreamSink> {
+        let label = format!("{} ({})", path.display(), kind.describe());
+        // O_NOCTTY: writing to a terminal device must not make it ours.
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&path)
+            .with_context(|| format!("cannot open {label}"))?;
+        // The path was looked at before it was opened. Had it become a
+        // regular file meanwhile, writing in place would leave its old bytes
+        // past the end of ours.
+        let now = file
+            .metadata()
+            .with_context(|| format!("cannot open {label}"))?;
+        if now.is_file() || now.is_dir() {
+            anyhow::bail!("cannot save to {label}: it was replaced while being opened");
+        }
+        Ok(StreamSink {
+            file,
+            path,
+            kind,
+            written: 0,
+            progress,
+        })
+    }
+
+    /// Counts write by write, so that a failure can say exactly how many
+    /// bytes went out.
+    fn write_chunk(&mut self, mut chunk: &[u8]) -> io::Result<()> {
+        while !chunk.is_empty() {
+            match self.file.write(chunk) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n as u64;
+                    chunk = &chunk[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Only a block device holds what it was given in a cache worth syncing;
+    /// fsync on a character device or FIFO fails or means nothing.
+    fn commit(self) -> anyhow::Result<()> {
+        if self.kind == StreamKind::BlockDevice {
+            self.file
+                .sync_all()
+                .with_context(|| format!("cannot write {}", self.label()))?;
+        }
+        Ok(())
+    }
+
+    /// "/tmp/x (a FIFO)".
+    fn label(&self) -> String {
+        format!("{} ({})", self.path.display(), self.kind.describe())
     }
 }
 
@@ -265,7 +436,7 @@ mod tests {
     fn a_file_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let mut out = Output::file(&path, false).unwrap();
+        let mut out = Output::file(&path, "out.bin", false).unwrap();
         out.write_chunk(b"abc").unwrap();
         assert!(!path.exists());
         out.commit().unwrap();
@@ -277,7 +448,7 @@ mod tests {
     fn an_abandoned_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let mut out = Output::file(&path, false).unwrap();
+        let mut out = Output::file(&path, "out.bin", false).unwrap();
         out.write_chunk(b"abc").unwrap();
         drop(out);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -311,7 +482,7 @@ mod tests {
     fn a_missing_directory_is_one_plain_line() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no/such");
-        let Err(e) = Output::file(&missing.join("x.bin"), false) else {
+        let Err(e) = Output::file(&missing.join("x.bin"), "x.bin", false) else {
             panic!("created a file in a missing directory");
         };
         let line = proto::error::describe(e.chain());
@@ -322,21 +493,17 @@ mod tests {
                 missing.display()
             )
         );
-        let Err(e) = Output::file(dir.path(), false) else {
-            panic!("accepted a directory as the output file");
-        };
-        assert!(e.to_string().contains("it is a directory"), "{e}");
     }
 
     #[test]
     fn partial_files_are_listed_until_committed_or_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let listed = |d: &Path| PARTIAL.lock().unwrap().iter().any(|p| p.starts_with(d));
-        let out = Output::file(&dir.path().join("a.bin"), false).unwrap();
+        let out = Output::file(&dir.path().join("a.bin"), "a.bin", false).unwrap();
         assert!(listed(dir.path()));
         out.commit().unwrap();
         assert!(!listed(dir.path()));
-        let mut out = Output::file(&dir.path().join("b.bin"), false).unwrap();
+        let mut out = Output::file(&dir.path().join("b.bin"), "b.bin", false).unwrap();
         out.write_chunk(b"abc").unwrap();
         assert!(listed(dir.path()));
         // Only this test's files: the other tests run at the same time.
@@ -348,5 +515,73 @@ mod tests {
         );
         drop(out);
         assert!(!listed(dir.path()));
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_file_gets_0666_less_the_umask_as_with_file_create() {
+        let dir = tempfile::tempdir().unwrap();
+        // std's File::create asks for 0666 and lets the umask cut it: the
+        // reference, without touching the process-wide umask here.
+        let reference = dir.path().join("reference");
+        File::create(&reference).unwrap();
+        let path = dir.path().join("out.bin");
+        let mut out = Output::file(&path, "out.bin", false).unwrap();
+        out.write_chunk(b"abc").unwrap();
+        out.commit().unwrap();
+        assert_eq!(mode(&path), mode(&reference));
+        if mode(&reference) != 0o600 {
+            assert_ne!(mode(&path), 0o600, "the temporary file's mode leaked");
+        }
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_permission_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        for want in [0o600, 0o755, 0o640] {
+            let path = dir.path().join("old.bin");
+            std::fs::write(&path, b"old content").unwrap();
+            std::fs::set_permissions(&path, Permissions::from_mode(want)).unwrap();
+            let mut out = Output::file(&path, "old.bin", false).unwrap();
+            out.write_chunk(b"new").unwrap();
+            out.commit().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new");
+            assert_eq!(mode(&path), want);
+        }
+    }
+
+    #[test]
+    fn a_directory_gets_the_file_under_its_base_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Output::file(dir.path(), "docs/a.txt", false).unwrap();
+        out.write_chunk(b"abc").unwrap();
+        assert_eq!(
+            out.done_line("docs/a.txt", 3).unwrap(),
+            format!(
+                "saved docs/a.txt to {} (3 bytes)",
+                dir.path().join("a.txt").display()
+            )
+        );
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn dev_null_is_written_in_place_and_stays_a_device() {
+        use std::os::unix::fs::FileTypeExt;
+        let mut out = Output::file(Path::new("/dev/null"), "x", false).unwrap();
+        assert!(matches!(out, Output::Stream(_)));
+        out.write_chunk(b"abc").unwrap();
+        assert_eq!(
+            out.abandoned_line("x").unwrap(),
+            "/dev/null (a character device) got only the first 3 bytes of x; \
+             they cannot be taken back"
+        );
+        out.commit().unwrap();
+        let meta = std::fs::symlink_metadata("/dev/null").unwrap();
+        assert!(meta.file_type().is_char_device());
     }
 }

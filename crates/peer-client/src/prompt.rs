@@ -17,7 +17,9 @@ pub const PROMPT: &str = "file name> ";
 pub const HELP: &str = "\
 commands:
   NAME               fetch NAME and print it
-  get NAME -o PATH   fetch NAME and save it to PATH
+  get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
+                     gets it inside, a device or FIFO is written in place,
+                     a symlink is followed, - is stdout)
   ls                 list the files every active node shares
   peers              list the active nodes
   help               this text
@@ -106,13 +108,13 @@ impl Input {
                     Ok(line) => return Some(line),
                     // Ctrl-C drops the line being typed, as in a shell.
                     Err(ReadlineError::Interrupted) => {
-                        eprintln!("(type quit or press Ctrl-D to leave)");
+                        crate::report::stderr_line("(type quit or press Ctrl-D to leave)");
                     }
                     Err(_) => return None,
                 }
             },
             Input::Plain(stdin) => {
-                eprint!("{PROMPT}");
+                crate::report::stderr_text(PROMPT);
                 let _ = io::stderr().flush();
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {

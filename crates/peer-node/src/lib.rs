@@ -22,7 +22,6 @@ pub mod share;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -86,30 +85,30 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     };
     let force_relayed = config.relayed;
     unregister_on_signal(announcer.clone())?;
-    thread::Builder::new()
-        .name("announce".into())
-        .spawn(move || {
-            let outcome = if force_relayed {
-                relayed.run()
-            } else {
-                match announcer.run() {
-                    AnnounceError::NeedsRelay(why) => {
-                        tracing::warn!("{why}; switching to relayed mode");
-                        relayed.run()
-                    }
-                    other => other,
+    // Crucial: a node that serves but no longer refreshes its entry (or
+    // keeps its control connection) drops off the list while it looks alive.
+    proto::crucial::spawn("announce", move || {
+        let outcome = if force_relayed {
+            relayed.run()
+        } else {
+            match announcer.run() {
+                AnnounceError::NeedsRelay(why) => {
+                    tracing::warn!("{why}; switching to relayed mode");
+                    relayed.run()
                 }
-            };
-            match outcome {
-                // The signal handler unregisters and ends the process.
-                AnnounceError::Leaving => {}
-                refusal => {
-                    tracing::error!("{refusal}");
-                    std::process::exit(2);
-                }
+                other => other,
             }
-        })
-        .context("could not start the announce thread")?;
+        };
+        match outcome {
+            // The signal handler unregisters and ends the process.
+            AnnounceError::Leaving => {}
+            refusal => {
+                tracing::error!("{refusal}");
+                std::process::exit(2);
+            }
+        }
+    })
+    .context("could not start the announce thread")?;
     server.serve(service).context("node stopped")
 }
 
@@ -120,17 +119,21 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 
 /// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
 fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
+    // The handler runs once, on ctrlc's thread: if it died half way, no
+    // later signal would be handled, so a panic in it still exits.
     ctrlc::set_handler(move || {
-        let relay = announcer.relay_label();
-        let mut quick = announcer.clone();
-        quick.timeouts = Timeouts {
-            connect: LEAVE_WITHIN,
-            io: LEAVE_WITHIN,
-        };
-        match quick.leave(LEAVE_WITHIN) {
-            Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
-            Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
-        }
+        proto::crucial::run("signal", || {
+            let relay = announcer.relay_label();
+            let mut quick = announcer.clone();
+            quick.timeouts = Timeouts {
+                connect: LEAVE_WITHIN,
+                io: LEAVE_WITHIN,
+            };
+            match quick.leave(LEAVE_WITHIN) {
+                Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
+                Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
+            }
+        });
         std::process::exit(0);
     })
     .context("could not install the signal handler")

@@ -42,6 +42,10 @@ impl NodeService {
                 ));
             }
         };
+        // At the end (`offset == size`) the answer is a `File` with no body,
+        // as HTTP answers a range that starts at the end; past it, a refusal
+        // of its own kind, as HTTP's 416: this node's file is shorter than
+        // the client thinks, so the client should ask another node.
         if req.offset > shared.size {
             tracing::warn!(
                 "{peer}: {name}: refused: offset {} is past the end ({} bytes)",
@@ -49,7 +53,7 @@ impl NodeService {
                 shared.size
             );
             return reply.send(&Response::error(
-                ErrorKind::BadRequest,
+                ErrorKind::OutOfRange,
                 format!(
                     "offset {} is past the end ({} bytes)",
                     req.offset, shared.size

@@ -7,20 +7,72 @@
 //! which closes the race of a directory swapped for a symlink between the
 //! check and the open.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use proto::{FileEntry, MAX_LIST_FILES, MAX_NAME_LEN};
 
 /// Deepest subdirectory a listing descends into.
 const MAX_LIST_DEPTH: usize = 32;
 
+/// Most names [`Unshareable`] remembers; past it, one line says that more
+/// are not named, so a directory of a million such files cannot grow the
+/// node's memory or flood its log.
+const MAX_REPORTED: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct SharedDir {
     /// Canonical: absolute, symlinks resolved.
     root: PathBuf,
+    unshareable: Arc<Unshareable>,
+}
+
+/// The files under DIR that cannot be shared because of their names (not
+/// UTF-8, a backslash, too long). A listing skips them; the operator is told
+/// once per name per process, not on every listing, which would repeat the
+/// same lines at every client's `ls`.
+#[derive(Debug, Default)]
+struct Unshareable {
+    state: Mutex<Reported>,
+}
+
+#[derive(Debug, Default)]
+struct Reported {
+    names: HashSet<PathBuf>,
+    capped: bool,
+}
+
+impl Unshareable {
+    /// Logs that `rel` (relative to DIR; for a directory, everything under
+    /// it) is not shared and why, unless it was logged before. Returns
+    /// whether it logged.
+    fn report(&self, rel: &Path, is_dir: bool, why: &str) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.names.contains(rel) {
+            return false;
+        }
+        if state.names.len() >= MAX_REPORTED {
+            if !state.capped {
+                state.capped = true;
+                tracing::warn!(
+                    "more files cannot be shared because of their names; \
+                     {MAX_REPORTED} were named, the rest are not"
+                );
+            }
+            return false;
+        }
+        state.names.insert(rel.to_path_buf());
+        if is_dir {
+            tracing::warn!("cannot share anything under {rel:?}: {why}");
+        } else {
+            tracing::warn!("cannot share {rel:?}: {why}");
+        }
+        true
+    }
 }
 
 /// Why a name was not served.
@@ -51,7 +103,10 @@ impl SharedDir {
                 "not a directory",
             ));
         }
-        Ok(SharedDir { root })
+        Ok(SharedDir {
+            root,
+            unshareable: Arc::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -134,8 +189,11 @@ impl SharedDir {
     }
 
     /// Every regular file under DIR with its size, names relative to DIR and
-    /// `/`-separated, sorted. Symlinks are listed only when they resolve to a
-    /// file inside DIR; symlinked directories are not followed (no loops).
+    /// `/`-separated, sorted bytewise on the whole name. Dotfiles are listed.
+    /// Symlinks are listed only when they resolve to a file inside DIR
+    /// (a dangling one is left out); symlinked directories are not followed
+    /// (no loops). A name that is not UTF-8, or that [`check_name`] refuses,
+    /// is left out and logged once (see [`Unshareable`]).
     /// Returns the entries and whether the listing was cut at the limit.
     pub fn list(&self) -> (Vec<FileEntry>, bool) {
         let mut entries = Vec::new();
@@ -155,26 +213,35 @@ impl SharedDir {
     ) {
         let Ok(read) = fs::read_dir(dir) else { return };
         for entry in read.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: cannot be requested by name either
-            };
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
+            let shareable_kind = kind.is_dir() || kind.is_file() || kind.is_symlink();
+            let rel = match entry.file_name().into_string() {
+                Ok(name) if prefix.is_empty() => name,
+                Ok(name) => format!("{prefix}/{name}"),
+                Err(name) => {
+                    // Not UTF-8: no request can name it.
+                    if shareable_kind {
+                        let rel = Path::new(prefix).join(name);
+                        self.unshareable
+                            .report(&rel, kind.is_dir(), "the name is not valid UTF-8");
+                    }
+                    continue;
+                }
+            };
+            if let Err(why) = check_name(&rel) {
+                if shareable_kind {
+                    self.unshareable.report(Path::new(&rel), kind.is_dir(), why);
+                }
+                continue;
+            }
             if kind.is_dir() {
                 if depth < MAX_LIST_DEPTH {
                     self.walk(&entry.path(), &rel, depth + 1, out, truncated);
                 } else {
                     *truncated = true;
                 }
-                continue;
-            }
-            if check_name(&rel).is_err() {
                 continue;
             }
             let size = if kind.is_symlink() {
@@ -344,6 +411,139 @@ mod tests {
         assert_eq!(names, ["a.txt", "in", "sub/b.txt"]);
         assert_eq!(entries[0].size, 5);
         assert!(!truncated);
+    }
+
+    /// What `open_file` gave: the file's contents, or the kind of refusal.
+    fn outcome(share: &SharedDir, name: &str) -> String {
+        match read(share, name) {
+            Ok(text) => text,
+            Err(ShareError::NotFound) => "NotFound".into(),
+            Err(ShareError::Forbidden(_)) => "Forbidden".into(),
+            Err(ShareError::Io(e)) => format!("Io({e})"),
+        }
+    }
+
+    #[test]
+    fn names_follow_the_rule_in_protocol_md() {
+        // docs/PROTOCOL.md, "Which names a node serves", case by case.
+        let (tmp, share) = shared();
+        let dir = tmp.path().join("share");
+        fs::write(dir.join("a..b"), b"dots").unwrap();
+        symlink(dir.join("sub"), dir.join("sublink")).unwrap();
+        symlink(tmp.path(), dir.join("outdir")).unwrap();
+        symlink(dir.join("gone"), dir.join("dangling")).unwrap();
+        let cases = [
+            // Refused by the text alone.
+            ("", "Forbidden"),
+            ("sub\\b.txt", "Forbidden"),
+            ("a.txt\0", "Forbidden"),
+            ("..", "Forbidden"),
+            ("../secret", "Forbidden"),
+            ("sub/../a.txt", "Forbidden"),
+            ("sub/..", "Forbidden"),
+            ("/etc/passwd", "Forbidden"),
+            ("//a.txt", "Forbidden"),
+            // `.` and empty components are ignored; `..` inside a name is not `..`.
+            ("./a.txt", "alpha"),
+            ("sub//b.txt", "beta"),
+            ("sub/./b.txt", "beta"),
+            ("a..b", "dots"),
+            // Directories are refused, however they are named.
+            ("sub", "Forbidden"),
+            ("sub/", "Forbidden"),
+            (".", "Forbidden"),
+            ("./", "Forbidden"),
+            // A file used as a directory, or nothing there.
+            ("a.txt/", "NotFound"),
+            ("a.txt/x", "NotFound"),
+            ("nope", "NotFound"),
+            // Symlinks: judged by where they lead.
+            ("in", "alpha"),
+            ("sublink/b.txt", "beta"),
+            ("out", "Forbidden"),
+            ("outdir/secret", "Forbidden"),
+            ("dangling", "NotFound"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(outcome(&share, name), want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_listing_is_sorted_bytewise_and_leaves_out_what_cannot_be_named() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("share");
+        for name in [
+            "b", "a.txt", "a/b.txt", "a0", ".hidden", "Z", "é", "x/.git/c",
+        ] {
+            let path = dir.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, name).unwrap();
+        }
+        // Left out: a dangling symlink, a symlinked directory (not followed),
+        // a name that is not UTF-8, a name with a backslash, and everything
+        // under a directory whose name has a backslash.
+        symlink(dir.join("gone"), dir.join("dangling")).unwrap();
+        symlink(dir.join("a"), dir.join("alink")).unwrap();
+        fs::write(dir.join(OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
+        fs::write(dir.join("back\\slash"), b"x").unwrap();
+        fs::create_dir(dir.join("d\\ir")).unwrap();
+        fs::write(dir.join("d\\ir/inner"), b"x").unwrap();
+        let share = SharedDir::open(&dir).unwrap();
+
+        let (entries, truncated) = share.list();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        // Bytewise on the whole name: '.' (2e) < '/' (2f) < '0' (30), and
+        // upper case before lower case, ASCII before 'é'.
+        assert_eq!(
+            names,
+            [
+                ".hidden", "Z", "a.txt", "a/b.txt", "a0", "b", "x/.git/c", "é"
+            ]
+        );
+        assert_eq!(entries[3].size, "a/b.txt".len() as u64);
+        assert!(!truncated);
+
+        // The names that could not be shared were reported by that listing,
+        // so a second one reports nothing again.
+        let reported = |rel: &[u8]| {
+            let state = share.unshareable.state.lock().unwrap();
+            state.names.contains(Path::new(OsStr::from_bytes(rel)))
+        };
+        for rel in [&b"bad\xff.txt"[..], b"back\\slash", b"d\\ir"] {
+            assert!(reported(rel), "{:?}", String::from_utf8_lossy(rel));
+        }
+        assert!(
+            !reported(b"d\\ir/inner"),
+            "a refused directory is not walked"
+        );
+        assert!(
+            !reported(b"dangling"),
+            "a dangling symlink is not a naming problem"
+        );
+        assert_eq!(share.unshareable.state.lock().unwrap().names.len(), 3);
+        share.list();
+        assert_eq!(share.unshareable.state.lock().unwrap().names.len(), 3);
+        assert!(
+            !share
+                .unshareable
+                .report(Path::new("back\\slash"), false, "again")
+        );
+    }
+
+    #[test]
+    fn unshareable_names_are_remembered_up_to_a_cap() {
+        let unshareable = Unshareable::default();
+        for i in 0..MAX_REPORTED {
+            assert!(unshareable.report(Path::new(&format!("n{i}")), false, "why"));
+        }
+        assert!(!unshareable.report(Path::new("n0"), false, "why"));
+        assert!(!unshareable.report(Path::new("one more"), false, "why"));
+        let state = unshareable.state.lock().unwrap();
+        assert_eq!(state.names.len(), MAX_REPORTED);
+        assert!(state.capped);
     }
 
     #[test]

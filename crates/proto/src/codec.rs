@@ -38,12 +38,37 @@ pub(crate) fn encode_into<T: Serialize>(
 
 /// Decodes exactly one value from `bytes`; allocations are bounded by `limit`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u32) -> Result<T, ProtoError> {
-    options(limit).deserialize(bytes).map_err(|e| match *e {
-        // bincode words this as "Slice had bytes remaining after deserialization".
-        bincode::ErrorKind::Custom(ref m) if m.contains("bytes remaining") => {
-            ProtoError::Malformed("unexpected bytes after the message".into())
-        }
-        other => ProtoError::Malformed(other.to_string()),
+    // Each failure is worded in the protocol's terms (docs/PROTOCOL.md,
+    // "Decoding errors"), not bincode's, so the reason a peer is sent names
+    // the rule it broke.
+    options(limit).deserialize(bytes).map_err(|e| {
+        ProtoError::Malformed(match *e {
+            // bincode words this as "Slice had bytes remaining after deserialization".
+            bincode::ErrorKind::Custom(ref m) if m.contains("bytes remaining") => {
+                "unexpected bytes after the message".into()
+            }
+            bincode::ErrorKind::InvalidBoolEncoding(b) => {
+                format!("invalid bool byte {b:02x} (must be 00 or 01)")
+            }
+            // bincode uses this error for an Option tag only.
+            bincode::ErrorKind::InvalidTagEncoding(t) => {
+                format!("invalid option tag {t:02x} (must be 00 or 01)")
+            }
+            bincode::ErrorKind::InvalidUtf8Encoding(_) => "a string is not valid UTF-8".into(),
+            // A length prefix longer than the body trips the byte limit (the
+            // body is never longer than the limit) or runs out of bytes.
+            bincode::ErrorKind::SizeLimit => "the body ends before the message does".into(),
+            bincode::ErrorKind::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "the body ends before the message does".into()
+            }
+            // serde's wording for an enum inside the message (an address)
+            // whose tag is not one of its variants: "invalid value: integer
+            // `2`, expected `V4` or `V6`".
+            bincode::ErrorKind::Custom(ref m) if m.starts_with("invalid value: integer") => {
+                format!("invalid enum tag: {m}")
+            }
+            other => other.to_string(),
+        })
     })
 }
 

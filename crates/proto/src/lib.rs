@@ -15,7 +15,10 @@
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
-//! - [`logging`]: one log line per event, with time and level, on stderr.
+//! - [`logging`]: one log line per event, with time and level, on stderr;
+//!   a line that cannot be written is dropped.
+//! - [`crucial`]: threads a program cannot live without; a panic on one
+//!   ends the process instead of leaving it half alive.
 //! - [`cli`]: command-line flags every binary shares (limits, `-v`/`-q`).
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
@@ -23,6 +26,7 @@
 pub mod circuit;
 pub mod cli;
 mod codec;
+pub mod crucial;
 pub mod error;
 pub mod exchange;
 pub mod frame;

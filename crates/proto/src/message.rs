@@ -217,7 +217,7 @@ pub enum ErrorKind {
     BadRequest,
     /// Code 1: the server is at its connection cap; try again later.
     Busy,
-    /// Code 2: the name is not allowed (outside the shared directory, absolute, ...).
+    /// Code 2: the name is not allowed (docs/PROTOCOL.md, "Which names a node serves").
     Forbidden,
     /// Code 3: the registration token is missing or wrong.
     Unauthorized,
@@ -225,7 +225,10 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// Code 5: the server failed (cannot read the file, ...).
     Internal,
-    /// Code 6: the relay could not connect back to the address it would
+    /// Code 6: the requested offset is past the end of the file (HTTP's 416).
+    /// Added after the first release: an older peer reads it as `Other(6)`.
+    OutOfRange,
+    /// Code 7: the relay could not connect back to the address it would
     /// list: the node is not reachable there (behind NAT, a firewall, or
     /// nothing listens); a node may then ask to be relayed (`Control`).
     Unreachable,
@@ -242,7 +245,8 @@ impl From<u32> for ErrorKind {
             3 => ErrorKind::Unauthorized,
             4 => ErrorKind::UnsupportedVersion,
             5 => ErrorKind::Internal,
-            6 => ErrorKind::Unreachable,
+            6 => ErrorKind::OutOfRange,
+            7 => ErrorKind::Unreachable,
             other => ErrorKind::Other(other),
         }
     }
@@ -257,7 +261,8 @@ impl From<ErrorKind> for u32 {
             ErrorKind::Unauthorized => 3,
             ErrorKind::UnsupportedVersion => 4,
             ErrorKind::Internal => 5,
-            ErrorKind::Unreachable => 6,
+            ErrorKind::OutOfRange => 6,
+            ErrorKind::Unreachable => 7,
             ErrorKind::Other(code) => code,
         }
     }
@@ -272,6 +277,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Internal => "internal error",
+            ErrorKind::OutOfRange => "offset out of range",
             ErrorKind::Unreachable => "unreachable",
             ErrorKind::Other(_) => "error",
         }

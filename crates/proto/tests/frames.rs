@@ -131,18 +131,20 @@ fn error_kind_tag(k: ErrorKind) -> u32 {
         ErrorKind::Unauthorized => 3,
         ErrorKind::UnsupportedVersion => 4,
         ErrorKind::Internal => 5,
-        ErrorKind::Unreachable => 6,
+        ErrorKind::OutOfRange => 6,
+        ErrorKind::Unreachable => 7,
         ErrorKind::Other(code) => code,
     }
 }
 
-const ALL_ERROR_KINDS: [ErrorKind; 8] = [
+const ALL_ERROR_KINDS: [ErrorKind; 9] = [
     ErrorKind::BadRequest,
     ErrorKind::Busy,
     ErrorKind::Forbidden,
     ErrorKind::Unauthorized,
     ErrorKind::UnsupportedVersion,
     ErrorKind::Internal,
+    ErrorKind::OutOfRange,
     ErrorKind::Unreachable,
     ErrorKind::Other(77),
 ];

@@ -1,56 +1,85 @@
-//! The hex dumps in docs/PROTOCOL.md are the real bytes of the protocol.
+//! docs/PROTOCOL.md and docs/vectors/ hold the real bytes of the protocol.
 //!
-//! Every fenced block of docs/PROTOCOL.md with the info string `hex id=...`
-//! is parsed and compared to `proto::frame::encode` of the value this file
-//! lists under the same id, so the document cannot drift from the code: a
-//! moved tag, a changed field or a swapped codec fails here, and the failure
-//! prints the bytes the code produces, ready to paste into the document.
+//! - Every file in docs/vectors/ (one message: its fields in a neutral form
+//!   and its bytes as hex, see docs/vectors/README.md) is checked against
+//!   the value this file lists under the same name: the encoder must produce
+//!   the bytes, the decoder must read them back as the value, and the fields
+//!   must be the value's. A file without a value here, or a value without a
+//!   file, fails.
+//! - Every message tag and every error code this version defines must appear
+//!   in some vector, so a new message cannot be added without one.
+//! - Every file in docs/vectors/malformed/ must fail to decode with the error
+//!   it names, and every error name must have a file.
+//! - Every fenced block of docs/PROTOCOL.md with the info string `hex id=NAME`
+//!   must hold the bytes of vector NAME (`hex id=malformed/NAME` those of a
+//!   malformed one), so the annotated dumps cannot drift either.
 //!
-//! A line of a block is hex byte pairs separated by single spaces, then at
+//! A failure prints the bytes the code produces, ready to paste.
+//!
+//! A line of a dump is hex byte pairs separated by single spaces, then at
 //! least two spaces and an annotation, which is ignored. A line that starts
 //! with two spaces carries only an annotation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, ProtoError,
-    Registered, Registration, Request, Response, frame,
+    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
+    NodeMode, ProtoError, Registered, Registration, Request, Response, frame,
 };
+use serde_json::{Value, json};
 
-/// One documented example: the frame a value encodes to, and the raw file
-/// bytes that follow it on the wire (empty except after a `File` header).
+// ---------------------------------------------------------------------------
+// The values. To add a vector: write docs/vectors/NAME.json and add one
+// entry below under NAME. A new message variant also needs its arm in
+// `request_json` or `response_json` (the compiler asks for it).
+
+/// A message of either direction.
+#[derive(Debug, Clone, PartialEq)]
+enum Msg {
+    Request(Request),
+    Response(Response),
+}
+
+/// The value a vector encodes, and the raw file bytes that follow its frame
+/// on the wire (empty except after a `File` header).
 struct Example {
-    frame: Vec<u8>,
-    raw_after: &'static [u8],
+    msg: Msg,
+    file_bytes: &'static [u8],
 }
 
 fn request(msg: Request) -> Example {
     Example {
-        frame: frame::encode(&msg).expect("example request encodes"),
-        raw_after: b"",
+        msg: Msg::Request(msg),
+        file_bytes: b"",
     }
 }
 
 fn response(msg: Response) -> Example {
     Example {
-        frame: frame::encode(&msg).expect("example response encodes"),
-        raw_after: b"",
+        msg: Msg::Response(msg),
+        file_bytes: b"",
     }
 }
 
-fn file(header: FileHeader, raw_after: &'static [u8]) -> Example {
-    assert_eq!(
-        header.body_len(),
-        raw_after.len() as u64,
-        "the example's raw bytes must be exactly size - offset long"
-    );
+fn file(size: u64, offset: u64, file_bytes: &'static [u8]) -> Example {
     Example {
-        frame: frame::encode(&Response::File(header)).expect("example header encodes"),
-        raw_after,
+        msg: Msg::Response(Response::File(FileHeader { size, offset })),
+        file_bytes,
     }
+}
+
+fn get_file(name: &str, offset: u64) -> Example {
+    request(Request::GetFile(FileRequest {
+        name: name.into(),
+        offset,
+    }))
+}
+
+fn error(kind: ErrorKind, message: &str) -> Example {
+    response(Response::error(kind, message))
 }
 
 fn node_v4() -> SocketAddr {
@@ -61,117 +90,669 @@ fn node_v6() -> SocketAddr {
     "[2001:db8::7]:4001".parse().unwrap()
 }
 
-/// The values docs/PROTOCOL.md shows, by block id. The prose before each
-/// block in the document states the same value in Rust syntax.
+/// A relayed node, listed under its control connection's address.
+fn relayed() -> SocketAddr {
+    "203.0.113.5:41234".parse().unwrap()
+}
+
+/// The circuit of the relayed-mode examples (below 2^53, see the README).
+const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
+
+/// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
-    let mut ex = BTreeMap::new();
-    ex.insert(
-        "register-request",
-        request(Request::Register(Registration {
-            port: 4000,
-            advertised_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))),
-            token: Some("s3cret".into()),
-        })),
-    );
-    ex.insert(
-        "registered-response",
-        response(Response::Registered(Registered {
-            addr: node_v4(),
-            ttl_secs: 30,
-        })),
-    );
-    ex.insert("list-nodes-request", request(Request::ListNodes));
-    ex.insert(
-        "nodes-response",
-        response(Response::Nodes(vec![
-            NodeEntry {
+    let registration = |advertised_ip, token: Option<&str>| Registration {
+        port: 4000,
+        advertised_ip,
+        token: token.map(String::from),
+    };
+    let entries = [
+        (
+            "register-request",
+            request(Request::Register(registration(
+                Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))),
+                Some("s3cret"),
+            ))),
+        ),
+        (
+            "registered-response",
+            response(Response::Registered(Registered {
                 addr: node_v4(),
-                age_secs: 3,
-            },
-            NodeEntry {
-                addr: node_v6(),
-                age_secs: 12,
-            },
-        ])),
-    );
-    ex.insert(
-        "get-file-request",
-        request(Request::GetFile(FileRequest {
-            name: "hello.txt".into(),
-            offset: 0,
-        })),
-    );
-    ex.insert(
-        "file-response",
-        file(FileHeader { size: 6, offset: 0 }, b"hello\n"),
-    );
-    ex.insert(
-        "resume-request",
-        request(Request::GetFile(FileRequest {
-            name: "hello.txt".into(),
-            offset: 2,
-        })),
-    );
-    ex.insert(
-        "resume-response",
-        file(FileHeader { size: 6, offset: 2 }, b"llo\n"),
-    );
-    ex.insert(
-        "missing-request",
-        request(Request::GetFile(FileRequest {
-            name: "nope.txt".into(),
-            offset: 0,
-        })),
-    );
-    ex.insert("not-found-response", response(Response::NotFound));
-    ex.insert(
-        "forbidden-request",
-        request(Request::GetFile(FileRequest {
-            name: "../etc/passwd".into(),
-            offset: 0,
-        })),
-    );
-    ex.insert(
-        "forbidden-response",
-        response(Response::Error(ErrorReply {
-            kind: ErrorKind::Forbidden,
-            message: "name leaves the shared directory".into(),
-        })),
-    );
-    ex.insert("list-files-request", request(Request::ListFiles));
-    ex.insert(
-        "files-response",
-        response(Response::Files(FileList {
-            entries: vec![
-                FileEntry {
-                    name: "hello.txt".into(),
-                    size: 6,
+                ttl_secs: 30,
+            })),
+        ),
+        (
+            "unregister-request",
+            request(Request::Unregister(registration(None, None))),
+        ),
+        ("unregistered-response", response(Response::Unregistered)),
+        ("list-nodes-request", request(Request::ListNodes)),
+        (
+            "nodes-response",
+            response(Response::Nodes(vec![
+                NodeEntry {
+                    addr: node_v4(),
+                    age_secs: 3,
                 },
-                FileEntry {
-                    name: "docs/a.pdf".into(),
-                    size: 1_048_576,
+                NodeEntry {
+                    addr: node_v6(),
+                    age_secs: 12,
                 },
-            ],
-            truncated: false,
-        })),
+            ])),
+        ),
+        ("get-file-request", get_file("hello.txt", 0)),
+        ("file-response", file(6, 0, b"hello\n")),
+        ("resume-request", get_file("hello.txt", 2)),
+        ("resume-response", file(6, 2, b"llo\n")),
+        ("at-end-request", get_file("hello.txt", 6)),
+        ("at-end-response", file(6, 6, b"")),
+        ("past-end-request", get_file("hello.txt", 7)),
+        (
+            "past-end-response",
+            error(ErrorKind::OutOfRange, "offset 7 is past the end (6 bytes)"),
+        ),
+        ("missing-request", get_file("nope.txt", 0)),
+        ("not-found-response", response(Response::NotFound)),
+        ("forbidden-request", get_file("../etc/passwd", 0)),
+        (
+            "forbidden-response",
+            error(ErrorKind::Forbidden, "name leaves the shared directory"),
+        ),
+        ("list-files-request", request(Request::ListFiles)),
+        (
+            "files-response",
+            response(Response::Files(FileList {
+                entries: vec![
+                    FileEntry {
+                        name: "docs/a.pdf".into(),
+                        size: 1_048_576,
+                    },
+                    FileEntry {
+                        name: "hello.txt".into(),
+                        size: 6,
+                    },
+                ],
+                truncated: false,
+            })),
+        ),
+        (
+            "unknown-tag-response",
+            error(
+                ErrorKind::BadRequest,
+                &ProtoError::UnknownTag(99).to_string(),
+            ),
+        ),
+        (
+            "busy-response",
+            error(
+                ErrorKind::Busy,
+                "server busy: 1024 connections open (limit 1024)",
+            ),
+        ),
+        (
+            "unauthorized-response",
+            error(
+                ErrorKind::Unauthorized,
+                "registration refused: wrong token (this relay requires --token)",
+            ),
+        ),
+        (
+            "unsupported-version-response",
+            error(
+                ErrorKind::UnsupportedVersion,
+                &ProtoError::UnsupportedVersion(2).to_string(),
+            ),
+        ),
+        (
+            "internal-response",
+            error(
+                ErrorKind::Internal,
+                "cannot read the file: permission denied",
+            ),
+        ),
+        (
+            "unknown-error-kind-response",
+            error(ErrorKind::Other(99), "a reason from the future"),
+        ),
+        // Relayed mode.
+        ("hello-request", request(Request::Hello)),
+        ("hello-response", response(Response::Hello)),
+        ("list-nodes-long-request", request(Request::ListNodesLong)),
+        (
+            "nodes-long-response",
+            response(Response::NodesLong(vec![
+                NodeInfo {
+                    addr: node_v4(),
+                    age_secs: 3,
+                    mode: NodeMode::Direct,
+                },
+                NodeInfo {
+                    addr: relayed(),
+                    age_secs: 0,
+                    mode: NodeMode::Relayed,
+                },
+            ])),
+        ),
+        (
+            "control-request",
+            request(Request::Control(registration(None, Some("s3cret")))),
+        ),
+        ("keepalive-request", request(Request::Keepalive)),
+        (
+            "open-circuit-request",
+            request(Request::OpenCircuit(relayed())),
+        ),
+        ("open-data-response", response(Response::OpenData(CIRCUIT))),
+        (
+            "join-circuit-request",
+            request(Request::JoinCircuit(CIRCUIT)),
+        ),
+        ("circuit-ready-response", response(Response::CircuitReady)),
+        (
+            "unreachable-response",
+            error(
+                ErrorKind::Unreachable,
+                "the relay could not connect back to 192.0.2.10:4000 (cannot connect: \
+                 connection refused), so clients could not either; not listed (a peer-node \
+                 then asks to be relayed)",
+            ),
+        ),
+        (
+            "circuit-busy-response",
+            error(
+                ErrorKind::Busy,
+                "relay busy: 16 circuits open to node 203.0.113.5:41234 (limit 16 per node)",
+            ),
+        ),
+    ];
+    let mut map = BTreeMap::new();
+    for (name, example) in entries {
+        assert!(map.insert(name, example).is_none(), "{name} listed twice");
+    }
+    map
+}
+
+/// The errors a malformed vector can name (docs/PROTOCOL.md, "Decoding
+/// errors"), each with the test that the decoder's error is that one.
+/// Whether a decoder's error is the one a malformed vector names.
+type IsError = fn(&ProtoError) -> bool;
+
+fn decoding_errors() -> BTreeMap<&'static str, IsError> {
+    fn malformed(e: &ProtoError, text: &str) -> bool {
+        matches!(e, ProtoError::Malformed(m) if m.contains(text))
+    }
+    let table: [(&str, IsError); 13] = [
+        ("closed", |e| matches!(e, ProtoError::Closed)),
+        ("truncated", |e| matches!(e, ProtoError::Truncated)),
+        ("bad magic", |e| matches!(e, ProtoError::BadMagic(_))),
+        ("unsupported version", |e| {
+            matches!(e, ProtoError::UnsupportedVersion(_))
+        }),
+        ("frame too large", |e| {
+            matches!(e, ProtoError::FrameTooLarge { .. })
+        }),
+        ("unknown tag", |e| matches!(e, ProtoError::UnknownTag(_))),
+        ("short body", |e| {
+            malformed(e, "the body ends before the message does")
+        }),
+        ("trailing bytes", |e| {
+            malformed(e, "unexpected bytes after the message")
+        }),
+        ("invalid bool", |e| malformed(e, "invalid bool byte")),
+        ("invalid option tag", |e| malformed(e, "invalid option tag")),
+        ("invalid enum tag", |e| malformed(e, "invalid enum tag")),
+        ("invalid utf-8", |e| malformed(e, "not valid UTF-8")),
+        ("limit exceeded", |e| matches!(e, ProtoError::Limit(_))),
+    ];
+    table.into_iter().collect()
+}
+
+// ---------------------------------------------------------------------------
+// Values in the vectors' neutral form (docs/vectors/README.md): a message is
+// its name and an object of named fields.
+
+fn request_json(r: &Request) -> (&'static str, Value) {
+    match r {
+        Request::Register(reg) => ("Register", registration_json(reg)),
+        Request::Unregister(reg) => ("Unregister", registration_json(reg)),
+        Request::ListNodes => ("ListNodes", json!({})),
+        Request::GetFile(f) => ("GetFile", json!({"name": f.name, "offset": f.offset})),
+        Request::ListFiles => ("ListFiles", json!({})),
+        Request::Hello => ("Hello", json!({})),
+        Request::ListNodesLong => ("ListNodesLong", json!({})),
+        Request::Control(reg) => ("Control", registration_json(reg)),
+        Request::Keepalive => ("Keepalive", json!({})),
+        Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
+        Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
+    }
+}
+
+fn response_json(r: &Response) -> (&'static str, Value) {
+    match r {
+        Response::Registered(reg) => (
+            "Registered",
+            json!({"addr": reg.addr.to_string(), "ttl_secs": reg.ttl_secs}),
+        ),
+        Response::Unregistered => ("Unregistered", json!({})),
+        Response::Nodes(nodes) => {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|n| json!({"addr": n.addr.to_string(), "age_secs": n.age_secs}))
+                .collect();
+            ("Nodes", json!({ "nodes": nodes }))
+        }
+        Response::File(h) => ("File", json!({"size": h.size, "offset": h.offset})),
+        Response::NotFound => ("NotFound", json!({})),
+        Response::Files(list) => {
+            let entries: Vec<Value> = list
+                .entries
+                .iter()
+                .map(|e| json!({"name": e.name, "size": e.size}))
+                .collect();
+            (
+                "Files",
+                json!({"entries": entries, "truncated": list.truncated}),
+            )
+        }
+        Response::Error(ErrorReply { kind, message }) => (
+            "Error",
+            json!({"kind": kind_json(*kind), "message": message}),
+        ),
+        Response::Hello => ("Hello", json!({})),
+        Response::NodesLong(nodes) => {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|n| {
+                    json!({
+                        "addr": n.addr.to_string(),
+                        "age_secs": n.age_secs,
+                        "mode": mode_json(n.mode),
+                    })
+                })
+                .collect();
+            ("NodesLong", json!({ "nodes": nodes }))
+        }
+        Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
+        Response::CircuitReady => ("CircuitReady", json!({})),
+    }
+}
+
+fn registration_json(r: &Registration) -> Value {
+    json!({
+        "port": r.port,
+        "advertised_ip": r.advertised_ip.map(|ip| ip.to_string()),
+        "token": r.token,
+    })
+}
+
+/// An error kind by its name in the spec's table, or a code it does not define.
+fn kind_json(kind: ErrorKind) -> Value {
+    match kind {
+        ErrorKind::BadRequest => json!("BadRequest"),
+        ErrorKind::Busy => json!("Busy"),
+        ErrorKind::Forbidden => json!("Forbidden"),
+        ErrorKind::Unauthorized => json!("Unauthorized"),
+        ErrorKind::UnsupportedVersion => json!("UnsupportedVersion"),
+        ErrorKind::Internal => json!("Internal"),
+        ErrorKind::OutOfRange => json!("OutOfRange"),
+        ErrorKind::Unreachable => json!("Unreachable"),
+        ErrorKind::Other(code) => json!(code),
+    }
+}
+
+/// A node mode by its name in the spec's table, or a code it does not define.
+fn mode_json(mode: NodeMode) -> Value {
+    match mode {
+        NodeMode::Direct => json!("Direct"),
+        NodeMode::Relayed => json!("Relayed"),
+        NodeMode::Other(code) => json!(code),
+    }
+}
+
+impl Msg {
+    fn direction(&self) -> &'static str {
+        match self {
+            Msg::Request(_) => "request",
+            Msg::Response(_) => "response",
+        }
+    }
+
+    fn json(&self) -> (&'static str, Value) {
+        match self {
+            Msg::Request(r) => request_json(r),
+            Msg::Response(r) => response_json(r),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::Request(r) => frame::encode(r),
+            Msg::Response(r) => frame::encode(r),
+        }
+        .expect("a vector's value encodes")
+    }
+
+    /// Reads one message of `direction` from `wire`, leaving what follows it.
+    fn read(direction: &str, wire: &mut &[u8]) -> Result<Msg, ProtoError> {
+        match direction {
+            "request" => frame::read::<Request>(wire).map(Msg::Request),
+            _ => frame::read::<Response>(wire).map(Msg::Response),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The files.
+
+/// One docs/vectors/*.json file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vector {
+    name: String,
+    #[allow(dead_code)]
+    description: String,
+    direction: String,
+    message: String,
+    fields: Value,
+    hex: String,
+    #[serde(default)]
+    file_bytes: Option<String>,
+}
+
+/// One docs/vectors/malformed/*.json file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Malformed {
+    name: String,
+    #[allow(dead_code)]
+    description: String,
+    direction: String,
+    hex: String,
+    error: String,
+}
+
+/// Every `*.json` in `dir`, by file stem; any other file is an error.
+fn json_files<T: serde::de::DeserializeOwned>(dir: &Path) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let listing =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for entry in listing {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        if !is_json {
+            if stem != "README" {
+                panic!("{}: only NAME.json files belong here", path.display());
+            }
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not a valid vector: {e}", path.display()));
+        out.insert(stem, value);
+    }
+    out
+}
+
+fn unhex(name: &str, hex: &str) -> Vec<u8> {
+    assert!(
+        hex.len().is_multiple_of(2),
+        "{name}: odd number of hex digits"
     );
-    ex.insert(
-        "unregister-request",
-        request(Request::Unregister(Registration {
-            port: 4000,
-            advertised_ip: None,
-            token: None,
-        })),
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .unwrap_or_else(|_| panic!("{name}: {:?} is not a hex byte", &hex[i..i + 2]))
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes the wire carries for an example: the frame, then the file bytes.
+fn wire_of(example: &Example) -> Vec<u8> {
+    let mut bytes = example.msg.encode();
+    bytes.extend_from_slice(example.file_bytes);
+    bytes
+}
+
+// ---------------------------------------------------------------------------
+// The checks.
+
+#[test]
+fn every_vector_file_is_the_encoding_of_its_value_and_decodes_back() {
+    let files: BTreeMap<String, Vector> = json_files(&docs("vectors"));
+    let examples = examples();
+    let mut problems = Vec::new();
+    for (stem, v) in &files {
+        let name = v.name.as_str();
+        if name != stem {
+            problems.push(format!("{stem}.json: its name is {name:?}"));
+        }
+        let Some(example) = examples.get(stem.as_str()) else {
+            problems.push(format!(
+                "{stem}.json has no value in tests/protocol_doc.rs (add it to examples())"
+            ));
+            continue;
+        };
+        let (message, fields) = example.msg.json();
+        let expected = json!({
+            "direction": example.msg.direction(),
+            "message": message,
+            "fields": fields,
+            "hex": hex(&example.msg.encode()),
+            "file_bytes": hex(example.file_bytes),
+        });
+        let got = json!({
+            "direction": v.direction,
+            "message": v.message,
+            "fields": v.fields,
+            "hex": v.hex,
+            "file_bytes": v.file_bytes.clone().unwrap_or_default(),
+        });
+        if got != expected {
+            problems.push(format!(
+                "{stem}.json does not match the code; the code gives:\n{}",
+                serde_json::to_string_pretty(&expected).unwrap()
+            ));
+            continue;
+        }
+        let is_file = matches!(example.msg, Msg::Response(Response::File(_)));
+        if is_file != v.file_bytes.is_some() {
+            problems.push(format!(
+                "{stem}.json: file_bytes belongs to a File response, and only there"
+            ));
+        }
+        // The decoder reads exactly the frame and leaves the file bytes.
+        let wire = [
+            unhex(stem, &v.hex),
+            unhex(stem, expected["file_bytes"].as_str().unwrap()),
+        ]
+        .concat();
+        let mut rest = &wire[..];
+        match Msg::read(&v.direction, &mut rest) {
+            Ok(msg) if msg == example.msg => {}
+            other => problems.push(format!("{stem}.json decodes as {other:?}")),
+        }
+        if rest != example.file_bytes {
+            problems.push(format!(
+                "{stem}.json: after the frame come {} bytes, not the file's {}",
+                rest.len(),
+                example.file_bytes.len()
+            ));
+        }
+        if let Msg::Response(Response::File(h)) = example.msg {
+            assert_eq!(
+                h.size.saturating_sub(h.offset),
+                example.file_bytes.len() as u64,
+                "{stem}: a File header is followed by exactly size - offset bytes"
+            );
+        }
+    }
+    for (name, example) in &examples {
+        if !files.contains_key(*name) {
+            let (message, fields) = example.msg.json();
+            let mut vector = json!({
+                "name": name,
+                "description": "...",
+                "direction": example.msg.direction(),
+                "message": message,
+                "fields": fields,
+                "hex": hex(&example.msg.encode()),
+            });
+            if matches!(example.msg, Msg::Response(Response::File(_))) {
+                vector["file_bytes"] = json!(hex(example.file_bytes));
+            }
+            problems.push(format!(
+                "no docs/vectors/{name}.json; write it:\n{}",
+                serde_json::to_string_pretty(&vector).unwrap()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn every_message_tag_and_error_code_has_a_vector() {
+    let mut request_tags = BTreeSet::new();
+    let mut response_tags = BTreeSet::new();
+    let mut error_codes = BTreeSet::new();
+    for example in examples().values() {
+        let frame = example.msg.encode();
+        let tag = u32::from_be_bytes(frame[10..14].try_into().unwrap());
+        match &example.msg {
+            Msg::Request(_) => request_tags.insert(tag),
+            Msg::Response(r) => {
+                if let Response::Error(e) = r {
+                    error_codes.insert(u32::from(e.kind));
+                }
+                response_tags.insert(tag)
+            }
+        };
+    }
+    use proto::message::Message;
+    let want_requests: BTreeSet<u32> = (0..Request::TAG_COUNT).collect();
+    let want_responses: BTreeSet<u32> = (0..Response::TAG_COUNT).collect();
+    // The codes this version defines: from 0 up to the first it does not.
+    let want_codes: BTreeSet<u32> = (0..)
+        .take_while(|&c| !matches!(ErrorKind::from(c), ErrorKind::Other(_)))
+        .collect();
+    assert_eq!(
+        request_tags, want_requests,
+        "every request tag needs a vector"
     );
-    ex.insert("unregistered-response", response(Response::Unregistered));
-    ex.insert(
-        "unknown-tag-response",
-        response(Response::error(
-            ErrorKind::BadRequest,
-            ProtoError::UnknownTag(5).to_string(),
-        )),
+    assert_eq!(
+        response_tags, want_responses,
+        "every response tag needs a vector"
     );
-    ex
+    assert!(
+        want_codes.is_subset(&error_codes),
+        "every error code needs a vector: have {error_codes:?}, want {want_codes:?}"
+    );
+}
+
+#[test]
+fn every_malformed_vector_fails_with_the_error_it_names() {
+    let files: BTreeMap<String, Malformed> = json_files(&docs("vectors/malformed"));
+    let errors = decoding_errors();
+    let mut used = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (stem, v) in &files {
+        if &v.name != stem {
+            problems.push(format!("malformed/{stem}.json: its name is {:?}", v.name));
+        }
+        if !stem.ends_with(&format!("-{}", v.direction)) {
+            problems.push(format!(
+                "malformed/{stem}.json: the name must end in -{}",
+                v.direction
+            ));
+        }
+        let Some(is_it) = errors.get(v.error.as_str()) else {
+            problems.push(format!(
+                "malformed/{stem}.json: {:?} is not an error name of docs/PROTOCOL.md \
+                 (add it to decoding_errors())",
+                v.error
+            ));
+            continue;
+        };
+        used.insert(v.error.as_str());
+        if v.direction != "request" && v.direction != "response" {
+            problems.push(format!(
+                "malformed/{stem}.json: direction {:?}",
+                v.direction
+            ));
+            continue;
+        }
+        let bytes = unhex(stem, &v.hex);
+        match Msg::read(&v.direction, &mut &bytes[..]) {
+            Err(e) if is_it(&e) => {}
+            other => problems.push(format!(
+                "malformed/{stem}.json should fail with {:?}, got {other:?}",
+                v.error
+            )),
+        }
+    }
+    for name in errors.keys() {
+        if !used.contains(name) {
+            problems.push(format!("no malformed vector fails with {name:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn hex_dumps_in_protocol_md_are_vectors() {
+    let path = docs("PROTOCOL.md");
+    let doc = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let blocks = parse_blocks(&doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let examples = examples();
+    let malformed: BTreeMap<String, Malformed> = json_files(&docs("vectors/malformed"));
+    assert!(!blocks.is_empty(), "no hex blocks found");
+
+    let mut problems = Vec::new();
+    for block in &blocks {
+        let expected = match block.id.strip_prefix("malformed/") {
+            Some(name) => malformed.get(name).map(|m| unhex(name, &m.hex)),
+            None => examples.get(block.id.as_str()).map(wire_of),
+        };
+        let Some(expected) = expected else {
+            problems.push(format!(
+                "block {:?} at line {} names no vector in docs/vectors/",
+                block.id, block.line
+            ));
+            continue;
+        };
+        if block.bytes != expected {
+            let at = block
+                .bytes
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(block.bytes.len().min(expected.len()));
+            problems.push(format!(
+                "block {:?} at line {} differs from the vector at byte {at} \
+                 (document has {} bytes, vector {})\n--- document:\n{}--- vector:\n{}",
+                block.id,
+                block.line,
+                block.bytes.len(),
+                expected.len(),
+                dump(&block.bytes),
+                dump(&expected)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} does not match the vectors:\n\n{}",
+        path.display(),
+        problems.join("\n\n")
+    );
 }
 
 /// One `hex id=...` block of the document.
@@ -183,8 +764,11 @@ struct Block {
     bytes: Vec<u8>,
 }
 
-fn doc_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/PROTOCOL.md");
+/// A path under the workspace's docs/ directory.
+fn docs(rel: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(rel);
     path.canonicalize().unwrap_or(path)
 }
 
@@ -261,101 +845,6 @@ fn dump(bytes: &[u8]) -> String {
         writeln!(out, "{}", line.join(" ")).unwrap();
     }
     out
-}
-
-fn expected_bytes(example: &Example) -> Vec<u8> {
-    let mut bytes = example.frame.clone();
-    bytes.extend_from_slice(example.raw_after);
-    bytes
-}
-
-#[test]
-fn hex_dumps_in_protocol_md_are_the_real_bytes() {
-    let path = doc_path();
-    let doc = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let blocks = parse_blocks(&doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let examples = examples();
-
-    let mut problems = Vec::new();
-    let mut seen = BTreeMap::new();
-    for block in &blocks {
-        if let Some(first) = seen.insert(block.id.as_str(), block.line) {
-            problems.push(format!(
-                "block {:?} at line {} repeats the id of the block at line {first}",
-                block.id, block.line
-            ));
-            continue;
-        }
-        let Some(example) = examples.get(block.id.as_str()) else {
-            problems.push(format!(
-                "block {:?} at line {} has no value in tests/protocol_doc.rs (extra block)",
-                block.id, block.line
-            ));
-            continue;
-        };
-        let expected = expected_bytes(example);
-        if block.bytes != expected {
-            let at = block
-                .bytes
-                .iter()
-                .zip(&expected)
-                .position(|(a, b)| a != b)
-                .unwrap_or(block.bytes.len().min(expected.len()));
-            problems.push(format!(
-                "block {:?} at line {} differs from the encoder at byte {at} \
-                 (document has {} bytes, encoder {})\n--- document:\n{}--- encoder:\n{}",
-                block.id,
-                block.line,
-                block.bytes.len(),
-                expected.len(),
-                dump(&block.bytes),
-                dump(&expected)
-            ));
-        }
-    }
-    for (id, example) in &examples {
-        if !seen.contains_key(id) {
-            problems.push(format!(
-                "no block ```hex id={id}``` in the document; the encoder gives:\n{}",
-                dump(&expected_bytes(example))
-            ));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "{} does not match the code:\n\n{}",
-        path.display(),
-        problems.join("\n\n")
-    );
-}
-
-#[test]
-fn every_documented_example_decodes_back_to_its_value() {
-    // The table above is only useful if its frames are valid messages: a
-    // request example must read back as a request, a response as a response.
-    for (id, example) in examples() {
-        let wire = expected_bytes(&example);
-        let mut reader = &wire[..];
-        if id.ends_with("-request") {
-            let msg: Request = frame::read(&mut reader).unwrap_or_else(|e| panic!("{id}: {e}"));
-            assert_eq!(frame::encode(&msg).unwrap(), example.frame, "{id}");
-        } else {
-            assert!(
-                id.ends_with("-response"),
-                "id {id:?} ends in neither -request nor -response"
-            );
-            let msg: Response = frame::read(&mut reader).unwrap_or_else(|e| panic!("{id}: {e}"));
-            assert_eq!(frame::encode(&msg).unwrap(), example.frame, "{id}");
-            if let Response::File(header) = msg {
-                assert_eq!(reader.len() as u64, header.body_len(), "{id}");
-            }
-        }
-        assert_eq!(
-            reader, example.raw_after,
-            "{id}: only the raw file bytes may follow the frame"
-        );
-    }
 }
 
 #[test]

@@ -99,12 +99,19 @@ pub fn serve(
         addr: node,
         ttl_secs: registry.ttl_secs(),
     });
-    match registry.register_as(node, NodeMode::Relayed, Instant::now()) {
+    match registry.register_as(node, node.ip(), NodeMode::Relayed, Instant::now()) {
         Ok(_) => {}
-        Err(registry::TableFull) => {
-            tracing::warn!("relayed node {node} refused: table full");
-            let refusal = Response::error(ErrorKind::Busy, "relay table is full");
-            return frame::write(&mut *lock(&writer), &refusal);
+        Err(refused) => {
+            let why = match refused {
+                registry::Refused::TooManyFromSource { limit } => format!(
+                    "too many nodes registered from {} (limit {limit} per address, \
+                     relay --max-nodes-per-ip)",
+                    node.ip()
+                ),
+                registry::Refused::TableFull => "relay table is full".to_string(),
+            };
+            tracing::warn!("relayed node {node} refused: {why}");
+            return frame::write(&mut *lock(&writer), &Response::error(ErrorKind::Busy, why));
         }
     }
     let id = controls.attach(node, Arc::clone(&writer));
@@ -146,10 +153,10 @@ fn keep(
         match frame::read::<Request>(&mut &*stream) {
             Ok(Request::Keepalive) => {
                 if registry
-                    .register_as(node, NodeMode::Relayed, Instant::now())
+                    .register_as(node, node.ip(), NodeMode::Relayed, Instant::now())
                     .is_err()
                 {
-                    return "relay table is full".into();
+                    return "no room left in the relay's table".into();
                 }
                 tracing::debug!("node refreshed: {node}, relayed");
                 if let Err(e) = frame::write(&mut *lock(writer), registered) {

@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
+//!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
 //! - [`service`]: how each request is answered, and who may register as what.
 //! - [`dialback`]: the check that a registering node can be reached at the
@@ -28,7 +29,7 @@ use anyhow::Context;
 use proto::server::{Server, ServerConfig};
 
 pub use circuit::CircuitLimits;
-pub use registry::Registry;
+pub use registry::{Limits, Registry};
 pub use service::{Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
@@ -42,6 +43,8 @@ pub struct RelayConfig {
     pub bind: Option<IpAddr>,
     pub port: u16,
     pub ttl: Duration,
+    /// Entries one source IP address may hold in the table.
+    pub max_nodes_per_ip: usize,
     pub policy: Policy,
     pub server: ServerConfig,
     /// None with `--no-relaying`: registrations are listed without
@@ -57,9 +60,21 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         config.ttl
     );
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
-    let registry = Registry::new(config.ttl);
+    anyhow::ensure!(
+        config.max_nodes_per_ip >= 1,
+        "--max-nodes-per-ip must be at least 1"
+    );
+    let limits = Limits {
+        per_source: config.max_nodes_per_ip,
+        ..Limits::default()
+    };
+    let registry = Registry::new(config.ttl, limits);
     spawn_expiry(registry.clone())?;
-    tracing::info!("listening on {local} (ttl {}s)", config.ttl.as_secs_f64());
+    tracing::info!(
+        "listening on {local} (ttl {}s, at most {} nodes per address)",
+        config.ttl.as_secs_f64(),
+        limits.per_source
+    );
     let mut service = RelayService::new(registry, config.policy);
     match config.relaying {
         Some(limits) => {
@@ -79,14 +94,13 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
 /// each expiry when it happens.
 fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
     let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-    thread::Builder::new()
-        .name("expiry".into())
-        .spawn(move || {
-            loop {
-                thread::sleep(period);
-                service::log_expired(&registry.expire(Instant::now()));
-            }
-        })
-        .context("could not start the expiry thread")?;
+    // Without it the table would only shrink when someone asks for the list.
+    proto::crucial::spawn("expiry", move || {
+        loop {
+            thread::sleep(period);
+            service::log_expired(&registry.expire(Instant::now()));
+        }
+    })
+    .context("could not start the expiry thread")?;
     Ok(())
 }

@@ -26,6 +26,12 @@ struct Cli {
     /// the address the relay sees (only behind port forwarding you control).
     #[arg(long)]
     trust_advertised: bool,
+    /// Nodes one IP address may register (at least 1). Past it that address
+    /// gets `busy`; a full table still takes a node from an address that
+    /// holds fewer (docs/SECURITY.md).
+    #[arg(long, value_name = "N", default_value_t = relay::registry::DEFAULT_MAX_NODES_PER_IP,
+          value_parser = parse_at_least_one)]
+    max_nodes_per_ip: usize,
     /// Secret that nodes must present to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -67,6 +73,14 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+/// A count of at least 1.
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a number of at least 1")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::INFO);
@@ -74,6 +88,7 @@ fn main() -> ExitCode {
         bind: cli.bind,
         port: cli.port,
         ttl: cli.ttl,
+        max_nodes_per_ip: cli.max_nodes_per_ip,
         policy: relay::Policy {
             token: cli.token.filter(|t| !t.is_empty()),
             trust_advertised: cli.trust_advertised,

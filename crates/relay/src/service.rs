@@ -4,9 +4,10 @@
 //! refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use proto::server::{Handler, Reply};
+use proto::server::{Handler, Reply, Throttle};
 use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
 
 use crate::circuit::{self, Circuits};
@@ -27,6 +28,9 @@ pub struct Policy {
 pub struct RelayService {
     registry: Registry,
     policy: Policy,
+    /// Refused registrations, logged at most once a second: a flood of
+    /// them must not become a flood of log lines.
+    refusals: Mutex<Throttle>,
     /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
     relaying: Option<Relaying>,
 }
@@ -48,6 +52,7 @@ impl RelayService {
         RelayService {
             registry,
             policy,
+            refusals: Mutex::default(),
             relaying: None,
         }
     }
@@ -114,8 +119,14 @@ impl RelayService {
                 ),
             );
         }
-        let joined = match self.registry.register(addr, Instant::now()) {
-            Ok(registry::Registered::Joined) => {
+        let joined = match self.registry.register(addr, seen, Instant::now()) {
+            Ok(registry::Registered::Joined { evicted }) => {
+                if let Some(gone) = evicted {
+                    tracing::warn!(
+                        "node evicted: {gone}, to make room for {addr} in the full table \
+                         (its address held the most entries)"
+                    );
+                }
                 tracing::info!("node joined: {addr} ({} active)", self.registry.len());
                 true
             }
@@ -123,10 +134,7 @@ impl RelayService {
                 tracing::debug!("node refreshed: {addr}");
                 false
             }
-            Err(registry::TableFull) => {
-                tracing::warn!("node {addr} refused: table full");
-                return Response::error(ErrorKind::Busy, "relay table is full");
-            }
+            Err(refused) => return self.refuse(addr, seen, refused),
         };
         if let Some(adv) = ignored {
             // Once per join, not on every heartbeat.
@@ -145,6 +153,30 @@ impl RelayService {
             addr,
             ttl_secs: self.registry.ttl_secs(),
         })
+    }
+
+    /// The answer to a registration the table has no room for, logged
+    /// at most once a second with a count.
+    fn refuse(&self, addr: SocketAddr, seen: IpAddr, refused: registry::Refused) -> Response {
+        let why = match refused {
+            registry::Refused::TooManyFromSource { limit } => format!(
+                "too many nodes registered from {seen} (limit {limit} per address, \
+                 relay --max-nodes-per-ip)"
+            ),
+            registry::Refused::TableFull => format!(
+                "relay table is full ({} nodes) and no address holds more entries than {seen}",
+                self.registry.len()
+            ),
+        };
+        let due = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note();
+        if let Some(n) = due {
+            tracing::warn!("refused {n} registration(s); latest: node {addr}: {why}");
+        }
+        Response::error(ErrorKind::Busy, why)
     }
 
     fn unregister(&self, reg: Registration, seen: IpAddr) -> Response {
@@ -259,7 +291,8 @@ mod tests {
             token: None,
             trust_advertised,
         };
-        RelayService::new(Registry::new(std::time::Duration::from_secs(30)), policy)
+        let registry = Registry::new(std::time::Duration::from_secs(30), Default::default());
+        RelayService::new(registry, policy)
     }
 
     #[test]

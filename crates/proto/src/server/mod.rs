@@ -18,7 +18,6 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, SyncSender};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use admission::Admission;
@@ -346,28 +345,26 @@ const REFUSED_QUEUE: usize = 1024;
 /// One thread that closes refused connections gracefully, one at a time.
 fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
     let (tx, rx) = mpsc::sync_channel::<TcpStream>(REFUSED_QUEUE);
-    thread::Builder::new()
-        .name("closer".into())
-        .spawn(move || {
-            for stream in rx {
-                let _ = stream.set_nonblocking(false);
-                close_gracefully(stream, Duration::from_millis(100));
-            }
-        })?;
+    crate::crucial::spawn("closer", move || {
+        for stream in rx {
+            let _ = stream.set_nonblocking(false);
+            close_gracefully(stream, Duration::from_millis(100));
+        }
+    })?;
     Ok(tx)
 }
 
 /// Lets a repeated event be logged at most once a second, with a count, so a
 /// flood does not become a flood of log lines.
-#[derive(Default)]
-struct Throttle {
+#[derive(Debug, Default)]
+pub struct Throttle {
     since_last: usize,
     last: Option<Instant>,
 }
 
 impl Throttle {
     /// Counts one event; returns how many to report when a line is due.
-    fn note(&mut self) -> Option<usize> {
+    pub fn note(&mut self) -> Option<usize> {
         self.since_last += 1;
         let now = Instant::now();
         if self
