@@ -14,6 +14,8 @@
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
+//! - [`relayed`]: section 6, a fetch through the relay versus direct, the
+//!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
 //! - [`report`]: medians and the Markdown table.
 
 mod load;
@@ -21,6 +23,7 @@ mod lookup;
 mod procs;
 mod raw;
 mod relay;
+mod relayed;
 mod report;
 mod transfer;
 
@@ -36,7 +39,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, relayed
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -58,7 +61,7 @@ pub struct Settings {
     pub scale_nodes: usize,
 }
 
-const SECTIONS: [&str; 4] = ["transfer", "relay", "lookup", "scale"];
+const SECTIONS: [&str; 5] = ["transfer", "relay", "lookup", "scale", "relayed"];
 
 struct Args {
     quick: bool,
@@ -152,6 +155,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "relayed" => relayed::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

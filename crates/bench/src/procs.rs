@@ -95,6 +95,10 @@ pub struct Proc {
 }
 
 impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `cmd` with stderr going to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Proc, String> {
         let stderr =
