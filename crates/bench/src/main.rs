@@ -9,6 +9,8 @@
 //!   the raw floor, and the peak memory of both.
 //! - [`raw`]: that floor: a sendfile server and a read-until-EOF receiver,
 //!   this binary re-executed in hidden modes.
+//! - [`nginx`]: the transfer's second baseline, nginx + curl, when both
+//!   are installed.
 //! - [`load`]: the load generator, the bare baseline server, fake
 //!   registrations from loopback addresses.
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
@@ -20,6 +22,7 @@
 
 mod load;
 mod lookup;
+mod nginx;
 mod procs;
 mod raw;
 mod relay;

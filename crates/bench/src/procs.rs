@@ -140,6 +140,19 @@ impl Proc {
         }
     }
 
+    /// Fails with the log if the process has exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}):\n{}",
+                self.name,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            )),
+            Err(e) => Err(format!("cannot wait for {}: {e}", self.name)),
+        }
+    }
+
     /// The address printed after `marker` on the first line containing it.
     pub fn wait_for_addr(&mut self, marker: &str) -> Result<SocketAddr, String> {
         let line = self.wait_for(marker)?;

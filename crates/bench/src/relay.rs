@@ -56,7 +56,7 @@ pub fn throughput(s: &Settings, table: &mut Table) -> Result<(), String> {
                 figures.push(load.per_sec());
             }
         }
-        show_runs(&ours, &base);
+        show_runs("requests/s, ours/bare", &ours, &base);
         let (o, b) = (median(&ours), median(&base));
         table.add(Row {
             what: format!(
