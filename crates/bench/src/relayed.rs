@@ -77,7 +77,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
             .map(|t| len as f64 / f64::from(1u32 << 20) / t)
             .collect()
     };
-    show_runs(&mibs(&through), &mibs(&direct));
+    show_runs("MiB/s, relayed/direct", &mibs(&through), &mibs(&direct));
     let (t, d) = (median(&through), median(&direct));
     let ratio = t / d;
     table.add(Row {
