@@ -11,14 +11,13 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Proc, READY, Relay};
+use harness::{AnyoneBin, Node, Proc, READY, Relay};
 use proto::exchange::{self, Connection, Timeouts};
 use proto::{
     ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, Registration, Request, Response,
@@ -131,61 +130,6 @@ fn get(node: SocketAddr, name: &str) -> Result<Vec<u8>, String> {
         Ok(other) => Err(format!("{other:?}")),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// A TCP connection to `to` from the address `from` (any port), with the
-/// receive buffer capped at `rcvbuf` bytes when given. std cannot bind a
-/// client socket before connecting, so this speaks to libc directly.
-fn connect(from: Option<Ipv4Addr>, to: SocketAddr, rcvbuf: Option<i32>) -> io::Result<TcpStream> {
-    let SocketAddr::V4(to) = to else {
-        panic!("{to} is not IPv4")
-    };
-    let check = |ret: libc::c_int| {
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(ret)
-        }
-    };
-    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor that `stream` owns from the
-    // start (so it is closed on every error path); each pointer passed
-    // points to a live local of the size passed with it.
-    unsafe {
-        let fd = check(libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?;
-        let stream = TcpStream::from_raw_fd(fd);
-        if let Some(size) = rcvbuf {
-            check(libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw const size).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            ))?;
-        }
-        if let Some(ip) = from {
-            let local = sockaddr(ip, 0);
-            check(libc::bind(fd, (&raw const local).cast(), len))?;
-        }
-        let remote = sockaddr(*to.ip(), to.port());
-        check(libc::connect(fd, (&raw const remote).cast(), len))?;
-        Ok(stream)
-    }
-}
-
-fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data, for which all zeroes is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = port.to_be();
-    sa.sin_addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    sa
 }
 
 // ---------------------------------------------------------------------------
@@ -538,15 +482,22 @@ fn bad_magic_gets_no_answer_and_a_clean_close_after_a_drain() {
 // Names a node must refuse, and files it cannot serve.
 
 /// Starts a node over `dir`; as root, as the unprivileged user `nobody`
-/// (uid 65534), so that file permissions apply to it.
-fn start_unprivileged_node(relay: &Relay, dir: &Path) -> Node {
-    Node::spawn_with("127.0.0.1", relay.port(), dir, &[], |cmd| {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            cmd.uid(65534).gid(65534);
-        }
-    })
-    .until_registered()
+/// (uid 65534), so that file permissions apply to it. `nobody` runs a copy
+/// of the binary from a temp dir anyone may enter, with `dir` as its working
+/// directory: the checkout (and target/) may be where `nobody` cannot go,
+/// such as a clone in /root. The copy is returned to be kept until the end.
+fn start_unprivileged_node(relay: &Relay, dir: &Path) -> (Node, Option<AnyoneBin>) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let node = Node::spawn_with("127.0.0.1", relay.port(), dir, &[], |_| {});
+        return (node.until_registered(), None);
+    }
+    let program = AnyoneBin::copy("peer-node");
+    harness::assert_anyone_can_reach(&dir.join("hello.txt"));
+    let node = Node::spawn_program(&program.path, "127.0.0.1", relay.port(), dir, &[], |cmd| {
+        cmd.uid(65534).gid(65534).current_dir(dir);
+    });
+    (node.until_registered(), Some(program))
 }
 
 /// A shared directory with every kind of thing a node must not serve, and
@@ -578,7 +529,7 @@ fn bad_names_and_unservable_files_are_refused_and_service_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = hostile_share(tmp.path());
     let relay = Relay::start(&[]);
-    let node = start_unprivileged_node(&relay, &dir);
+    let (node, _program) = start_unprivileged_node(&relay, &dir);
     let addr = loopback(&node);
     use ErrorKind::*;
     use Expect::Error;
@@ -853,7 +804,7 @@ fn a_file_that_shrinks_during_the_transfer_ends_short_and_the_node_goes_on() {
 /// Returns the stream, its local address (to find the node's log line) and
 /// the header.
 fn start_slow_download(addr: SocketAddr, name: &str) -> (TcpStream, SocketAddr, proto::FileHeader) {
-    let mut stream = connect(None, addr, Some(64 * 1024)).unwrap();
+    let mut stream = harness::connect_from(None, addr, Some(64 * 1024)).unwrap();
     stream.set_read_timeout(Some(HANG)).unwrap();
     let local = stream.local_addr().unwrap();
     let request = Request::GetFile(FileRequest {
@@ -1006,7 +957,8 @@ struct Held {
 
 impl Held {
     fn open(from: Option<Ipv4Addr>, to: SocketAddr) -> Held {
-        let stream = connect(from, to, None).unwrap_or_else(|e| panic!("connect to {to}: {e}"));
+        let stream = harness::connect_from(from, to, None)
+            .unwrap_or_else(|e| panic!("connect to {to}: {e}"));
         stream.set_nonblocking(true).unwrap();
         Held {
             stream,

@@ -3,8 +3,11 @@
 //! for readiness by reading their output (never by sleeping), gives each test
 //! its own temp dir, and kills every child on drop, also when a test panics.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+pub mod netns;
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -54,6 +57,56 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A copy of one of the workspace's binaries that any user may run: for a
+/// test that runs it as another user (as root, `nobody`, so that file
+/// permissions apply). The build's own `target/` can sit where only its
+/// owner may enter (a clone in /root, mode 0700), so the copy lives in a
+/// temp dir of its own, mode 0755, removed on drop.
+pub struct AnyoneBin {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl AnyoneBin {
+    pub fn copy(name: &str) -> AnyoneBin {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("p2p-bin-")
+            .tempdir()
+            .expect("temp dir for a binary");
+        let public = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), public.clone()).unwrap();
+        let path = dir.path().join(name);
+        std::fs::copy(bin(name), &path)
+            .unwrap_or_else(|e| panic!("cannot copy {name} to {}: {e}", path.display()));
+        std::fs::set_permissions(&path, public).unwrap();
+        assert_anyone_can_reach(&path);
+        AnyoneBin { path, _dir: dir }
+    }
+}
+
+/// Panics, naming the directory, unless every directory above `path` lets
+/// any user through (others may search it): otherwise another user cannot
+/// start or open `path`, and the test would fail with a bare "Permission
+/// denied".
+pub fn assert_anyone_can_reach(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in path.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} is mode {:o}: another user cannot reach {} (set TMPDIR to a directory anyone \
+             may enter, such as /tmp)",
+            dir.display(),
+            mode & 0o7777,
+            path.display()
+        );
+    }
+}
+
 /// Lines a child wrote, shared with the thread that reads them.
 #[derive(Default)]
 struct Captured {
@@ -62,18 +115,30 @@ struct Captured {
 }
 
 impl Captured {
+    /// Reads lines from `stream` until its end or, with `stop_after`, until
+    /// a line containing that text; then drops `stream` (its read end).
     fn spawn_reader(
         self: &Arc<Self>,
         stream: impl Read + Send + 'static,
+        stop_after: Option<String>,
     ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let piece = String::from_utf8_lossy(&line);
+                let stop = stop_after.as_deref().is_some_and(|s| piece.contains(s));
                 let mut text = me.text.lock().unwrap();
-                text.push_str(&String::from_utf8_lossy(&line));
+                text.push_str(&piece);
+                if stop {
+                    text.push_str("(here the test closed the read end of stderr)\n");
+                }
                 me.grew.notify_all();
+                if stop {
+                    return;
+                }
+                drop(text);
                 line.clear();
             }
         })
@@ -114,7 +179,19 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stderr captured and stdin, stdout discarded.
-    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+    pub fn spawn(name: &str, cmd: Command) -> Proc {
+        Proc::spawn_reading(name, cmd, None)
+    }
+
+    /// Like [`Proc::spawn`], but stops reading stderr after the first line
+    /// containing `last` and closes the pipe's read end, as `2>&1 | head -1`
+    /// or a log reader that died would: from then on every write the child
+    /// makes to stderr fails with EPIPE. Its log ends at that line.
+    pub fn spawn_then_close_stderr(name: &str, cmd: Command, last: &str) -> Proc {
+        Proc::spawn_reading(name, cmd, Some(last.to_string()))
+    }
+
+    fn spawn_reading(name: &str, mut cmd: Command, stop_after: Option<String>) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -122,7 +199,7 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stderr = Arc::new(Captured::default());
-        stderr.spawn_reader(child.stderr.take().unwrap());
+        stderr.spawn_reader(child.stderr.take().unwrap(), stop_after);
         Proc {
             name: name.to_string(),
             child: Some(child),
@@ -304,7 +381,20 @@ impl Node {
         args: &[&str],
         adjust: impl FnOnce(&mut Command),
     ) -> Node {
-        let mut cmd = Command::new(bin("peer-node"));
+        Node::spawn_program(&bin("peer-node"), relay_host, relay_port, dir, args, adjust)
+    }
+
+    /// Like [`Node::spawn_with`], running `program` (a copy of peer-node,
+    /// such as an [`AnyoneBin`]).
+    pub fn spawn_program(
+        program: &Path,
+        relay_host: &str,
+        relay_port: u16,
+        dir: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Node {
+        let mut cmd = Command::new(program);
         cmd.arg(relay_host)
             .arg(relay_port.to_string())
             .arg(dir)
@@ -500,4 +590,156 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
+}
+
+/// A client whose stdout is read only as the test asks, so that a transfer
+/// can be held in the middle (the client blocks on a full pipe, and the
+/// node and any relay between them on full socket buffers). Killed on drop.
+pub struct Held {
+    child: Option<Child>,
+    stdout: std::process::ChildStdout,
+    stderr: Option<thread::JoinHandle<String>>,
+    /// What was read from its stdout so far.
+    pub got: Vec<u8>,
+}
+
+/// Starts `cmd` with stdin closed and stdout held (see [`Held`]).
+pub fn start_held(mut cmd: Command) -> Held {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start the client");
+    let stdout = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    Held {
+        child: Some(child),
+        stdout,
+        stderr: Some(stderr),
+        got: Vec::new(),
+    }
+}
+
+impl Held {
+    /// Reads until at least `n` bytes came in all (or stdout ended; the
+    /// client's own timeouts bound how long that takes).
+    pub fn read_at_least(&mut self, n: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.got.len() < n {
+            match self.stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => self.got.extend_from_slice(&buf[..k]),
+            }
+        }
+    }
+
+    /// Reads the rest and waits for the exit, at most `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let mut rest = Vec::new();
+        let _ = self.stdout.read_to_end(&mut rest);
+        self.got.extend_from_slice(&rest);
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        Run {
+            status,
+            stdout: std::mem::take(&mut self.got),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP connection to `to` from the address `from` (any port: 127/8 is
+/// all loopback, so a test can be many hosts), with the receive buffer
+/// capped at `rcvbuf` bytes when given. std cannot bind a client socket
+/// before connecting, so this speaks to libc directly.
+pub fn connect_from(
+    from: Option<Ipv4Addr>,
+    to: SocketAddr,
+    rcvbuf: Option<i32>,
+) -> io::Result<TcpStream> {
+    let SocketAddr::V4(to) = to else {
+        panic!("{to} is not IPv4")
+    };
+    let check = |ret: libc::c_int| {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    };
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor that `stream` owns from the
+    // start (so it is closed on every error path); each pointer passed
+    // points to a live local of the size passed with it.
+    unsafe {
+        let fd = check(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))?;
+        let stream = TcpStream::from_raw_fd(fd);
+        if let Some(size) = rcvbuf {
+            check(libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw const size).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            ))?;
+        }
+        if let Some(ip) = from {
+            // Without this, bind picks a port before it knows the
+            // destination, and one source address runs out of ports after
+            // some 28 000 connections.
+            let one: libc::c_int = 1;
+            check(libc::setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            ))?;
+            let local = sockaddr(ip, 0);
+            check(libc::bind(fd, (&raw const local).cast(), len))?;
+        }
+        let remote = sockaddr(*to.ip(), to.port());
+        check(libc::connect(fd, (&raw const remote).cast(), len))?;
+        Ok(stream)
+    }
+}
+
+fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain old data, for which all zeroes is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = port.to_be();
+    sa.sin_addr = libc::in_addr {
+        s_addr: u32::from(ip).to_be(),
+    };
+    sa
 }

@@ -32,7 +32,10 @@ const THREADS: usize = 8;
 
 pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let (n, files) = (s.index_nodes, s.index_files);
-    let (mut relay_proc, relay) = procs::start_relay(&s.bins, s.tmp.join("index-relay.log"))?;
+    // Nothing listens at the fake nodes' addresses: dial-back would refuse
+    // every one of them.
+    let (mut relay_proc, relay) =
+        procs::start_relay_with(&s.bins, s.tmp.join("index-relay.log"), &["--no-relaying"])?;
     let SocketAddr::V4(relay_v4) = relay else {
         return Err("the relay must listen on IPv4 loopback".into());
     };

@@ -1,7 +1,9 @@
 //! The load generator and the bare baseline server it is pointed at, and
 //! fake registrations: Register requests sent from loopback addresses
-//! (127.0.1.x, any of 127/8 works without configuration) with made-up ports,
-//! since the relay lists the IP it sees and the port a node announces.
+//! (127.1.y.z, any of 127/8 works without configuration) with made-up ports,
+//! since the relay lists the IP it sees and the port a node announces. Each
+//! address registers only as many nodes as the relay allows one address by
+//! default, so 100 000 fake nodes come from 6 250 addresses.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -13,9 +15,14 @@ use std::time::{Duration, Instant};
 
 use proto::{Registration, Request, Response, frame};
 
-/// Fake nodes announced from one source IP (ports FIRST_PORT..).
-const PORTS_PER_IP: usize = 10_000;
+/// Fake nodes announced from one source IP (ports FIRST_PORT..): the
+/// relay's default cap per address (`relay --max-nodes-per-ip`).
+const PORTS_PER_IP: usize = relay::registry::DEFAULT_MAX_NODES_PER_IP;
 const FIRST_PORT: usize = 10_000;
+
+/// Last octets used for source addresses: 1 to 254 (no .0 or .255, which
+/// look like network and broadcast addresses to anyone reading a log).
+const HOSTS_PER_BLOCK: usize = 254;
 
 /// The hidden modes for profiling a running relay (docs/BENCHMARKS.md):
 /// `__list-load ADDR SECS [CLIENTS]` sends list requests for SECS seconds,
@@ -221,8 +228,8 @@ pub fn list_request() -> Vec<u8> {
 }
 
 /// Registers `count` fake nodes from `threads` threads, one connection per
-/// registration (as nodes do). Node `i` is 127.0.1.(1 + i / 10000) with
-/// port 10000 + i % 10000.
+/// registration (as nodes do). Node `i` comes from [`fake_source`]`(i)`
+/// with port 10000 + i % [`PORTS_PER_IP`].
 pub fn register_fake_nodes(
     relay: SocketAddr,
     count: usize,
@@ -249,10 +256,25 @@ pub fn register_fake_nodes(
     Ok(start.elapsed())
 }
 
+/// How many source addresses `count` fake nodes come from.
+pub fn fake_sources(count: usize) -> usize {
+    count.div_ceil(PORTS_PER_IP)
+}
+
+/// The source address of fake node `i`: 127.1.0.1, 127.1.0.2, ...
+/// 127.1.0.254, 127.1.1.1, ..., [`PORTS_PER_IP`] nodes each.
+fn fake_source(i: usize) -> Result<Ipv4Addr, String> {
+    let k = i / PORTS_PER_IP;
+    let host = u8::try_from(1 + k % HOSTS_PER_BLOCK).expect("under 255");
+    let block = k / HOSTS_PER_BLOCK;
+    let (Ok(hi), Ok(lo)) = (u8::try_from(1 + block / 256), u8::try_from(block % 256)) else {
+        return Err("too many fake nodes for 127/8".into());
+    };
+    Ok(Ipv4Addr::new(127, hi, lo, host))
+}
+
 fn register_one(relay: SocketAddrV4, i: usize) -> Result<(), String> {
-    let ip_index =
-        u8::try_from(1 + i / PORTS_PER_IP).map_err(|_| "too many fake nodes".to_string())?;
-    let src = Ipv4Addr::new(127, 0, 1, ip_index);
+    let src = fake_source(i)?;
     let port = u16::try_from(FIRST_PORT + i % PORTS_PER_IP).expect("ports fit");
     let request = Request::Register(Registration {
         port,

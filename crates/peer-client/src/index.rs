@@ -8,7 +8,11 @@
 //! falls back to asking nodes in turn.
 
 use proto::exchange;
-use proto::{ContentHash, ErrorKind, Holder, HolderList, NodeEntry, ProtoError, Request, Response};
+use std::net::SocketAddr;
+
+use proto::{
+    ContentHash, ErrorKind, Holder, HolderList, NodeInfo, NodeMode, ProtoError, Request, Response,
+};
 use proto::{SearchQuery, SearchResults, Target};
 
 use crate::lookup::{Relay, response_name};
@@ -81,15 +85,17 @@ pub fn search(relay: &Relay, text: &str, limit: u32) -> anyhow::Result<Option<Se
 pub struct Plan {
     pub hash: ContentHash,
     pub size: u64,
-    pub nodes: Vec<NodeEntry>,
+    pub nodes: Vec<NodeInfo>,
     /// The other contents held under the name, in the order of their first
     /// holder: hash, size, holders.
-    pub others: Vec<(ContentHash, u64, Vec<NodeEntry>)>,
+    pub others: Vec<(ContentHash, u64, Vec<NodeInfo>)>,
 }
 
 impl Plan {
-    /// None when nobody holds it.
-    pub fn of(holders: &[Holder]) -> Option<Plan> {
+    /// None when nobody holds it. `mode_of` says how each holder is reached
+    /// (directly, or through a circuit at the relay): a holder entry names
+    /// a node by the address it is listed under, as the long node list does.
+    pub fn of(holders: &[Holder], mode_of: impl Fn(SocketAddr) -> NodeMode) -> Option<Plan> {
         let first = holders.first()?;
         let mut plan = Plan {
             hash: first.hash,
@@ -98,9 +104,10 @@ impl Plan {
             others: Vec::new(),
         };
         for h in holders {
-            let node = NodeEntry {
+            let node = NodeInfo {
                 addr: h.addr,
                 age_secs: 0,
+                mode: mode_of(h.addr),
             };
             if h.hash == first.hash {
                 plan.nodes.push(node);
@@ -144,7 +151,7 @@ mod tests {
 
     fn holder(port: u16, h: u8) -> Holder {
         Holder {
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
             name: "a".into(),
             size: u64::from(h),
             hash: ContentHash([h; 32]),
@@ -153,11 +160,19 @@ mod tests {
 
     #[test]
     fn the_earliest_holders_version_wins_and_others_are_named() {
-        assert_eq!(Plan::of(&[]), None);
-        let plan = Plan::of(&[holder(1, 2), holder(2, 3), holder(3, 2), holder(4, 3)]).unwrap();
+        let direct = |_| NodeMode::Direct;
+        assert_eq!(Plan::of(&[], direct), None);
+        let relayed_3 = |a: SocketAddr| match a.port() {
+            3 => NodeMode::Relayed,
+            _ => NodeMode::Direct,
+        };
+        let holders = [holder(1, 2), holder(2, 3), holder(3, 2), holder(4, 3)];
+        let plan = Plan::of(&holders, relayed_3).unwrap();
         assert_eq!(plan.hash, ContentHash([2; 32]));
         let ports: Vec<u16> = plan.nodes.iter().map(|n| n.addr.port()).collect();
         assert_eq!(ports, [1, 3]);
+        let modes: Vec<NodeMode> = plan.nodes.iter().map(|n| n.mode).collect();
+        assert_eq!(modes, [NodeMode::Direct, NodeMode::Relayed]);
         assert_eq!(plan.others.len(), 1);
         assert_eq!(
             (plan.others[0].0, plan.others[0].2.len()),

@@ -6,6 +6,7 @@
 //!   and the network-wide listing; `None` from an older relay without one.
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
 //!   of a broken transfer from the next node), and file listings.
+//! - [`dial`]: reaching a node, directly or through a circuit at the relay.
 //! - [`verified`]: one node's part of a fetch as a verified range: only
 //!   bytes checked against the content hash reach the output.
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
@@ -15,6 +16,7 @@
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
 
+pub mod dial;
 pub mod index;
 pub mod lookup;
 pub mod output;
@@ -24,11 +26,13 @@ pub mod report;
 pub mod target;
 pub mod verified;
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use proto::exchange::Timeouts;
-use proto::{ContentHash, NodeEntry, SearchResults, Target};
+use proto::{ContentHash, NodeInfo, NodeMode, SearchResults, Target};
 
 use lookup::Fetched;
 pub use lookup::Relay;
@@ -67,7 +71,7 @@ pub struct Session {
     timeouts: Timeouts,
     report: Report,
     /// The last node list, used when the relay cannot be reached mid-session.
-    nodes: Vec<NodeEntry>,
+    nodes: Vec<NodeInfo>,
     /// Names come from the prompt, so hints speak its language (`get NAME
     /// -o PATH`, not `-o PATH`).
     at_prompt: bool,
@@ -162,7 +166,7 @@ impl Session {
             }
         }
         // Node by node: every listing, filtered here.
-        let listing = lookup::list_all(&self.nodes, true, &self.timeouts, &self.report);
+        let listing = lookup::list_all(&self.nodes, true, &self.dialer(), &self.report);
         let needle = text.to_ascii_lowercase();
         let mut shown = 0;
         for (addr, entries, _) in &listing {
@@ -283,17 +287,24 @@ impl Session {
         let mut plan = None;
         // Nodes that sent no catalog (just started, or older nodes): asked
         // directly, after the holders.
-        let mut unindexed: Vec<NodeEntry> = Vec::new();
+        let mut unindexed: Vec<NodeInfo> = Vec::new();
         let mut indexed = false;
         if !self.no_index {
             match index::who_has(&self.relay, &target).map_err(|e| e.to_string())? {
                 Some(list) => {
                     indexed = true;
-                    plan = index::Plan::of(&list.holders);
+                    let listed = list.holders.iter().map(|h| h.addr);
+                    let modes = self.modes_of(listed.chain(list.unindexed.iter().copied()))?;
+                    let mode_of = |addr| modes.get(&addr).copied().unwrap_or(NodeMode::Direct);
+                    plan = index::Plan::of(&list.holders, mode_of);
                     unindexed = list
                         .unindexed
                         .iter()
-                        .map(|&addr| NodeEntry { addr, age_secs: 0 })
+                        .map(|&addr| NodeInfo {
+                            addr,
+                            age_secs: 0,
+                            mode: mode_of(addr),
+                        })
                         .collect();
                     if plan.is_none() && unindexed.is_empty() {
                         self.report.status(&format!(
@@ -321,6 +332,7 @@ impl Session {
                 return Ok(false);
             }
         };
+        let dialer = self.dialer();
         let fetched = match &plan {
             Some(plan) => {
                 if let Some(note) = plan.others_note(name) {
@@ -332,7 +344,7 @@ impl Session {
                     &target,
                     Some(plan.hash),
                     &nodes,
-                    &self.timeouts,
+                    &dialer,
                     &mut out,
                     &self.report,
                 );
@@ -350,17 +362,15 @@ impl Session {
                         &target,
                         Some(*hash),
                         nodes,
-                        &self.timeouts,
+                        &dialer,
                         &mut out,
                         &self.report,
                     );
                 }
                 fetched
             }
-            None if indexed => {
-                lookup::fetch(&target, &unindexed, &self.timeouts, &mut out, &self.report)
-            }
-            None => lookup::fetch(&target, &self.nodes, &self.timeouts, &mut out, &self.report),
+            None if indexed => lookup::fetch(&target, &unindexed, &dialer, &mut out, &self.report),
+            None => lookup::fetch(&target, &self.nodes, &dialer, &mut out, &self.report),
         };
         Ok(match fetched {
             Fetched::Found { size } => {
@@ -400,12 +410,47 @@ impl Session {
         })
     }
 
+    /// How each of `addrs` (holders and unindexed nodes from a who-has) is
+    /// reached: a relayed node must be dialled through a circuit at the
+    /// relay. Holder entries name nodes by address only, so the modes come
+    /// from the long node list: the one this session has, or, when it does
+    /// not name them all, one `ListNodesLong` asked now. A node still not in
+    /// it (it just left, or just joined) is tried directly.
+    fn modes_of(
+        &mut self,
+        addrs: impl Iterator<Item = SocketAddr>,
+    ) -> Result<HashMap<SocketAddr, NodeMode>, String> {
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        let known = |nodes: &[NodeInfo]| -> HashMap<SocketAddr, NodeMode> {
+            nodes.iter().map(|n| (n.addr, n.mode)).collect()
+        };
+        let mut modes = known(&self.nodes);
+        if !addrs.is_empty() && addrs.iter().any(|a| !modes.contains_key(a)) {
+            self.refresh_nodes()?;
+            modes = known(&self.nodes);
+        }
+        Ok(modes)
+    }
+
+    /// How to reach the listed nodes, with this session's timeouts.
+    fn dialer(&self) -> lookup::Dialer {
+        lookup::Dialer {
+            timeouts: self.timeouts,
+            ..self.relay.dialer()
+        }
+    }
+
     /// The active nodes, one per line starting with `IP:PORT`, to `out`:
     /// stdout for `--peers`, stderr at the prompt (whose stdout carries file
-    /// content only).
+    /// content only). A relayed node is marked `relayed`; a direct node's
+    /// line is as it always was, so scripts reading it keep working.
     fn print_peers(&self, out: &mut dyn Write) -> u8 {
         for node in &self.nodes {
-            let _ = writeln!(out, "{}  refreshed {}s ago", node.addr, node.age_secs);
+            let mode = match node.mode {
+                NodeMode::Direct => String::new(),
+                other => format!("{}  ", other.as_str()),
+            };
+            let _ = writeln!(out, "{}  {mode}refreshed {}s ago", node.addr, node.age_secs);
         }
         let _ = out.flush();
         self.report.status(&count(self.nodes.len(), "active node"));
@@ -416,7 +461,7 @@ impl Session {
     /// `out` (as for [`Session::print_peers`]); with `long`, each file's
     /// content hash in the form a fetch accepts (`blake3:...`).
     fn print_listing(&self, long: bool, out: &mut dyn Write) -> u8 {
-        let listing = lookup::list_all(&self.nodes, long, &self.timeouts, &self.report);
+        let listing = lookup::list_all(&self.nodes, long, &self.dialer(), &self.report);
         for (addr, entries, truncated) in &listing {
             let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
             for entry in entries {
@@ -460,7 +505,7 @@ impl Session {
             match command {
                 Command::Nothing => {}
                 Command::Quit => break,
-                Command::Help => eprintln!("{}", prompt::HELP),
+                Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
                     self.print_peers(&mut std::io::stderr().lock());

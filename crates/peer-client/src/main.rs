@@ -93,12 +93,12 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(|| {
         peer_client::output::remove_partial_files();
         if std::io::stderr().is_terminal() {
-            eprintln!();
+            peer_client::report::stderr_line("");
         }
         std::process::exit(130);
     });
     if cli.output.is_some() && cli.names.len() != 1 {
-        eprintln!("error: -o/--output takes exactly one NAME");
+        peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
         return ExitCode::from(EXIT_USAGE);
     }
     let timeouts = Timeouts {

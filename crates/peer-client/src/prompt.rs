@@ -132,13 +132,13 @@ impl Input {
                     Ok(line) => return Some(line),
                     // Ctrl-C drops the line being typed, as in a shell.
                     Err(ReadlineError::Interrupted) => {
-                        eprintln!("(type quit or press Ctrl-D to leave)");
+                        crate::report::stderr_line("(type quit or press Ctrl-D to leave)");
                     }
                     Err(_) => return None,
                 }
             },
             Input::Plain(stdin) => {
-                eprint!("{PROMPT}");
+                crate::report::stderr_text(PROMPT);
                 let _ = io::stderr().flush();
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {

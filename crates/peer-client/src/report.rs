@@ -2,7 +2,24 @@
 //! have it, which could not be reached. These are results shown to a person,
 //! not log events, so they are plain lines; `-q` keeps only errors.
 
+use std::fmt::Display;
+use std::io::Write;
+
 use crate::output::end_terminal_line;
+
+/// Writes one line to stderr, dropping it if stderr is gone. `eprintln!`
+/// panics when stderr is a closed pipe (`peer-client ... 2>&1 | head -1`),
+/// and a status line nobody can read is no reason to abandon a download.
+pub fn stderr_line(line: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Like [`stderr_line`], without the newline (the prompt).
+pub fn stderr_text(text: impl Display) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{text}");
+    let _ = err.flush();
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Report {
@@ -13,12 +30,12 @@ impl Report {
     pub fn status(&self, line: &str) {
         if !self.quiet {
             end_terminal_line();
-            eprintln!("{line}");
+            stderr_line(line);
         }
     }
 
     pub fn error(&self, line: &str) {
         end_terminal_line();
-        eprintln!("error: {line}");
+        stderr_line(format_args!("error: {line}"));
     }
 }

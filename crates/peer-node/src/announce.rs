@@ -54,6 +54,8 @@ pub enum AnnounceError {
     Unreachable(String),
     /// The relay refused us for a reason retrying will not fix (bad token).
     Refused(String),
+    /// The relay cannot connect to us (NAT, firewall): we must be relayed.
+    NeedsRelay(String),
     /// We are leaving: [`Announcer::leave`] was called.
     Leaving,
 }
@@ -61,7 +63,9 @@ pub enum AnnounceError {
 impl std::fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AnnounceError::Unreachable(why) | AnnounceError::Refused(why) => f.write_str(why),
+            AnnounceError::Unreachable(why)
+            | AnnounceError::Refused(why)
+            | AnnounceError::NeedsRelay(why) => f.write_str(why),
             AnnounceError::Leaving => f.write_str("leaving"),
         }
     }
@@ -233,6 +237,9 @@ impl Announcer {
 
     fn refusal(&self, response: Response) -> AnnounceError {
         match response {
+            Response::Error(e) if e.kind == ErrorKind::Unreachable => {
+                AnnounceError::NeedsRelay(format!("relay {}: {}", self.relay_label(), e.message))
+            }
             Response::Error(e) if e.kind == ErrorKind::Unauthorized => {
                 AnnounceError::Refused(format!("relay {}: {}", self.relay_label(), e.message))
             }

@@ -8,6 +8,7 @@
 //! (a copy of many files is one update, not hundreds), then builds the
 //! catalog ([`crate::catalog`]) and sends what changed.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use crate::announce::Announcer;
 use crate::catalog::{Catalog, CatalogSync, Synced};
 use crate::hashes::ContentIndex;
 use crate::share::SharedDir;
+use proto::Registration;
 
 /// Quiet time after a change before the catalog is rebuilt.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -28,6 +30,9 @@ const MAX_DELAY: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 pub struct Wake {
     shared: Arc<(Mutex<Woken>, Condvar)>,
+    /// Where the relay lists this node when it is relayed: the address of
+    /// its control connection. None while it is direct.
+    relayed_as: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,8 +56,26 @@ impl Wake {
     /// The relay listed this node anew (first registration, or after an
     /// outage): it needs the whole catalog.
     pub fn registered(&self) {
+        self.set_relayed_as(None);
         self.lock().registered = true;
         self.shared.1.notify_all();
+    }
+
+    /// The relay listed this node anew as a relayed node, under `listed_as`
+    /// (its control connection's address): it needs the whole catalog,
+    /// sent under that name (see [`catalog_registration`]).
+    pub fn relayed(&self, listed_as: SocketAddr) {
+        self.set_relayed_as(Some(listed_as));
+        self.lock().registered = true;
+        self.shared.1.notify_all();
+    }
+
+    fn set_relayed_as(&self, listed_as: Option<SocketAddr>) {
+        *self.relayed_as.lock().unwrap_or_else(|p| p.into_inner()) = listed_as;
+    }
+
+    fn relayed_as(&self) -> Option<SocketAddr> {
+        *self.relayed_as.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits at most `wait` for a wake; returns and clears what woke it.
@@ -150,9 +173,8 @@ fn run(
                 catalog.files.len()
             );
         }
-        match sync.sync(&announcer.registration, &catalog, |r| {
-            announcer.call_relay(r)
-        }) {
+        let registration = catalog_registration(&announcer.registration, wake.relayed_as());
+        match sync.sync(&registration, &catalog, |r| announcer.call_relay(r)) {
             Synced::Done { files, refused } => {
                 if last_report != Some((files, refused)) {
                     tracing::info!("catalog at relay {relay}: {files} files indexed");
@@ -182,6 +204,27 @@ fn run(
                 last_report = None;
             }
         }
+    }
+}
+
+/// How catalog updates name the node. A direct node names itself as it
+/// registers. A relayed node is listed under its control connection's
+/// address (docs/PROTOCOL.md, "Relayed mode"), not under the port it
+/// listens on, and its catalog updates travel in ordinary short exchanges
+/// from the same host, so the relay sees the same IP: naming that address's
+/// port (and no advertised host) makes the relay find the relayed entry
+/// exactly as it finds a direct node's.
+pub fn catalog_registration(
+    registration: &Registration,
+    relayed_as: Option<SocketAddr>,
+) -> Registration {
+    match relayed_as {
+        None => registration.clone(),
+        Some(listed) => Registration {
+            port: listed.port(),
+            advertised_ip: None,
+            token: registration.token.clone(),
+        },
     }
 }
 

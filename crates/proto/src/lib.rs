@@ -12,17 +12,24 @@
 //!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
+//! - [`circuit`]: the client's and the node's end of a relayed circuit:
+//!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
-//! - [`logging`]: one log line per event, with time and level, on stderr.
+//! - [`logging`]: one log line per event, with time and level, on stderr;
+//!   a line that cannot be written is dropped.
+//! - [`crucial`]: threads a program cannot live without; a panic on one
+//!   ends the process instead of leaving it half alive.
 //! - [`cli`]: command-line flags every binary shares (limits, `-v`/`-q`).
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
 
+pub mod circuit;
 pub mod cli;
 mod codec;
 pub mod content;
+pub mod crucial;
 pub mod error;
 pub mod exchange;
 pub mod frame;
@@ -34,9 +41,9 @@ pub use content::ContentHash;
 pub use error::ProtoError;
 pub use message::{
     CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
-    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, RangeHeader,
-    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
-    SearchResults, Target,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
+    NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
+    SearchQuery, SearchResults, Target,
 };
 
 /// First bytes of every request and every response, so a wrong program (an

@@ -1,9 +1,12 @@
 //! One log line per event on stderr, with time and level, the same in all
 //! three programs. `RUST_LOG` wins over `-v`/`-q` when it is set.
+//!
+//! A log line that cannot be written is dropped: see [`Stderr`].
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the global subscriber. `default` is the level with neither flag;
 /// `-v` is debug and `-vv` trace in every program (so `--help` can say so
@@ -26,9 +29,12 @@ pub fn init(verbose: u8, quiet: bool, default: tracing::Level) {
     };
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(Stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
+        // A failed write is reported by tracing-subscriber with eprintln!,
+        // which panics when stderr is gone. Stderr never fails, but be sure.
+        .log_internal_errors(false)
         .try_init()
         .is_ok();
     if installed && let Some((spec, e)) = bad_env {
@@ -36,6 +42,38 @@ pub fn init(verbose: u8, quiet: bool, default: tracing::Level) {
             "ignoring RUST_LOG={spec:?}: {e}; logging at {}",
             level_name(level)
         );
+    }
+}
+
+/// Where log lines go: stderr, where a line that cannot be written is
+/// dropped. Logs outlive their readers: under `relay 7000 2>&1 | head -1`,
+/// or a supervisor whose log reader died, every write fails with EPIPE. The
+/// default writer reports that failure, and reporting it panics ("failed
+/// printing to stderr"), on whichever thread happened to log: a connection
+/// thread, the node's heartbeat, the signal handler. A server must go on
+/// serving without its log, so the error is swallowed here, once, for every
+/// event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // The whole line or nothing more of it: a retry could only fail again.
+        let _ = io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stderr().flush();
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Stderr;
+
+    fn make_writer(&'a self) -> Stderr {
+        Stderr
     }
 }
 
@@ -57,6 +95,42 @@ fn level_name(level: tracing::Level) -> String {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    /// Set in the child process that [`a_closed_stderr_drops_log_lines_and_nothing_panics`] starts.
+    const CHILD: &str = "PROTO_LOGGING_TEST_CHILD";
+
+    #[test]
+    fn a_closed_stderr_drops_log_lines_and_nothing_panics() {
+        if std::env::var_os(CHILD).is_some() {
+            init(0, false, Level::INFO);
+            for i in 0..100 {
+                tracing::info!("line {i} into a pipe nobody reads");
+                tracing::error!("line {i}, an error, also dropped");
+            }
+            std::process::exit(0);
+        }
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "logging::tests::a_closed_stderr_drops_log_lines_and_nothing_panics",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the only read end: every write to the child's stderr fails.
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "logging into a closed pipe panicked"
+        );
+    }
 
     #[test]
     fn v_is_debug_and_vv_trace_whatever_the_default() {

@@ -18,8 +18,8 @@ use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
     FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
     MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
-    NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
-    SearchHit, SearchQuery, SearchResults, Target, VERSION,
+    NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration,
+    Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -103,6 +103,12 @@ fn request_tag(r: &Request) -> u32 {
         Request::Catalog(_) => 7,
         Request::WhoHas(_) => 8,
         Request::Search(_) => 9,
+        Request::Hello => 10,
+        Request::ListNodesLong => 11,
+        Request::Control(_) => 12,
+        Request::Keepalive => 13,
+        Request::OpenCircuit(_) => 14,
+        Request::JoinCircuit(_) => 15,
     }
 }
 
@@ -121,6 +127,10 @@ fn response_tag(r: &Response) -> u32 {
         Response::CatalogAck(_) => 9,
         Response::Holders(_) => 10,
         Response::SearchResults(_) => 11,
+        Response::Hello => 12,
+        Response::NodesLong(_) => 13,
+        Response::OpenData(_) => 14,
+        Response::CircuitReady => 15,
     }
 }
 
@@ -134,11 +144,12 @@ fn error_kind_tag(k: ErrorKind) -> u32 {
         ErrorKind::UnsupportedVersion => 4,
         ErrorKind::Internal => 5,
         ErrorKind::OutOfRange => 6,
+        ErrorKind::Unreachable => 7,
         ErrorKind::Other(code) => code,
     }
 }
 
-const ALL_ERROR_KINDS: [ErrorKind; 8] = [
+const ALL_ERROR_KINDS: [ErrorKind; 9] = [
     ErrorKind::BadRequest,
     ErrorKind::Busy,
     ErrorKind::Forbidden,
@@ -146,6 +157,7 @@ const ALL_ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::UnsupportedVersion,
     ErrorKind::Internal,
     ErrorKind::OutOfRange,
+    ErrorKind::Unreachable,
     ErrorKind::Other(77),
 ];
 
@@ -222,6 +234,17 @@ fn sample_requests() -> Vec<Request> {
             text: String::new(),
             limit: u32::MAX,
         }),
+        Request::Hello,
+        Request::ListNodesLong,
+        Request::Control(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: Some("s3cret".into()),
+        }),
+        Request::Keepalive,
+        Request::OpenCircuit(v4(41234)),
+        Request::OpenCircuit(v6(1)),
+        Request::JoinCircuit(u64::MAX),
     ]
 }
 
@@ -328,6 +351,27 @@ fn sample_responses() -> Vec<Response> {
             }],
             truncated: true,
         }),
+        Response::Hello,
+        Response::NodesLong(vec![]),
+        Response::NodesLong(vec![
+            NodeInfo {
+                addr: v4(1),
+                age_secs: 3,
+                mode: NodeMode::Direct,
+            },
+            NodeInfo {
+                addr: v6(41234),
+                age_secs: 0,
+                mode: NodeMode::Relayed,
+            },
+            NodeInfo {
+                addr: v4(2),
+                age_secs: 0,
+                mode: NodeMode::Other(9),
+            },
+        ]),
+        Response::OpenData(0x0123_4567_89ab_cdef),
+        Response::CircuitReady,
     ];
     for kind in ALL_ERROR_KINDS {
         responses.push(Response::error(kind, format!("because {}", kind.as_str())));

@@ -16,8 +16,9 @@ use proto::message::Message;
 use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
     FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
-    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
-    Registration, Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
+    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -102,6 +103,20 @@ fn request() -> impl Strategy<Value = Request> {
         target().prop_map(Request::WhoHas),
         (file_name(), any::<u32>())
             .prop_map(|(text, limit)| Request::Search(SearchQuery { text, limit })),
+        Just(Request::Hello),
+        Just(Request::ListNodesLong),
+        registration().prop_map(Request::Control),
+        Just(Request::Keepalive),
+        socket_addr().prop_map(Request::OpenCircuit),
+        any::<u64>().prop_map(Request::JoinCircuit),
+    ]
+}
+
+fn node_mode() -> impl Strategy<Value = NodeMode> {
+    prop_oneof![
+        Just(NodeMode::Direct),
+        Just(NodeMode::Relayed),
+        (2u32..).prop_map(NodeMode::Other),
     ]
 }
 
@@ -147,6 +162,7 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
         ErrorKind::Unauthorized,
         ErrorKind::UnsupportedVersion,
         ErrorKind::Internal,
+        ErrorKind::Unreachable,
     ])
 }
 
@@ -154,6 +170,12 @@ fn response() -> impl Strategy<Value = Response> {
     let node =
         (socket_addr(), any::<u32>()).prop_map(|(addr, age_secs)| NodeEntry { addr, age_secs });
     let entry = (file_name(), any::<u64>()).prop_map(|(name, size)| FileEntry { name, size });
+    let info =
+        (socket_addr(), any::<u32>(), node_mode()).prop_map(|(addr, age_secs, mode)| NodeInfo {
+            addr,
+            age_secs,
+            mode,
+        });
     prop_oneof![
         (socket_addr(), any::<u32>())
             .prop_map(|(addr, ttl_secs)| Response::Registered(Registered { addr, ttl_secs })),
@@ -219,6 +241,10 @@ fn response() -> impl Strategy<Value = Response> {
                     truncated
                 })
             ),
+        Just(Response::Hello),
+        vec(info, 0..40).prop_map(Response::NodesLong),
+        any::<u64>().prop_map(Response::OpenData),
+        Just(Response::CircuitReady),
     ]
 }
 
@@ -259,8 +285,16 @@ fn registration_size(r: &Registration) -> usize {
 
 fn request_body_size(r: &Request) -> usize {
     4 + match r {
-        Request::Register(reg) | Request::Unregister(reg) => registration_size(reg),
-        Request::ListNodes | Request::ListFiles => 0,
+        Request::Register(reg) | Request::Unregister(reg) | Request::Control(reg) => {
+            registration_size(reg)
+        }
+        Request::ListNodes
+        | Request::ListFiles
+        | Request::Hello
+        | Request::ListNodesLong
+        | Request::Keepalive => 0,
+        Request::OpenCircuit(addr) => socket_addr_size(addr),
+        Request::JoinCircuit(_) => 8,
         Request::GetFile(f) => string_size(&f.name) + 8,
         Request::ListFilesLong => 0,
         Request::Catalog(u) => {
@@ -295,7 +329,14 @@ fn request_body_size(r: &Request) -> usize {
 fn response_body_size(r: &Response) -> usize {
     4 + match r {
         Response::Registered(reg) => socket_addr_size(&reg.addr) + 4,
-        Response::Unregistered | Response::NotFound => 0,
+        Response::Unregistered | Response::NotFound | Response::Hello | Response::CircuitReady => 0,
+        Response::OpenData(_) => 8,
+        Response::NodesLong(nodes) => {
+            8 + nodes
+                .iter()
+                .map(|n| socket_addr_size(&n.addr) + 4 + 4)
+                .sum::<usize>()
+        }
         Response::Nodes(nodes) => {
             8 + nodes
                 .iter()

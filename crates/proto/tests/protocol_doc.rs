@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
     FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry,
-    ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
-    SearchQuery, SearchResults, Target, frame,
+    NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request,
+    Response, SearchHit, SearchQuery, SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -96,6 +96,14 @@ fn node_v4() -> SocketAddr {
 fn node_v6() -> SocketAddr {
     "[2001:db8::7]:4001".parse().unwrap()
 }
+
+/// A relayed node, listed under its control connection's address.
+fn relayed() -> SocketAddr {
+    "203.0.113.5:41234".parse().unwrap()
+}
+
+/// The circuit of the relayed-mode examples (below 2^53, see the README).
+const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
 
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
@@ -332,6 +340,56 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 truncated: true,
             })),
         ),
+        // Relayed mode.
+        ("hello-request", request(Request::Hello)),
+        ("hello-response", response(Response::Hello)),
+        ("list-nodes-long-request", request(Request::ListNodesLong)),
+        (
+            "nodes-long-response",
+            response(Response::NodesLong(vec![
+                NodeInfo {
+                    addr: node_v4(),
+                    age_secs: 3,
+                    mode: NodeMode::Direct,
+                },
+                NodeInfo {
+                    addr: relayed(),
+                    age_secs: 0,
+                    mode: NodeMode::Relayed,
+                },
+            ])),
+        ),
+        (
+            "control-request",
+            request(Request::Control(registration(None, Some("s3cret")))),
+        ),
+        ("keepalive-request", request(Request::Keepalive)),
+        (
+            "open-circuit-request",
+            request(Request::OpenCircuit(relayed())),
+        ),
+        ("open-data-response", response(Response::OpenData(CIRCUIT))),
+        (
+            "join-circuit-request",
+            request(Request::JoinCircuit(CIRCUIT)),
+        ),
+        ("circuit-ready-response", response(Response::CircuitReady)),
+        (
+            "unreachable-response",
+            error(
+                ErrorKind::Unreachable,
+                "the relay could not connect back to 192.0.2.10:4000 (cannot connect: \
+                 connection refused), so clients could not either; not listed (a peer-node \
+                 then asks to be relayed)",
+            ),
+        ),
+        (
+            "circuit-busy-response",
+            error(
+                ErrorKind::Busy,
+                "relay busy: 16 circuits open to node 203.0.113.5:41234 (limit 16 per node)",
+            ),
+        ),
     ];
     let mut map = BTreeMap::new();
     for (name, example) in entries {
@@ -411,6 +469,12 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         }
         Request::WhoHas(t) => ("WhoHas", json!({ "target": target_json(t) })),
         Request::Search(q) => ("Search", json!({"text": q.text, "limit": q.limit})),
+        Request::Hello => ("Hello", json!({})),
+        Request::ListNodesLong => ("ListNodesLong", json!({})),
+        Request::Control(reg) => ("Control", registration_json(reg)),
+        Request::Keepalive => ("Keepalive", json!({})),
+        Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
+        Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
     }
 }
 
@@ -497,6 +561,22 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                 json!({"nodes": found.nodes, "hits": hits, "truncated": found.truncated}),
             )
         }
+        Response::Hello => ("Hello", json!({})),
+        Response::NodesLong(nodes) => {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|n| {
+                    json!({
+                        "addr": n.addr.to_string(),
+                        "age_secs": n.age_secs,
+                        "mode": mode_json(n.mode),
+                    })
+                })
+                .collect();
+            ("NodesLong", json!({ "nodes": nodes }))
+        }
+        Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
+        Response::CircuitReady => ("CircuitReady", json!({})),
     }
 }
 
@@ -526,7 +606,17 @@ fn kind_json(kind: ErrorKind) -> Value {
         ErrorKind::UnsupportedVersion => json!("UnsupportedVersion"),
         ErrorKind::Internal => json!("Internal"),
         ErrorKind::OutOfRange => json!("OutOfRange"),
+        ErrorKind::Unreachable => json!("Unreachable"),
         ErrorKind::Other(code) => json!(code),
+    }
+}
+
+/// A node mode by its name in the spec's table, or a code it does not define.
+fn mode_json(mode: NodeMode) -> Value {
+    match mode {
+        NodeMode::Direct => json!("Direct"),
+        NodeMode::Relayed => json!("Relayed"),
+        NodeMode::Other(code) => json!(code),
     }
 }
 

@@ -2,16 +2,27 @@
 //!
 //! Module map:
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
+//!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
 //! - [`index`]: every active node's catalog, and who-has and search over
 //!   them; a catalog lives and goes with its node's registry entry.
 //! - [`service`]: how each request is answered, and who may register as what.
+//! - [`dialback`]: the check that a registering node can be reached at the
+//!   address it would be listed under, with its cache.
+//! - [`control`]: relayed nodes' long-lived control connections.
+//! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
+//!   of a circuit being joined.
+//! - [`splice`]: joining two connections byte for byte, with splice(2).
 //!
 //! [`run`] wires them to the shared server skeleton in `proto::server`.
 
+pub mod circuit;
+pub mod control;
+pub mod dialback;
 pub mod index;
 pub mod registry;
 pub mod service;
+pub mod splice;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,9 +32,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use proto::server::{Server, ServerConfig};
 
+pub use circuit::CircuitLimits;
 pub use index::{Index, IndexLimits};
-pub use registry::Registry;
-pub use service::{Policy, RelayService};
+pub use registry::{Limits, Registry};
+pub use service::{Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
 /// seconds (rounded down, so they refresh early rather than late); a TTL
@@ -36,9 +48,14 @@ pub struct RelayConfig {
     pub bind: Option<IpAddr>,
     pub port: u16,
     pub ttl: Duration,
+    /// Entries one source IP address may hold in the table.
+    pub max_nodes_per_ip: usize,
     pub policy: Policy,
     pub index: IndexLimits,
     pub server: ServerConfig,
+    /// None with `--no-relaying`: registrations are listed without
+    /// dial-back and nothing is relayed.
+    pub relaying: Option<CircuitLimits>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -49,32 +66,51 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         config.ttl
     );
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
+    anyhow::ensure!(
+        config.max_nodes_per_ip >= 1,
+        "--max-nodes-per-ip must be at least 1"
+    );
+    let limits = Limits {
+        per_source: config.max_nodes_per_ip,
+        ..Limits::default()
+    };
     let index = Index::new(config.index);
-    let registry = Registry::with_membership(config.ttl, Some(Arc::new(index.clone())));
+    let registry = Registry::with_membership(config.ttl, limits, Some(Arc::new(index.clone())));
     spawn_expiry(registry.clone())?;
     tracing::info!(
-        "listening on {local} (ttl {}s, index up to {} files per node, {} in all)",
+        "listening on {local} (ttl {}s, at most {} nodes per address, index up to {} files \
+         per node, {} in all)",
         config.ttl.as_secs_f64(),
+        limits.per_source,
         config.index.node_files,
         config.index.entries
     );
-    server
-        .serve(RelayService::new(registry, index, config.policy))
-        .context("relay stopped")
+    let mut service = RelayService::new(registry, index, config.policy);
+    match config.relaying {
+        Some(limits) => {
+            service = service.with_relaying(Relaying {
+                dialback: dialback::DialBack::new(dialback::TIMEOUT),
+                controls: control::Controls::default(),
+                circuits: circuit::Circuits::new(limits),
+                io_timeout: config.server.io_timeout,
+            });
+        }
+        None => tracing::info!("relaying is off: registrations are listed unchecked"),
+    }
+    server.serve(service).context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows
 /// each expiry when it happens.
 fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
     let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-    thread::Builder::new()
-        .name("expiry".into())
-        .spawn(move || {
-            loop {
-                thread::sleep(period);
-                service::log_expired(&registry.expire(Instant::now()));
-            }
-        })
-        .context("could not start the expiry thread")?;
+    // Without it the table would only shrink when someone asks for the list.
+    proto::crucial::spawn("expiry", move || {
+        loop {
+            thread::sleep(period);
+            service::log_expired(&registry.expire(Instant::now()));
+        }
+    })
+    .context("could not start the expiry thread")?;
     Ok(())
 }

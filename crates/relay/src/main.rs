@@ -26,6 +26,12 @@ struct Cli {
     /// the address the relay sees (only behind port forwarding you control).
     #[arg(long)]
     trust_advertised: bool,
+    /// Nodes one IP address may register (at least 1). Past it that address
+    /// gets `busy`; a full table still takes a node from an address that
+    /// holds fewer (docs/SECURITY.md).
+    #[arg(long, value_name = "N", default_value_t = relay::registry::DEFAULT_MAX_NODES_PER_IP,
+          value_parser = parse_at_least_one)]
+    max_nodes_per_ip: usize,
     /// Secret that nodes must present to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -36,6 +42,26 @@ struct Cli {
     /// Most files the index holds in all (about 140 bytes of memory each).
     #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_INDEX_ENTRIES)]
     max_index_entries: usize,
+    /// Neither check registrations by dialling them back nor relay for
+    /// nodes that cannot be reached: every registration is listed as it
+    /// comes (docs/SECURITY.md).
+    #[arg(long)]
+    no_relaying: bool,
+    /// Relayed circuits open at once, in all.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    max_circuits: usize,
+    /// Relayed circuits open at once to one node.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_circuits_per_node: usize,
+    /// Relayed circuits open at once from one client IP address.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_circuits_per_client: usize,
+    /// Close a circuit after this many bytes (default: no cap).
+    #[arg(long, value_name = "BYTES")]
+    circuit_max_bytes: Option<u64>,
+    /// Close a circuit after this many seconds (default: no cap).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    circuit_max_secs: Option<Duration>,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -54,6 +80,14 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+/// A count of at least 1.
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a number of at least 1")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::INFO);
@@ -61,6 +95,7 @@ fn main() -> ExitCode {
         bind: cli.bind,
         port: cli.port,
         ttl: cli.ttl,
+        max_nodes_per_ip: cli.max_nodes_per_ip,
         policy: relay::Policy {
             token: cli.token.filter(|t| !t.is_empty()),
             trust_advertised: cli.trust_advertised,
@@ -71,6 +106,16 @@ fn main() -> ExitCode {
             ..Default::default()
         },
         server: cli.server.config(),
+        relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {
+            max_total: cli.max_circuits.max(1),
+            max_per_node: cli.max_circuits_per_node.max(1),
+            max_per_client: cli.max_circuits_per_client.max(1),
+            join: relay::splice::JoinLimits {
+                idle: cli.server.io_timeout,
+                max_bytes: cli.circuit_max_bytes,
+                max_duration: cli.circuit_max_secs,
+            },
+        }),
     };
     match relay::run(config) {
         Ok(()) => ExitCode::SUCCESS,

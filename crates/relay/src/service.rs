@@ -1,15 +1,20 @@
-//! How the relay answers each request: registrations (and their heartbeats),
-//! unregistrations, list queries, and the index: catalogs, who-has and
-//! search. Everything else is refused plainly.
+//! How the relay answers each request: registrations (and their heartbeats,
+//! checked by dial-back), unregistrations, list queries, the index
+//! (catalogs, who-has and search) and, unless relaying is off, control
+//! connections and circuits. Everything else is refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use proto::server::{Handler, Reply};
+use proto::server::{Handler, Reply, Throttle};
 use proto::{
     CatalogUpdate, ErrorKind, ProtoError, Registered, Registration, Request, Response, Target,
 };
 
+use crate::circuit::{self, Circuits};
+use crate::control::{self, Controls};
+use crate::dialback::DialBack;
 use crate::index::{Index, NotListed};
 use crate::registry::{self, Registry};
 
@@ -27,16 +32,41 @@ pub struct RelayService {
     registry: Registry,
     index: Index,
     policy: Policy,
+    /// Refused registrations, logged at most once a second: a flood of
+    /// them must not become a flood of log lines.
+    refusals: Mutex<Throttle>,
+    /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
+    relaying: Option<Relaying>,
+}
+
+/// What relaying needs: the dial-back, the relayed nodes' control
+/// connections, and the circuits through them.
+pub struct Relaying {
+    pub dialback: DialBack,
+    pub controls: Controls,
+    pub circuits: Circuits,
+    /// How long a write to a control connection may wait.
+    pub io_timeout: std::time::Duration,
 }
 
 impl RelayService {
-    /// `index` must be the registry's member (see [`crate::registry::Membership`]).
+    /// A relay that lists every registration as it comes (no dial-back) and
+    /// never relays: what `--no-relaying` runs. `index` must be the
+    /// registry's member (see [`crate::registry::Membership`]).
     pub fn new(registry: Registry, index: Index, policy: Policy) -> RelayService {
         RelayService {
             registry,
             index,
             policy,
+            refusals: Mutex::default(),
+            relaying: None,
         }
+    }
+
+    /// Checks registrations by dial-back and relays for nodes that fail it.
+    pub fn with_relaying(mut self, relaying: Relaying) -> RelayService {
+        self.relaying = Some(relaying);
+        self
     }
 
     /// The address a registration is listed under: the IP the relay sees on
@@ -83,8 +113,26 @@ impl RelayService {
             return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
         }
         let (addr, ignored) = self.listed_addr(seen, &reg);
-        let joined = match self.registry.register(addr, Instant::now()) {
-            Ok(registry::Registered::Joined) => {
+        if let Some(relaying) = &self.relaying
+            && let Err(why) = relaying.dialback.check(addr)
+        {
+            tracing::info!("registration of {addr} refused: unreachable: {why}");
+            return Response::error(
+                ErrorKind::Unreachable,
+                format!(
+                    "the relay could not connect back to {addr} ({why}), so clients could \
+                     not either; not listed (a peer-node then asks to be relayed)"
+                ),
+            );
+        }
+        let joined = match self.registry.register(addr, seen, Instant::now()) {
+            Ok(registry::Registered::Joined { evicted }) => {
+                if let Some(gone) = evicted {
+                    tracing::warn!(
+                        "node evicted: {gone}, to make room for {addr} in the full table \
+                         (its address held the most entries)"
+                    );
+                }
                 tracing::info!("node joined: {addr} ({} active)", self.registry.len());
                 true
             }
@@ -92,10 +140,7 @@ impl RelayService {
                 tracing::debug!("node refreshed: {addr}");
                 false
             }
-            Err(registry::TableFull) => {
-                tracing::warn!("node {addr} refused: table full");
-                return Response::error(ErrorKind::Busy, "relay table is full");
-            }
+            Err(refused) => return self.refuse(addr, seen, refused),
         };
         if let Some(adv) = ignored {
             // Once per join, not on every heartbeat.
@@ -116,11 +161,38 @@ impl RelayService {
         })
     }
 
+    /// The answer to a registration the table has no room for, logged
+    /// at most once a second with a count.
+    fn refuse(&self, addr: SocketAddr, seen: IpAddr, refused: registry::Refused) -> Response {
+        let why = match refused {
+            registry::Refused::TooManyFromSource { limit } => format!(
+                "too many nodes registered from {seen} (limit {limit} per address, \
+                 relay --max-nodes-per-ip)"
+            ),
+            registry::Refused::TableFull => format!(
+                "relay table is full ({} nodes) and no address holds more entries than {seen}",
+                self.registry.len()
+            ),
+        };
+        let due = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note();
+        if let Some(n) = due {
+            tracing::warn!("refused {n} registration(s); latest: node {addr}: {why}");
+        }
+        Response::error(ErrorKind::Busy, why)
+    }
+
     fn unregister(&self, reg: Registration, seen: IpAddr) -> Response {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying {
+            relaying.dialback.forget(addr);
+        }
         if self.registry.unregister(addr) {
             tracing::info!("node left: {addr} ({} active)", self.registry.len());
         } else {
@@ -224,6 +296,27 @@ impl Handler for RelayService {
                 );
                 Response::SearchResults(found)
             }
+            Request::ListNodesLong => {
+                let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
+                log_expired(&expired);
+                tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
+                return reply.send_encoded(&answer.frame);
+            }
+            // Any server of the protocol answers a hello.
+            Request::Hello => Response::Hello,
+            Request::Control(reg) => return self.control(reg, reply),
+            Request::OpenCircuit(node) => match &self.relaying {
+                Some(r) => return circuit::open(&r.circuits, &r.controls, node, reply),
+                None => not_relaying(),
+            },
+            Request::JoinCircuit(id) => match &self.relaying {
+                Some(r) => return circuit::join(&r.circuits, id, reply),
+                None => not_relaying(),
+            },
+            Request::Keepalive => Response::error(
+                ErrorKind::BadRequest,
+                "a keepalive belongs on a control connection (send Control first)",
+            ),
             Request::GetFile(_)
             | Request::ListFiles
             | Request::GetRange(_)
@@ -234,6 +327,35 @@ impl Handler for RelayService {
         };
         reply.send(&response)
     }
+}
+
+impl RelayService {
+    /// A node's control connection: checked like a registration, then kept
+    /// for as long as the node stays (see [`control`]).
+    fn control(&self, reg: Registration, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        let node = reply.peer();
+        if let Some(refusal) = self.check_token(&reg, node.ip()) {
+            return reply.send(&refusal);
+        }
+        let Some(relaying) = &self.relaying else {
+            tracing::info!("{node}: control connection refused: relaying is off");
+            return reply.send(&not_relaying());
+        };
+        control::serve(
+            reply.stream(),
+            node,
+            &self.registry,
+            &relaying.controls,
+            relaying.io_timeout,
+        )
+    }
+}
+
+fn not_relaying() -> Response {
+    Response::error(
+        ErrorKind::Forbidden,
+        "this relay does not relay (it runs with --no-relaying)",
+    )
 }
 
 /// One log line per expired node.
@@ -261,11 +383,12 @@ mod tests {
             trust_advertised,
         };
         let index = Index::new(Default::default());
-        RelayService::new(
-            Registry::new(std::time::Duration::from_secs(30)),
-            index,
-            policy,
-        )
+        let registry = Registry::with_membership(
+            std::time::Duration::from_secs(30),
+            Default::default(),
+            Some(std::sync::Arc::new(index.clone())),
+        );
+        RelayService::new(registry, index, policy)
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, SyncSender};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use admission::Admission;
@@ -57,6 +56,14 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError>;
 }
 
+/// A shared handler serves too: the node answers connections it accepted
+/// and connections it opened to the relay for a circuit with one service.
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        (**self).handle(request, reply)
+    }
+}
+
 /// The way a handler answers: one response per connection.
 pub struct Reply<'a> {
     stream: &'a mut TcpStream,
@@ -71,6 +78,15 @@ impl Reply<'_> {
 
     pub fn send(&mut self, response: &Response) -> Result<(), ProtoError> {
         frame::write(self.stream, response)
+    }
+
+    /// The connection itself, for the few exchanges that outlive one answer
+    /// (the relay's control connections and circuits, docs/PROTOCOL.md):
+    /// such a handler sets its own timeouts and returns only when it is done
+    /// with the connection. The peer must have waited for an answer before
+    /// sending more, since bytes read ahead with the request are gone.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream
     }
 
     /// Sends a frame encoded earlier with [`frame::encode`] (a cached answer).
@@ -166,6 +182,18 @@ impl Server {
         };
         Acceptors::run(self.listener, Box::new(on_accept))
     }
+}
+
+/// Serves one connection that this program opened itself (a node's end of
+/// a relayed circuit) exactly as an accepted one: same deadline, handler
+/// and close. `peer` is who it is for the log. The caller caps how many run.
+pub fn serve_stream(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: &dyn Handler,
+    config: &ServerConfig,
+) {
+    serve_connection(stream, peer, handler, config);
 }
 
 /// Everything about one connection: read the request before the deadline,
@@ -338,28 +366,26 @@ const REFUSED_QUEUE: usize = 1024;
 /// One thread that closes refused connections gracefully, one at a time.
 fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
     let (tx, rx) = mpsc::sync_channel::<TcpStream>(REFUSED_QUEUE);
-    thread::Builder::new()
-        .name("closer".into())
-        .spawn(move || {
-            for stream in rx {
-                let _ = stream.set_nonblocking(false);
-                close_gracefully(stream, Duration::from_millis(100));
-            }
-        })?;
+    crate::crucial::spawn("closer", move || {
+        for stream in rx {
+            let _ = stream.set_nonblocking(false);
+            close_gracefully(stream, Duration::from_millis(100));
+        }
+    })?;
     Ok(tx)
 }
 
 /// Lets a repeated event be logged at most once a second, with a count, so a
 /// flood does not become a flood of log lines.
-#[derive(Default)]
-struct Throttle {
+#[derive(Debug, Default)]
+pub struct Throttle {
     since_last: usize,
     last: Option<Instant>,
 }
 
 impl Throttle {
     /// Counts one event; returns how many to report when a line is due.
-    fn note(&mut self) -> Option<usize> {
+    pub fn note(&mut self) -> Option<usize> {
         self.since_last += 1;
         let now = Instant::now();
         if self

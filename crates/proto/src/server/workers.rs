@@ -9,8 +9,15 @@
 //! small request such as a relay list (docs/BENCHMARKS.md). Here a thread
 //! that has served goes back to accept, unless [`MAX_IDLE`] threads already
 //! wait there: then it ends, so a burst leaves no crowd of idle threads.
+//!
+//! A handler that panics costs only its connection: the panic is caught
+//! here, the connection (and its slot under the caps) is dropped as the
+//! stack unwinds, and the thread goes back to accept. Otherwise a panic on
+//! the first thread, which is the program's main thread, would end the
+//! program, and one on any thread would lose an acceptor.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -56,7 +63,16 @@ impl Acceptors {
                     if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
                         self.spawn_one();
                     }
-                    (self.on_accept)(stream, peer);
+                    let served =
+                        panic::catch_unwind(AssertUnwindSafe(|| (self.on_accept)(stream, peer)));
+                    if let Err(payload) = served {
+                        crate::crucial::report_panic(|| {
+                            tracing::error!(
+                                "{peer}: connection dropped: its handler panicked ({})",
+                                crate::crucial::panic_message(&*payload)
+                            );
+                        });
+                    }
                     if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE && may_end {
                         self.waiting.fetch_sub(1, Ordering::AcqRel);
                         return;
@@ -135,6 +151,29 @@ mod tests {
         threads.dedup();
         assert_eq!(threads.len(), N);
         drop(conns);
+    }
+
+    #[test]
+    fn a_panicking_handler_drops_its_connection_and_the_next_one_is_served() {
+        let (_acceptors, addr) = start(Box::new(|mut stream, _| {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).unwrap();
+            assert_ne!(byte[0], b'!', "told to panic");
+            std::io::Write::write_all(&mut stream, b"ok").unwrap();
+        }));
+        let ask = |what: u8| {
+            let mut conn = TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            std::io::Write::write_all(&mut conn, &[what]).unwrap();
+            let mut got = Vec::new();
+            let _ = conn.read_to_end(&mut got);
+            got
+        };
+        for _ in 0..3 {
+            assert_eq!(ask(b'!'), b"", "the panicked connection is closed");
+            assert_eq!(ask(b'a'), b"ok");
+        }
     }
 
     #[test]
