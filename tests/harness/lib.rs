@@ -462,10 +462,14 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts a relay and `n` nodes over empty directories; `fill` writes
-    /// each node's files before it starts (index from 0).
+    /// each node's files before it starts (index from 0). Returns once every
+    /// node is registered and its catalog is in the relay's index. All the
+    /// nodes register from 127.0.0.1, so the relay's per-address cap is
+    /// raised to fit them (it stays at its default of 16 for fewer).
     pub fn start(n: usize, fill: impl Fn(usize, &Path)) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let relay = Relay::start(&[]);
+        let cap = n.max(16).to_string();
+        let relay = Relay::start(&["--max-nodes-per-ip", &cap]);
         let mut nodes = Vec::new();
         for i in 0..n {
             let dir = tmp.path().join(format!("node{}", i + 1));
@@ -486,6 +490,9 @@ impl Cluster {
                 );
             }
             nodes.push(node.until_registered());
+        }
+        for node in &nodes {
+            node.proc.wait_for("catalog at relay", READY);
         }
         Cluster { nodes, relay, tmp }
     }
