@@ -257,6 +257,10 @@ fn expected_failures_are_one_line_with_the_cause() {
 
     // -o into a directory that does not exist: refused before any transfer.
     let cluster = Cluster::start(1, |_, dir| write(dir, "hello.txt", b"hello\n"));
+    // Indexed, so the who-has before it says nothing of unindexed nodes.
+    cluster.nodes[0]
+        .proc
+        .wait_for("catalog at relay", harness::READY);
     let missing = cluster.tmp.path().join("no/such/dir");
     let target = missing.join("hello.txt");
     let run = cluster.fetch(&["hello.txt", "-o", target.to_str().unwrap()]);
