@@ -422,6 +422,72 @@ impl Node {
     }
 }
 
+/// A test-only node: it registers with the relay like a peer-node, then
+/// answers each request with whatever bytes `answer` returns for it (a
+/// frame, and what follows one), so a test can play a node that lies, or an
+/// older node. Stops accepting on drop.
+pub struct FakeNode {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeNode {
+    pub fn start(
+        relay: &Relay,
+        answer: impl Fn(proto::Request) -> Vec<u8> + Send + Sync + 'static,
+    ) -> FakeNode {
+        use proto::exchange::{Timeouts, call};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a fake node");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let answer = Arc::new(answer);
+        let stopping = Arc::clone(&stop);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let answer = Arc::clone(&answer);
+                thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+                    let Ok(request) = proto::frame::read::<proto::Request>(&mut stream) else {
+                        return;
+                    };
+                    let _ = std::io::Write::write_all(&mut stream, &answer(request));
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    let _ = std::io::copy(&mut stream, &mut std::io::sink());
+                });
+            }
+        });
+        let registration = proto::Request::Register(proto::Registration {
+            port: addr.port(),
+            advertised_ip: None,
+            token: None,
+        });
+        match call(relay.addr, &registration, &Timeouts::default()) {
+            Ok(proto::Response::Registered(_)) => {}
+            other => panic!("the fake node could not register: {other:?}"),
+        }
+        FakeNode { addr, stop }
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// `frame` of `response`, as a fake node sends it.
+pub fn frame_of(response: &proto::Response) -> Vec<u8> {
+    proto::frame::encode(response).expect("encode a response")
+}
+
 /// A finished client run.
 #[derive(Debug)]
 pub struct Run {

@@ -5,8 +5,9 @@
 //! that breaks in the middle, or a node that sends bytes that fail the
 //! proof, resumes from the next node holding the same content hash, from
 //! the last verified byte. An older node that does not know range requests
-//! is asked with a plain GetFile, and the result is marked unverified; such
-//! a transfer is not resumed from another node, whose copy could differ.
+//! is asked with a plain GetFile, and the result is marked unverified; once
+//! unverified bytes are out, the fetch goes on as before content hashes
+//! (by name and size), since no proof can cover them any more.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -189,6 +190,8 @@ pub fn fetch_expecting(
             i + 1
         );
         let mut tried = if transfer.unverified {
+            // Bytes without a proof are out already: go on as before
+            // content hashes, by name and size.
             Err(NodeFailure::NoRanges(String::new()))
         } else {
             crate::verified::try_node(node, target, dialer, &mut transfer, out, &mut progress)
@@ -196,9 +199,12 @@ pub fn fetch_expecting(
         if let (Err(NodeFailure::NoRanges(why)), Target::Name(name)) = (&tried, target) {
             // An older node: a plain GetFile, unverified, unless a content
             // is fixed already (then it cannot prove it holds the same one).
-            tried = if transfer.hash.is_none() && (transfer.written == 0 || transfer.unverified) {
-                transfer.unverified = true;
-                try_node(node, name, dialer, &mut transfer, out, &mut progress)
+            tried = if transfer.hash.is_none() {
+                let legacy = try_node(node, name, dialer, &mut transfer, out, &mut progress);
+                if legacy.is_ok() || transfer.written > 0 {
+                    transfer.unverified = true;
+                }
+                legacy
             } else {
                 tracing::debug!("{label}: {why}");
                 Err(NodeFailure::Refused(
@@ -234,15 +240,6 @@ pub fn fetch_expecting(
                 report.status(&format!("could not reach {label}: {why}"))
             }
             Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
-            Err(NodeFailure::Broken(why)) if transfer.unverified && transfer.written > 0 => {
-                report.status(&format!(
-                    "transfer from {label} failed after {} of {} bytes: {why}; not resumed: \
-                     the bytes so far are unverified, and another node's copy could differ",
-                    transfer.written,
-                    transfer.size()
-                ));
-                break;
-            }
             Err(NodeFailure::Broken(why)) => report.status(&format!(
                 "transfer from {label} failed after {} of {} bytes: {why}",
                 transfer.written,
