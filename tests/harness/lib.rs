@@ -120,7 +120,7 @@ impl Captured {
     fn spawn_reader(
         self: &Arc<Self>,
         stream: impl Read + Send + 'static,
-        stop_after: Option<String>,
+        stop_after: Option<(String, AfterLast)>,
     ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
@@ -128,15 +128,34 @@ impl Captured {
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
                 let piece = String::from_utf8_lossy(&line);
-                let stop = stop_after.as_deref().is_some_and(|s| piece.contains(s));
+                let stop = stop_after
+                    .as_ref()
+                    .filter(|(last, _)| piece.contains(last.as_str()))
+                    .map(|(_, after)| *after);
                 let mut text = me.text.lock().unwrap();
                 text.push_str(&piece);
-                if stop {
-                    text.push_str("(here the test closed the read end of stderr)\n");
+                match stop {
+                    Some(AfterLast::Close) => {
+                        text.push_str("(here the test closed the read end of stderr)\n")
+                    }
+                    Some(AfterLast::Stall) => {
+                        text.push_str("(here the test stopped reading stderr)\n")
+                    }
+                    None => {}
                 }
                 me.grew.notify_all();
-                if stop {
-                    return;
+                match stop {
+                    Some(AfterLast::Close) => return,
+                    Some(AfterLast::Stall) => {
+                        drop(text);
+                        // Hold the read end open, unread, for the rest of
+                        // the test process.
+                        let _unread = reader;
+                        loop {
+                            thread::park();
+                        }
+                    }
+                    None => {}
                 }
                 drop(text);
                 line.clear();
@@ -170,6 +189,15 @@ impl Captured {
     }
 }
 
+/// What the stderr reader does after the line it was told to stop at.
+#[derive(Debug, Clone, Copy)]
+enum AfterLast {
+    /// Closes the read end: writes fail with EPIPE.
+    Close,
+    /// Keeps the read end open and reads no more: writes block.
+    Stall,
+}
+
 /// A running child process with its stderr captured; killed on drop.
 pub struct Proc {
     name: String,
@@ -191,7 +219,18 @@ impl Proc {
         Proc::spawn_reading(name, cmd, Some(last.to_string()))
     }
 
-    fn spawn_reading(name: &str, mut cmd: Command, stop_after: Option<String>) -> Proc {
+    /// Like [`Proc::spawn_then_close_stderr`], but keeps the pipe open and
+    /// just stops reading it, as a log reader that hangs would: once the
+    /// pipe's buffer is full, every write the child makes to stderr blocks.
+    pub fn spawn_then_stall_stderr(name: &str, cmd: Command, last: &str) -> Proc {
+        Proc::spawn_with(name, cmd, Some((last.to_string(), AfterLast::Stall)))
+    }
+
+    fn spawn_reading(name: &str, cmd: Command, stop_after: Option<String>) -> Proc {
+        Proc::spawn_with(name, cmd, stop_after.map(|s| (s, AfterLast::Close)))
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, stop_after: Option<(String, AfterLast)>) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
