@@ -374,7 +374,9 @@ fn liar_first(
     honest: bool,
 ) -> (Relay, SocketAddr, Option<Node>, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&[]);
+    // The fake nodes answer GetFile only, not the relay's dial-back Hello:
+    // this relay lists registrations unchecked.
+    let relay = Relay::start(&["--no-relaying"]);
     let liar = fake_server(serve);
     register(&relay, liar);
     let node = honest.then(|| {
@@ -385,13 +387,15 @@ fn liar_first(
     (relay, liar, node, tmp)
 }
 
-/// One node at a time (`--sources 1`): the fake nodes are older nodes, and
-/// what the client does with each one's lie is the subject. A parallel
-/// fetch asks only the nodes that answer a range request, so it would take
-/// the file from the honest node alone and never meet the liar.
+/// Node by node and one node at a time (`--no-index --sources 1`): these
+/// tests put a misbehaving node first in the relay's order, which only the
+/// walk asks before the others; the fake nodes are older nodes, and what the
+/// client does with each one's lie is the subject. A parallel fetch asks
+/// only the nodes that answer a range request, so it would take the file
+/// from the honest node alone and never meet the liar.
 fn fetch(relay: &Relay, args: &[&str]) -> Run {
     let mut cmd = harness::client(relay.port());
-    cmd.args(args).args(["--sources", "1"]);
+    cmd.arg("--no-index").args(args).args(["--sources", "1"]);
     harness::run(cmd, b"", CLIENT)
 }
 

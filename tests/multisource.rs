@@ -247,8 +247,9 @@ fn a_holder_killed_mid_transfer_leaves_the_file_intact() {
 
 /// A fake holder in a namespace of its own that answers every range
 /// request by hash with the right header and wrong bytes. It registers
-/// after the real holders, so the client finds the file on them first and
-/// then asks the liar for ranges too.
+/// after the real holders and sends no catalog, so the relay's who-has
+/// names it among the nodes without one: the client finds the file on the
+/// real holders first and then asks the liar for ranges too.
 fn lying_holder(swarm: &mut Swarm) -> SocketAddr {
     let h = swarm.lab.host("liar", "10.78.0.66");
     let size = swarm.content.len() as u64;
@@ -277,11 +278,17 @@ fn lying_holder(swarm: &mut Swarm) -> SocketAddr {
 }
 
 /// Answers one range request with a true header and a body of the right
-/// length whose every byte is wrong.
+/// length whose every byte is wrong; answers the relay's dial-back `Hello`
+/// as a node does, so that it is listed.
 fn lie(mut stream: TcpStream, size: u64) {
     let _ = stream.set_read_timeout(Some(CLIENT));
-    let Ok(Request::GetRange(req)) = frame::read::<Request>(&mut stream) else {
-        return;
+    let req = match frame::read::<Request>(&mut stream) {
+        Ok(Request::GetRange(req)) => req,
+        Ok(Request::Hello) => {
+            let _ = frame::write(&mut stream, &Response::Hello);
+            return;
+        }
+        _ => return,
     };
     let (Target::Hash(hash), Some(range)) =
         (req.target, ByteRange::clamp(size, req.offset, req.len))

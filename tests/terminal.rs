@@ -271,8 +271,8 @@ fn the_prompt_in_a_terminal() {
         "binary bytes reached the screen:\n{answer}"
     );
 
-    // ls: every node's files, grouped under its address.
-    tmux.type_line("ls");
+    // ls --nodes: every node's own files, grouped under its address.
+    tmux.type_line("ls --nodes");
     let screen = tmux.wait_prompt(5);
     let answer = after_prompt(&screen, 4);
     for (node, lines) in [
@@ -372,7 +372,7 @@ fn the_prompt_never_reaches_stdout() {
     let command = format!("{} > {}", client_command(&cluster, ""), quote(&out));
     let tmux = Tmux::start(&command);
     tmux.wait_prompt(1);
-    for (n, line) in ["hello.txt", "logo.png", "ls", "peers", "help"]
+    for (n, line) in ["hello.txt", "logo.png", "ls --nodes", "peers", "help"]
         .iter()
         .enumerate()
     {

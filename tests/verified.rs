@@ -116,8 +116,10 @@ fn a_mixed_resume_never_joins_two_versions() {
         write(dir, "data.bin", if i == 0 { &a } else { &b })
     });
     until_hashed(&cluster.nodes[1]);
+    // Node by node: the index would ask only the holders of A's hash, so
+    // the node holding B would never be asked to continue it.
     let mut cmd = cluster.client();
-    cmd.args(["data.bin", "--timeout", "10"]);
+    cmd.args(["--no-index", "data.bin", "--timeout", "10"]);
     let mut client = SlowClient::start(cmd);
     let mut got = client.read(MIB);
     assert_eq!(got.len(), MIB);
@@ -160,8 +162,10 @@ fn a_broken_transfer_with_dash_o_saves_nothing_when_no_node_has_the_same_content
     write(&dir, "data.bin", &b);
     let second = Node::start(&relay, &dir, &[]);
     let out = tmp.path().join("out.bin");
+    // Node by node (`--no-index`): the liar sends no catalog, so only the
+    // walk asks it before the holder.
     let mut cmd = harness::client(relay.port());
-    cmd.args(["data.bin", "-o", out.to_str().unwrap()]);
+    cmd.args(["--no-index", "data.bin", "-o", out.to_str().unwrap()]);
     let run = harness::run(cmd, b"", Duration::from_secs(60));
     assert_eq!(run.code(), 1, "{}", run.stderr);
     assert!(!out.exists(), "{}", run.stderr);
@@ -198,7 +202,9 @@ fn a_file_changed_after_hashing_is_served_whole_in_its_new_version() {
     let cluster = Cluster::start(1, |_, dir| write(dir, "data.bin", &a));
     until_hashed(&cluster.nodes[0]);
     rewrite_in_place(&cluster.nodes[0].dir.join("data.bin"), &b);
-    let run = cluster.fetch(&["data.bin"]);
+    // Node by node: the relay's index may still hold the version hashed
+    // first until the node's next catalog delta; this is about the node.
+    let run = cluster.fetch(&["--no-index", "data.bin"]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(run.stdout == b, "{}", run.stderr);
     assert!(
@@ -301,9 +307,11 @@ fn a_lying_node_is_refused_and_an_honest_node_completes_the_file() {
     std::fs::create_dir(&dir).unwrap();
     write(&dir, "data.bin", &content);
     let honest = Node::start(&relay, &dir, &[]);
+    // Node by node (`--no-index`): the liar sends no catalog, so only the
+    // walk asks it before the honest node.
     let mut cmd = harness::client(relay.port());
     // One node at a time, as in the torn read above.
-    cmd.args(["data.bin", "--sources", "1"]);
+    cmd.args(["--no-index", "data.bin", "--sources", "1"]);
     let run = harness::run(cmd, b"", Duration::from_secs(60));
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(run.stdout == content, "wrong bytes\n{}", run.stderr);
@@ -347,7 +355,9 @@ fn fetch_by_hash_finds_the_content_under_any_name() {
     let h_same = ContentHash::of(&same);
     let h_other = ContentHash::of(&other);
 
-    let run = cluster.fetch(&[&format!("blake3:{h_same}")]);
+    // Node by node (`--no-index`), so the walk's order and "not on" lines
+    // are the nodes', whether or not their catalogs reached the relay yet.
+    let run = cluster.fetch(&["--no-index", &format!("blake3:{h_same}")]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout, same);
     assert!(
@@ -361,13 +371,13 @@ fn fetch_by_hash_finds_the_content_under_any_name() {
         run.stderr
     );
 
-    let run = cluster.fetch(&[&format!("blake3:{h_other}")]);
+    let run = cluster.fetch(&["--no-index", &format!("blake3:{h_other}")]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(run.stdout == other);
     assert!(run.stderr.contains("not on"), "{}", run.stderr);
 
     let missing = ContentHash::of(b"nobody has this");
-    let run = cluster.fetch(&[&format!("blake3:{missing}")]);
+    let run = cluster.fetch(&["--no-index", &format!("blake3:{missing}")]);
     assert_eq!(run.code(), 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("not found on any of 2 active nodes"),
@@ -380,7 +390,7 @@ fn fetch_by_hash_finds_the_content_under_any_name() {
     assert!(run.stderr.contains("64 hex digits"), "{}", run.stderr);
 
     // Both names carry the same hash in the long listing.
-    let run = cluster.fetch(&["--list", "--long"]);
+    let run = cluster.fetch(&["--list", "--long", "--nodes"]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let listing = run.stdout_text();
     for name in ["one.txt", "two.txt"] {
@@ -445,8 +455,9 @@ fn an_old_node_still_serves_marked_unverified() {
         "{}",
         run.stderr
     );
+    // It sends no catalog: only the per-node listing asks it.
     let mut cmd = harness::client(relay.port());
-    cmd.args(["--list", "--long"]);
+    cmd.args(["--list", "--long", "--nodes"]);
     let run = harness::run(cmd, b"", Duration::from_secs(60));
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(

@@ -4,7 +4,7 @@
 //! its own temp dir, and kills every child on drop, also when a test panics.
 //!
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
-//! bridge, shaped links).
+//! bridge, routers with NAT, shaped links).
 
 pub mod netns;
 
@@ -123,7 +123,7 @@ impl Captured {
     fn spawn_reader(
         self: &Arc<Self>,
         stream: impl Read + Send + 'static,
-        stop_after: Option<String>,
+        stop_after: Option<(String, AfterLast)>,
     ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
@@ -131,15 +131,34 @@ impl Captured {
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
                 let piece = String::from_utf8_lossy(&line);
-                let stop = stop_after.as_deref().is_some_and(|s| piece.contains(s));
+                let stop = stop_after
+                    .as_ref()
+                    .filter(|(last, _)| piece.contains(last.as_str()))
+                    .map(|(_, after)| *after);
                 let mut text = me.text.lock().unwrap();
                 text.push_str(&piece);
-                if stop {
-                    text.push_str("(here the test closed the read end of stderr)\n");
+                match stop {
+                    Some(AfterLast::Close) => {
+                        text.push_str("(here the test closed the read end of stderr)\n")
+                    }
+                    Some(AfterLast::Stall) => {
+                        text.push_str("(here the test stopped reading stderr)\n")
+                    }
+                    None => {}
                 }
                 me.grew.notify_all();
-                if stop {
-                    return;
+                match stop {
+                    Some(AfterLast::Close) => return,
+                    Some(AfterLast::Stall) => {
+                        drop(text);
+                        // Hold the read end open, unread, for the rest of
+                        // the test process.
+                        let _unread = reader;
+                        loop {
+                            thread::park();
+                        }
+                    }
+                    None => {}
                 }
                 drop(text);
                 line.clear();
@@ -173,6 +192,15 @@ impl Captured {
     }
 }
 
+/// What the stderr reader does after the line it was told to stop at.
+#[derive(Debug, Clone, Copy)]
+enum AfterLast {
+    /// Closes the read end: writes fail with EPIPE.
+    Close,
+    /// Keeps the read end open and reads no more: writes block.
+    Stall,
+}
+
 /// A running child process with its stderr captured; killed on drop.
 pub struct Proc {
     name: String,
@@ -194,7 +222,18 @@ impl Proc {
         Proc::spawn_reading(name, cmd, Some(last.to_string()))
     }
 
-    fn spawn_reading(name: &str, mut cmd: Command, stop_after: Option<String>) -> Proc {
+    /// Like [`Proc::spawn_then_close_stderr`], but keeps the pipe open and
+    /// just stops reading it, as a log reader that hangs would: once the
+    /// pipe's buffer is full, every write the child makes to stderr blocks.
+    pub fn spawn_then_stall_stderr(name: &str, cmd: Command, last: &str) -> Proc {
+        Proc::spawn_with(name, cmd, Some((last.to_string(), AfterLast::Stall)))
+    }
+
+    fn spawn_reading(name: &str, cmd: Command, stop_after: Option<String>) -> Proc {
+        Proc::spawn_with(name, cmd, stop_after.map(|s| (s, AfterLast::Close)))
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, stop_after: Option<(String, AfterLast)>) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -531,10 +570,14 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts a relay and `n` nodes over empty directories; `fill` writes
-    /// each node's files before it starts (index from 0).
+    /// each node's files before it starts (index from 0). Returns once every
+    /// node is registered (its catalog may still be on its way). All the
+    /// nodes register from 127.0.0.1, so the relay's per-address cap is
+    /// raised to fit them (it stays at its default of 16 for fewer).
     pub fn start(n: usize, fill: impl Fn(usize, &Path)) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let relay = Relay::start(&[]);
+        let cap = n.max(16).to_string();
+        let relay = Relay::start(&["--max-nodes-per-ip", &cap]);
         let mut nodes = Vec::new();
         for i in 0..n {
             let dir = tmp.path().join(format!("node{}", i + 1));
@@ -653,6 +696,87 @@ impl Running {
 }
 
 impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A client whose stdout is read only as the test asks, so that a transfer
+/// can be held in the middle (the client blocks on a full pipe, and the
+/// node and any relay between them on full socket buffers). Killed on drop.
+pub struct Held {
+    child: Option<Child>,
+    stdout: std::process::ChildStdout,
+    stderr: Option<thread::JoinHandle<String>>,
+    /// What was read from its stdout so far.
+    pub got: Vec<u8>,
+}
+
+/// Starts `cmd` with stdin closed and stdout held (see [`Held`]).
+pub fn start_held(mut cmd: Command) -> Held {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start the client");
+    let stdout = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    Held {
+        child: Some(child),
+        stdout,
+        stderr: Some(stderr),
+        got: Vec::new(),
+    }
+}
+
+impl Held {
+    /// Reads until at least `n` bytes came in all (or stdout ended; the
+    /// client's own timeouts bound how long that takes).
+    pub fn read_at_least(&mut self, n: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.got.len() < n {
+            match self.stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => self.got.extend_from_slice(&buf[..k]),
+            }
+        }
+    }
+
+    /// Reads the rest and waits for the exit, at most `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let mut rest = Vec::new();
+        let _ = self.stdout.read_to_end(&mut rest);
+        self.got.extend_from_slice(&rest);
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        Run {
+            status,
+            stdout: std::mem::take(&mut self.got),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -1,15 +1,18 @@
-//! A network lab for end-to-end tests on separate hosts: Linux network
-//! namespaces, each with its own 10.x address, joined by veth pairs on a
-//! bridge that lives in a namespace of its own. Nothing here touches the
+//! A lab of separate hosts for end-to-end tests: Linux network namespaces,
+//! each with its own 10.x address, joined by veth pairs on a bridge that
+//! lives in a namespace of its own; routers that hide a host behind NAT
+//! ([`Lab::nat`]); shaped uplinks ([`Lab::shape`]); threads and commands
+//! inside a host ([`Lab::within`], [`Lab::exec`]). Nothing here touches the
 //! root namespace's interfaces, and traffic only ever goes to addresses
 //! inside the namespaces a test created. Every namespace is removed on drop,
-//! also when the test fails.
+//! also when the test panics.
 //!
-//! Namespaces need root. Where they cannot be created a test says why and
-//! skips ([`Lab::or_skip`]), unless `P2P_REQUIRE_NETNS` is set (as `.ci/run`
+//! Namespaces need root. Where they cannot be created, [`Lab::or_skip`] says
+//! why and the test skips, unless `P2P_REQUIRE_NETNS` is set (as `.ci/run`
 //! does): then it fails, so CI always runs it.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bin;
@@ -48,11 +51,13 @@ fn ip_ok(args: &[&str]) {
     }
 }
 
-/// One host: a namespace with an address on the bridge.
+/// One host: a namespace, with an address on the bridge unless it sits
+/// behind a router.
 pub struct Host {
     pub ns: String,
-    /// The bridge-side end of its veth pair (in the bridge namespace).
-    pub port: String,
+    /// The bridge-side end of its veth pair (in the bridge namespace); None
+    /// for a host behind a router.
+    pub port: Option<String>,
     pub ip: String,
 }
 
@@ -72,7 +77,8 @@ pub struct Lab {
 static LABS: AtomicUsize = AtomicUsize::new(0);
 
 impl Lab {
-    /// Creates the bridge namespace, or says why it cannot.
+    /// Creates the bridge namespace (names start with a tag made of the
+    /// process id, `name` and a counter), or says why it cannot.
     pub fn create(name: &str) -> Result<Lab, String> {
         let n = LABS.fetch_add(1, Ordering::Relaxed);
         let tag = format!("p2p{}{name}{n}", std::process::id());
@@ -94,29 +100,19 @@ impl Lab {
     pub fn or_skip(name: &str) -> Option<Lab> {
         match Lab::create(name) {
             Ok(lab) => Some(lab),
-            Err(why) if std::env::var_os("P2P_REQUIRE_NETNS").is_some() => {
-                panic!("network namespaces are required (P2P_REQUIRE_NETNS is set): {why}")
-            }
-            Err(why) => {
-                eprintln!(
-                    "skipping: cannot create a network namespace ({why}); \
-                     run as root, or set P2P_REQUIRE_NETNS to make this a failure"
-                );
-                None
-            }
+            Err(why) => skip_or_fail(&format!("cannot create a network namespace ({why})")),
         }
     }
 
     /// Adds a host named `name` (a few letters: it names an interface)
     /// with address `ip`/24 on the bridge; returns its index.
     pub fn host(&mut self, name: &str, ip: &str) -> usize {
-        let ns = format!("{}-{name}", self.tag);
-        ip_ok(&["netns", "add", &ns]);
+        let ns = self.new_ns(name);
         let port = format!("v{name}");
         assert!(port.len() <= 15, "interface name {port} too long");
         self.hosts.push(Host {
             ns: ns.clone(),
-            port: port.clone(),
+            port: Some(port.clone()),
             ip: ip.to_string(),
         });
         let br = self.bridge_ns.as_str();
@@ -130,6 +126,76 @@ impl Lab {
         ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
         self.hosts.len() - 1
+    }
+
+    /// Adds a home router `router` on the bridge at `outside_ip`, and a host
+    /// `inner` behind it at `inner_ip`/24 on a private link where the router
+    /// is `router_ip`. The router forwards from the inside out and
+    /// masquerades (nftables), as a home router does: no port forward, no
+    /// route inward, and new connections from outside are dropped. Returns
+    /// (router, inner), or why nftables cannot be used.
+    pub fn nat(
+        &mut self,
+        router: &str,
+        outside_ip: &str,
+        router_ip: &str,
+        inner: &str,
+        inner_ip: &str,
+    ) -> Result<(usize, usize), String> {
+        let r = self.host(router, outside_ip);
+        let rns = self.hosts[r].ns.clone();
+        let ins = self.new_ns(inner);
+        self.hosts.push(Host {
+            ns: ins.clone(),
+            port: None,
+            ip: inner_ip.to_string(),
+        });
+        let i = self.hosts.len() - 1;
+        ip_ok(&[
+            "-n", &rns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns",
+            &ins,
+        ]);
+        ip_ok(&[
+            "-n",
+            &rns,
+            "addr",
+            "add",
+            &format!("{router_ip}/24"),
+            "dev",
+            "lan0",
+        ]);
+        ip_ok(&["-n", &rns, "link", "set", "lan0", "up"]);
+        ip_ok(&["-n", &ins, "link", "set", "lo", "up"]);
+        ip_ok(&[
+            "-n",
+            &ins,
+            "addr",
+            "add",
+            &format!("{inner_ip}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip_ok(&["-n", &ins, "link", "set", "eth0", "up"]);
+        ip_ok(&["-n", &ins, "route", "add", "default", "via", router_ip]);
+        run_in(&rns, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None)?;
+        let rules = "\
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"eth0\" masquerade
+    }
+}
+table ip filter {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname \"lan0\" oifname \"eth0\" accept
+    }
+}
+";
+        run_in(&rns, "nft", &["-f", "-"], Some(rules))
+            .map_err(|why| format!("{why} (install the nftables package)"))?;
+        Ok((r, i))
     }
 
     /// The address of host `h`.
@@ -180,14 +246,11 @@ impl Lab {
 
     /// Cuts host `h` off the bridge.
     pub fn cut(&self, h: usize) {
-        ip_ok(&[
-            "-n",
-            &self.bridge_ns,
-            "link",
-            "set",
-            &self.hosts[h].port,
-            "down",
-        ]);
+        let port = self.hosts[h]
+            .port
+            .as_deref()
+            .expect("only a host on the bridge can be cut off it");
+        ip_ok(&["-n", &self.bridge_ns, "link", "set", port, "down"]);
     }
 
     /// Runs `f` on a thread that has joined host `h`'s namespace: sockets
@@ -212,6 +275,12 @@ impl Lab {
                 .unwrap_or_else(|e| std::panic::resume_unwind(e))
         })
     }
+
+    fn new_ns(&self, name: &str) -> String {
+        let ns = format!("{}-{name}", self.tag);
+        ip_ok(&["netns", "add", &ns]);
+        ns
+    }
 }
 
 impl Drop for Lab {
@@ -224,5 +293,52 @@ impl Drop for Lab {
         if let Err(why) = ip(&["netns", "del", &self.bridge_ns]) {
             eprintln!("cleanup: {why}");
         }
+    }
+}
+
+/// None (the test skips, saying why) unless `P2P_REQUIRE_NETNS` is set:
+/// then the test fails.
+pub fn skip_or_fail<T>(why: &str) -> Option<T> {
+    if std::env::var_os("P2P_REQUIRE_NETNS").is_some() {
+        panic!("network namespaces are required (P2P_REQUIRE_NETNS is set): {why}");
+    }
+    eprintln!(
+        "skipping: {why}; run as root with iproute2 and nftables, or set \
+         P2P_REQUIRE_NETNS to make this a failure"
+    );
+    None
+}
+
+/// Runs `program ARGS` inside namespace `ns`, with `stdin` as its input.
+fn run_in(ns: &str, program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new(IP);
+    cmd.args(["netns", "exec", ns, program])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}` in {ns}: {e}"))?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot feed `{program}`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`{program}` in {ns}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` in {ns} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

@@ -18,16 +18,21 @@
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
 //! - [`verified`]: section 6, verified transfers beside unverified ones,
 //!   hashing rate and first-fetch latency.
-//! - [`swarm`]: section 7 (`--only multi`, root), one file from three
+//! - [`index`]: section 7, the relay's index at 1 000 nodes x 1 000 files.
+//! - [`relayed`]: section 8, a fetch through the relay versus direct, the
+//!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
+//! - [`swarm`]: section 9 (`--only multi`, root), one file from three
 //!   shaped holders at once beside one holder and beside aria2c.
 //! - [`report`]: medians and the Markdown table.
 
+mod index;
 mod load;
 mod lookup;
 mod nginx;
 mod procs;
 mod raw;
 mod relay;
+mod relayed;
 mod report;
 mod swarm;
 mod transfer;
@@ -45,8 +50,9 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified;
-                  multi (root: namespaces, tc; aria2c and nginx for its anchor) only when named
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
+                  index, relayed; multi (root: namespaces, tc; aria2c and nginx for its
+                  anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -66,9 +72,14 @@ pub struct Settings {
     pub many_nodes: usize,
     pub lookup_nodes: usize,
     pub scale_nodes: usize,
+    /// Nodes and files per node of the index section.
+    pub index_nodes: usize,
+    pub index_files: usize,
 }
 
-const SECTIONS: [&str; 5] = ["transfer", "relay", "lookup", "scale", "verified"];
+const SECTIONS: [&str; 7] = [
+    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed",
+];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
 
@@ -157,6 +168,8 @@ fn run() -> Result<(), String> {
         many_nodes: 10_000,
         lookup_nodes: if args.quick { 20 } else { 50 },
         scale_nodes: 100_000,
+        index_nodes: if args.quick { 200 } else { 1000 },
+        index_files: if args.quick { 200 } else { 1000 },
     };
     eprintln!("binaries: {}", settings.bins.dir().display());
     let mut table = Table::default();
@@ -167,6 +180,8 @@ fn run() -> Result<(), String> {
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
             "verified" => verified::run(&settings, &mut table),
+            "index" => index::run(&settings, &mut table),
+            "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

@@ -111,7 +111,7 @@ impl Nginx {
 
 /// The whole config: what the measurement used (sendfile on,
 /// tcp_nopush on), one worker, every path inside `dir`. Also the config of
-/// the nginx servers of section 7 (`swarm`), one per holder namespace.
+/// the nginx servers of section 9 (`swarm`), one per holder namespace.
 pub fn config(root: &Path, dir: &Path, addr: SocketAddr) -> String {
     let d = dir.display();
     let mut c = String::new();

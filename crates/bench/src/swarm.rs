@@ -1,4 +1,4 @@
-//! Section 7 (`--only multi`): one file from several holders at once
+//! Section 9 (`--only multi`): one file from several holders at once
 //! (issue 12), on separate hosts: network namespaces on a bridge, each
 //! holder's uplink shaped to 100 Mbit/s (`tc qdisc add dev eth0 root tbf
 //! rate 100mbit burst 256kb latency 100ms` in its namespace).
@@ -320,7 +320,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
     }
     let (o, t) = (median(&one), median(&three));
     table.add(Row {
-        what: format!("7. {SHAPED_MIB} MiB -o from three 100 Mbit/s holders vs one"),
+        what: format!("9. {SHAPED_MIB} MiB -o from three 100 Mbit/s holders vs one"),
         ours: format!("{:.2} s", t / 1000.0),
         baseline: format!("{:.2} s one holder", o / 1000.0),
         ratio: Some(t / o),
@@ -330,7 +330,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
     if anchor.is_some() {
         let a = median(&anchored);
         table.add(Row {
-            what: format!("7. {SHAPED_MIB} MiB from three 100 Mbit/s holders vs aria2c -s 3 -x 1"),
+            what: format!("9. {SHAPED_MIB} MiB from three 100 Mbit/s holders vs aria2c -s 3 -x 1"),
             ours: format!("{:.2} s", t / 1000.0),
             baseline: format!("{:.2} s aria2c + 3 nginx", a / 1000.0),
             ratio: Some(t / a),
@@ -430,7 +430,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
             "stdout (/dev/null)"
         };
         table.add(Row {
-            what: format!("7. loopback {LOOPBACK_MIB} MiB to {to}, three holders vs one"),
+            what: format!("9. loopback {LOOPBACK_MIB} MiB to {to}, three holders vs one"),
             ours: format!("{:.0} ms", t),
             baseline: format!("{:.0} ms one holder", o),
             ratio: Some(t / o),

@@ -1,11 +1,15 @@
 //! Who holds a content: the nodes a multi-source fetch may ask for ranges.
 //!
-//! Today the relay only lists the active nodes, so every one of them is a
-//! candidate: the first that proves it holds the content fixes the hash
-//! and the size, and the others are asked for ranges by that hash (a node
-//! that does not hold it answers not-found, and is dropped then). When the
-//! relay can say who holds a hash (a who-has index), [`find`] is the one
-//! place that changes: it asks the relay instead of walking the nodes.
+//! The candidates come from the relay's index: the session asks `WhoHas`
+//! and passes the holders of the chosen version (the earliest-registered
+//! holder's hash), in registration order, then the nodes that sent no
+//! catalog yet ([`crate::index::Plan`]). Against an older relay, or with
+//! `--no-index`, they are every active node in the relay's order. The
+//! first candidate that proves it holds the content fixes the hash and the
+//! size, and the others are asked for ranges by that hash (a node that
+//! does not hold it answers not-found, and is dropped then). Every
+//! connection goes through the [`Dialer`], so a relayed holder is reached
+//! through a circuit at the relay.
 //!
 //! The first holder is probed with an empty range at offset 0: its answer
 //! carries the content's last chunk group with its proof, which the client
@@ -15,22 +19,22 @@
 //! at most 64 KiB.
 
 use std::io::BufReader;
-use std::net::SocketAddr;
 
 use proto::content::{ByteRange, RangeDecoder, RangeError, encoded_len};
-use proto::exchange::{Connection, Timeouts};
 use proto::{
-    ContentHash, ErrorKind, NodeEntry, ProtoError, RangeRequest, Request, Response, Target,
+    ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
 };
 
+use crate::dial::{self, Dialer};
 use crate::lookup::response_name;
 use crate::report::Report;
 
 /// A node that may hold the content.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub addr: SocketAddr,
-    /// "10.0.0.2:7001, node 2 of 3": how the client names it to the user.
+    /// Its address and how it is reached (directly, or via the relay).
+    pub node: NodeInfo,
+    /// "10.0.0.2:7001 (via relay), node 2 of 3": how the client names it.
     pub label: String,
 }
 
@@ -39,7 +43,8 @@ pub struct Candidate {
 pub struct Holders {
     pub hash: ContentHash,
     pub size: u64,
-    /// The proven holder first, then the other candidates in the relay's order.
+    /// The proven holder first, then the other candidates in the given
+    /// order (registration order from the index, else the relay's list).
     pub candidates: Vec<Candidate>,
 }
 
@@ -53,28 +58,42 @@ pub enum NoHolder {
     OlderNodes,
 }
 
-/// Finds the content `target` names among `nodes`, in the relay's order,
+/// Finds the content `target` names among `nodes`, in their order,
 /// reporting each node that does not have it as the sequential fetch does.
+/// With `expect` (the version the relay's index chose), a node holding
+/// another content under the name is passed over.
 pub fn find(
     target: &Target,
-    nodes: &[NodeEntry],
-    timeouts: &Timeouts,
+    expect: Option<ContentHash>,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
     report: &Report,
 ) -> Result<Holders, NoHolder> {
     let total = nodes.len();
-    let label = |i: usize, addr: SocketAddr| format!("{addr}, node {} of {total}", i + 1);
+    let label = |i: usize, node: &NodeInfo| {
+        format!(
+            "{}{}, node {} of {total}",
+            node.addr,
+            dial::via(node),
+            i + 1
+        )
+    };
     let mut older = false;
     for (i, node) in nodes.iter().enumerate() {
-        let here = label(i, node.addr);
-        match probe(node.addr, target, timeouts) {
+        let here = label(i, node);
+        match probe(node, target, dialer) {
+            Ok((hash, _)) if expect.is_some_and(|e| e != hash) => report.status(&format!(
+                "{here} holds another version (blake3 {})",
+                hash.short()
+            )),
             Ok((hash, size)) => {
                 let candidates = nodes
                     .iter()
                     .enumerate()
                     .skip(i)
                     .map(|(j, n)| Candidate {
-                        addr: n.addr,
-                        label: label(j, n.addr),
+                        node: *n,
+                        label: label(j, n),
                     })
                     .collect();
                 return Ok(Holders {
@@ -112,13 +131,10 @@ enum Probe {
 
 /// Asks `addr` for the empty range at offset 0 of `target` and verifies the
 /// last chunk group that proves it: the content's hash and size.
-fn probe(
-    addr: SocketAddr,
-    target: &Target,
-    timeouts: &Timeouts,
-) -> Result<(ContentHash, u64), Probe> {
-    let mut conn =
-        Connection::open(addr, timeouts).map_err(|e| Probe::Unreachable(e.to_string()))?;
+fn probe(node: &NodeInfo, target: &Target, dialer: &Dialer) -> Result<(ContentHash, u64), Probe> {
+    let mut conn = dialer
+        .connect(node)
+        .map_err(|e| Probe::Unreachable(e.to_string()))?;
     let request = Request::GetRange(RangeRequest {
         target: target.clone(),
         offset: 0,

@@ -14,10 +14,12 @@ use std::net::SocketAddr;
 
 use proto::exchange::{self, Connection, Finish, Timeouts};
 use proto::{
-    ContentHash, ErrorKind, FileEntryLong, FileRequest, NodeEntry, ProtoError, Request, Response,
-    Target,
+    ContentHash, ErrorKind, FileEntryLong, FileRequest, NodeEntry, NodeInfo, NodeMode, ProtoError,
+    Request, Response, Target,
 };
 
+use crate::dial;
+pub use crate::dial::Dialer;
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
@@ -48,22 +50,49 @@ impl Relay {
         }
     }
 
-    /// Asks the relay for the active nodes (phase 2).
-    pub fn nodes(&self) -> anyhow::Result<Vec<NodeEntry>> {
-        let unreachable =
-            |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
-        let addrs = exchange::resolve(&self.host, self.port)
-            .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
-        let (_, response) = exchange::call_any(&addrs, &Request::ListNodes, &self.timeouts)
-            .map_err(|e| match e {
-                ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
-                    unreachable(e.to_string())
-                }
-                // It answered, but not with anything we can use.
-                other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
-            })?;
+    /// How to reach the nodes this relay lists.
+    pub fn dialer(&self) -> Dialer {
+        Dialer {
+            relay_host: self.host.clone(),
+            relay_port: self.port,
+            timeouts: self.timeouts,
+        }
+    }
+
+    /// Asks the relay for the active nodes and how each is reached (phase
+    /// 2). An older relay, which does not know the long list, is asked for
+    /// the plain one: every node in it is direct.
+    pub fn nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        match self.ask(&Request::ListNodesLong)? {
+            Response::NodesLong(nodes) => Ok(nodes),
+            Response::Error(e) if e.kind == ErrorKind::BadRequest => {
+                tracing::debug!(
+                    "relay {} has no long list ({}); asking for the plain one",
+                    self.label(),
+                    e.message
+                );
+                self.plain_nodes()
+            }
+            other => self.list_refused(other),
+        }
+    }
+
+    fn plain_nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        match self.ask(&Request::ListNodes)? {
+            Response::Nodes(nodes) => Ok(nodes
+                .into_iter()
+                .map(|n: NodeEntry| NodeInfo {
+                    addr: n.addr,
+                    age_secs: n.age_secs,
+                    mode: NodeMode::Direct,
+                })
+                .collect()),
+            other => self.list_refused(other),
+        }
+    }
+
+    fn list_refused<T>(&self, response: Response) -> anyhow::Result<T> {
         match response {
-            Response::Nodes(nodes) => Ok(nodes),
             Response::Error(e) => Err(anyhow::anyhow!(
                 "relay {} refused: {} ({})",
                 self.label(),
@@ -77,6 +106,23 @@ impl Relay {
             )),
         }
     }
+
+    /// One exchange with the relay.
+    fn ask(&self, request: &Request) -> anyhow::Result<Response> {
+        let unreachable =
+            |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
+        let addrs = exchange::resolve(&self.host, self.port)
+            .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
+        let (_, response) =
+            exchange::call_any(&addrs, request, &self.timeouts).map_err(|e| match e {
+                ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
+                    unreachable(e.to_string())
+                }
+                // It answered, but not with anything we can use.
+                other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
+            })?;
+        Ok(response)
+    }
 }
 
 /// How a fetch ended.
@@ -86,6 +132,9 @@ pub enum Fetched {
     Found { size: u64 },
     /// No node had it (or every node that had it failed).
     Missing,
+    /// As `Missing`, and not a byte reached the output: another version
+    /// may still be tried.
+    Nothing,
     /// stdout is a terminal and the file is not text; nothing is reported
     /// yet, since the hint depends on where the user typed the name.
     NotText,
@@ -97,8 +146,21 @@ pub enum Fetched {
 /// that has it (phase 3).
 pub fn fetch(
     target: &Target,
-    nodes: &[NodeEntry],
-    timeouts: &Timeouts,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
+    out: &mut Output,
+    report: &Report,
+) -> Fetched {
+    fetch_expecting(target, None, nodes, dialer, out, report)
+}
+
+/// As [`fetch`], accepting only content with hash `expect` when given (the
+/// version the relay's index chose).
+pub fn fetch_expecting(
+    target: &Target,
+    expect: Option<ContentHash>,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
@@ -116,31 +178,29 @@ pub fn fetch(
     let mut transfer = Transfer {
         hash: match target {
             Target::Hash(hash) => Some(*hash),
-            Target::Name(_) => None,
+            Target::Name(_) => expect,
         },
         ..Transfer::default()
     };
     for (i, node) in nodes.iter().enumerate() {
-        let label = format!("{}, node {} of {total}", node.addr, i + 1);
+        let label = format!(
+            "{}{}, node {} of {total}",
+            node.addr,
+            dial::via(node),
+            i + 1
+        );
         let mut tried = if transfer.unverified {
             // Bytes without a proof are out already: go on as before
             // content hashes, by name and size.
             Err(NodeFailure::NoRanges(String::new()))
         } else {
-            crate::verified::try_node(
-                node.addr,
-                target,
-                timeouts,
-                &mut transfer,
-                out,
-                &mut progress,
-            )
+            crate::verified::try_node(node, target, dialer, &mut transfer, out, &mut progress)
         };
         if let (Err(NodeFailure::NoRanges(why)), Target::Name(name)) = (&tried, target) {
             // An older node: a plain GetFile, unverified, unless a content
             // is fixed already (then it cannot prove it holds the same one).
             tried = if transfer.hash.is_none() {
-                let legacy = try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress);
+                let legacy = try_node(node, name, dialer, &mut transfer, out, &mut progress);
                 if legacy.is_ok() || transfer.written > 0 {
                     transfer.unverified = true;
                 }
@@ -210,10 +270,11 @@ pub fn fetch(
             transfer.written,
             transfer.size()
         ));
+        Fetched::Missing
     } else {
         report.status(&format!("not found on any of {total} active nodes"));
+        Fetched::Nothing
     }
-    Fetched::Missing
 }
 
 /// What is known of the file so far, across nodes.
@@ -251,15 +312,15 @@ pub(crate) enum NodeFailure {
 }
 
 fn try_node(
-    addr: SocketAddr,
+    node: &NodeInfo,
     name: &str,
-    timeouts: &Timeouts,
+    dialer: &Dialer,
     transfer: &mut Transfer,
     out: &mut Output,
     progress: &mut Option<Progress>,
 ) -> Result<(), NodeFailure> {
-    let mut conn =
-        Connection::open(addr, timeouts).map_err(|e| NodeFailure::Unreachable(e.to_string()))?;
+    let addr = node.addr;
+    let mut conn = connect(node, dialer)?;
     let request = Request::GetFile(FileRequest {
         name: name.to_string(),
         offset: transfer.written,
@@ -313,6 +374,15 @@ fn try_node(
     Ok(())
 }
 
+/// Opens a connection to `node`, directly or through a circuit at the
+/// relay; a relay that refuses the circuit is a refusal, not an outage.
+pub(crate) fn connect(node: &NodeInfo, dialer: &Dialer) -> Result<Connection, NodeFailure> {
+    dialer.connect(node).map_err(|e| match e {
+        ProtoError::CircuitRefused(_) => NodeFailure::Refused(e.to_string()),
+        e => NodeFailure::Unreachable(e.to_string()),
+    })
+}
+
 /// Copies exactly `len` bytes from the node to the output.
 fn copy_body(
     conn: &mut Connection,
@@ -350,26 +420,33 @@ pub type Listing = (SocketAddr, Vec<FileEntryLong>, bool);
 /// What every node shares, node by node, in the relay's order; with
 /// `long`, with content hashes (an older node that cannot list them is
 /// asked for the plain listing).
-pub fn list_all(
-    nodes: &[NodeEntry],
-    long: bool,
-    timeouts: &Timeouts,
-    report: &Report,
-) -> Vec<Listing> {
+pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report) -> Vec<Listing> {
     let total = nodes.len();
     let mut all = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let label = format!("{}, node {} of {total}", node.addr, i + 1);
+        let label = format!(
+            "{}{}, node {} of {total}",
+            node.addr,
+            dial::via(node),
+            i + 1
+        );
+        let ask = |request: &Request| {
+            dialer.connect(node).and_then(|mut conn| {
+                let response = conn.request(request)?;
+                conn.finish();
+                Ok(response)
+            })
+        };
         let mut answer = if long {
-            exchange::call(node.addr, &Request::ListFilesLong, timeouts)
+            ask(&Request::ListFilesLong)
         } else {
-            exchange::call(node.addr, &Request::ListFiles, timeouts)
+            ask(&Request::ListFiles)
         };
         if let Ok(Response::Error(e)) = &answer
             && long
             && e.kind == ErrorKind::BadRequest
         {
-            answer = exchange::call(node.addr, &Request::ListFiles, timeouts);
+            answer = ask(&Request::ListFiles);
         }
         match answer {
             Ok(Response::FilesLong(list)) => all.push((node.addr, list.entries, list.truncated)),
@@ -401,15 +478,5 @@ pub fn list_all(
 }
 
 pub(crate) fn response_name(response: &Response) -> &'static str {
-    match response {
-        Response::Registered(_) => "registration",
-        Response::Unregistered => "unregistration",
-        Response::Nodes(_) => "node list",
-        Response::File(_) => "file",
-        Response::NotFound => "not-found",
-        Response::Files(_) => "file listing",
-        Response::Error(_) => "error",
-        Response::Range(_) => "range",
-        Response::FilesLong(_) => "file listing",
-    }
+    response.name()
 }

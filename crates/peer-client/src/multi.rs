@@ -1,10 +1,12 @@
 //! Fetching one content from several holders at once.
 //!
-//! [`crate::holders`] finds the content and its candidates; the range plan
+//! [`crate::holders`] finds the content and its candidates (the holders the
+//! relay's index named, or every node against an older relay); the range plan
 //! ([`crate::scheduler::Plan`]) cuts it into pieces. Then one blocking
 //! thread per source (up to `--sources N`) loops: it asks the plan for a
 //! piece, fetches it with a range request by content hash on a fresh
-//! connection (one exchange per connection, as every request), verifies it
+//! connection (one exchange per connection, as every request; through the
+//! [`Dialer`], so a relayed holder is reached via the relay), verifies it
 //! chunk group by chunk group, and claims each verified group from the plan
 //! before it is used. A source that fails, lies or stalls (its read times
 //! out) is reported, its unclaimed bytes go back to the plan, and its thread
@@ -30,10 +32,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use proto::content::{RangeDecoder, RangeError, encoded_len};
-use proto::exchange::{Closer, Connection, Timeouts};
+use proto::exchange::Closer;
 use proto::{
-    ContentHash, ErrorKind, NodeEntry, ProtoError, RangeRequest, Request, Response, Target,
+    ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
 };
+
+use crate::dial::Dialer;
 
 use crate::holders::{self, Candidate, NoHolder};
 use crate::lookup::{self, Fetched, response_name};
@@ -62,26 +66,41 @@ const MIN_SPLIT: u64 = 2 * MIN_PIECE;
 /// through it, groups mostly straight into the decoder.
 const STREAM_BUFFER: usize = 8 * 1024;
 
-/// Fetches `target` from up to `sources` of `nodes` at once.
+/// Fetches `target` from up to `sources` of `nodes` at once, accepting only
+/// content with hash `expect` when given (the version the relay's index
+/// chose, with the size it gave). Nothing written and no holder found ends
+/// as [`Fetched::Nothing`], so the caller may try another version.
+///
+/// When the index already says the content is small (below two pieces), or
+/// there is a single candidate, a second source cannot help: the sequential
+/// fetch of [`crate::lookup`] is used, without the probe's extra exchange.
 pub fn fetch(
     target: &Target,
-    nodes: &[NodeEntry],
-    timeouts: &Timeouts,
+    expect: Option<(ContentHash, u64)>,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
     sources: usize,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
-    if sources <= 1 || nodes.is_empty() {
-        return lookup::fetch(target, nodes, timeouts, out, report);
+    let small = expect.is_some_and(|(_, size)| size < MIN_SPLIT);
+    let expect = expect.map(|(hash, _)| hash);
+    if sources <= 1 || nodes.len() <= 1 || small {
+        return lookup::fetch_expecting(target, expect, nodes, dialer, out, report);
     }
-    let holders = match holders::find(target, nodes, timeouts, report) {
+    let holders = match holders::find(target, expect, nodes, dialer, report) {
         Ok(holders) => holders,
         // An older node may still serve the file whole; the sequential
         // fetch knows how (and reports each node again).
-        Err(NoHolder::OlderNodes) => return lookup::fetch(target, nodes, timeouts, out, report),
+        Err(NoHolder::OlderNodes) => {
+            return lookup::fetch_expecting(target, expect, nodes, dialer, out, report);
+        }
         Err(NoHolder::Missing) => {
-            report.status(&format!("not found on any of {} active nodes", nodes.len()));
-            return Fetched::Missing;
+            report.status(&format!(
+                "not found on any of {}",
+                crate::count(nodes.len(), "active node")
+            ));
+            return Fetched::Nothing;
         }
     };
     let name = match target {
@@ -118,7 +137,7 @@ pub fn fetch(
             let swarm = Swarm::new(
                 target,
                 (holders.hash, size),
-                timeouts,
+                dialer,
                 report,
                 &progress,
                 Some(file),
@@ -131,7 +150,7 @@ pub fn fetch(
             let swarm = Swarm::new(
                 target,
                 (holders.hash, size),
-                timeouts,
+                dialer,
                 report,
                 &progress,
                 None,
@@ -164,7 +183,7 @@ pub fn fetch(
                         .collect::<Vec<_>>()
                         .join(" / "),
                     many.iter()
-                        .map(|(_, c)| c.addr.to_string())
+                        .map(|(_, c)| format!("{}{}", c.node.addr, crate::dial::via(&c.node)))
                         .collect::<Vec<_>>()
                         .join(" / ")
                 ),
@@ -181,7 +200,12 @@ pub fn fetch(
                 nodes.len(),
                 holders.hash.short()
             ));
-            Fetched::Missing
+            // Not a byte out: another version may still be tried.
+            if state.plan.claimed() == 0 {
+                Fetched::Nothing
+            } else {
+                Fetched::Missing
+            }
         }
         Ended::Output(SinkError::NotText) => {
             progress.abandon();
@@ -215,7 +239,7 @@ struct Swarm<'a> {
     /// The name asked for, when the fetch is by name.
     name: Option<String>,
     size: u64,
-    timeouts: &'a Timeouts,
+    dialer: &'a Dialer,
     report: &'a Report,
     progress: &'a Progress,
     /// The file being saved, for positioned writes; None for an in-order
@@ -262,7 +286,7 @@ impl<'a> Swarm<'a> {
     fn new(
         target: &Target,
         (hash, size): (ContentHash, u64),
-        timeouts: &'a Timeouts,
+        dialer: &'a Dialer,
         report: &'a Report,
         progress: &'a Progress,
         file: Option<&'a File>,
@@ -275,7 +299,7 @@ impl<'a> Swarm<'a> {
                 Target::Hash(_) => None,
             },
             size,
-            timeouts,
+            dialer,
             report,
             progress,
             file,
@@ -411,7 +435,9 @@ impl<'a> Swarm<'a> {
         by_name: &mut bool,
     ) -> Result<(), (Failure, String)> {
         let label = &candidate.label;
-        let mut conn = Connection::open(candidate.addr, self.timeouts)
+        let mut conn = self
+            .dialer
+            .connect(&candidate.node)
             .map_err(|e| (Failure::Broken, format!("could not reach {label}: {e}")))?;
         if let Ok(closer) = conn.closer() {
             let mut state = self.lock();

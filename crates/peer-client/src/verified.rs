@@ -9,14 +9,14 @@
 //! output one verified chunk group at a time, never before.
 
 use std::io::{BufReader, Read};
-use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 
 use proto::content::{ByteRange, PendingGroup, RangeDecoder, RangeError, encoded_len};
-use proto::exchange::{Connection, Finish, Timeouts};
-use proto::{ErrorKind, ProtoError, RangeRequest, Request, Response, Target};
+use proto::exchange::Finish;
+use proto::{ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target};
 
+use crate::dial::Dialer;
 use crate::lookup::{NodeFailure, Transfer, response_name};
 use crate::output::Output;
 use crate::progress::Progress;
@@ -29,15 +29,15 @@ const STREAM_BUFFER: usize = 8 * 1024;
 
 /// Fetches the rest of the content from one node with a range request.
 pub(crate) fn try_node(
-    addr: SocketAddr,
+    node: &NodeInfo,
     name: &Target,
-    timeouts: &Timeouts,
+    dialer: &Dialer,
     transfer: &mut Transfer,
     out: &mut Output,
     progress: &mut Option<Progress>,
 ) -> Result<(), NodeFailure> {
-    let mut conn =
-        Connection::open(addr, timeouts).map_err(|e| NodeFailure::Unreachable(e.to_string()))?;
+    let addr = node.addr;
+    let mut conn = crate::lookup::connect(node, dialer)?;
     // Once a node has answered, only that content may continue the fetch.
     let target = match transfer.hash {
         Some(hash) => Target::Hash(hash),

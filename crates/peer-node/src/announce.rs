@@ -54,6 +54,8 @@ pub enum AnnounceError {
     Unreachable(String),
     /// The relay refused us for a reason retrying will not fix (bad token).
     Refused(String),
+    /// The relay cannot connect to us (NAT, firewall): we must be relayed.
+    NeedsRelay(String),
     /// We are leaving: [`Announcer::leave`] was called.
     Leaving,
 }
@@ -61,7 +63,9 @@ pub enum AnnounceError {
 impl std::fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AnnounceError::Unreachable(why) | AnnounceError::Refused(why) => f.write_str(why),
+            AnnounceError::Unreachable(why)
+            | AnnounceError::Refused(why)
+            | AnnounceError::NeedsRelay(why) => f.write_str(why),
             AnnounceError::Leaving => f.write_str("leaving"),
         }
     }
@@ -145,6 +149,12 @@ impl Announcer {
     /// capped backoff while the relay is unreachable. Returns a refusal
     /// retrying cannot fix, or [`AnnounceError::Leaving`].
     pub fn run(&self) -> AnnounceError {
+        self.run_with(|| {})
+    }
+
+    /// As [`Announcer::run`], calling `listed` each time the relay lists
+    /// this node anew (the first registration, and after an outage).
+    pub fn run_with(&self, listed: impl Fn()) -> AnnounceError {
         let relay = self.relay_label();
         let mut registered_as: Option<SocketAddr> = None;
         let mut retry = FIRST_RETRY;
@@ -162,6 +172,7 @@ impl Announcer {
                             secs(every)
                         );
                         self.warn_if_not_as_advertised(reg.addr);
+                        listed();
                     } else {
                         tracing::debug!("refreshed with relay {relay}");
                     }
@@ -206,6 +217,11 @@ impl Announcer {
         }
     }
 
+    /// One exchange with the relay (the catalog's updates use it too).
+    pub fn call_relay(&self, request: &Request) -> Result<Response, String> {
+        self.call(request).map_err(|e| e.to_string())
+    }
+
     fn call(&self, request: &Request) -> Result<Response, AnnounceError> {
         let addrs = exchange::resolve(&self.relay_host, self.relay_port).map_err(|e| {
             AnnounceError::Unreachable(format!(
@@ -221,6 +237,9 @@ impl Announcer {
 
     fn refusal(&self, response: Response) -> AnnounceError {
         match response {
+            Response::Error(e) if e.kind == ErrorKind::Unreachable => {
+                AnnounceError::NeedsRelay(format!("relay {}: {}", self.relay_label(), e.message))
+            }
             Response::Error(e) if e.kind == ErrorKind::Unauthorized => {
                 AnnounceError::Refused(format!("relay {}: {}", self.relay_label(), e.message))
             }

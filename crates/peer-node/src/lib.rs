@@ -5,6 +5,11 @@
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
+//! - [`catalog`]: what the relay's index gets: every shared file's name,
+//!   size and hash, diffed and sent in frames that fit, in order.
+//! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
+//! - [`control`]: relayed mode, for a node the relay cannot connect to: the
+//!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
 //! - [`ranges`]: the verified answers: a range with its proof, by name or by
 //!   content hash, and the listing with hashes.
@@ -13,17 +18,23 @@
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
-//! announcing, and serves on the shared skeleton in `proto::server`.
+//! announcing, and serves on the shared skeleton in `proto::server`. When
+//! the relay answers that it cannot connect back (or with `--relayed`), the
+//! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
 pub mod cache;
+pub mod catalog;
+pub mod control;
 pub mod hashes;
 pub mod ranges;
 pub mod service;
 pub mod share;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +43,7 @@ use proto::exchange::Timeouts;
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
+pub use control::Relayed;
 pub use hashes::ContentIndex;
 pub use service::NodeService;
 pub use share::SharedDir;
@@ -52,6 +64,8 @@ pub struct NodeConfig {
     pub advertise: Option<(Option<IpAddr>, u16)>,
     pub heartbeat: Duration,
     pub token: Option<String>,
+    /// Go straight to relayed mode, without trying to be listed as direct.
+    pub relayed: bool,
     pub server: ServerConfig,
     pub timeouts: Timeouts,
 }
@@ -73,32 +87,68 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("could not start the hashing thread")?;
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
+    let registration = Registration {
+        port,
+        advertised_ip,
+        token: config.token.clone(),
+    };
     let announcer = Announcer::new(
         config.relay_host.clone(),
         config.relay_port,
-        Registration {
-            port,
-            advertised_ip,
-            token: config.token.clone(),
-        },
+        registration.clone(),
         config.heartbeat,
         config.timeouts,
     );
+    let service = Arc::new(NodeService::new(share.clone(), index.clone()));
+    let relayed = Relayed {
+        relay_host: config.relay_host.clone(),
+        relay_port: config.relay_port,
+        registration,
+        heartbeat: config.heartbeat,
+        timeouts: config.timeouts,
+        service: Arc::clone(&service),
+        server: config.server.clone(),
+    };
+    let force_relayed = config.relayed;
     unregister_on_signal(announcer.clone())?;
-    // Crucial: a node that serves but no longer refreshes its entry drops
-    // off the list after one TTL while it looks alive.
-    proto::crucial::spawn("announce", move || match announcer.run() {
-        // The signal handler unregisters and ends the process.
-        AnnounceError::Leaving => {}
-        refusal => {
-            tracing::error!("{refusal}");
-            std::process::exit(2);
+    let wake = watch::Wake::default();
+    watch::start(
+        share.clone(),
+        index.clone(),
+        announcer.clone(),
+        wake.clone(),
+        config.heartbeat.max(Duration::from_millis(100)),
+    )
+    .context("could not start the catalog thread")?;
+    // Crucial: a node that serves but no longer refreshes its entry (or
+    // keeps its control connection) drops off the list while it looks alive.
+    proto::crucial::spawn("announce", move || {
+        // Listed anew: the catalog thread sends the whole catalog, naming
+        // the node as the relay lists it (a relayed node by its control
+        // connection's address, see watch::Wake::relayed).
+        let relayed_listed = |listed_as| wake.relayed(listed_as);
+        let outcome = if force_relayed {
+            relayed.run_with(&relayed_listed)
+        } else {
+            match announcer.run_with(|| wake.registered()) {
+                AnnounceError::NeedsRelay(why) => {
+                    tracing::warn!("{why}; switching to relayed mode");
+                    relayed.run_with(&relayed_listed)
+                }
+                other => other,
+            }
+        };
+        match outcome {
+            // The signal handler unregisters and ends the process.
+            AnnounceError::Leaving => {}
+            refusal => {
+                tracing::error!("{refusal}");
+                std::process::exit(2);
+            }
         }
     })
     .context("could not start the announce thread")?;
-    server
-        .serve(NodeService::new(share, index))
-        .context("node stopped")
+    server.serve(service).context("node stopped")
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the
@@ -106,11 +156,23 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
 /// stopping node alive for long.
 const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 
+/// The hard bound on leaving, whatever blocks it: a relay that accepts and
+/// never answers, a resolver that hangs, or a log pipe whose reader stopped
+/// reading (a log line then blocks the thread that writes it). Past it the
+/// node exits without the goodbye; the relay drops the entry after its TTL.
+const EXIT_WITHIN: Duration = Duration::from_secs(5);
+
 /// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
 fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
     // The handler runs once, on ctrlc's thread: if it died half way, no
     // later signal would be handled, so a panic in it still exits.
     ctrlc::set_handler(move || {
+        let _ = std::thread::Builder::new()
+            .name("exit-deadline".into())
+            .spawn(|| {
+                std::thread::sleep(EXIT_WITHIN);
+                std::process::exit(0);
+            });
         proto::crucial::run("signal", || {
             let relay = announcer.relay_label();
             let mut quick = announcer.clone();

@@ -43,6 +43,11 @@ struct Cli {
     /// Secret the relay requires to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Be relayed even if the relay could connect to this node: keep a
+    /// control connection to the relay and serve clients through it (for
+    /// tests and benchmarks; a node behind NAT switches by itself).
+    #[arg(long)]
+    relayed: bool,
     /// Seconds to wait for the relay to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         advertise: cli.advertise,
         heartbeat: cli.heartbeat,
         token: cli.token.filter(|t| !t.is_empty()),
+        relayed: cli.relayed,
         timeouts: Timeouts {
             connect: cli.connect_timeout,
             io: server.io_timeout,

@@ -116,7 +116,19 @@ impl Handler for NodeService {
                 );
                 reply.send(&Response::Files(list))
             }
-            Request::Register(_) | Request::Unregister(_) | Request::ListNodes => {
+            // The relay's dial-back: a node is listening here.
+            Request::Hello => reply.send(&Response::Hello),
+            Request::Register(_)
+            | Request::Unregister(_)
+            | Request::ListNodes
+            | Request::Catalog(_)
+            | Request::WhoHas(_)
+            | Request::Search(_)
+            | Request::ListNodesLong
+            | Request::Control(_)
+            | Request::Keepalive
+            | Request::OpenCircuit(_)
+            | Request::JoinCircuit(_) => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

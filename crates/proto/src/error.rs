@@ -27,6 +27,9 @@ pub enum ProtoError {
     Malformed(String),
     /// A decoded message breaks a protocol limit (too many nodes, name too long).
     Limit(String),
+    /// The relay would not open or join a circuit (busy, no such node,
+    /// relaying off); its reason, made printable.
+    CircuitRefused(crate::ErrorReply),
 }
 
 impl ProtoError {
@@ -65,6 +68,14 @@ impl fmt::Display for ProtoError {
             ProtoError::UnknownTag(tag) => write!(f, "unknown message tag {tag}"),
             ProtoError::Malformed(why) => write!(f, "malformed message: {why}"),
             ProtoError::Limit(why) => f.write_str(why),
+            ProtoError::CircuitRefused(e) => {
+                write!(
+                    f,
+                    "relay refused the circuit: {} ({})",
+                    e.message,
+                    e.kind.as_str()
+                )
+            }
         }
     }
 }

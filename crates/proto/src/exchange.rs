@@ -45,6 +45,17 @@ impl Connection {
         Ok(Connection { stream, peer: addr })
     }
 
+    /// The same connection named after `peer`: a circuit through the relay
+    /// is an exchange with the node at its far end (see [`crate::circuit`]).
+    pub(crate) fn relabel(self, peer: SocketAddr) -> Connection {
+        Connection { peer, ..self }
+    }
+
+    /// The socket, for a caller that keeps it past one exchange.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }

@@ -12,6 +12,8 @@
 //!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
+//! - [`circuit`]: the client's and the node's end of a relayed circuit:
+//!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
@@ -23,6 +25,7 @@
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
 
+pub mod circuit;
 pub mod cli;
 mod codec;
 pub mod content;
@@ -37,9 +40,10 @@ pub mod server;
 pub use content::ContentHash;
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList, FileListLong,
-    FileRequest, NodeEntry, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
-    Target,
+    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
+    NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
+    SearchQuery, SearchResults, Target,
 };
 
 /// First bytes of every request and every response, so a wrong program (an
@@ -69,3 +73,7 @@ pub const MAX_LIST_FILES: usize = 10_000;
 
 /// Longest registration token accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Most holders a who-has answer lists (oldest registration first); a
+/// client needs one that works, and each holder costs up to a name's length.
+pub const MAX_HOLDERS: usize = 1_000;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{ByteRange, ContentHash};
 use crate::{
-    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
-    ProtoError,
+    MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME,
+    MAX_TOKEN_LEN, ProtoError,
 };
 
 /// What a client (or a node talking to the relay) asks.
@@ -37,6 +37,35 @@ pub enum Request {
     /// Tag 6, to a node: which files do you share, with their sizes and
     /// content hashes?
     ListFilesLong,
+    /// Tag 7, to the relay: a change to my catalog (what I share), in
+    /// order after the last one the relay applied (docs/PROTOCOL.md,
+    /// "Catalogs").
+    Catalog(CatalogUpdate),
+    /// Tag 8, to the relay: which active nodes hold this name, or this
+    /// content?
+    WhoHas(Target),
+    /// Tag 9, to the relay: which files across the network have names
+    /// containing this text?
+    Search(SearchQuery),
+    // Tags from here on belong to relayed mode (docs/PROTOCOL.md, "Relayed
+    // mode"); they stay together and in this order, so renumbering them
+    // after other appended variants is mechanical.
+    /// Tag 10, from the relay to a node (the dial-back): are you a node?
+    /// Any well-formed response proves it.
+    Hello,
+    /// Tag 11, to the relay: which nodes are active, and how is each reached?
+    ListNodesLong,
+    /// Tag 12, to the relay: list me as a relayed node. The connection stays
+    /// open as the node's control connection.
+    Control(Registration),
+    /// Tag 13, from a node on its control connection: I am still here.
+    Keepalive,
+    /// Tag 14, to the relay: join me to this relayed node. After
+    /// `CircuitReady` the connection is a byte pipe to the node.
+    OpenCircuit(SocketAddr),
+    /// Tag 15, from a node to the relay, on a fresh connection: this is my
+    /// end of circuit N. After `CircuitReady` it carries the client's bytes.
+    JoinCircuit(u64),
 }
 
 /// What the relay or a node answers.
@@ -61,6 +90,25 @@ pub enum Response {
     Range(RangeHeader),
     /// Tag 8: the files this node shares, with their content hashes.
     FilesLong(FileListLong),
+    /// Tag 9: the relay's catalog of you is now at `seq` (the answer to a
+    /// `Catalog`; another seq than the one sent asks for a full resend).
+    CatalogAck(CatalogAck),
+    /// Tag 10: who holds the name or content asked for, in registration
+    /// order.
+    Holders(HolderList),
+    /// Tag 11: the files whose names contain the text searched for.
+    SearchResults(SearchResults),
+    // Relayed mode, as in `Request`.
+    /// Tag 12: the answer to `Hello`: a node is listening here.
+    Hello,
+    /// Tag 13: the active nodes with how each is reached, oldest first.
+    NodesLong(Vec<NodeInfo>),
+    /// Tag 14, on a control connection: open a data connection for circuit N
+    /// (send `JoinCircuit(N)` on it).
+    OpenData(u64),
+    /// Tag 15: the circuit is joined; from the next byte on, this connection
+    /// is a pipe to the other end.
+    CircuitReady,
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -87,6 +135,61 @@ pub struct NodeEntry {
     pub addr: SocketAddr,
     /// Whole seconds since the node last registered or refreshed.
     pub age_secs: u32,
+}
+
+/// One active node in the relay's long list: where it is listed, and how
+/// a client reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// For a direct node, where to connect; for a relayed node, its name at
+    /// the relay (the address its control connection comes from).
+    pub addr: SocketAddr,
+    /// Whole seconds since the node last registered or refreshed.
+    pub age_secs: u32,
+    pub mode: NodeMode,
+}
+
+/// How a client reaches a node. Sent as a big-endian u32 code, like
+/// [`ErrorKind`]; an unknown code (a newer relay) decodes as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "u32", into = "u32")]
+pub enum NodeMode {
+    /// Code 0: the relay dialled its address back; connect to it directly.
+    Direct,
+    /// Code 1: only through a circuit at the relay (`OpenCircuit`).
+    Relayed,
+    /// Any other code, from a newer relay.
+    Other(u32),
+}
+
+impl From<u32> for NodeMode {
+    fn from(code: u32) -> NodeMode {
+        match code {
+            0 => NodeMode::Direct,
+            1 => NodeMode::Relayed,
+            other => NodeMode::Other(other),
+        }
+    }
+}
+
+impl From<NodeMode> for u32 {
+    fn from(mode: NodeMode) -> u32 {
+        match mode {
+            NodeMode::Direct => 0,
+            NodeMode::Relayed => 1,
+            NodeMode::Other(code) => code,
+        }
+    }
+}
+
+impl NodeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeMode::Direct => "direct",
+            NodeMode::Relayed => "relayed",
+            NodeMode::Other(_) => "unknown mode",
+        }
+    }
 }
 
 /// Which file, and from which byte.
@@ -173,6 +276,95 @@ pub struct FileEntryLong {
     pub hash: Option<ContentHash>,
 }
 
+/// A change to a node's catalog at the relay. The node is named as in a
+/// registration (the relay finds its entry the same way). The relay applies
+/// it when `reset` is set (the catalog is replaced by `added`) or when its
+/// catalog of the node is at `base_seq`; either way its catalog is then at
+/// `seq`. Otherwise it changes nothing and answers its own seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogUpdate {
+    pub registration: Registration,
+    pub base_seq: u64,
+    pub seq: u64,
+    pub reset: bool,
+    /// Files shared now (a name already in the catalog is replaced).
+    pub added: Vec<CatalogEntry>,
+    /// Names no longer shared.
+    pub removed: Vec<String>,
+}
+
+/// One file in a catalog: a name inside the node's shared directory, with
+/// the size and content hash of its current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// The relay's answer to a catalog update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogAck {
+    /// The seq the relay's catalog of this node is at now.
+    pub seq: u64,
+    /// Files the relay indexes for this node now.
+    pub files: u32,
+    /// Entries of this update the relay did not index (limits).
+    pub refused: u32,
+}
+
+/// The holders of a name or a content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderList {
+    /// Active nodes the relay knows (holders or not).
+    pub nodes: u32,
+    /// Oldest registration first.
+    pub holders: Vec<Holder>,
+    /// Active nodes that have sent no catalog (just started, or older
+    /// nodes without one), oldest first: they may hold it too, and a
+    /// client asks them in turn after the holders.
+    pub unindexed: Vec<SocketAddr>,
+    /// True when more nodes hold it (or are unindexed) than the answer lists.
+    pub truncated: bool,
+}
+
+/// One node's copy: where it is, its name there, its size and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// A search: names containing `text` (ASCII letters match either case); at
+/// most `limit` results (the relay may cap it lower).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub text: String,
+    pub limit: u32,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Active nodes the relay knows.
+    pub nodes: u32,
+    /// One per name and content, sorted by name then hash.
+    pub hits: Vec<SearchHit>,
+    /// True when more matched than the answer lists.
+    pub truncated: bool,
+}
+
+/// A name with one of its contents, and how many nodes hold that pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+    pub holders: u32,
+}
+
 /// A node's shared files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileList {
@@ -216,6 +408,10 @@ pub enum ErrorKind {
     /// Code 6: the requested offset is past the end of the file (HTTP's 416).
     /// Added after the first release: an older peer reads it as `Other(6)`.
     OutOfRange,
+    /// Code 7: the relay could not connect back to the address it would
+    /// list: the node is not reachable there (behind NAT, a firewall, or
+    /// nothing listens); a node may then ask to be relayed (`Control`).
+    Unreachable,
     /// Any other code, from a newer peer.
     Other(u32),
 }
@@ -230,6 +426,7 @@ impl From<u32> for ErrorKind {
             4 => ErrorKind::UnsupportedVersion,
             5 => ErrorKind::Internal,
             6 => ErrorKind::OutOfRange,
+            7 => ErrorKind::Unreachable,
             other => ErrorKind::Other(other),
         }
     }
@@ -245,6 +442,7 @@ impl From<ErrorKind> for u32 {
             ErrorKind::UnsupportedVersion => 4,
             ErrorKind::Internal => 5,
             ErrorKind::OutOfRange => 6,
+            ErrorKind::Unreachable => 7,
             ErrorKind::Other(code) => code,
         }
     }
@@ -260,12 +458,35 @@ impl ErrorKind {
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Internal => "internal error",
             ErrorKind::OutOfRange => "offset out of range",
+            ErrorKind::Unreachable => "unreachable",
             ErrorKind::Other(_) => "error",
         }
     }
 }
 
 impl Response {
+    /// What the response is, in a few words, for a message about an
+    /// unexpected answer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Registered(_) => "registration",
+            Response::Unregistered => "unregistration",
+            Response::Nodes(_) | Response::NodesLong(_) => "node list",
+            Response::File(_) => "file",
+            Response::NotFound => "not-found",
+            Response::Files(_) => "file listing",
+            Response::Error(_) => "error",
+            Response::Hello => "hello",
+            Response::OpenData(_) => "data-connection request",
+            Response::CircuitReady => "circuit-ready",
+            Response::Range(_) => "range",
+            Response::FilesLong(_) => "long file listing",
+            Response::CatalogAck(_) => "catalog acknowledgement",
+            Response::Holders(_) => "holder list",
+            Response::SearchResults(_) => "search results",
+        }
+    }
+
     /// An error response.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
         Response::Error(ErrorReply {
@@ -288,12 +509,12 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 7;
+    const TAG_COUNT: u32 = 16;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
-            Request::Register(r) | Request::Unregister(r) => match &r.token {
+            Request::Register(r) | Request::Unregister(r) | Request::Control(r) => match &r.token {
                 Some(t) if t.len() > MAX_TOKEN_LEN => Err(ProtoError::Limit(format!(
                     "token of {} bytes refused (limit {MAX_TOKEN_LEN})",
                     t.len()
@@ -307,22 +528,52 @@ impl Message for Request {
             Request::GetRange(RangeRequest {
                 target: Target::Name(name),
                 ..
-            }) if name.len() > MAX_NAME_LEN => Err(ProtoError::Limit(format!(
-                "file name of {} bytes refused (limit {MAX_NAME_LEN})",
-                name.len()
-            ))),
+            })
+            | Request::WhoHas(Target::Name(name))
+            | Request::Search(SearchQuery { text: name, .. })
+                if name.len() > MAX_NAME_LEN =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                    name.len()
+                )))
+            }
+            Request::Catalog(update) => {
+                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+                    return Err(ProtoError::Limit(format!(
+                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
+                    )));
+                }
+                let names = update.added.iter().map(|e| &e.name);
+                match names
+                    .chain(&update.removed)
+                    .find(|n| n.len() > MAX_NAME_LEN)
+                {
+                    Some(name) => Err(ProtoError::Limit(format!(
+                        "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                        name.len()
+                    ))),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 9;
+    const TAG_COUNT: u32 = 16;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
             Response::Nodes(nodes) if nodes.len() > MAX_LIST_NODES => {
+                Err(ProtoError::Limit(format!(
+                    "list of {} nodes refused (limit {MAX_LIST_NODES})",
+                    nodes.len()
+                )))
+            }
+            Response::NodesLong(nodes) if nodes.len() > MAX_LIST_NODES => {
                 Err(ProtoError::Limit(format!(
                     "list of {} nodes refused (limit {MAX_LIST_NODES})",
                     nodes.len()
@@ -338,6 +589,21 @@ impl Message for Response {
                 Err(ProtoError::Limit(format!(
                     "listing of {} files refused (limit {MAX_LIST_FILES})",
                     list.entries.len()
+                )))
+            }
+            Response::Holders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::SearchResults(found) if found.hits.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "{} search results refused (limit {MAX_LIST_FILES})",
+                    found.hits.len()
                 )))
             }
             Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(

@@ -15,10 +15,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
-    FileListLong, FileRequest, MAGIC, MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN,
-    MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered,
-    Registration, Request, Response, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
+    NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration,
+    Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -99,6 +100,15 @@ fn request_tag(r: &Request) -> u32 {
         Request::ListFiles => 4,
         Request::GetRange(_) => 5,
         Request::ListFilesLong => 6,
+        Request::Catalog(_) => 7,
+        Request::WhoHas(_) => 8,
+        Request::Search(_) => 9,
+        Request::Hello => 10,
+        Request::ListNodesLong => 11,
+        Request::Control(_) => 12,
+        Request::Keepalive => 13,
+        Request::OpenCircuit(_) => 14,
+        Request::JoinCircuit(_) => 15,
     }
 }
 
@@ -114,6 +124,13 @@ fn response_tag(r: &Response) -> u32 {
         Response::Error(_) => 6,
         Response::Range(_) => 7,
         Response::FilesLong(_) => 8,
+        Response::CatalogAck(_) => 9,
+        Response::Holders(_) => 10,
+        Response::SearchResults(_) => 11,
+        Response::Hello => 12,
+        Response::NodesLong(_) => 13,
+        Response::OpenData(_) => 14,
+        Response::CircuitReady => 15,
     }
 }
 
@@ -127,11 +144,12 @@ fn error_kind_tag(k: ErrorKind) -> u32 {
         ErrorKind::UnsupportedVersion => 4,
         ErrorKind::Internal => 5,
         ErrorKind::OutOfRange => 6,
+        ErrorKind::Unreachable => 7,
         ErrorKind::Other(code) => code,
     }
 }
 
-const ALL_ERROR_KINDS: [ErrorKind; 8] = [
+const ALL_ERROR_KINDS: [ErrorKind; 9] = [
     ErrorKind::BadRequest,
     ErrorKind::Busy,
     ErrorKind::Forbidden,
@@ -139,6 +157,7 @@ const ALL_ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::UnsupportedVersion,
     ErrorKind::Internal,
     ErrorKind::OutOfRange,
+    ErrorKind::Unreachable,
     ErrorKind::Other(77),
 ];
 
@@ -193,6 +212,39 @@ fn sample_requests() -> Vec<Request> {
             len: 0,
         }),
         Request::ListFilesLong,
+        Request::Catalog(CatalogUpdate {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: Some("t".into()),
+            },
+            base_seq: 0,
+            seq: u64::MAX,
+            reset: true,
+            added: vec![CatalogEntry {
+                name: "a".into(),
+                size: 0,
+                hash: ContentHash([2; 32]),
+            }],
+            removed: vec!["b/c".into()],
+        }),
+        Request::WhoHas(Target::Name("a".into())),
+        Request::WhoHas(Target::Hash(ContentHash([3; 32]))),
+        Request::Search(SearchQuery {
+            text: String::new(),
+            limit: u32::MAX,
+        }),
+        Request::Hello,
+        Request::ListNodesLong,
+        Request::Control(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: Some("s3cret".into()),
+        }),
+        Request::Keepalive,
+        Request::OpenCircuit(v4(41234)),
+        Request::OpenCircuit(v6(1)),
+        Request::JoinCircuit(u64::MAX),
     ]
 }
 
@@ -273,6 +325,53 @@ fn sample_responses() -> Vec<Response> {
             ],
             truncated: false,
         }),
+        Response::CatalogAck(CatalogAck {
+            seq: 1,
+            files: 2,
+            refused: 3,
+        }),
+        Response::Holders(HolderList {
+            nodes: 2,
+            holders: vec![Holder {
+                addr: v6(7),
+                name: "a".into(),
+                size: 1,
+                hash: ContentHash([4; 32]),
+            }],
+            unindexed: vec![v4(9)],
+            truncated: false,
+        }),
+        Response::SearchResults(SearchResults {
+            nodes: 0,
+            hits: vec![SearchHit {
+                name: "b/c".into(),
+                size: 9,
+                hash: ContentHash([5; 32]),
+                holders: u32::MAX,
+            }],
+            truncated: true,
+        }),
+        Response::Hello,
+        Response::NodesLong(vec![]),
+        Response::NodesLong(vec![
+            NodeInfo {
+                addr: v4(1),
+                age_secs: 3,
+                mode: NodeMode::Direct,
+            },
+            NodeInfo {
+                addr: v6(41234),
+                age_secs: 0,
+                mode: NodeMode::Relayed,
+            },
+            NodeInfo {
+                addr: v4(2),
+                age_secs: 0,
+                mode: NodeMode::Other(9),
+            },
+        ]),
+        Response::OpenData(0x0123_4567_89ab_cdef),
+        Response::CircuitReady,
     ];
     for kind in ALL_ERROR_KINDS {
         responses.push(Response::error(kind, format!("because {}", kind.as_str())));
@@ -796,11 +895,11 @@ fn an_unknown_tag_is_named() {
 
     // The tag is checked before the rest of the body: a newer peer's message
     // with fields this version cannot parse still reads as an unknown tag.
-    let mut body = 7u32.to_be_bytes().to_vec();
+    let mut body = 999u32.to_be_bytes().to_vec();
     body.extend_from_slice(&[0xff; 40]);
     assert!(matches!(
         read_request(&frame_with_body(&body)),
-        Err(ProtoError::UnknownTag(7))
+        Err(ProtoError::UnknownTag(999))
     ));
     assert!(matches!(
         frame::decode::<Response>(&u32::MAX.to_be_bytes()),

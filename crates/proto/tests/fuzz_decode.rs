@@ -14,9 +14,11 @@ use proptest::prelude::*;
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ContentHash, ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList,
-    FileListLong, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, ProtoError,
-    RangeHeader, RangeRequest, Registered, Registration, Request, Response, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -80,7 +82,50 @@ fn request() -> impl Strategy<Value = Request> {
             })
         }),
         Just(Request::ListFilesLong),
+        (
+            registration(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(catalog_entry(), 0..6),
+            vec(file_name(), 0..6),
+        )
+            .prop_map(|(registration, base_seq, seq, reset, added, removed)| {
+                Request::Catalog(CatalogUpdate {
+                    registration,
+                    base_seq,
+                    seq,
+                    reset,
+                    added,
+                    removed,
+                })
+            }),
+        target().prop_map(Request::WhoHas),
+        (file_name(), any::<u32>())
+            .prop_map(|(text, limit)| Request::Search(SearchQuery { text, limit })),
+        Just(Request::Hello),
+        Just(Request::ListNodesLong),
+        registration().prop_map(Request::Control),
+        Just(Request::Keepalive),
+        socket_addr().prop_map(Request::OpenCircuit),
+        any::<u64>().prop_map(Request::JoinCircuit),
     ]
+}
+
+fn node_mode() -> impl Strategy<Value = NodeMode> {
+    prop_oneof![
+        Just(NodeMode::Direct),
+        Just(NodeMode::Relayed),
+        (2u32..).prop_map(NodeMode::Other),
+    ]
+}
+
+fn catalog_entry() -> impl Strategy<Value = CatalogEntry> {
+    (file_name(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(name, size, hash)| CatalogEntry {
+        name,
+        size,
+        hash: ContentHash(hash),
+    })
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -117,6 +162,7 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
         ErrorKind::Unauthorized,
         ErrorKind::UnsupportedVersion,
         ErrorKind::Internal,
+        ErrorKind::Unreachable,
     ])
 }
 
@@ -124,6 +170,12 @@ fn response() -> impl Strategy<Value = Response> {
     let node =
         (socket_addr(), any::<u32>()).prop_map(|(addr, age_secs)| NodeEntry { addr, age_secs });
     let entry = (file_name(), any::<u64>()).prop_map(|(name, size)| FileEntry { name, size });
+    let info =
+        (socket_addr(), any::<u32>(), node_mode()).prop_map(|(addr, age_secs, mode)| NodeInfo {
+            addr,
+            age_secs,
+            mode,
+        });
     prop_oneof![
         (socket_addr(), any::<u32>())
             .prop_map(|(addr, ttl_secs)| Response::Registered(Registered { addr, ttl_secs })),
@@ -140,6 +192,59 @@ fn response() -> impl Strategy<Value = Response> {
         (vec(long_entry(), 0..8), any::<bool>()).prop_map(|(entries, truncated)| {
             Response::FilesLong(FileListLong { entries, truncated })
         }),
+        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(seq, files, refused)| {
+            Response::CatalogAck(CatalogAck {
+                seq,
+                files,
+                refused,
+            })
+        }),
+        (
+            any::<u32>(),
+            vec(
+                (socket_addr(), catalog_entry()).prop_map(|(addr, e)| Holder {
+                    addr,
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                }),
+                0..6
+            ),
+            vec(socket_addr(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(nodes, holders, unindexed, truncated)| Response::Holders(
+                HolderList {
+                    nodes,
+                    holders,
+                    unindexed,
+                    truncated
+                }
+            )),
+        (
+            any::<u32>(),
+            vec(
+                (catalog_entry(), any::<u32>()).prop_map(|(e, holders)| SearchHit {
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                    holders,
+                }),
+                0..6
+            ),
+            any::<bool>()
+        )
+            .prop_map(
+                |(nodes, hits, truncated)| Response::SearchResults(SearchResults {
+                    nodes,
+                    hits,
+                    truncated
+                })
+            ),
+        Just(Response::Hello),
+        vec(info, 0..40).prop_map(Response::NodesLong),
+        any::<u64>().prop_map(Response::OpenData),
+        Just(Response::CircuitReady),
     ]
 }
 
@@ -180,10 +285,38 @@ fn registration_size(r: &Registration) -> usize {
 
 fn request_body_size(r: &Request) -> usize {
     4 + match r {
-        Request::Register(reg) | Request::Unregister(reg) => registration_size(reg),
-        Request::ListNodes | Request::ListFiles => 0,
+        Request::Register(reg) | Request::Unregister(reg) | Request::Control(reg) => {
+            registration_size(reg)
+        }
+        Request::ListNodes
+        | Request::ListFiles
+        | Request::Hello
+        | Request::ListNodesLong
+        | Request::Keepalive => 0,
+        Request::OpenCircuit(addr) => socket_addr_size(addr),
+        Request::JoinCircuit(_) => 8,
         Request::GetFile(f) => string_size(&f.name) + 8,
         Request::ListFilesLong => 0,
+        Request::Catalog(u) => {
+            registration_size(&u.registration)
+                + 8
+                + 8
+                + 1
+                + 8
+                + u.added
+                    .iter()
+                    .map(|e| string_size(&e.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + u.removed.iter().map(|n| string_size(n)).sum::<usize>()
+        }
+        Request::WhoHas(t) => {
+            4 + match t {
+                Target::Name(name) => string_size(name),
+                Target::Hash(_) => 32,
+            }
+        }
+        Request::Search(q) => string_size(&q.text) + 4,
         Request::GetRange(r) => {
             4 + match &r.target {
                 Target::Name(name) => string_size(name),
@@ -196,7 +329,14 @@ fn request_body_size(r: &Request) -> usize {
 fn response_body_size(r: &Response) -> usize {
     4 + match r {
         Response::Registered(reg) => socket_addr_size(&reg.addr) + 4,
-        Response::Unregistered | Response::NotFound => 0,
+        Response::Unregistered | Response::NotFound | Response::Hello | Response::CircuitReady => 0,
+        Response::OpenData(_) => 8,
+        Response::NodesLong(nodes) => {
+            8 + nodes
+                .iter()
+                .map(|n| socket_addr_size(&n.addr) + 4 + 4)
+                .sum::<usize>()
+        }
         Response::Nodes(nodes) => {
             8 + nodes
                 .iter()
@@ -220,6 +360,27 @@ fn response_body_size(r: &Response) -> usize {
                 .iter()
                 .map(|e| string_size(&e.name) + 8 + 1 + e.hash.map_or(0, |_| 32))
                 .sum::<usize>()
+                + 1
+        }
+        Response::CatalogAck(_) => 8 + 4 + 4,
+        Response::Holders(list) => {
+            4 + 8
+                + list
+                    .holders
+                    .iter()
+                    .map(|h| socket_addr_size(&h.addr) + string_size(&h.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + list.unindexed.iter().map(socket_addr_size).sum::<usize>()
+                + 1
+        }
+        Response::SearchResults(found) => {
+            4 + 8
+                + found
+                    .hits
+                    .iter()
+                    .map(|h| string_size(&h.name) + 8 + 32 + 4)
+                    .sum::<usize>()
                 + 1
         }
     }

@@ -29,9 +29,10 @@ use std::path::{Path, PathBuf};
 
 use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_to_vec};
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileEntryLong, FileHeader, FileList, FileListLong,
-    FileRequest, NodeEntry, ProtoError, RangeHeader, RangeRequest, Registered, Registration,
-    Request, Response, Target, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
+    NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
+    SearchHit, SearchQuery, SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -118,6 +119,11 @@ fn error(kind: ErrorKind, message: &str) -> Example {
     response(Response::error(kind, message))
 }
 
+/// BLAKE3 of `hello\n`, the content of most examples.
+fn hello_hash() -> ContentHash {
+    ContentHash::of(b"hello\n")
+}
+
 fn node_v4() -> SocketAddr {
     "192.0.2.10:4000".parse().unwrap()
 }
@@ -126,9 +132,17 @@ fn node_v6() -> SocketAddr {
     "[2001:db8::7]:4001".parse().unwrap()
 }
 
+/// A relayed node, listed under its control connection's address.
+fn relayed() -> SocketAddr {
+    "203.0.113.5:41234".parse().unwrap()
+}
+
+/// The circuit of the relayed-mode examples (below 2^53, see the README).
+const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
+
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
-    let registration = |advertised_ip, token: Option<&str>| Registration {
+    let registration = |advertised_ip: Option<IpAddr>, token: Option<&str>| Registration {
         port: 4000,
         advertised_ip,
         token: token.map(String::from),
@@ -211,7 +225,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
             "unknown-tag-response",
             error(
                 ErrorKind::BadRequest,
-                &ProtoError::UnknownTag(7).to_string(),
+                &ProtoError::UnknownTag(999).to_string(),
             ),
         ),
         (
@@ -257,7 +271,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
         (
             "get-range-by-hash-request",
             request(Request::GetRange(RangeRequest {
-                target: Target::Hash(ContentHash::of(b"hello\n")),
+                target: Target::Hash(hello_hash()),
                 offset: 2,
                 len: 3,
             })),
@@ -299,6 +313,132 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 ],
                 truncated: false,
             })),
+        ),
+        (
+            "catalog-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 0,
+                seq: 1,
+                reset: true,
+                added: vec![CatalogEntry {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                removed: vec![],
+            })),
+        ),
+        (
+            "catalog-delta-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 1,
+                seq: 2,
+                reset: false,
+                added: vec![],
+                removed: vec!["hello.txt".into()],
+            })),
+        ),
+        (
+            "catalog-ack-response",
+            response(Response::CatalogAck(CatalogAck {
+                seq: 1,
+                files: 1,
+                refused: 0,
+            })),
+        ),
+        (
+            "who-has-request",
+            request(Request::WhoHas(Target::Name("hello.txt".into()))),
+        ),
+        (
+            "who-has-hash-request",
+            request(Request::WhoHas(Target::Hash(hello_hash()))),
+        ),
+        (
+            "holders-response",
+            response(Response::Holders(HolderList {
+                nodes: 3,
+                holders: vec![Holder {
+                    addr: node_v4(),
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                unindexed: vec![node_v6()],
+                truncated: false,
+            })),
+        ),
+        (
+            "search-request",
+            request(Request::Search(SearchQuery {
+                text: "hello".into(),
+                limit: 100,
+            })),
+        ),
+        (
+            "search-results-response",
+            response(Response::SearchResults(SearchResults {
+                nodes: 3,
+                hits: vec![SearchHit {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                    holders: 2,
+                }],
+                truncated: true,
+            })),
+        ),
+        // Relayed mode.
+        ("hello-request", request(Request::Hello)),
+        ("hello-response", response(Response::Hello)),
+        ("list-nodes-long-request", request(Request::ListNodesLong)),
+        (
+            "nodes-long-response",
+            response(Response::NodesLong(vec![
+                NodeInfo {
+                    addr: node_v4(),
+                    age_secs: 3,
+                    mode: NodeMode::Direct,
+                },
+                NodeInfo {
+                    addr: relayed(),
+                    age_secs: 0,
+                    mode: NodeMode::Relayed,
+                },
+            ])),
+        ),
+        (
+            "control-request",
+            request(Request::Control(registration(None, Some("s3cret")))),
+        ),
+        ("keepalive-request", request(Request::Keepalive)),
+        (
+            "open-circuit-request",
+            request(Request::OpenCircuit(relayed())),
+        ),
+        ("open-data-response", response(Response::OpenData(CIRCUIT))),
+        (
+            "join-circuit-request",
+            request(Request::JoinCircuit(CIRCUIT)),
+        ),
+        ("circuit-ready-response", response(Response::CircuitReady)),
+        (
+            "unreachable-response",
+            error(
+                ErrorKind::Unreachable,
+                "the relay could not connect back to 192.0.2.10:4000 (cannot connect: \
+                 connection refused), so clients could not either; not listed (a peer-node \
+                 then asks to be relayed)",
+            ),
+        ),
+        (
+            "circuit-busy-response",
+            error(
+                ErrorKind::Busy,
+                "relay busy: 16 circuits open to node 203.0.113.5:41234 (limit 16 per node)",
+            ),
         ),
     ];
     let mut map = BTreeMap::new();
@@ -354,17 +494,37 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::ListNodes => ("ListNodes", json!({})),
         Request::GetFile(f) => ("GetFile", json!({"name": f.name, "offset": f.offset})),
         Request::ListFiles => ("ListFiles", json!({})),
-        Request::GetRange(r) => {
-            let target = match &r.target {
-                Target::Name(name) => json!({ "name": name }),
-                Target::Hash(hash) => json!({ "hash": hash.to_string() }),
-            };
+        Request::GetRange(r) => (
+            "GetRange",
+            json!({"target": target_json(&r.target), "offset": r.offset, "len": r.len}),
+        ),
+        Request::ListFilesLong => ("ListFilesLong", json!({})),
+        Request::Catalog(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| json!({"name": e.name, "size": e.size, "hash": e.hash.to_string()}))
+                .collect();
             (
-                "GetRange",
-                json!({"target": target, "offset": r.offset, "len": r.len}),
+                "Catalog",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": u.removed,
+                }),
             )
         }
-        Request::ListFilesLong => ("ListFilesLong", json!({})),
+        Request::WhoHas(t) => ("WhoHas", json!({ "target": target_json(t) })),
+        Request::Search(q) => ("Search", json!({"text": q.text, "limit": q.limit})),
+        Request::Hello => ("Hello", json!({})),
+        Request::ListNodesLong => ("ListNodesLong", json!({})),
+        Request::Control(reg) => ("Control", registration_json(reg)),
+        Request::Keepalive => ("Keepalive", json!({})),
+        Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
+        Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
     }
 }
 
@@ -416,6 +576,64 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                 json!({"entries": entries, "truncated": list.truncated}),
             )
         }
+        Response::CatalogAck(a) => (
+            "CatalogAck",
+            json!({"seq": a.seq, "files": a.files, "refused": a.refused}),
+        ),
+        Response::Holders(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| {
+                    json!({"addr": h.addr.to_string(), "name": h.name, "size": h.size,
+                           "hash": h.hash.to_string()})
+                })
+                .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
+            (
+                "Holders",
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
+            )
+        }
+        Response::SearchResults(found) => {
+            let hits: Vec<Value> = found
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({"name": h.name, "size": h.size, "hash": h.hash.to_string(),
+                           "holders": h.holders})
+                })
+                .collect();
+            (
+                "SearchResults",
+                json!({"nodes": found.nodes, "hits": hits, "truncated": found.truncated}),
+            )
+        }
+        Response::Hello => ("Hello", json!({})),
+        Response::NodesLong(nodes) => {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|n| {
+                    json!({
+                        "addr": n.addr.to_string(),
+                        "age_secs": n.age_secs,
+                        "mode": mode_json(n.mode),
+                    })
+                })
+                .collect();
+            ("NodesLong", json!({ "nodes": nodes }))
+        }
+        Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
+        Response::CircuitReady => ("CircuitReady", json!({})),
+    }
+}
+
+/// A target: `{"name": "..."}` or `{"hash": "<64 hex>"}`.
+fn target_json(t: &Target) -> Value {
+    match t {
+        Target::Name(name) => json!({ "name": name }),
+        Target::Hash(hash) => json!({ "hash": hash.to_string() }),
     }
 }
 
@@ -437,7 +655,17 @@ fn kind_json(kind: ErrorKind) -> Value {
         ErrorKind::UnsupportedVersion => json!("UnsupportedVersion"),
         ErrorKind::Internal => json!("Internal"),
         ErrorKind::OutOfRange => json!("OutOfRange"),
+        ErrorKind::Unreachable => json!("Unreachable"),
         ErrorKind::Other(code) => json!(code),
+    }
+}
+
+/// A node mode by its name in the spec's table, or a code it does not define.
+fn mode_json(mode: NodeMode) -> Value {
+    match mode {
+        NodeMode::Direct => json!("Direct"),
+        NodeMode::Relayed => json!("Relayed"),
+        NodeMode::Other(code) => json!(code),
     }
 }
 

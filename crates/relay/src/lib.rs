@@ -4,22 +4,38 @@
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
 //!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
+//! - [`index`]: every active node's catalog, and who-has and search over
+//!   them; a catalog lives and goes with its node's registry entry.
 //! - [`service`]: how each request is answered, and who may register as what.
+//! - [`dialback`]: the check that a registering node can be reached at the
+//!   address it would be listed under, with its cache.
+//! - [`control`]: relayed nodes' long-lived control connections.
+//! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
+//!   of a circuit being joined.
+//! - [`splice`]: joining two connections byte for byte, with splice(2).
 //!
 //! [`run`] wires them to the shared server skeleton in `proto::server`.
 
+pub mod circuit;
+pub mod control;
+pub mod dialback;
+pub mod index;
 pub mod registry;
 pub mod service;
+pub mod splice;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use proto::server::{Server, ServerConfig};
 
+pub use circuit::CircuitLimits;
+pub use index::{Index, IndexLimits};
 pub use registry::{Limits, Registry};
-pub use service::{Policy, RelayService};
+pub use service::{Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
 /// seconds (rounded down, so they refresh early rather than late); a TTL
@@ -35,7 +51,11 @@ pub struct RelayConfig {
     /// Entries one source IP address may hold in the table.
     pub max_nodes_per_ip: usize,
     pub policy: Policy,
+    pub index: IndexLimits,
     pub server: ServerConfig,
+    /// None with `--no-relaying`: registrations are listed without
+    /// dial-back and nothing is relayed.
+    pub relaying: Option<CircuitLimits>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -54,16 +74,30 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         per_source: config.max_nodes_per_ip,
         ..Limits::default()
     };
-    let registry = Registry::new(config.ttl, limits);
+    let index = Index::new(config.index);
+    let registry = Registry::with_membership(config.ttl, limits, Some(Arc::new(index.clone())));
     spawn_expiry(registry.clone())?;
     tracing::info!(
-        "listening on {local} (ttl {}s, at most {} nodes per address)",
+        "listening on {local} (ttl {}s, at most {} nodes per address, index up to {} files \
+         per node, {} in all)",
         config.ttl.as_secs_f64(),
-        limits.per_source
+        limits.per_source,
+        config.index.node_files,
+        config.index.entries
     );
-    server
-        .serve(RelayService::new(registry, config.policy))
-        .context("relay stopped")
+    let mut service = RelayService::new(registry, index, config.policy);
+    match config.relaying {
+        Some(limits) => {
+            service = service.with_relaying(Relaying {
+                dialback: dialback::DialBack::new(dialback::TIMEOUT),
+                controls: control::Controls::default(),
+                circuits: circuit::Circuits::new(limits),
+                io_timeout: config.server.io_timeout,
+            });
+        }
+        None => tracing::info!("relaying is off: registrations are listed unchecked"),
+    }
+    server.serve(service).context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows

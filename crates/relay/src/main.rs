@@ -35,6 +35,33 @@ struct Cli {
     /// Secret that nodes must present to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Most files the index holds for one node; a node with more is still
+    /// listed, and its other files are found by asking nodes in turn.
+    #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_NODE_FILES)]
+    max_node_files: usize,
+    /// Most files the index holds in all (about 140 bytes of memory each).
+    #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_INDEX_ENTRIES)]
+    max_index_entries: usize,
+    /// Neither check registrations by dialling them back nor relay for
+    /// nodes that cannot be reached: every registration is listed as it
+    /// comes (docs/SECURITY.md).
+    #[arg(long)]
+    no_relaying: bool,
+    /// Relayed circuits open at once, in all.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    max_circuits: usize,
+    /// Relayed circuits open at once to one node.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_circuits_per_node: usize,
+    /// Relayed circuits open at once from one client IP address.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_circuits_per_client: usize,
+    /// Close a circuit after this many bytes (default: no cap).
+    #[arg(long, value_name = "BYTES")]
+    circuit_max_bytes: Option<u64>,
+    /// Close a circuit after this many seconds (default: no cap).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    circuit_max_secs: Option<Duration>,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -73,7 +100,22 @@ fn main() -> ExitCode {
             token: cli.token.filter(|t| !t.is_empty()),
             trust_advertised: cli.trust_advertised,
         },
+        index: relay::IndexLimits {
+            node_files: cli.max_node_files,
+            entries: cli.max_index_entries.min(u32::MAX as usize - 1),
+            ..Default::default()
+        },
         server: cli.server.config(),
+        relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {
+            max_total: cli.max_circuits.max(1),
+            max_per_node: cli.max_circuits_per_node.max(1),
+            max_per_client: cli.max_circuits_per_client.max(1),
+            join: relay::splice::JoinLimits {
+                idle: cli.server.io_timeout,
+                max_bytes: cli.circuit_max_bytes,
+                max_duration: cli.circuit_max_secs,
+            },
+        }),
     };
     match relay::run(config) {
         Ok(()) => ExitCode::SUCCESS,

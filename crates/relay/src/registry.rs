@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use proto::{MAX_LIST_NODES, NodeEntry, ProtoError, Response, frame};
+use proto::{MAX_LIST_NODES, NodeEntry, NodeInfo, NodeMode, ProtoError, Response, frame};
 
 /// How long a cached list answer may be served; ages in it are whole seconds.
 const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -53,10 +53,20 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
+/// State that lives exactly as long as a node's entry (the index's
+/// catalogs). Told under the registry's lock, so it sees joins and leaves
+/// in the table's own order.
+pub trait Membership: Send + Sync {
+    fn joined(&self, addr: SocketAddr);
+    /// Unregistered or expired.
+    fn left(&self, addr: SocketAddr);
+}
+
 struct Shared {
     ttl: Duration,
     limits: Limits,
     state: Mutex<State>,
+    members: Option<Arc<dyn Membership>>,
 }
 
 #[derive(Default)]
@@ -73,7 +83,8 @@ struct State {
     next_seq: u64,
     /// Bumped whenever a node joins or leaves, so the cache knows it is stale.
     generation: u64,
-    cached: Option<CachedList>,
+    /// The cached `Nodes` and `NodesLong` answers, by [`ListKind`].
+    cached: [Option<CachedList>; 2],
     /// No entry expires before this (None: none ever can, or there are
     /// none). Expiry walks the table only once it is reached: at 100 000
     /// nodes a walk costs milliseconds under the lock, and the expiry thread
@@ -86,6 +97,15 @@ struct Entry {
     /// The IP address the registration came from; counted against its cap.
     source: IpAddr,
     last_seen: Instant,
+    mode: NodeMode,
+}
+
+/// Which list answer: the old `Nodes` (direct nodes only, since an older
+/// client cannot open a circuit) or `NodesLong` (every node, with its mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Nodes = 0,
+    NodesLong = 1,
 }
 
 struct CachedList {
@@ -127,12 +147,32 @@ pub enum Refused {
 impl Registry {
     /// An empty table whose entries expire `ttl` after their last refresh.
     pub fn new(ttl: Duration, limits: Limits) -> Registry {
+        Registry::with_membership(ttl, limits, None)
+    }
+
+    /// As [`Registry::new`], telling `members` of every join and leave
+    /// (eviction from a full table included).
+    pub fn with_membership(
+        ttl: Duration,
+        limits: Limits,
+        members: Option<Arc<dyn Membership>>,
+    ) -> Registry {
         Registry {
             shared: Arc::new(Shared {
                 ttl,
                 limits,
                 state: Mutex::new(State::default()),
+                members,
             }),
+        }
+    }
+
+    /// Tells the members about nodes that left (still under the lock).
+    fn gone(&self, gone: &[(SocketAddr, Duration)]) {
+        if let Some(members) = &self.shared.members {
+            for (addr, _) in gone {
+                members.left(*addr);
+            }
         }
     }
 
@@ -155,11 +195,29 @@ impl Registry {
         source: IpAddr,
         now: Instant,
     ) -> Result<Registered, Refused> {
+        self.register_as(addr, source, NodeMode::Direct, now)
+    }
+
+    /// Like [`Registry::register`], for a node reached as `mode` (a refresh
+    /// updates the mode).
+    pub fn register_as(
+        &self,
+        addr: SocketAddr,
+        source: IpAddr,
+        mode: NodeMode,
+        now: Instant,
+    ) -> Result<Registered, Refused> {
         let (ttl, limits) = (self.shared.ttl, self.shared.limits);
         let mut state = self.lock();
         if let Some(seq) = state.by_addr.get(&addr).copied() {
+            let mut changed = false;
             if let Some(entry) = state.entries.get_mut(&seq) {
                 entry.last_seen = now;
+                changed = entry.mode != mode;
+                entry.mode = mode;
+            }
+            if changed {
+                state.generation += 1;
             }
             state.lower_expiry_floor(now, ttl);
             return Ok(Registered::Refreshed);
@@ -190,6 +248,7 @@ impl Registry {
                 addr,
                 source,
                 last_seen: now,
+                mode,
             },
         );
         state.by_addr.insert(addr, seq);
@@ -197,6 +256,12 @@ impl Registry {
         state.by_source.entry(source).or_default().insert(seq);
         state.generation += 1;
         state.lower_expiry_floor(now, ttl);
+        if let Some(gone) = evicted {
+            self.gone(&[(gone, Duration::ZERO)]);
+        }
+        if let Some(members) = &self.shared.members {
+            members.joined(addr);
+        }
         Ok(Registered::Joined { evicted })
     }
 
@@ -206,14 +271,21 @@ impl Registry {
         let Some(seq) = state.by_addr.get(&addr).copied() else {
             return false;
         };
-        state.remove(seq).is_some()
+        let removed = state.remove(seq);
+        if let Some(addr) = removed {
+            self.gone(&[(addr, Duration::ZERO)]);
+        }
+        removed.is_some()
     }
 
     /// Removes every node not refreshed within the TTL; returns them with
     /// how long they had been silent.
     pub fn expire(&self, now: Instant) -> Vec<(SocketAddr, Duration)> {
         let ttl = self.shared.ttl;
-        self.lock().expire(now, ttl)
+        let mut state = self.lock();
+        let gone = state.expire(now, ttl);
+        self.gone(&gone);
+        gone
     }
 
     /// The live nodes, oldest registration first.
@@ -229,27 +301,61 @@ impl Registry {
         &self,
         now: Instant,
     ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
+        self.answer(ListKind::Nodes, now)
+    }
+
+    /// Like [`Registry::list_answer`], for the `NodesLong` answer.
+    pub fn list_long_answer(
+        &self,
+        now: Instant,
+    ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
+        self.answer(ListKind::NodesLong, now)
+    }
+
+    fn answer(
+        &self,
+        kind: ListKind,
+        now: Instant,
+    ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
         let ttl = self.shared.ttl;
         let mut state = self.lock();
-        if let Some(cached) = &state.cached
+        if let Some(cached) = &state.cached[kind as usize]
             && cached.generation == state.generation
             && now < cached.stale_at
         {
             return Ok((cached.answer.clone(), Vec::new()));
         }
         let expired = state.expire(now, ttl);
+        self.gone(&expired);
         // One walk: after expire, every entry left is live.
         let mut nodes = Vec::with_capacity(state.entries.len());
-        nodes.extend(state.live(now, ttl));
+        nodes.extend(state.live_info(now, ttl));
         let stale_at = state
             .expiry_floor
             .map_or(now + CACHE_FOR, |t| t.min(now + CACHE_FOR));
-        let count = nodes.len();
+        let (response, count) = match kind {
+            ListKind::Nodes => {
+                let direct: Vec<NodeEntry> = nodes
+                    .into_iter()
+                    .filter(|n| n.mode == NodeMode::Direct)
+                    .map(|n| NodeEntry {
+                        addr: n.addr,
+                        age_secs: n.age_secs,
+                    })
+                    .collect();
+                let count = direct.len();
+                (Response::Nodes(direct), count)
+            }
+            ListKind::NodesLong => {
+                let count = nodes.len();
+                (Response::NodesLong(nodes), count)
+            }
+        };
         let answer = ListAnswer {
-            frame: frame::encode(&Response::Nodes(nodes))?.into(),
+            frame: frame::encode(&response)?.into(),
             count,
         };
-        state.cached = Some(CachedList {
+        state.cached[kind as usize] = Some(CachedList {
             generation: state.generation,
             stale_at,
             answer: answer.clone(),
@@ -317,11 +423,19 @@ impl State {
     }
 
     fn live(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeEntry> + '_ {
+        self.live_info(now, ttl).map(|n| NodeEntry {
+            addr: n.addr,
+            age_secs: n.age_secs,
+        })
+    }
+
+    fn live_info(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeInfo> + '_ {
         self.entries.values().filter_map(move |e| {
             let age = now.saturating_duration_since(e.last_seen);
-            (age < ttl).then(|| NodeEntry {
+            (age < ttl).then(|| NodeInfo {
                 addr: e.addr,
                 age_secs: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                mode: e.mode,
             })
         })
     }
@@ -463,6 +577,84 @@ mod tests {
         assert_eq!(count(t0 + Duration::from_millis(1500)), 1);
         // Within CACHE_FOR of the answer above, but past the node's TTL.
         assert_eq!(count(t0 + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
+    fn members_hear_of_joins_evictions_unregisters_and_expiry() {
+        #[derive(Default)]
+        struct Log(Mutex<Vec<(bool, u16)>>);
+        impl Membership for Log {
+            fn joined(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((true, addr.port()));
+            }
+            fn left(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((false, addr.port()));
+            }
+        }
+        let log = Arc::new(Log::default());
+        let limits = Limits {
+            total: 3,
+            per_source: 3,
+        };
+        let reg = Registry::with_membership(Duration::from_secs(30), limits, Some(log.clone()));
+        let t0 = Instant::now();
+        join(&reg, addr(1), t0).unwrap();
+        join(&reg, addr(2), t0).unwrap();
+        join(&reg, addr(1), t0).unwrap();
+        reg.unregister(addr(1));
+        reg.register_as(addr(3), addr(3).ip(), NodeMode::Relayed, t0)
+            .unwrap();
+        // The table is full: another source evicts the newest entry of
+        // 10.0.0.1, which holds the most.
+        join(&reg, addr(4), t0).unwrap();
+        let other = SocketAddr::from(([10, 0, 0, 2], 5));
+        assert_eq!(
+            join(&reg, other, t0),
+            Ok(Registered::Joined {
+                evicted: Some(addr(4))
+            })
+        );
+        reg.expire(t0 + Duration::from_secs(31));
+        let mut expected = vec![
+            (true, 1),
+            (true, 2),
+            (false, 1),
+            (true, 3),
+            (true, 4),
+            (false, 4),
+            (true, 5),
+        ];
+        let mut log = log.0.lock().unwrap().clone();
+        // Expiry tells of the rest in no particular order.
+        let expired: BTreeSet<(bool, u16)> = log.split_off(expected.len()).into_iter().collect();
+        assert_eq!(log, expected);
+        expected = vec![(false, 2), (false, 3), (false, 5)];
+        assert_eq!(expired, expected.into_iter().collect());
+    }
+
+    #[test]
+    fn the_old_list_shows_direct_nodes_only_and_the_long_list_every_mode() {
+        let reg = table(Duration::from_secs(30));
+        let t0 = Instant::now();
+        join(&reg, addr(1), t0).unwrap();
+        reg.register_as(addr(2), addr(2).ip(), NodeMode::Relayed, t0)
+            .unwrap();
+        let decode = |frame: &[u8]| frame::decode::<Response>(&frame[frame::HEADER_LEN..]);
+        let (old, _) = reg.list_answer(t0).unwrap();
+        assert_eq!(
+            decode(&old.frame).unwrap(),
+            Response::Nodes(vec![NodeEntry {
+                addr: addr(1),
+                age_secs: 0
+            }])
+        );
+        let (long, _) = reg.list_long_answer(t0).unwrap();
+        let Ok(Response::NodesLong(nodes)) = decode(&long.frame) else {
+            panic!("not a long list");
+        };
+        let modes: Vec<_> = nodes.iter().map(|n| (n.addr.port(), n.mode)).collect();
+        assert_eq!(modes, [(1, NodeMode::Direct), (2, NodeMode::Relayed)]);
+        assert_eq!(long.count, 2);
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! How the relay answers each request: registrations (and their heartbeats),
-//! unregistrations and list queries. Everything else is refused plainly.
+//! How the relay answers each request: registrations (and their heartbeats,
+//! checked by dial-back), unregistrations, list queries, the index
+//! (catalogs, who-has and search) and, unless relaying is off, control
+//! connections and circuits. Everything else is refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use proto::server::{Handler, Reply, Throttle};
-use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
+use proto::{
+    CatalogUpdate, ErrorKind, ProtoError, Registered, Registration, Request, Response, Target,
+};
 
+use crate::circuit::{self, Circuits};
+use crate::control::{self, Controls};
+use crate::dialback::DialBack;
+use crate::index::{Index, NotListed};
 use crate::registry::{self, Registry};
 
 /// Who may register, and under which address.
@@ -22,19 +30,43 @@ pub struct Policy {
 
 pub struct RelayService {
     registry: Registry,
+    index: Index,
     policy: Policy,
     /// Refused registrations, logged at most once a second: a flood of
     /// them must not become a flood of log lines.
     refusals: Mutex<Throttle>,
+    /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
+    relaying: Option<Relaying>,
+}
+
+/// What relaying needs: the dial-back, the relayed nodes' control
+/// connections, and the circuits through them.
+pub struct Relaying {
+    pub dialback: DialBack,
+    pub controls: Controls,
+    pub circuits: Circuits,
+    /// How long a write to a control connection may wait.
+    pub io_timeout: std::time::Duration,
 }
 
 impl RelayService {
-    pub fn new(registry: Registry, policy: Policy) -> RelayService {
+    /// A relay that lists every registration as it comes (no dial-back) and
+    /// never relays: what `--no-relaying` runs. `index` must be the
+    /// registry's member (see [`crate::registry::Membership`]).
+    pub fn new(registry: Registry, index: Index, policy: Policy) -> RelayService {
         RelayService {
             registry,
+            index,
             policy,
             refusals: Mutex::default(),
+            relaying: None,
         }
+    }
+
+    /// Checks registrations by dial-back and relays for nodes that fail it.
+    pub fn with_relaying(mut self, relaying: Relaying) -> RelayService {
+        self.relaying = Some(relaying);
+        self
     }
 
     /// The address a registration is listed under: the IP the relay sees on
@@ -81,6 +113,18 @@ impl RelayService {
             return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
         }
         let (addr, ignored) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying
+            && let Err(why) = relaying.dialback.check(addr)
+        {
+            tracing::info!("registration of {addr} refused: unreachable: {why}");
+            return Response::error(
+                ErrorKind::Unreachable,
+                format!(
+                    "the relay could not connect back to {addr} ({why}), so clients could \
+                     not either; not listed (a peer-node then asks to be relayed)"
+                ),
+            );
+        }
         let joined = match self.registry.register(addr, seen, Instant::now()) {
             Ok(registry::Registered::Joined { evicted }) => {
                 if let Some(gone) = evicted {
@@ -146,12 +190,68 @@ impl RelayService {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying {
+            relaying.dialback.forget(addr);
+        }
         if self.registry.unregister(addr) {
             tracing::info!("node left: {addr} ({} active)", self.registry.len());
         } else {
             tracing::debug!("unregister of {addr}, which was not listed");
         }
         Response::Unregistered
+    }
+}
+
+impl RelayService {
+    fn catalog(&self, update: CatalogUpdate, seen: IpAddr) -> Response {
+        if let Some(refusal) = self.check_token(&update.registration, seen) {
+            return refusal;
+        }
+        let (addr, _) = self.listed_addr(seen, &update.registration);
+        // A node past its TTL must not update a catalog about to go.
+        log_expired(&self.registry.expire(Instant::now()));
+        match self.index.apply(addr, &update) {
+            Ok(ack) if ack.seq != update.seq => {
+                tracing::info!(
+                    "catalog of {addr}: update {} after {} does not follow {}; asking for all of it",
+                    update.seq,
+                    update.base_seq,
+                    ack.seq
+                );
+                Response::CatalogAck(ack)
+            }
+            Ok(ack) if !update.reset && update.added.is_empty() && update.removed.is_empty() => {
+                // The node's periodic check that the relay is in step.
+                tracing::debug!("catalog of {addr}: in step at seq {}", ack.seq);
+                Response::CatalogAck(ack)
+            }
+            Ok(ack) => {
+                tracing::info!(
+                    "catalog of {addr}: {}+{} -{}, {} files indexed (seq {})",
+                    if update.reset { "reset, " } else { "" },
+                    update.added.len(),
+                    update.removed.len(),
+                    ack.files,
+                    ack.seq
+                );
+                if ack.refused > 0 {
+                    let limits = self.index.limits();
+                    tracing::warn!(
+                        "catalog of {addr}: {} entries not indexed (limits: {} files per node, \
+                         {} in the index, names up to {} bytes)",
+                        ack.refused,
+                        limits.node_files,
+                        limits.entries,
+                        limits.name_len
+                    );
+                }
+                Response::CatalogAck(ack)
+            }
+            Err(NotListed) => {
+                tracing::debug!("catalog of {addr}, which is not listed");
+                Response::NotFound
+            }
+        }
     }
 }
 
@@ -167,6 +267,56 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
+            Request::Catalog(update) => self.catalog(update, seen),
+            Request::WhoHas(target) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = self.index.who_has(&target);
+                let what = match &target {
+                    Target::Name(name) => name.escape_debug().to_string(),
+                    Target::Hash(hash) => format!("blake3:{}", hash.short()),
+                };
+                tracing::info!(
+                    "{}: who has {what}: {} of {} nodes",
+                    reply.peer(),
+                    list.holders.len(),
+                    list.nodes
+                );
+                Response::Holders(list)
+            }
+            Request::Search(query) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+                let found = self.index.search(&query.text, limit);
+                tracing::info!(
+                    "{}: search {:?}: {} results{}",
+                    reply.peer(),
+                    query.text.escape_debug().to_string(),
+                    found.hits.len(),
+                    if found.truncated { " (cut)" } else { "" }
+                );
+                Response::SearchResults(found)
+            }
+            Request::ListNodesLong => {
+                let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
+                log_expired(&expired);
+                tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
+                return reply.send_encoded(&answer.frame);
+            }
+            // Any server of the protocol answers a hello.
+            Request::Hello => Response::Hello,
+            Request::Control(reg) => return self.control(reg, reply),
+            Request::OpenCircuit(node) => match &self.relaying {
+                Some(r) => return circuit::open(&r.circuits, &r.controls, node, reply),
+                None => not_relaying(),
+            },
+            Request::JoinCircuit(id) => match &self.relaying {
+                Some(r) => return circuit::join(&r.circuits, id, reply),
+                None => not_relaying(),
+            },
+            Request::Keepalive => Response::error(
+                ErrorKind::BadRequest,
+                "a keepalive belongs on a control connection (send Control first)",
+            ),
             Request::GetFile(_)
             | Request::ListFiles
             | Request::GetRange(_)
@@ -177,6 +327,35 @@ impl Handler for RelayService {
         };
         reply.send(&response)
     }
+}
+
+impl RelayService {
+    /// A node's control connection: checked like a registration, then kept
+    /// for as long as the node stays (see [`control`]).
+    fn control(&self, reg: Registration, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        let node = reply.peer();
+        if let Some(refusal) = self.check_token(&reg, node.ip()) {
+            return reply.send(&refusal);
+        }
+        let Some(relaying) = &self.relaying else {
+            tracing::info!("{node}: control connection refused: relaying is off");
+            return reply.send(&not_relaying());
+        };
+        control::serve(
+            reply.stream(),
+            node,
+            &self.registry,
+            &relaying.controls,
+            relaying.io_timeout,
+        )
+    }
+}
+
+fn not_relaying() -> Response {
+    Response::error(
+        ErrorKind::Forbidden,
+        "this relay does not relay (it runs with --no-relaying)",
+    )
 }
 
 /// One log line per expired node.
@@ -203,8 +382,13 @@ mod tests {
             token: None,
             trust_advertised,
         };
-        let registry = Registry::new(std::time::Duration::from_secs(30), Default::default());
-        RelayService::new(registry, policy)
+        let index = Index::new(Default::default());
+        let registry = Registry::with_membership(
+            std::time::Duration::from_secs(30),
+            Default::default(),
+            Some(std::sync::Arc::new(index.clone())),
+        );
+        RelayService::new(registry, index, policy)
     }
 
     #[test]

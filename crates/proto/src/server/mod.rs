@@ -56,6 +56,14 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError>;
 }
 
+/// A shared handler serves too: the node answers connections it accepted
+/// and connections it opened to the relay for a circuit with one service.
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        (**self).handle(request, reply)
+    }
+}
+
 /// The way a handler answers: one response per connection.
 pub struct Reply<'a> {
     stream: &'a mut TcpStream,
@@ -70,6 +78,15 @@ impl Reply<'_> {
 
     pub fn send(&mut self, response: &Response) -> Result<(), ProtoError> {
         frame::write(self.stream, response)
+    }
+
+    /// The connection itself, for the few exchanges that outlive one answer
+    /// (the relay's control connections and circuits, docs/PROTOCOL.md):
+    /// such a handler sets its own timeouts and returns only when it is done
+    /// with the connection. The peer must have waited for an answer before
+    /// sending more, since bytes read ahead with the request are gone.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream
     }
 
     /// Sends a frame encoded earlier with [`frame::encode`] (a cached answer).
@@ -165,6 +182,18 @@ impl Server {
         };
         Acceptors::run(self.listener, Box::new(on_accept))
     }
+}
+
+/// Serves one connection that this program opened itself (a node's end of
+/// a relayed circuit) exactly as an accepted one: same deadline, handler
+/// and close. `peer` is who it is for the log. The caller caps how many run.
+pub fn serve_stream(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: &dyn Handler,
+    config: &ServerConfig,
+) {
+    serve_connection(stream, peer, handler, config);
 }
 
 /// Everything about one connection: read the request before the deadline,
