@@ -10,6 +10,10 @@
 //! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
+//! - [`stream`]: the bytes under every exchange: a socket in the clear, or
+//!   inside a Noise session; sendfile for plain file bodies.
+//! - [`secure`]: private networks: keys, the Noise handshake, the
+//!   encrypted `Read + Write` adapter.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
@@ -29,7 +33,9 @@ pub mod exchange;
 pub mod frame;
 pub mod logging;
 pub mod message;
+pub mod secure;
 pub mod server;
+pub mod stream;
 
 pub use error::ProtoError;
 pub use message::{
