@@ -340,10 +340,10 @@ fn frame_cases(normal: &Request) -> Vec<Case> {
         },
         Case {
             what: "an unknown message tag",
-            bytes: framed(&9u32.to_be_bytes()),
+            bytes: framed(&99u32.to_be_bytes()),
             then: Then::Wait,
-            expect: Error(bad, "unknown message tag 9"),
-            log: "unknown message tag 9",
+            expect: Error(bad, "unknown message tag 99"),
+            log: "unknown message tag 99",
         },
         Case {
             what: "a length of 4 GiB",
@@ -916,8 +916,8 @@ fn junk_trickled_after_a_request_does_not_hold_the_connection() {
                 scope.spawn(move || {
                     let (request, expect) = match (refused, target.name) {
                         (true, _) => (
-                            framed(&9u32.to_be_bytes()),
-                            Expect::Error(ErrorKind::BadRequest, "unknown message tag 9"),
+                            framed(&99u32.to_be_bytes()),
+                            Expect::Error(ErrorKind::BadRequest, "unknown message tag 99"),
                         ),
                         (false, "relay") => (encode(&Request::ListNodes), Expect::Answer),
                         (false, _) => (encode(&Request::ListFiles), Expect::Answer),

@@ -243,9 +243,11 @@ fn an_advertised_host_is_listed_only_when_the_relay_trusts_it() {
     // Port 45678 is only announced, never dialled: the port is always
     // honoured, the host only with --trust-advertised. No traffic ever goes
     // to 10.9.9.9.
+    // The relays run with --no-relaying: dial-back would connect to the
+    // advertised address, and nothing listens on the advertised port.
     let advertise = ["--advertise", "10.9.9.9:45678"];
 
-    let relay = Relay::start(&[]);
+    let relay = Relay::start(&["--no-relaying"]);
     let node = Node::start(&relay, &dir, &advertise);
     assert_eq!(node.listed, "127.0.0.1:45678".parse().unwrap());
     assert_eq!(
@@ -260,7 +262,7 @@ fn an_advertised_host_is_listed_only_when_the_relay_trusts_it() {
     relay.proc.wait_for("--trust-advertised", READY);
     node.proc.wait_for("was not honoured", READY);
 
-    let trusting = Relay::start(&["--trust-advertised"]);
+    let trusting = Relay::start(&["--trust-advertised", "--no-relaying"]);
     let node = Node::start(&trusting, &dir, &advertise);
     assert_eq!(node.listed, "10.9.9.9:45678".parse().unwrap());
     assert_eq!(peers("127.0.0.1", trusting.port()), [node.listed]);

@@ -1,8 +1,7 @@
 //! Several hosts, end to end: the relay, three nodes and the client each in
 //! its own Linux network namespace with its own 10.x address, joined by veth
-//! pairs on a bridge that lives in a namespace of its own. Nothing here
-//! touches the root namespace's interfaces, and traffic only ever goes to
-//! addresses inside the namespaces this test created.
+//! pairs on a bridge (the lab of `harness::netns`). Traffic only ever goes
+//! to addresses inside the namespaces this test created.
 //!
 //! Namespaces need root. Where they cannot be created the test says why and
 //! skips, unless `P2P_REQUIRE_NETNS` is set (as `.ci/run` does): then it
@@ -11,150 +10,17 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use harness::{Proc, READY, Run, addr_after, bin, run};
+use harness::netns::Lab;
+use harness::{Proc, READY, Run, addr_after, run};
 
-/// The `ip` tool of iproute2.
-const IP: &str = "ip";
 /// The port the relay listens on inside its namespace.
 const RELAY_PORT: u16 = 7000;
 /// The client's connect timeout when a node is unreachable.
 const CONNECT_TIMEOUT: &str = "1";
 /// How long one client run may take before the test fails.
 const CLIENT: Duration = Duration::from_secs(20);
-
-/// Runs `ip ARGS`; the error is `ip`'s own message.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out: Output = Command::new(IP)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `{IP}`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{IP} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Runs `ip ARGS` during setup, where a failure is a failure of the test.
-fn ip_ok(args: &[&str]) {
-    if let Err(why) = ip(args) {
-        panic!("{why}");
-    }
-}
-
-/// One host: a namespace with an address on the bridge.
-struct Host {
-    ns: String,
-    /// The bridge-side end of its veth pair (in the bridge namespace).
-    port: String,
-    ip: String,
-}
-
-/// The namespaces this test created; removed on drop, also on a panic.
-/// Deleting a namespace deletes the interfaces in it, so the veth pairs and
-/// the bridge go with them.
-struct Lab {
-    bridge_ns: String,
-    hosts: Vec<Host>,
-}
-
-impl Lab {
-    /// Creates the bridge namespace, or says why it cannot.
-    fn create(tag: &str) -> Result<Lab, String> {
-        let bridge_ns = format!("{tag}-br");
-        ip(&["netns", "add", &bridge_ns])?;
-        let lab = Lab {
-            bridge_ns,
-            hosts: Vec::new(),
-        };
-        let br = lab.bridge_ns.as_str();
-        ip_ok(&["-n", br, "link", "set", "lo", "up"]);
-        ip_ok(&["-n", br, "link", "add", "br0", "type", "bridge"]);
-        ip_ok(&["-n", br, "link", "set", "br0", "up"]);
-        Ok(lab)
-    }
-
-    /// Adds a host named `name` with address `ip`/24 on the bridge.
-    fn host(&mut self, tag: &str, name: &str, ip: &str) -> usize {
-        let ns = format!("{tag}-{name}");
-        ip_ok(&["netns", "add", &ns]);
-        let port = format!("v{name}");
-        assert!(port.len() <= 15, "interface name {port} too long");
-        self.hosts.push(Host {
-            ns: ns.clone(),
-            port: port.clone(),
-            ip: ip.to_string(),
-        });
-        let br = self.bridge_ns.as_str();
-        // The pair is made in the bridge namespace, its far end moved straight
-        // into the host's: no interface ever exists in the root namespace.
-        ip_ok(&[
-            "-n", br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-        ]);
-        ip_ok(&["-n", br, "link", "set", &port, "master", "br0", "up"]);
-        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-        ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
-        self.hosts.len() - 1
-    }
-
-    /// A command that runs `program` inside host `h`'s namespace.
-    fn command(&self, h: usize, program: &str) -> Command {
-        let mut cmd = Command::new(IP);
-        cmd.args(["netns", "exec", &self.hosts[h].ns])
-            .arg(bin(program));
-        cmd
-    }
-
-    /// Cuts host `h` off the bridge.
-    fn cut(&self, h: usize) {
-        ip_ok(&[
-            "-n",
-            &self.bridge_ns,
-            "link",
-            "set",
-            &self.hosts[h].port,
-            "down",
-        ]);
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for host in &self.hosts {
-            if let Err(why) = ip(&["netns", "del", &host.ns]) {
-                eprintln!("cleanup: {why}");
-            }
-        }
-        if let Err(why) = ip(&["netns", "del", &self.bridge_ns]) {
-            eprintln!("cleanup: {why}");
-        }
-    }
-}
-
-/// The lab, or None when namespaces are unavailable and not required.
-fn lab_or_skip(tag: &str) -> Option<Lab> {
-    match Lab::create(tag) {
-        Ok(lab) => Some(lab),
-        Err(why) if std::env::var_os("P2P_REQUIRE_NETNS").is_some() => {
-            panic!("network namespaces are required (P2P_REQUIRE_NETNS is set): {why}")
-        }
-        Err(why) => {
-            eprintln!(
-                "skipping: cannot create a network namespace ({why}); \
-                 run as root, or set P2P_REQUIRE_NETNS to make this a failure"
-            );
-            None
-        }
-    }
-}
 
 fn share(root: &Path, dir: &str, name: &str) -> PathBuf {
     let dir = root.join(dir);
@@ -174,14 +40,14 @@ fn client(lab: &Lab, host: usize, relay_ip: &str, args: &[&str]) -> Run {
 fn relay_nodes_and_client_on_separate_hosts() {
     let tag = format!("p2p{}", std::process::id());
     // Declared first, so it is dropped last: after every process in it.
-    let Some(mut lab) = lab_or_skip(&tag) else {
+    let Some(mut lab) = Lab::or_skip(&tag) else {
         return;
     };
-    let relay_host = lab.host(&tag, "relay", "10.77.0.1");
+    let relay_host = lab.host("relay", "10.77.0.1");
     let node_hosts: Vec<usize> = (1..=3)
-        .map(|i| lab.host(&tag, &format!("n{i}"), &format!("10.77.0.1{i}")))
+        .map(|i| lab.host(&format!("n{i}"), &format!("10.77.0.1{i}")))
         .collect();
-    let client_host = lab.host(&tag, "client", "10.77.0.100");
+    let client_host = lab.host("client", "10.77.0.100");
     let relay_ip = lab.hosts[relay_host].ip.clone();
 
     let mut cmd = lab.command(relay_host, "relay");

@@ -3,6 +3,8 @@
 //! for readiness by reading their output (never by sleeping), gives each test
 //! its own temp dir, and kills every child on drop, also when a test panics.
 
+pub mod netns;
+
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
@@ -576,6 +578,87 @@ impl Running {
 }
 
 impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A client whose stdout is read only as the test asks, so that a transfer
+/// can be held in the middle (the client blocks on a full pipe, and the
+/// node and any relay between them on full socket buffers). Killed on drop.
+pub struct Held {
+    child: Option<Child>,
+    stdout: std::process::ChildStdout,
+    stderr: Option<thread::JoinHandle<String>>,
+    /// What was read from its stdout so far.
+    pub got: Vec<u8>,
+}
+
+/// Starts `cmd` with stdin closed and stdout held (see [`Held`]).
+pub fn start_held(mut cmd: Command) -> Held {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start the client");
+    let stdout = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    Held {
+        child: Some(child),
+        stdout,
+        stderr: Some(stderr),
+        got: Vec::new(),
+    }
+}
+
+impl Held {
+    /// Reads until at least `n` bytes came in all (or stdout ended; the
+    /// client's own timeouts bound how long that takes).
+    pub fn read_at_least(&mut self, n: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.got.len() < n {
+            match self.stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => self.got.extend_from_slice(&buf[..k]),
+            }
+        }
+    }
+
+    /// Reads the rest and waits for the exit, at most `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let mut rest = Vec::new();
+        let _ = self.stdout.read_to_end(&mut rest);
+        self.got.extend_from_slice(&rest);
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        Run {
+            status,
+            stdout: std::mem::take(&mut self.got),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -9,18 +9,24 @@
 //!   the raw floor, and the peak memory of both.
 //! - [`raw`]: that floor: a sendfile server and a read-until-EOF receiver,
 //!   this binary re-executed in hidden modes.
+//! - [`nginx`]: the transfer's second baseline, nginx + curl, when both
+//!   are installed.
 //! - [`load`]: the load generator, the bare baseline server, fake
 //!   registrations from loopback addresses.
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
+//! - [`relayed`]: section 6, a fetch through the relay versus direct, the
+//!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
 //! - [`report`]: medians and the Markdown table.
 
 mod load;
 mod lookup;
+mod nginx;
 mod procs;
 mod raw;
 mod relay;
+mod relayed;
 mod report;
 mod transfer;
 
@@ -36,7 +42,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, relayed
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -58,7 +64,7 @@ pub struct Settings {
     pub scale_nodes: usize,
 }
 
-const SECTIONS: [&str; 4] = ["transfer", "relay", "lookup", "scale"];
+const SECTIONS: [&str; 5] = ["transfer", "relay", "lookup", "scale", "relayed"];
 
 struct Args {
     quick: bool,
@@ -152,6 +158,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "relayed" => relayed::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

@@ -95,6 +95,10 @@ pub struct Proc {
 }
 
 impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `cmd` with stderr going to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Proc, String> {
         let stderr =
@@ -133,6 +137,19 @@ impl Proc {
                 ));
             }
             thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Fails with the log if the process has exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}):\n{}",
+                self.name,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            )),
+            Err(e) => Err(format!("cannot wait for {}: {e}", self.name)),
         }
     }
 
@@ -273,8 +290,19 @@ fn wait4(pid: u32) -> io::Result<(i32, libc::rusage)> {
 /// Starts a relay on a free loopback port with a TTL long enough that no
 /// node expires during a run.
 pub fn start_relay(bins: &Bins, log: PathBuf) -> Result<(Proc, SocketAddr), String> {
+    start_relay_with(bins, log, &[])
+}
+
+/// Like [`start_relay`], with more arguments (`--no-relaying` for a table
+/// of fake nodes, which dial-back would refuse: nothing listens there).
+pub fn start_relay_with(
+    bins: &Bins,
+    log: PathBuf,
+    args: &[&str],
+) -> Result<(Proc, SocketAddr), String> {
     let mut cmd = Command::new(bins.path("relay"));
-    cmd.args(["0", "--bind", "127.0.0.1", "--ttl", "3600"]);
+    cmd.args(["0", "--bind", "127.0.0.1", "--ttl", "3600"])
+        .args(args);
     let mut relay = Proc::spawn("relay", cmd, log)?;
     let addr = relay.wait_for_addr("listening on ")?;
     Ok((relay, addr))

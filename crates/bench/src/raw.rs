@@ -14,7 +14,7 @@ use std::process::Command;
 use crate::procs::{self, ClientRun, Proc};
 
 /// The client's read buffer (peer-client's lookup::CHUNK).
-const BUF: usize = 256 * 1024;
+const BUF: usize = 1024 * 1024;
 
 const SEND: &str = "__raw-send";
 const RECEIVE: &str = "__raw-receive";

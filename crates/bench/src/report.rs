@@ -20,14 +20,15 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Prints each run's pair of figures on stderr, so the spread shows.
-pub fn show_runs(ours: &[f64], baseline: &[f64]) {
+/// Prints each run's pair of figures on stderr, so the spread shows;
+/// `what` names the unit and the pair.
+pub fn show_runs(what: &str, ours: &[f64], baseline: &[f64]) {
     let pairs: Vec<String> = ours
         .iter()
         .zip(baseline)
         .map(|(o, b)| format!("{o:.0}/{b:.0}"))
         .collect();
-    eprintln!("    runs (ours/baseline): {}", pairs.join(" "));
+    eprintln!("    runs ({what}): {}", pairs.join(" "));
 }
 
 pub fn millis(d: Duration) -> f64 {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Settings;
+use crate::nginx::Nginx;
 use crate::procs::{self, Proc};
 use crate::raw;
 use crate::report::{Row, Table, median, mib, show_runs};
@@ -46,37 +47,70 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let raw_log = s.tmp.join("raw-receiver.log");
     let size = size_label(big_len);
 
-    // 1. To /dev/null, then to a file, each run interleaved with the baseline.
+    // The second baseline, for the transfer to /dev/null only: curl has
+    // nothing like -o's fsync.
+    let nginx = match Nginx::missing() {
+        Some(why) => {
+            table.note(format!("nginx + curl baseline skipped: {why}"));
+            None
+        }
+        None => {
+            let nginx = Nginx::start(&share, &s.tmp.join("nginx"))?;
+            table.note(format!(
+                "nginx + curl: {} serving the same file with sendfile on and tcp_nopush on (one \
+                 process), fetched with `curl -s -o /dev/null`, timed from start to exit",
+                nginx.versions()
+            ));
+            Some(nginx)
+        }
+    };
+    let curl_log = s.tmp.join("curl.log");
+
+    // 1. To /dev/null, then to a file, each run interleaved with the
+    // baselines, in an order that turns each run.
     let mut peaks = Peaks::default();
     for (sink, label) in [(false, "/dev/null"), (true, "-o FILE (fsync)")] {
         eprintln!("transfer of {size} to {label}, {} runs...", s.runs);
-        let (mut ours, mut raw) = (Vec::new(), Vec::new());
+        let nginx = nginx.as_ref().filter(|_| !sink);
+        // Wall times in seconds.
+        let (mut ours, mut raw, mut curl) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..s.runs {
             let out = sink.then(|| s.tmp.join("out.bin"));
             let raw_out = sink.then(|| s.tmp.join("raw-out.bin"));
-            let mut ours_run = || -> Result<(), String> {
-                let t = fetcher.fetch("big.bin", out.as_deref(), big_len, &mut peaks.big)?;
-                ours.push(mib_per_sec(big_len, t));
-                Ok(())
-            };
-            let mut raw_run = || -> Result<(), String> {
-                let t = raw::receive_once(&sender, big_len, raw_out.as_deref(), &raw_log)?;
-                if let Some(out) = &raw_out {
-                    let _ = fs::remove_file(out);
-                }
-                raw.push(mib_per_sec(big_len, t.elapsed));
-                Ok(())
-            };
-            if run % 2 == 0 {
-                raw_run()?;
-                ours_run()?;
-            } else {
-                ours_run()?;
-                raw_run()?;
+            let mut steps: Vec<Box<dyn FnMut() -> Result<(), String>>> = vec![
+                Box::new(|| {
+                    let t = fetcher.fetch("big.bin", out.as_deref(), big_len, &mut peaks.big)?;
+                    ours.push(t.as_secs_f64());
+                    Ok(())
+                }),
+                Box::new(|| {
+                    let t = raw::receive_once(&sender, big_len, raw_out.as_deref(), &raw_log)?;
+                    if let Some(out) = &raw_out {
+                        let _ = fs::remove_file(out);
+                    }
+                    raw.push(t.elapsed.as_secs_f64());
+                    Ok(())
+                }),
+            ];
+            if let Some(nginx) = nginx {
+                steps.push(Box::new(|| {
+                    curl.push(nginx.fetch("big.bin", &curl_log)?.elapsed.as_secs_f64());
+                    Ok(())
+                }));
+            }
+            let n = steps.len();
+            steps.rotate_left(run % n);
+            for step in &mut steps {
+                step()?;
             }
         }
-        show_runs(&ours, &raw);
-        let (o, r) = (median(&ours), median(&raw));
+        let rate =
+            |secs: &[f64]| -> Vec<f64> { secs.iter().map(|t| mib_per_sec(big_len, *t)).collect() };
+        show_runs("MiB/s, ours/raw", &rate(&ours), &rate(&raw));
+        let (o, r) = (
+            mib_per_sec(big_len, median(&ours)),
+            mib_per_sec(big_len, median(&raw)),
+        );
         table.add(Row {
             what: format!("1. transfer {size} to {label}"),
             ours: format!("{o:.0} MiB/s"),
@@ -85,6 +119,18 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
             target: ">= 0.85".into(),
             met: Some(o / r >= 0.85),
         });
+        if nginx.is_some() {
+            show_runs("ms, ours/nginx+curl", &millis_of(&ours), &millis_of(&curl));
+            let (o, c) = (median(&ours), median(&curl));
+            table.add(Row {
+                what: format!("1. transfer {size} to {label}, wall time"),
+                ours: format!("{:.0} ms", o * 1000.0),
+                baseline: format!("{:.0} ms nginx+curl", c * 1000.0),
+                ratio: Some(o / c),
+                target: "<= 1.0".into(),
+                met: Some(o / c <= 1.0),
+            });
+        }
     }
 
     table.note(format!(
@@ -216,8 +262,12 @@ fn check_len(path: &Path, len: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn mib_per_sec(len: u64, t: Duration) -> f64 {
-    len as f64 / (1024.0 * 1024.0) / t.as_secs_f64()
+fn mib_per_sec(len: u64, secs: f64) -> f64 {
+    len as f64 / (1024.0 * 1024.0) / secs
+}
+
+fn millis_of(secs: &[f64]) -> Vec<f64> {
+    secs.iter().map(|t| t * 1000.0).collect()
 }
 
 fn size_label(len: u64) -> String {

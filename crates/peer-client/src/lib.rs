@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
 //!   of a broken transfer from the next node), and file listings.
+//! - [`dial`]: reaching a node, directly or through a circuit at the relay.
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
@@ -11,6 +12,7 @@
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
 
+pub mod dial;
 pub mod lookup;
 pub mod output;
 pub mod progress;
@@ -21,14 +23,29 @@ pub mod target;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use proto::NodeEntry;
 use proto::exchange::Timeouts;
+use proto::{NodeInfo, NodeMode};
 
 use lookup::Fetched;
 pub use lookup::Relay;
 use output::Output;
 use prompt::{Command, Input};
 use report::Report;
+
+/// How this client meets the network: plain without keys; with them, a
+/// throwaway static key pair of its own (nodes do not check clients'
+/// keys: the peer key is what admits a client).
+pub fn security(
+    keys: Option<proto::secure::NetworkKeys>,
+) -> Result<proto::secure::Security, String> {
+    match keys {
+        None => Ok(proto::secure::Security::Plain),
+        Some(keys) => {
+            let identity = proto::secure::Identity::generate().map_err(|e| e.to_string())?;
+            Ok(proto::secure::Security::private(keys, identity))
+        }
+    }
+}
 
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
@@ -57,7 +74,7 @@ pub struct Session {
     timeouts: Timeouts,
     report: Report,
     /// The last node list, used when the relay cannot be reached mid-session.
-    nodes: Vec<NodeEntry>,
+    nodes: Vec<NodeInfo>,
     /// Names come from the prompt, so hints speak its language (`get NAME
     /// -o PATH`, not `-o PATH`).
     at_prompt: bool,
@@ -126,7 +143,8 @@ impl Session {
                 return false;
             }
         };
-        match lookup::fetch(name, &self.nodes, &self.timeouts, &mut out, &self.report) {
+        let dialer = self.dialer();
+        match lookup::fetch(name, &self.nodes, &dialer, &mut out, &self.report) {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
                 match out.commit() {
@@ -164,12 +182,33 @@ impl Session {
         }
     }
 
+    /// How to reach the listed nodes, with this session's timeouts.
+    fn dialer(&self) -> lookup::Dialer {
+        lookup::Dialer {
+            timeouts: self.timeouts,
+            ..self.relay.dialer()
+        }
+    }
+
     /// The active nodes, one per line starting with `IP:PORT`, to `out`:
     /// stdout for `--peers`, stderr at the prompt (whose stdout carries file
-    /// content only).
+    /// content only). A relayed node is marked `relayed`; a direct node's
+    /// line is as it always was, so scripts reading it keep working.
     fn print_peers(&self, out: &mut dyn Write) -> u8 {
         for node in &self.nodes {
-            let _ = writeln!(out, "{}  refreshed {}s ago", node.addr, node.age_secs);
+            let mode = match node.mode {
+                NodeMode::Direct => String::new(),
+                other => format!("{}  ", other.as_str()),
+            };
+            let key = match node.key {
+                Some(key) => format!("  key {key}"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{}  {mode}refreshed {}s ago{key}",
+                node.addr, node.age_secs
+            );
         }
         let _ = out.flush();
         self.report.status(&count(self.nodes.len(), "active node"));
@@ -179,7 +218,7 @@ impl Session {
     /// What every node shares, grouped by node in the relay's order, to
     /// `out` (as for [`Session::print_peers`]).
     fn print_listing(&self, out: &mut dyn Write) -> u8 {
-        let listing = lookup::list_all(&self.nodes, &self.timeouts, &self.report);
+        let listing = lookup::list_all(&self.nodes, &self.dialer(), &self.report);
         for (addr, entries, truncated) in &listing {
             let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
             for entry in entries {

@@ -10,15 +10,24 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 
 use proto::exchange::{self, Connection, Finish, Timeouts};
-use proto::{FileEntry, FileRequest, NodeEntry, ProtoError, Request, Response};
+use proto::{
+    ErrorKind, FileEntry, FileRequest, NodeEntry, NodeInfo, NodeMode, ProtoError, Request, Response,
+};
 
+use crate::dial;
+pub use crate::dial::Dialer;
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
+use proto::secure::{NodeKey, Security};
 
-/// Bytes read from a node per read call: large enough that a fast transfer
-/// is a few thousand system calls per GiB, small enough to keep memory flat.
-const CHUNK: usize = 256 * 1024;
+/// Bytes read from a node per read call. A read returns what has arrived, so
+/// a larger buffer means fewer calls when the client falls behind: a 1 GiB
+/// body over loopback took 4 454 reads (and as many writes to the output) at
+/// 256 KiB, 1 874 at 1 MiB (docs/BENCHMARKS.md). 1 MiB still fits in one
+/// core's L2 cache here, where the bytes will be checked before output, and
+/// memory stays flat.
+const CHUNK: usize = 1024 * 1024;
 
 /// How to reach the relay.
 #[derive(Debug, Clone)]
@@ -26,6 +35,11 @@ pub struct Relay {
     pub host: String,
     pub port: u16,
     pub timeouts: Timeouts,
+    /// Plain, or a private network's keys: the relay is asked under the
+    /// relay key, nodes under the peer key.
+    pub security: Security,
+    /// `--node KEY`: fetch only from the node holding this static key.
+    pub pin: Option<NodeKey>,
 }
 
 impl Relay {
@@ -38,22 +52,59 @@ impl Relay {
         }
     }
 
-    /// Asks the relay for the active nodes (phase 2).
-    pub fn nodes(&self) -> anyhow::Result<Vec<NodeEntry>> {
-        let unreachable =
-            |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
-        let addrs = exchange::resolve(&self.host, self.port)
-            .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
-        let (_, response) = exchange::call_any(&addrs, &Request::ListNodes, &self.timeouts)
-            .map_err(|e| match e {
-                ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
-                    unreachable(e.to_string())
-                }
-                // It answered, but not with anything we can use.
-                other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
-            })?;
+    /// How to reach the nodes this relay lists.
+    pub fn dialer(&self) -> Dialer {
+        Dialer {
+            relay_host: self.host.clone(),
+            relay_port: self.port,
+            timeouts: self.timeouts,
+            security: self.security.clone(),
+            pin: self.pin,
+        }
+    }
+
+    /// Asks the relay for the active nodes and how each is reached (phase
+    /// 2). An older relay, which does not know the long list, is asked for
+    /// the plain one: every node in it is direct.
+    pub fn nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        match self.ask(&Request::ListNodesLong)? {
+            Response::NodesLong(nodes) => Ok(nodes),
+            Response::Error(e) if e.kind == ErrorKind::BadRequest => {
+                tracing::debug!(
+                    "relay {} has no long list ({}); asking for the plain one",
+                    self.label(),
+                    e.message
+                );
+                self.plain_nodes()
+            }
+            other => self.list_refused(other),
+        }
+    }
+
+    fn plain_nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        match self.ask(&Request::ListNodes)? {
+            Response::Nodes(nodes) => Ok(nodes
+                .into_iter()
+                .map(|n: NodeEntry| NodeInfo {
+                    addr: n.addr,
+                    age_secs: n.age_secs,
+                    mode: NodeMode::Direct,
+                    key: None,
+                })
+                .collect()),
+            other => self.list_refused(other),
+        }
+    }
+
+    fn list_refused<T>(&self, response: Response) -> anyhow::Result<T> {
         match response {
-            Response::Nodes(nodes) => Ok(nodes),
+            // Only a private network refuses a list as unauthorized: this
+            // client has no secret, and the relay requires one.
+            Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
+                "relay {} refused the handshake: {}",
+                self.label(),
+                exchange::printable(&e.message)
+            )),
             Response::Error(e) => Err(anyhow::anyhow!(
                 "relay {} refused: {} ({})",
                 self.label(),
@@ -66,6 +117,26 @@ impl Relay {
                 response_name(&other)
             )),
         }
+    }
+
+    /// One exchange with the relay.
+    fn ask(&self, request: &Request) -> anyhow::Result<Response> {
+        let unreachable =
+            |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
+        let addrs = exchange::resolve(&self.host, self.port)
+            .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
+        let to_relay = self.security.to_relay();
+        let (_, response) = exchange::call_any_via(&addrs, request, &self.timeouts, &to_relay)
+            .map_err(|e| match e {
+                ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
+                    unreachable(e.to_string())
+                }
+                // "relay 127.0.0.1:7000 refused the handshake: wrong or missing secret"
+                e if e.is_handshake() => anyhow::anyhow!("relay {} {e}", self.label()),
+                // It answered, but not with anything we can use.
+                other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
+            })?;
+        Ok(response)
     }
 }
 
@@ -86,8 +157,8 @@ pub enum Fetched {
 /// Fetches `name` from the first of `nodes` that has it (phase 3).
 pub fn fetch(
     name: &str,
-    nodes: &[NodeEntry],
-    timeouts: &Timeouts,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
@@ -99,8 +170,13 @@ pub fn fetch(
     let mut progress: Option<Progress> = None;
     let mut transfer = Transfer::default();
     for (i, node) in nodes.iter().enumerate() {
-        let label = format!("{}, node {} of {total}", node.addr, i + 1);
-        match try_node(node.addr, name, timeouts, &mut transfer, out, &mut progress) {
+        let label = format!(
+            "{}{}, node {} of {total}",
+            node.addr,
+            dial::via(node),
+            i + 1
+        );
+        match try_node(node, name, dialer, &mut transfer, out, &mut progress) {
             Ok(()) => {
                 if let Some(p) = progress.take() {
                     p.finish();
@@ -115,6 +191,7 @@ pub fn fetch(
                 report.status(&format!("could not reach {label}: {why}"))
             }
             Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
+            Err(NodeFailure::Keys(why)) => report.status(&format!("{label} {why}")),
             Err(NodeFailure::Broken(why)) => report.status(&format!(
                 "transfer from {label} failed after {} of {} bytes: {why}",
                 transfer.written,
@@ -164,21 +241,29 @@ enum NodeFailure {
     NotHere,
     Unreachable(String),
     Refused(String),
+    /// The handshake failed: a wrong or missing secret, or a node holding
+    /// another key than listed. The text is a predicate: "refused the
+    /// handshake: ...", "answered with key ...".
+    Keys(String),
     /// The node started sending and stopped, or lied about what it sends.
     Broken(String),
     Output(SinkError),
 }
 
 fn try_node(
-    addr: SocketAddr,
+    node: &NodeInfo,
     name: &str,
-    timeouts: &Timeouts,
+    dialer: &Dialer,
     transfer: &mut Transfer,
     out: &mut Output,
     progress: &mut Option<Progress>,
 ) -> Result<(), NodeFailure> {
-    let mut conn =
-        Connection::open(addr, timeouts).map_err(|e| NodeFailure::Unreachable(e.to_string()))?;
+    let addr = node.addr;
+    let mut conn = dialer.connect(node).map_err(|e| match e {
+        ProtoError::CircuitRefused(_) => NodeFailure::Refused(e.to_string()),
+        e if e.is_handshake() => NodeFailure::Keys(e.to_string()),
+        e => NodeFailure::Unreachable(e.to_string()),
+    })?;
     let request = Request::GetFile(FileRequest {
         name: name.to_string(),
         offset: transfer.written,
@@ -264,15 +349,25 @@ fn copy_body(
 
 /// What every node shares, node by node, in the relay's order.
 pub fn list_all(
-    nodes: &[NodeEntry],
-    timeouts: &Timeouts,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
     report: &Report,
 ) -> Vec<(SocketAddr, Vec<FileEntry>, bool)> {
     let total = nodes.len();
     let mut all = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let label = format!("{}, node {} of {total}", node.addr, i + 1);
-        match exchange::call(node.addr, &Request::ListFiles, timeouts) {
+        let label = format!(
+            "{}{}, node {} of {total}",
+            node.addr,
+            dial::via(node),
+            i + 1
+        );
+        let listed = dialer.connect(node).and_then(|mut conn| {
+            let response = conn.request(&Request::ListFiles)?;
+            conn.finish();
+            Ok(response)
+        });
+        match listed {
             Ok(Response::Files(list)) => all.push((node.addr, list.entries, list.truncated)),
             Ok(Response::Error(e)) => report.status(&format!(
                 "{label} cannot list its files: {} ({})",
@@ -283,6 +378,7 @@ pub fn list_all(
                 "{label} answered a {} to a list request",
                 response_name(&other)
             )),
+            Err(e) if e.is_handshake() => report.status(&format!("{label} {e}")),
             Err(e) => report.status(&format!("could not reach {label}: {e}")),
         }
     }
@@ -290,13 +386,5 @@ pub fn list_all(
 }
 
 fn response_name(response: &Response) -> &'static str {
-    match response {
-        Response::Registered(_) => "registration",
-        Response::Unregistered => "unregistration",
-        Response::Nodes(_) => "node list",
-        Response::File(_) => "file",
-        Response::NotFound => "not-found",
-        Response::Files(_) => "file listing",
-        Response::Error(_) => "error",
-    }
+    response.name()
 }

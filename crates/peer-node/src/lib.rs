@@ -5,25 +5,33 @@
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
+//! - [`control`]: relayed mode, for a node the relay cannot connect to: the
+//!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
-//! announcing, and serves on the shared skeleton in `proto::server`.
+//! announcing, and serves on the shared skeleton in `proto::server`. When
+//! the relay answers that it cannot connect back (or with `--relayed`), the
+//! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod control;
 pub mod service;
 pub mod share;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use proto::Registration;
 use proto::exchange::Timeouts;
+use proto::secure::{Identity, NetworkKeys, Security, keys};
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
+pub use control::Relayed;
 pub use service::NodeService;
 pub use share::SharedDir;
 
@@ -40,44 +48,99 @@ pub struct NodeConfig {
     pub advertise: Option<(Option<IpAddr>, u16)>,
     pub heartbeat: Duration,
     pub token: Option<String>,
+    /// Go straight to relayed mode, without trying to be listed as direct.
+    pub relayed: bool,
     pub server: ServerConfig,
     pub timeouts: Timeouts,
+    /// In a private network, the keys from the secret.
+    pub keys: Option<NetworkKeys>,
+    /// The node's key file (`--key`); default under the user's config dir.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
-pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let share = SharedDir::open(&config.dir)
         .with_context(|| format!("cannot share {}", config.dir.display()))?;
+    if let Some(keys) = config.keys.clone() {
+        let identity = load_identity(config.key_file.as_deref())?;
+        config.server.security = Security::private(keys, identity);
+    }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     tracing::info!("listening on {local}, sharing {}", share.root().display());
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
+    let registration = Registration {
+        port,
+        advertised_ip,
+        token: config.token.clone(),
+    };
     let announcer = Announcer::new(
         config.relay_host.clone(),
         config.relay_port,
-        Registration {
-            port,
-            advertised_ip,
-            token: config.token.clone(),
-        },
+        registration.clone(),
         config.heartbeat,
         config.timeouts,
-    );
+    )
+    .with_dial(config.server.security.to_relay());
+    let service = Arc::new(NodeService::new(share));
+    let relayed = Relayed {
+        relay_host: config.relay_host.clone(),
+        relay_port: config.relay_port,
+        registration,
+        heartbeat: config.heartbeat,
+        timeouts: config.timeouts,
+        service: Arc::clone(&service),
+        server: config.server.clone(),
+    };
+    let force_relayed = config.relayed;
     unregister_on_signal(announcer.clone())?;
-    // Crucial: a node that serves but no longer refreshes its entry drops
-    // off the list after one TTL while it looks alive.
-    proto::crucial::spawn("announce", move || match announcer.run() {
-        // The signal handler unregisters and ends the process.
-        AnnounceError::Leaving => {}
-        refusal => {
-            tracing::error!("{refusal}");
-            std::process::exit(2);
+    // Crucial: a node that serves but no longer refreshes its entry (or
+    // keeps its control connection) drops off the list while it looks alive.
+    proto::crucial::spawn("announce", move || {
+        let outcome = if force_relayed {
+            relayed.run()
+        } else {
+            match announcer.run() {
+                AnnounceError::NeedsRelay(why) => {
+                    tracing::warn!("{why}; switching to relayed mode");
+                    relayed.run()
+                }
+                other => other,
+            }
+        };
+        match outcome {
+            // The signal handler unregisters and ends the process.
+            AnnounceError::Leaving => {}
+            refusal => {
+                tracing::error!("{refusal}");
+                std::process::exit(2);
+            }
         }
     })
     .context("could not start the announce thread")?;
-    server
-        .serve(NodeService::new(share))
-        .context("node stopped")
+    server.serve(service).context("node stopped")
+}
+
+/// The node's static key pair, from its key file (made on first use), and
+/// its public half in the log: what the relay lists and `--node` pins.
+fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => keys::default_key_path().context(
+            "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
+        )?,
+    };
+    let (identity, created) = Identity::load_or_create(&path)?;
+    if created {
+        tracing::info!("created key file {} (mode 0600)", path.display());
+    }
+    tracing::info!(
+        "node key {} (from {}; clients may pin it with --node)",
+        identity.public(),
+        path.display()
+    );
+    Ok(identity)
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the

@@ -3,6 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 
+use proto::secure::KeyKind;
 use proto::server::{Handler, Reply};
 use proto::{
     ErrorKind, FileEntry, FileHeader, FileList, FileRequest, MAX_FRAME, ProtoError, Request,
@@ -85,6 +86,18 @@ impl NodeService {
 
 impl Handler for NodeService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        // The relay key admits the relay's dial-back, nothing more: files
+        // are for holders of the peer key, which a relay never has.
+        if reply.admitted_with() == Some(KeyKind::Relay) && request != Request::Hello {
+            tracing::warn!(
+                "{}: refused a request under the relay key (only the dial-back's hello is)",
+                reply.peer()
+            );
+            return reply.send(&Response::error(
+                ErrorKind::Unauthorized,
+                "the relay key admits only the relay's hello here; files need the peer key",
+            ));
+        }
         match request {
             Request::GetFile(req) => self.get_file(req, reply),
             Request::ListFiles => {
@@ -98,7 +111,16 @@ impl Handler for NodeService {
                 );
                 reply.send(&Response::Files(list))
             }
-            Request::Register(_) | Request::Unregister(_) | Request::ListNodes => {
+            // The relay's dial-back: a node is listening here.
+            Request::Hello => reply.send(&Response::Hello),
+            Request::Register(_)
+            | Request::Unregister(_)
+            | Request::ListNodes
+            | Request::ListNodesLong
+            | Request::Control(_)
+            | Request::Keepalive
+            | Request::OpenCircuit(_)
+            | Request::JoinCircuit(_) => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

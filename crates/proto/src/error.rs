@@ -39,6 +39,9 @@ pub enum ProtoError {
         expected: crate::secure::NodeKey,
         got: crate::secure::NodeKey,
     },
+    /// The relay would not open or join a circuit (busy, no such node,
+    /// relaying off); its reason, made printable.
+    CircuitRefused(crate::ErrorReply),
 }
 
 impl ProtoError {
@@ -94,6 +97,14 @@ impl fmt::Display for ProtoError {
                 f,
                 "answered with key {got}, not with the key {expected} it is listed with; refused"
             ),
+            ProtoError::CircuitRefused(e) => {
+                write!(
+                    f,
+                    "relay refused the circuit: {} ({})",
+                    e.message,
+                    e.kind.as_str()
+                )
+            }
         }
     }
 }

@@ -109,6 +109,12 @@ impl Connection {
         }
     }
 
+    /// The same connection named after `peer`: a circuit through the relay
+    /// is an exchange with the node at its far end (see [`crate::circuit`]).
+    pub(crate) fn relabel(self, peer: SocketAddr) -> Connection {
+        Connection { peer, ..self }
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -118,7 +124,8 @@ impl Connection {
         self.stream.remote_key()
     }
 
-    /// The socket, for a caller that keeps it past one exchange (a circuit).
+    /// The stream, for a caller that keeps it past one exchange (a control
+    /// connection, a circuit).
     pub fn into_stream(self) -> Stream {
         self.stream
     }

@@ -14,6 +14,8 @@
 //!   inside a Noise session; sendfile for plain file bodies.
 //! - [`secure`]: private networks: keys, the Noise handshake, the
 //!   encrypted `Read + Write` adapter.
+//! - [`circuit`]: the client's and the node's end of a relayed circuit:
+//!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
@@ -25,6 +27,7 @@
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
 
+pub mod circuit;
 pub mod cli;
 mod codec;
 pub mod crucial;
@@ -39,8 +42,8 @@ pub mod stream;
 
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, Registered,
-    Registration, Request, Response,
+    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
+    NodeMode, Registered, Registration, Request, Response,
 };
 
 /// First bytes of every request and every response, so a wrong program (an

@@ -29,6 +29,25 @@ pub enum Request {
     GetFile(FileRequest),
     /// Tag 4, to a node: which files do you share?
     ListFiles,
+    // Tags from here on belong to relayed mode (docs/PROTOCOL.md, "Relayed
+    // mode"); they stay together and in this order, so renumbering them
+    // after other appended variants is mechanical.
+    /// Tag 5, from the relay to a node (the dial-back): are you a node?
+    /// Any well-formed response proves it.
+    Hello,
+    /// Tag 6, to the relay: which nodes are active, and how is each reached?
+    ListNodesLong,
+    /// Tag 7, to the relay: list me as a relayed node. The connection stays
+    /// open as the node's control connection.
+    Control(Registration),
+    /// Tag 8, from a node on its control connection: I am still here.
+    Keepalive,
+    /// Tag 9, to the relay: join me to this relayed node. After
+    /// `CircuitReady` the connection is a byte pipe to the node.
+    OpenCircuit(SocketAddr),
+    /// Tag 10, from a node to the relay, on a fresh connection: this is my
+    /// end of circuit N. After `CircuitReady` it carries the client's bytes.
+    JoinCircuit(u64),
 }
 
 /// What the relay or a node answers.
@@ -48,6 +67,17 @@ pub enum Response {
     Files(FileList),
     /// Tag 6: the request was refused or failed; `message` says why.
     Error(ErrorReply),
+    // Relayed mode, as in `Request`.
+    /// Tag 7: the answer to `Hello`: a node is listening here.
+    Hello,
+    /// Tag 8: the active nodes with how each is reached, oldest first.
+    NodesLong(Vec<NodeInfo>),
+    /// Tag 9, on a control connection: open a data connection for circuit N
+    /// (send `JoinCircuit(N)` on it).
+    OpenData(u64),
+    /// Tag 10: the circuit is joined; from the next byte on, this connection
+    /// is a pipe to the other end.
+    CircuitReady,
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -74,6 +104,65 @@ pub struct NodeEntry {
     pub addr: SocketAddr,
     /// Whole seconds since the node last registered or refreshed.
     pub age_secs: u32,
+}
+
+/// One active node in the relay's long list: where it is listed, and how
+/// a client reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// For a direct node, where to connect; for a relayed node, its name at
+    /// the relay (the address its control connection comes from).
+    pub addr: SocketAddr,
+    /// Whole seconds since the node last registered or refreshed.
+    pub age_secs: u32,
+    pub mode: NodeMode,
+    /// In a private network, the node's static public key, as its
+    /// registration handshake proved it; a client accepts the node only if
+    /// its handshake proves the same key. None in the clear.
+    pub key: Option<crate::secure::NodeKey>,
+}
+
+/// How a client reaches a node. Sent as a big-endian u32 code, like
+/// [`ErrorKind`]; an unknown code (a newer relay) decodes as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "u32", into = "u32")]
+pub enum NodeMode {
+    /// Code 0: the relay dialled its address back; connect to it directly.
+    Direct,
+    /// Code 1: only through a circuit at the relay (`OpenCircuit`).
+    Relayed,
+    /// Any other code, from a newer relay.
+    Other(u32),
+}
+
+impl From<u32> for NodeMode {
+    fn from(code: u32) -> NodeMode {
+        match code {
+            0 => NodeMode::Direct,
+            1 => NodeMode::Relayed,
+            other => NodeMode::Other(other),
+        }
+    }
+}
+
+impl From<NodeMode> for u32 {
+    fn from(mode: NodeMode) -> u32 {
+        match mode {
+            NodeMode::Direct => 0,
+            NodeMode::Relayed => 1,
+            NodeMode::Other(code) => code,
+        }
+    }
+}
+
+impl NodeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeMode::Direct => "direct",
+            NodeMode::Relayed => "relayed",
+            NodeMode::Other(_) => "unknown mode",
+        }
+    }
 }
 
 /// Which file, and from which byte.
@@ -143,6 +232,10 @@ pub enum ErrorKind {
     /// Code 6: the requested offset is past the end of the file (HTTP's 416).
     /// Added after the first release: an older peer reads it as `Other(6)`.
     OutOfRange,
+    /// Code 7: the relay could not connect back to the address it would
+    /// list: the node is not reachable there (behind NAT, a firewall, or
+    /// nothing listens); a node may then ask to be relayed (`Control`).
+    Unreachable,
     /// Any other code, from a newer peer.
     Other(u32),
 }
@@ -157,6 +250,7 @@ impl From<u32> for ErrorKind {
             4 => ErrorKind::UnsupportedVersion,
             5 => ErrorKind::Internal,
             6 => ErrorKind::OutOfRange,
+            7 => ErrorKind::Unreachable,
             other => ErrorKind::Other(other),
         }
     }
@@ -172,6 +266,7 @@ impl From<ErrorKind> for u32 {
             ErrorKind::UnsupportedVersion => 4,
             ErrorKind::Internal => 5,
             ErrorKind::OutOfRange => 6,
+            ErrorKind::Unreachable => 7,
             ErrorKind::Other(code) => code,
         }
     }
@@ -187,12 +282,30 @@ impl ErrorKind {
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Internal => "internal error",
             ErrorKind::OutOfRange => "offset out of range",
+            ErrorKind::Unreachable => "unreachable",
             ErrorKind::Other(_) => "error",
         }
     }
 }
 
 impl Response {
+    /// What the response is, in a few words, for a message about an
+    /// unexpected answer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Registered(_) => "registration",
+            Response::Unregistered => "unregistration",
+            Response::Nodes(_) | Response::NodesLong(_) => "node list",
+            Response::File(_) => "file",
+            Response::NotFound => "not-found",
+            Response::Files(_) => "file listing",
+            Response::Error(_) => "error",
+            Response::Hello => "hello",
+            Response::OpenData(_) => "data-connection request",
+            Response::CircuitReady => "circuit-ready",
+        }
+    }
+
     /// An error response.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
         Response::Error(ErrorReply {
@@ -215,12 +328,12 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 5;
+    const TAG_COUNT: u32 = 11;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
-            Request::Register(r) | Request::Unregister(r) => match &r.token {
+            Request::Register(r) | Request::Unregister(r) | Request::Control(r) => match &r.token {
                 Some(t) if t.len() > MAX_TOKEN_LEN => Err(ProtoError::Limit(format!(
                     "token of {} bytes refused (limit {MAX_TOKEN_LEN})",
                     t.len()
@@ -237,12 +350,18 @@ impl Message for Request {
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 7;
+    const TAG_COUNT: u32 = 11;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
             Response::Nodes(nodes) if nodes.len() > MAX_LIST_NODES => {
+                Err(ProtoError::Limit(format!(
+                    "list of {} nodes refused (limit {MAX_LIST_NODES})",
+                    nodes.len()
+                )))
+            }
+            Response::NodesLong(nodes) if nodes.len() > MAX_LIST_NODES => {
                 Err(ProtoError::Limit(format!(
                     "list of {} nodes refused (limit {MAX_LIST_NODES})",
                     nodes.len()

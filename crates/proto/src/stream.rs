@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::secure::transport::{SecureReader, SecureWriter};
 use crate::secure::{NodeKey, SecureStream};
 
 /// A socket whose reads may be bounded by a deadline: a peer sending one
@@ -144,6 +145,30 @@ impl Stream {
         }
     }
 
+    /// The bytes writing `data` would put on the wire next, without writing
+    /// them (see [`SecureStream::seal_next`]); in the clear, `data` itself.
+    pub fn seal_next(&self, data: &[u8]) -> io::Result<Vec<u8>> {
+        match self {
+            Stream::Plain(_) => Ok(data.to_vec()),
+            Stream::Secure(s) => s.seal_next(data),
+        }
+    }
+
+    /// A reader and a writer for two threads (a control connection: one
+    /// reads the node's keepalives, others write circuit requests). This
+    /// stream is left a plain handle on the socket, good for closing only.
+    pub fn split(&mut self) -> io::Result<(StreamReader, StreamWriter)> {
+        let tcp = self.tcp().try_clone()?;
+        let writer_tcp = self.tcp().try_clone()?;
+        match std::mem::replace(self, Stream::plain(tcp)) {
+            Stream::Plain(s) => Ok((StreamReader::Plain(s), StreamWriter::Plain(writer_tcp))),
+            Stream::Secure(s) => {
+                let (r, w) = s.split(writer_tcp);
+                Ok((StreamReader::Secure(r), StreamWriter::Secure(w)))
+            }
+        }
+    }
+
     /// Sends `len` bytes of `file` from its position: sendfile on a plain
     /// stream, read-encrypt-write on an encrypted one. Returns how many were
     /// sent; fewer only if the file ended first.
@@ -176,6 +201,52 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.flush(),
             Stream::Secure(s) => s.flush(),
+        }
+    }
+}
+
+/// The reading half of a split [`Stream`].
+pub enum StreamReader {
+    Plain(Socket),
+    Secure(SecureReader<Socket>),
+}
+
+impl StreamReader {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            StreamReader::Plain(s) => s.tcp(),
+            StreamReader::Secure(s) => s.get_ref().tcp(),
+        }
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            StreamReader::Plain(s) => s.read(buf),
+            StreamReader::Secure(s) => s.read(buf),
+        }
+    }
+}
+
+/// The writing half of a split [`Stream`].
+pub enum StreamWriter {
+    Plain(TcpStream),
+    Secure(SecureWriter<TcpStream>),
+}
+
+impl Write for StreamWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            StreamWriter::Plain(s) => s.write(buf),
+            StreamWriter::Secure(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            StreamWriter::Plain(s) => s.flush(),
+            StreamWriter::Secure(s) => s.flush(),
         }
     }
 }

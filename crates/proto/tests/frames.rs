@@ -17,7 +17,7 @@ use proto::message::Message;
 use proto::{
     ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_FRAME,
     MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry,
-    ProtoError, Registered, Registration, Request, Response, VERSION,
+    NodeInfo, NodeMode, ProtoError, Registered, Registration, Request, Response, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -96,6 +96,12 @@ fn request_tag(r: &Request) -> u32 {
         Request::ListNodes => 2,
         Request::GetFile(_) => 3,
         Request::ListFiles => 4,
+        Request::Hello => 5,
+        Request::ListNodesLong => 6,
+        Request::Control(_) => 7,
+        Request::Keepalive => 8,
+        Request::OpenCircuit(_) => 9,
+        Request::JoinCircuit(_) => 10,
     }
 }
 
@@ -109,6 +115,10 @@ fn response_tag(r: &Response) -> u32 {
         Response::NotFound => 4,
         Response::Files(_) => 5,
         Response::Error(_) => 6,
+        Response::Hello => 7,
+        Response::NodesLong(_) => 8,
+        Response::OpenData(_) => 9,
+        Response::CircuitReady => 10,
     }
 }
 
@@ -122,11 +132,12 @@ fn error_kind_tag(k: ErrorKind) -> u32 {
         ErrorKind::UnsupportedVersion => 4,
         ErrorKind::Internal => 5,
         ErrorKind::OutOfRange => 6,
+        ErrorKind::Unreachable => 7,
         ErrorKind::Other(code) => code,
     }
 }
 
-const ALL_ERROR_KINDS: [ErrorKind; 8] = [
+const ALL_ERROR_KINDS: [ErrorKind; 9] = [
     ErrorKind::BadRequest,
     ErrorKind::Busy,
     ErrorKind::Forbidden,
@@ -134,6 +145,7 @@ const ALL_ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::UnsupportedVersion,
     ErrorKind::Internal,
     ErrorKind::OutOfRange,
+    ErrorKind::Unreachable,
     ErrorKind::Other(77),
 ];
 
@@ -177,6 +189,17 @@ fn sample_requests() -> Vec<Request> {
             offset: 0,
         }),
         Request::ListFiles,
+        Request::Hello,
+        Request::ListNodesLong,
+        Request::Control(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: Some("s3cret".into()),
+        }),
+        Request::Keepalive,
+        Request::OpenCircuit(v4(41234)),
+        Request::OpenCircuit(v6(1)),
+        Request::JoinCircuit(u64::MAX),
     ]
 }
 
@@ -226,6 +249,30 @@ fn sample_responses() -> Vec<Response> {
             ],
             truncated: false,
         }),
+        Response::Hello,
+        Response::NodesLong(vec![]),
+        Response::NodesLong(vec![
+            NodeInfo {
+                addr: v4(1),
+                age_secs: 3,
+                mode: NodeMode::Direct,
+                key: None,
+            },
+            NodeInfo {
+                addr: v6(41234),
+                age_secs: 0,
+                mode: NodeMode::Relayed,
+                key: Some(proto::secure::NodeKey([7; 32])),
+            },
+            NodeInfo {
+                addr: v4(2),
+                age_secs: 0,
+                mode: NodeMode::Other(9),
+                key: None,
+            },
+        ]),
+        Response::OpenData(0x0123_4567_89ab_cdef),
+        Response::CircuitReady,
     ];
     for kind in ALL_ERROR_KINDS {
         responses.push(Response::error(kind, format!("because {}", kind.as_str())));
@@ -749,11 +796,11 @@ fn an_unknown_tag_is_named() {
 
     // The tag is checked before the rest of the body: a newer peer's message
     // with fields this version cannot parse still reads as an unknown tag.
-    let mut body = 7u32.to_be_bytes().to_vec();
+    let mut body = 77u32.to_be_bytes().to_vec();
     body.extend_from_slice(&[0xff; 40]);
     assert!(matches!(
         read_request(&frame_with_body(&body)),
-        Err(ProtoError::UnknownTag(7))
+        Err(ProtoError::UnknownTag(77))
     ));
     assert!(matches!(
         frame::decode::<Response>(&u32::MAX.to_be_bytes()),

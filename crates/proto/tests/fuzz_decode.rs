@@ -15,7 +15,8 @@ use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
     ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_NAME_LEN,
-    MAX_TOKEN_LEN, NodeEntry, ProtoError, Registered, Registration, Request, Response, VERSION,
+    MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, Registered, Registration, Request,
+    Response, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -71,6 +72,20 @@ fn request() -> impl Strategy<Value = Request> {
         (file_name(), any::<u64>())
             .prop_map(|(name, offset)| Request::GetFile(FileRequest { name, offset })),
         Just(Request::ListFiles),
+        Just(Request::Hello),
+        Just(Request::ListNodesLong),
+        registration().prop_map(Request::Control),
+        Just(Request::Keepalive),
+        socket_addr().prop_map(Request::OpenCircuit),
+        any::<u64>().prop_map(Request::JoinCircuit),
+    ]
+}
+
+fn node_mode() -> impl Strategy<Value = NodeMode> {
+    prop_oneof![
+        Just(NodeMode::Direct),
+        Just(NodeMode::Relayed),
+        (2u32..).prop_map(NodeMode::Other),
     ]
 }
 
@@ -82,6 +97,7 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
         ErrorKind::Unauthorized,
         ErrorKind::UnsupportedVersion,
         ErrorKind::Internal,
+        ErrorKind::Unreachable,
     ])
 }
 
@@ -89,6 +105,18 @@ fn response() -> impl Strategy<Value = Response> {
     let node =
         (socket_addr(), any::<u32>()).prop_map(|(addr, age_secs)| NodeEntry { addr, age_secs });
     let entry = (file_name(), any::<u64>()).prop_map(|(name, size)| FileEntry { name, size });
+    let info = (
+        socket_addr(),
+        any::<u32>(),
+        node_mode(),
+        proptest::option::of(any::<[u8; 32]>()),
+    )
+        .prop_map(|(addr, age_secs, mode, key)| NodeInfo {
+            addr,
+            age_secs,
+            mode,
+            key: key.map(proto::secure::NodeKey),
+        });
     prop_oneof![
         (socket_addr(), any::<u32>())
             .prop_map(|(addr, ttl_secs)| Response::Registered(Registered { addr, ttl_secs })),
@@ -101,6 +129,10 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(entries, truncated)| Response::Files(FileList { entries, truncated })),
         (error_kind(), text(200))
             .prop_map(|(kind, message)| Response::Error(ErrorReply { kind, message })),
+        Just(Response::Hello),
+        vec(info, 0..40).prop_map(Response::NodesLong),
+        any::<u64>().prop_map(Response::OpenData),
+        Just(Response::CircuitReady),
     ]
 }
 
@@ -128,8 +160,16 @@ fn registration_size(r: &Registration) -> usize {
 
 fn request_body_size(r: &Request) -> usize {
     4 + match r {
-        Request::Register(reg) | Request::Unregister(reg) => registration_size(reg),
-        Request::ListNodes | Request::ListFiles => 0,
+        Request::Register(reg) | Request::Unregister(reg) | Request::Control(reg) => {
+            registration_size(reg)
+        }
+        Request::ListNodes
+        | Request::ListFiles
+        | Request::Hello
+        | Request::ListNodesLong
+        | Request::Keepalive => 0,
+        Request::OpenCircuit(addr) => socket_addr_size(addr),
+        Request::JoinCircuit(_) => 8,
         Request::GetFile(f) => string_size(&f.name) + 8,
     }
 }
@@ -137,7 +177,14 @@ fn request_body_size(r: &Request) -> usize {
 fn response_body_size(r: &Response) -> usize {
     4 + match r {
         Response::Registered(reg) => socket_addr_size(&reg.addr) + 4,
-        Response::Unregistered | Response::NotFound => 0,
+        Response::Unregistered | Response::NotFound | Response::Hello | Response::CircuitReady => 0,
+        Response::OpenData(_) => 8,
+        Response::NodesLong(nodes) => {
+            8 + nodes
+                .iter()
+                .map(|n| socket_addr_size(&n.addr) + 4 + 4 + 1 + n.key.map_or(0, |_| 32))
+                .sum::<usize>()
+        }
         Response::Nodes(nodes) => {
             8 + nodes
                 .iter()

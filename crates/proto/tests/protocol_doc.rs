@@ -26,8 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, ProtoError,
-    Registered, Registration, Request, Response, frame,
+    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
+    NodeMode, ProtoError, Registered, Registration, Request, Response, frame,
 };
 use serde_json::{Value, json};
 
@@ -89,6 +89,14 @@ fn node_v4() -> SocketAddr {
 fn node_v6() -> SocketAddr {
     "[2001:db8::7]:4001".parse().unwrap()
 }
+
+/// A relayed node, listed under its control connection's address.
+fn relayed() -> SocketAddr {
+    "203.0.113.5:41234".parse().unwrap()
+}
+
+/// The circuit of the relayed-mode examples (below 2^53, see the README).
+const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
 
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
@@ -170,7 +178,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
             "unknown-tag-response",
             error(
                 ErrorKind::BadRequest,
-                &ProtoError::UnknownTag(5).to_string(),
+                &ProtoError::UnknownTag(99).to_string(),
             ),
         ),
         (
@@ -204,6 +212,58 @@ fn examples() -> BTreeMap<&'static str, Example> {
         (
             "unknown-error-kind-response",
             error(ErrorKind::Other(99), "a reason from the future"),
+        ),
+        // Relayed mode.
+        ("hello-request", request(Request::Hello)),
+        ("hello-response", response(Response::Hello)),
+        ("list-nodes-long-request", request(Request::ListNodesLong)),
+        (
+            "nodes-long-response",
+            response(Response::NodesLong(vec![
+                NodeInfo {
+                    addr: node_v4(),
+                    age_secs: 3,
+                    mode: NodeMode::Direct,
+                    key: None,
+                },
+                NodeInfo {
+                    addr: relayed(),
+                    age_secs: 0,
+                    mode: NodeMode::Relayed,
+                    key: Some(proto::secure::NodeKey([0xab; 32])),
+                },
+            ])),
+        ),
+        (
+            "control-request",
+            request(Request::Control(registration(None, Some("s3cret")))),
+        ),
+        ("keepalive-request", request(Request::Keepalive)),
+        (
+            "open-circuit-request",
+            request(Request::OpenCircuit(relayed())),
+        ),
+        ("open-data-response", response(Response::OpenData(CIRCUIT))),
+        (
+            "join-circuit-request",
+            request(Request::JoinCircuit(CIRCUIT)),
+        ),
+        ("circuit-ready-response", response(Response::CircuitReady)),
+        (
+            "unreachable-response",
+            error(
+                ErrorKind::Unreachable,
+                "the relay could not connect back to 192.0.2.10:4000 (cannot connect: \
+                 connection refused), so clients could not either; not listed (a peer-node \
+                 then asks to be relayed)",
+            ),
+        ),
+        (
+            "circuit-busy-response",
+            error(
+                ErrorKind::Busy,
+                "relay busy: 16 circuits open to node 203.0.113.5:41234 (limit 16 per node)",
+            ),
         ),
     ];
     let mut map = BTreeMap::new();
@@ -259,6 +319,12 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::ListNodes => ("ListNodes", json!({})),
         Request::GetFile(f) => ("GetFile", json!({"name": f.name, "offset": f.offset})),
         Request::ListFiles => ("ListFiles", json!({})),
+        Request::Hello => ("Hello", json!({})),
+        Request::ListNodesLong => ("ListNodesLong", json!({})),
+        Request::Control(reg) => ("Control", registration_json(reg)),
+        Request::Keepalive => ("Keepalive", json!({})),
+        Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
+        Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
     }
 }
 
@@ -293,6 +359,23 @@ fn response_json(r: &Response) -> (&'static str, Value) {
             "Error",
             json!({"kind": kind_json(*kind), "message": message}),
         ),
+        Response::Hello => ("Hello", json!({})),
+        Response::NodesLong(nodes) => {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|n| {
+                    json!({
+                        "addr": n.addr.to_string(),
+                        "age_secs": n.age_secs,
+                        "mode": mode_json(n.mode),
+                        "key": n.key.map(|k| k.to_string()),
+                    })
+                })
+                .collect();
+            ("NodesLong", json!({ "nodes": nodes }))
+        }
+        Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
+        Response::CircuitReady => ("CircuitReady", json!({})),
     }
 }
 
@@ -314,7 +397,17 @@ fn kind_json(kind: ErrorKind) -> Value {
         ErrorKind::UnsupportedVersion => json!("UnsupportedVersion"),
         ErrorKind::Internal => json!("Internal"),
         ErrorKind::OutOfRange => json!("OutOfRange"),
+        ErrorKind::Unreachable => json!("Unreachable"),
         ErrorKind::Other(code) => json!(code),
+    }
+}
+
+/// A node mode by its name in the spec's table, or a code it does not define.
+fn mode_json(mode: NodeMode) -> Value {
+    match mode {
+        NodeMode::Direct => json!("Direct"),
+        NodeMode::Relayed => json!("Relayed"),
+        NodeMode::Other(code) => json!(code),
     }
 }
 

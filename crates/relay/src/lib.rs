@@ -5,26 +5,43 @@
 //!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
 //! - [`service`]: how each request is answered, and who may register as what.
+//! - [`dialback`]: the check that a registering node can be reached at the
+//!   address it would be listed under, with its cache.
+//! - [`control`]: relayed nodes' long-lived control connections.
+//! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
+//!   of a circuit being joined.
+//! - [`splice`]: joining two connections byte for byte, with splice(2).
 //!
 //! [`run`] wires them to the shared server skeleton in `proto::server`.
 
+pub mod circuit;
+pub mod control;
+pub mod dialback;
 pub mod registry;
 pub mod service;
+pub mod splice;
 
 use std::net::IpAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use proto::secure::{Identity, Key, NetworkKeys, Security};
 use proto::server::{Server, ServerConfig};
 
+pub use circuit::CircuitLimits;
 pub use registry::{Limits, Registry};
-pub use service::{Policy, RelayService};
+pub use service::{Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
 /// seconds (rounded down, so they refresh early rather than late); a TTL
 /// under one second would reach them as 0, which says nothing.
 pub const MIN_TTL: Duration = Duration::from_secs(1);
+
+/// Most nodes a private network's relay lists: each long-list entry carries
+/// a 32-byte key, and 65 000 IPv6 entries (63 bytes each) still fit in one
+/// frame of `proto::MAX_FRAME`.
+pub const MAX_PRIVATE_NODES: usize = 65_000;
 
 /// Everything the relay needs to run.
 #[derive(Debug, Clone)]
@@ -36,6 +53,12 @@ pub struct RelayConfig {
     pub max_nodes_per_ip: usize,
     pub policy: Policy,
     pub server: ServerConfig,
+    /// None with `--no-relaying`: registrations are listed without
+    /// dial-back and nothing is relayed.
+    pub relaying: Option<CircuitLimits>,
+    /// In a private network, the relay key: every connection must complete
+    /// a handshake under it. A relay never holds the peer key.
+    pub relay_key: Option<Key>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -45,15 +68,24 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         "a TTL of {:?} is too short: nodes are told it in whole seconds, so it must be at least 1 s",
         config.ttl
     );
+    let mut config = config;
+    if let Some(key) = config.relay_key.clone() {
+        // The relay's own static key is new at every start: nobody pins it.
+        let identity = Identity::generate().context("cannot make the relay's key pair")?;
+        config.server.security = Security::private(NetworkKeys::relay_only(key), identity);
+    }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     anyhow::ensure!(
         config.max_nodes_per_ip >= 1,
         "--max-nodes-per-ip must be at least 1"
     );
-    let limits = Limits {
+    let mut limits = Limits {
         per_source: config.max_nodes_per_ip,
         ..Limits::default()
     };
+    if config.server.security.is_private() {
+        limits.total = MAX_PRIVATE_NODES;
+    }
     let registry = Registry::new(config.ttl, limits);
     spawn_expiry(registry.clone())?;
     tracing::info!(
@@ -61,9 +93,27 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         config.ttl.as_secs_f64(),
         limits.per_source
     );
-    server
-        .serve(RelayService::new(registry, config.policy))
-        .context("relay stopped")
+    if config.server.security.is_private() {
+        tracing::info!(
+            "private network: every connection must complete a handshake under the relay key"
+        );
+    }
+    let mut service = RelayService::new(registry, config.policy);
+    match config.relaying {
+        Some(limits) => {
+            service = service.with_relaying(Relaying {
+                dialback: dialback::DialBack::with_security(
+                    dialback::TIMEOUT,
+                    config.server.security.clone(),
+                ),
+                controls: control::Controls::default(),
+                circuits: circuit::Circuits::new(limits),
+                io_timeout: config.server.io_timeout,
+            });
+        }
+        None => tracing::info!("relaying is off: registrations are listed unchecked"),
+    }
+    server.serve(service).context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, ServerArgs, parse_secs};
+use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use proto::secure::Key;
 
 /// The directory of active peer nodes: nodes register here, clients ask here
 /// which nodes are active.
@@ -35,10 +36,63 @@ struct Cli {
     /// Secret that nodes must present to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Neither check registrations by dialling them back nor relay for
+    /// nodes that cannot be reached: every registration is listed as it
+    /// comes (docs/SECURITY.md).
+    #[arg(long)]
+    no_relaying: bool,
+    /// Relayed circuits open at once, in all.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    max_circuits: usize,
+    /// Relayed circuits open at once to one node.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_circuits_per_node: usize,
+    /// Relayed circuits open at once from one client IP address.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_circuits_per_client: usize,
+    /// Close a circuit after this many bytes (default: no cap).
+    #[arg(long, value_name = "BYTES")]
+    circuit_max_bytes: Option<u64>,
+    /// Close a circuit after this many seconds (default: no cap).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    circuit_max_secs: Option<Duration>,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// Private network with only the relay key (64 hex digits, from
+    /// `peer-client --show-relay-key`): for a relay that must carry a
+    /// network without being able to read it (docs/SECURITY.md).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["secret", "secret_file", "relay_key_file"])]
+    relay_key: Option<String>,
+    /// Like --relay-key, read from PATH.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["secret", "secret_file"])]
+    relay_key_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// The relay key: from --relay-key or --relay-key-file, or derived from the
+/// secret (of which the relay keeps nothing else); None in the clear.
+fn relay_key(cli: &Cli) -> Result<Option<Key>, String> {
+    if let Some(hex) = &cli.relay_key {
+        return Key::from_hex(hex)
+            .map(Some)
+            .map_err(|why| format!("--relay-key: {why}"));
+    }
+    if let Some(path) = &cli.relay_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read relay key file {}: {}",
+                path.display(),
+                proto::error::io_reason(&e)
+            )
+        })?;
+        return Key::from_hex(&text)
+            .map(Some)
+            .map_err(|why| format!("relay key file {}: {why}", path.display()));
+    }
+    Ok(cli.secret.keys()?.map(|keys| keys.relay))
 }
 
 /// A number of seconds, at least [`relay::MIN_TTL`].
@@ -64,7 +118,15 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::INFO);
+    let relay_key = match relay_key(&cli) {
+        Ok(key) => key,
+        Err(why) => {
+            tracing::error!("{why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = relay::RelayConfig {
+        relay_key,
         bind: cli.bind,
         port: cli.port,
         ttl: cli.ttl,
@@ -74,6 +136,16 @@ fn main() -> ExitCode {
             trust_advertised: cli.trust_advertised,
         },
         server: cli.server.config(),
+        relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {
+            max_total: cli.max_circuits.max(1),
+            max_per_node: cli.max_circuits_per_node.max(1),
+            max_per_client: cli.max_circuits_per_client.max(1),
+            join: relay::splice::JoinLimits {
+                idle: cli.server.io_timeout,
+                max_bytes: cli.circuit_max_bytes,
+                max_duration: cli.circuit_max_secs,
+            },
+        }),
     };
     match relay::run(config) {
         Ok(()) => ExitCode::SUCCESS,

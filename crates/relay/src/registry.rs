@@ -19,7 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use proto::{MAX_LIST_NODES, NodeEntry, ProtoError, Response, frame};
+use proto::secure::NodeKey;
+use proto::{MAX_LIST_NODES, NodeEntry, NodeInfo, NodeMode, ProtoError, Response, frame};
 
 /// How long a cached list answer may be served; ages in it are whole seconds.
 const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -73,7 +74,8 @@ struct State {
     next_seq: u64,
     /// Bumped whenever a node joins or leaves, so the cache knows it is stale.
     generation: u64,
-    cached: Option<CachedList>,
+    /// The cached `Nodes` and `NodesLong` answers, by [`ListKind`].
+    cached: [Option<CachedList>; 2],
     /// No entry expires before this (None: none ever can, or there are
     /// none). Expiry walks the table only once it is reached: at 100 000
     /// nodes a walk costs milliseconds under the lock, and the expiry thread
@@ -86,6 +88,17 @@ struct Entry {
     /// The IP address the registration came from; counted against its cap.
     source: IpAddr,
     last_seen: Instant,
+    mode: NodeMode,
+    /// In a private network, the static key its handshake proved.
+    key: Option<NodeKey>,
+}
+
+/// Which list answer: the old `Nodes` (direct nodes only, since an older
+/// client cannot open a circuit) or `NodesLong` (every node, with its mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Nodes = 0,
+    NodesLong = 1,
 }
 
 struct CachedList {
@@ -155,11 +168,32 @@ impl Registry {
         source: IpAddr,
         now: Instant,
     ) -> Result<Registered, Refused> {
+        self.register_as(addr, source, NodeMode::Direct, None, now)
+    }
+
+    /// Like [`Registry::register`], for a node reached as `mode` and, in a
+    /// private network, holding `key` (a refresh updates both: a node that
+    /// restarted with a new key is listed with it).
+    pub fn register_as(
+        &self,
+        addr: SocketAddr,
+        source: IpAddr,
+        mode: NodeMode,
+        key: Option<NodeKey>,
+        now: Instant,
+    ) -> Result<Registered, Refused> {
         let (ttl, limits) = (self.shared.ttl, self.shared.limits);
         let mut state = self.lock();
         if let Some(seq) = state.by_addr.get(&addr).copied() {
+            let mut changed = false;
             if let Some(entry) = state.entries.get_mut(&seq) {
                 entry.last_seen = now;
+                changed = entry.mode != mode || entry.key != key;
+                entry.mode = mode;
+                entry.key = key;
+            }
+            if changed {
+                state.generation += 1;
             }
             state.lower_expiry_floor(now, ttl);
             return Ok(Registered::Refreshed);
@@ -190,6 +224,8 @@ impl Registry {
                 addr,
                 source,
                 last_seen: now,
+                mode,
+                key,
             },
         );
         state.by_addr.insert(addr, seq);
@@ -229,9 +265,25 @@ impl Registry {
         &self,
         now: Instant,
     ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
+        self.answer(ListKind::Nodes, now)
+    }
+
+    /// Like [`Registry::list_answer`], for the `NodesLong` answer.
+    pub fn list_long_answer(
+        &self,
+        now: Instant,
+    ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
+        self.answer(ListKind::NodesLong, now)
+    }
+
+    fn answer(
+        &self,
+        kind: ListKind,
+        now: Instant,
+    ) -> Result<(ListAnswer, Vec<(SocketAddr, Duration)>), ProtoError> {
         let ttl = self.shared.ttl;
         let mut state = self.lock();
-        if let Some(cached) = &state.cached
+        if let Some(cached) = &state.cached[kind as usize]
             && cached.generation == state.generation
             && now < cached.stale_at
         {
@@ -240,16 +292,33 @@ impl Registry {
         let expired = state.expire(now, ttl);
         // One walk: after expire, every entry left is live.
         let mut nodes = Vec::with_capacity(state.entries.len());
-        nodes.extend(state.live(now, ttl));
+        nodes.extend(state.live_info(now, ttl));
         let stale_at = state
             .expiry_floor
             .map_or(now + CACHE_FOR, |t| t.min(now + CACHE_FOR));
-        let count = nodes.len();
+        let (response, count) = match kind {
+            ListKind::Nodes => {
+                let direct: Vec<NodeEntry> = nodes
+                    .into_iter()
+                    .filter(|n| n.mode == NodeMode::Direct)
+                    .map(|n| NodeEntry {
+                        addr: n.addr,
+                        age_secs: n.age_secs,
+                    })
+                    .collect();
+                let count = direct.len();
+                (Response::Nodes(direct), count)
+            }
+            ListKind::NodesLong => {
+                let count = nodes.len();
+                (Response::NodesLong(nodes), count)
+            }
+        };
         let answer = ListAnswer {
-            frame: frame::encode(&Response::Nodes(nodes))?.into(),
+            frame: frame::encode(&response)?.into(),
             count,
         };
-        state.cached = Some(CachedList {
+        state.cached[kind as usize] = Some(CachedList {
             generation: state.generation,
             stale_at,
             answer: answer.clone(),
@@ -317,11 +386,20 @@ impl State {
     }
 
     fn live(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeEntry> + '_ {
+        self.live_info(now, ttl).map(|n| NodeEntry {
+            addr: n.addr,
+            age_secs: n.age_secs,
+        })
+    }
+
+    fn live_info(&self, now: Instant, ttl: Duration) -> impl Iterator<Item = NodeInfo> + '_ {
         self.entries.values().filter_map(move |e| {
             let age = now.saturating_duration_since(e.last_seen);
-            (age < ttl).then(|| NodeEntry {
+            (age < ttl).then(|| NodeInfo {
                 addr: e.addr,
                 age_secs: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                mode: e.mode,
+                key: e.key,
             })
         })
     }
@@ -463,6 +541,31 @@ mod tests {
         assert_eq!(count(t0 + Duration::from_millis(1500)), 1);
         // Within CACHE_FOR of the answer above, but past the node's TTL.
         assert_eq!(count(t0 + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
+    fn the_old_list_shows_direct_nodes_only_and_the_long_list_every_mode() {
+        let reg = table(Duration::from_secs(30));
+        let t0 = Instant::now();
+        join(&reg, addr(1), t0).unwrap();
+        reg.register_as(addr(2), addr(2).ip(), NodeMode::Relayed, None, t0)
+            .unwrap();
+        let decode = |frame: &[u8]| frame::decode::<Response>(&frame[frame::HEADER_LEN..]);
+        let (old, _) = reg.list_answer(t0).unwrap();
+        assert_eq!(
+            decode(&old.frame).unwrap(),
+            Response::Nodes(vec![NodeEntry {
+                addr: addr(1),
+                age_secs: 0
+            }])
+        );
+        let (long, _) = reg.list_long_answer(t0).unwrap();
+        let Ok(Response::NodesLong(nodes)) = decode(&long.frame) else {
+            panic!("not a long list");
+        };
+        let modes: Vec<_> = nodes.iter().map(|n| (n.addr.port(), n.mode)).collect();
+        assert_eq!(modes, [(1, NodeMode::Direct), (2, NodeMode::Relayed)]);
+        assert_eq!(long.count, 2);
     }
 
     #[test]

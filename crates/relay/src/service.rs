@@ -1,13 +1,19 @@
-//! How the relay answers each request: registrations (and their heartbeats),
-//! unregistrations and list queries. Everything else is refused plainly.
+//! How the relay answers each request: registrations (and their heartbeats,
+//! checked by dial-back), unregistrations, list queries, and, unless
+//! relaying is off, control connections and circuits. Everything else is
+//! refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use proto::secure::NodeKey;
 use proto::server::{Handler, Reply, Throttle};
-use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
+use proto::{ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response};
 
+use crate::circuit::{self, Circuits};
+use crate::control::{self, Controls};
+use crate::dialback::DialBack;
 use crate::registry::{self, Registry};
 
 /// Who may register, and under which address.
@@ -26,15 +32,36 @@ pub struct RelayService {
     /// Refused registrations, logged at most once a second: a flood of
     /// them must not become a flood of log lines.
     refusals: Mutex<Throttle>,
+    /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
+    relaying: Option<Relaying>,
+}
+
+/// What relaying needs: the dial-back, the relayed nodes' control
+/// connections, and the circuits through them.
+pub struct Relaying {
+    pub dialback: DialBack,
+    pub controls: Controls,
+    pub circuits: Circuits,
+    /// How long a write to a control connection may wait.
+    pub io_timeout: std::time::Duration,
 }
 
 impl RelayService {
+    /// A relay that lists every registration as it comes (no dial-back) and
+    /// never relays: what `--no-relaying` runs.
     pub fn new(registry: Registry, policy: Policy) -> RelayService {
         RelayService {
             registry,
             policy,
             refusals: Mutex::default(),
+            relaying: None,
         }
+    }
+
+    /// Checks registrations by dial-back and relays for nodes that fail it.
+    pub fn with_relaying(mut self, relaying: Relaying) -> RelayService {
+        self.relaying = Some(relaying);
+        self
     }
 
     /// The address a registration is listed under: the IP the relay sees on
@@ -73,7 +100,9 @@ impl RelayService {
         ))
     }
 
-    fn register(&self, reg: Registration, seen: IpAddr) -> Response {
+    /// `key`: in a private network, the static key the node's handshake
+    /// proved; it is listed with the node.
+    fn register(&self, reg: Registration, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
@@ -81,23 +110,39 @@ impl RelayService {
             return Response::error(ErrorKind::BadRequest, "port 0 cannot be served");
         }
         let (addr, ignored) = self.listed_addr(seen, &reg);
-        let joined = match self.registry.register(addr, seen, Instant::now()) {
-            Ok(registry::Registered::Joined { evicted }) => {
-                if let Some(gone) = evicted {
-                    tracing::warn!(
-                        "node evicted: {gone}, to make room for {addr} in the full table \
+        if let Some(relaying) = &self.relaying
+            && let Err(why) = relaying.dialback.check(addr, key)
+        {
+            tracing::info!("registration of {addr} refused: unreachable: {why}");
+            return Response::error(
+                ErrorKind::Unreachable,
+                format!(
+                    "the relay could not connect back to {addr} ({why}), so clients could \
+                     not either; not listed (a peer-node then asks to be relayed)"
+                ),
+            );
+        }
+        let joined =
+            match self
+                .registry
+                .register_as(addr, seen, NodeMode::Direct, key, Instant::now())
+            {
+                Ok(registry::Registered::Joined { evicted }) => {
+                    if let Some(gone) = evicted {
+                        tracing::warn!(
+                            "node evicted: {gone}, to make room for {addr} in the full table \
                          (its address held the most entries)"
-                    );
+                        );
+                    }
+                    tracing::info!("node joined: {addr} ({} active)", self.registry.len());
+                    true
                 }
-                tracing::info!("node joined: {addr} ({} active)", self.registry.len());
-                true
-            }
-            Ok(registry::Registered::Refreshed) => {
-                tracing::debug!("node refreshed: {addr}");
-                false
-            }
-            Err(refused) => return self.refuse(addr, seen, refused),
-        };
+                Ok(registry::Registered::Refreshed) => {
+                    tracing::debug!("node refreshed: {addr}");
+                    false
+                }
+                Err(refused) => return self.refuse(addr, seen, refused),
+            };
         if let Some(adv) = ignored {
             // Once per join, not on every heartbeat.
             let why = format!(
@@ -146,6 +191,9 @@ impl RelayService {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(relaying) = &self.relaying {
+            relaying.dialback.forget(addr);
+        }
         if self.registry.unregister(addr) {
             tracing::info!("node left: {addr} ({} active)", self.registry.len());
         } else {
@@ -159,7 +207,7 @@ impl Handler for RelayService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
         let response = match request {
-            Request::Register(reg) => self.register(reg, seen),
+            Request::Register(reg) => self.register(reg, seen, reply.peer_key()),
             Request::Unregister(reg) => self.unregister(reg, seen),
             Request::ListNodes => {
                 let (answer, expired) = self.registry.list_answer(Instant::now())?;
@@ -167,6 +215,27 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
+            Request::ListNodesLong => {
+                let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
+                log_expired(&expired);
+                tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
+                return reply.send_encoded(&answer.frame);
+            }
+            // Any server of the protocol answers a hello.
+            Request::Hello => Response::Hello,
+            Request::Control(reg) => return self.control(reg, reply),
+            Request::OpenCircuit(node) => match &self.relaying {
+                Some(r) => return circuit::open(&r.circuits, &r.controls, node, reply),
+                None => not_relaying(),
+            },
+            Request::JoinCircuit(id) => match &self.relaying {
+                Some(r) => return circuit::join(&r.circuits, id, reply),
+                None => not_relaying(),
+            },
+            Request::Keepalive => Response::error(
+                ErrorKind::BadRequest,
+                "a keepalive belongs on a control connection (send Control first)",
+            ),
             Request::GetFile(_) | Request::ListFiles => Response::error(
                 ErrorKind::BadRequest,
                 "this is a relay: ask a peer-node for files",
@@ -174,6 +243,37 @@ impl Handler for RelayService {
         };
         reply.send(&response)
     }
+}
+
+impl RelayService {
+    /// A node's control connection: checked like a registration, then kept
+    /// for as long as the node stays (see [`control`]).
+    fn control(&self, reg: Registration, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        let node = reply.peer();
+        if let Some(refusal) = self.check_token(&reg, node.ip()) {
+            return reply.send(&refusal);
+        }
+        let Some(relaying) = &self.relaying else {
+            tracing::info!("{node}: control connection refused: relaying is off");
+            return reply.send(&not_relaying());
+        };
+        let key = reply.peer_key();
+        control::serve(
+            reply.stream(),
+            node,
+            key,
+            &self.registry,
+            &relaying.controls,
+            relaying.io_timeout,
+        )
+    }
+}
+
+fn not_relaying() -> Response {
+    Response::error(
+        ErrorKind::Forbidden,
+        "this relay does not relay (it runs with --no-relaying)",
+    )
 }
 
 /// One log line per expired node.

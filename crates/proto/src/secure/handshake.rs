@@ -107,7 +107,7 @@ pub fn initiate<S: Read + Write>(
     }
     io.write_all(&msg3[..2 + MSG3_LEN])?;
     let transport = noise
-        .into_transport_mode()
+        .into_stateless_transport_mode()
         .map_err(|e| failed(format!("cannot finish: {e}")))?;
     Ok(Session {
         noise: transport,
@@ -119,10 +119,11 @@ pub fn initiate<S: Read + Write>(
 
 /// A completed handshake, to be put over its socket with [`Session::over`].
 pub struct Session {
-    noise: snow::TransportState,
+    noise: snow::StatelessTransportState,
     kind: KeyKind,
     remote: NodeKey,
-    /// False on the initiator's side until the confirmation is read.
+    /// True on the responder's side, which sent the confirmation (its
+    /// message 0); false on the initiator's, which reads it first.
     confirmed: bool,
 }
 
@@ -141,34 +142,19 @@ impl Session {
     pub fn over<S>(self, io: S) -> SecureStream<S> {
         let stream = SecureStream::new(io, self.noise).with_remote(self.remote);
         if self.confirmed {
-            stream
+            stream.after_confirmation()
         } else {
             stream.expecting_confirmation(self.kind)
         }
     }
 }
 
-/// Reads the initiator-side confirmation (or a refusal in its place):
-/// called by the stream before the first answer is read.
-pub(crate) fn read_confirmation<S: Read>(
-    io: &mut S,
-    noise: &mut snow::TransportState,
-    kind: KeyKind,
-) -> Result<(), ProtoError> {
-    let msg = read_handshake_message(io, CONFIRM_LEN)?;
-    let mut payload = [0u8; CONFIRM_LEN];
-    match noise.read_message(&msg, &mut payload) {
-        Ok(0) => Ok(()),
-        _ => Err(failed(format!(
-            "its answer does not decrypt with the {}: it does not hold this network's secret",
-            kind.as_str()
-        ))),
-    }
-}
-
 /// Reads one handshake message of exactly `want` bytes, or the plain
 /// refusal a responder sends in its place.
-fn read_handshake_message<S: Read>(io: &mut S, want: usize) -> Result<Vec<u8>, ProtoError> {
+pub(crate) fn read_handshake_message<S: Read>(
+    io: &mut S,
+    want: usize,
+) -> Result<Vec<u8>, ProtoError> {
     let mut prefix = [0u8; 2];
     match read_full(io, &mut prefix)? {
         0 => return Err(ProtoError::Closed),
@@ -317,14 +303,14 @@ pub fn respond<S: Read + Write>(
         .get_remote_static()
         .and_then(NodeKey::from_slice)
         .ok_or_else(|| Refusal::answered(ErrorKind::BadRequest, "message 3 carries no key"))?;
-    let mut transport = noise
-        .into_transport_mode()
+    let transport = noise
+        .into_stateless_transport_mode()
         .map_err(|e| Refusal::answered(ErrorKind::Internal, format!("cannot finish: {e}")))?;
     // The confirmation: an empty message only a holder of the PSK can make.
     let mut confirm = [0u8; 2 + CONFIRM_LEN];
     confirm[..2].copy_from_slice(&(CONFIRM_LEN as u16).to_be_bytes());
     transport
-        .write_message(&[], &mut confirm[2..])
+        .write_message(0, &[], &mut confirm[2..])
         .map_err(|e| Refusal::answered(ErrorKind::Internal, format!("cannot confirm: {e}")))?;
     io.write_all(&confirm)?;
     Ok(Session {

@@ -98,7 +98,7 @@ fn a_wrong_secret_is_refused_with_a_plain_reason() {
     let (io, server) = responder(keys("right"), Identity::generate().unwrap());
     let mut client = initiate(io, KeyKind::Peer, &keys("wrong"), None).unwrap();
     // The request goes out with message 3; the refusal comes with the answer.
-    client.write_all(b"GET secret.txt").unwrap();
+    let _ = client.write_all(b"GET secret.txt");
     let refusal = server.join().unwrap().err().unwrap();
     assert!(matches!(refusal.error, ProtoError::HandshakeRefused(_)));
     let err = ProtoError::from(client.read(&mut [0u8; 16]).unwrap_err());

@@ -60,6 +60,14 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError>;
 }
 
+/// A shared handler serves too: the node answers connections it accepted
+/// and connections it opened to the relay for a circuit with one service.
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        (**self).handle(request, reply)
+    }
+}
+
 /// The way a handler answers: one response per connection.
 pub struct Reply<'a> {
     stream: &'a mut Stream,
@@ -92,6 +100,25 @@ impl Reply<'_> {
 
     pub fn send(&mut self, response: &Response) -> Result<(), ProtoError> {
         frame::write(self.stream, response)
+    }
+
+    /// The socket itself, for the few exchanges that outlive one answer
+    /// (the relay's control connections and circuits, docs/PROTOCOL.md):
+    /// such a handler sets its own timeouts and returns only when it is done
+    /// with the connection. The peer must have waited for an answer before
+    /// sending more, since bytes read ahead with the request are gone. In a
+    /// private network the session's frames go through [`Reply::stream`];
+    /// the socket carries raw bytes only once a circuit is joined.
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    /// The bytes [`Reply::send`] would write next, without writing them: for
+    /// another thread to send in this connection's place (a circuit's
+    /// `CircuitReady`). Once they are sent, nothing more may be sent here.
+    pub fn seal_next(&self, response: &Response) -> Result<Vec<u8>, ProtoError> {
+        let frame = frame::encode(response)?;
+        Ok(self.stream.seal_next(&frame)?)
     }
 
     /// Sends a frame encoded earlier with [`frame::encode`] (a cached answer).
@@ -169,6 +196,18 @@ impl Server {
         };
         Acceptors::run(self.listener, Box::new(on_accept))
     }
+}
+
+/// Serves one connection that this program opened itself (a node's end of
+/// a relayed circuit) exactly as an accepted one: same deadline, handler
+/// and close. `peer` is who it is for the log. The caller caps how many run.
+pub fn serve_stream(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: &dyn Handler,
+    config: &ServerConfig,
+) {
+    serve_connection(stream, peer, handler, config);
 }
 
 /// Everything about one connection: read the request (after the handshake,

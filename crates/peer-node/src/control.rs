@@ -1,0 +1,271 @@
+//! Relayed mode: for a node the relay cannot connect to (behind NAT or a
+//! firewall), or one started with `--relayed`.
+//!
+//! The node keeps one outbound control connection to the relay, the one
+//! exception to one exchange per connection (docs/PROTOCOL.md): it sends
+//! `Control(Registration)`, then a `Keepalive` at least three times per TTL
+//! (each answered `Registered`), and the relay sends `OpenData(N)` when a
+//! client wants circuit N. For each, the node opens a fresh connection to
+//! the relay, joins circuit N on it, and serves it with the same service
+//! and server skeleton as the connections it accepts: the client's requests
+//! arrive through the circuit exactly as they would directly.
+//!
+//! When the control connection breaks (the relay restarted, the network
+//! went), the node reconnects with capped backoff; the relay lists it again
+//! as soon as it is back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use proto::exchange::{self, Connection, Timeouts};
+use proto::server::{Handler, ServerConfig};
+use proto::stream::Stream;
+use proto::{ErrorKind, Registration, Request, Response, frame};
+
+use crate::announce::AnnounceError;
+
+/// First pause after a failed connection; it doubles up to the keepalive
+/// interval, so a relay that comes back finds every node within one.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+
+/// Shortest keepalive interval, whatever the TTL says.
+const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
+
+/// A node in relayed mode.
+pub struct Relayed<H: Handler> {
+    pub relay_host: String,
+    pub relay_port: u16,
+    pub registration: Registration,
+    /// Keepalive at least this often (and at least three times per TTL).
+    pub heartbeat: Duration,
+    pub timeouts: Timeouts,
+    /// What answers requests arriving through circuits.
+    pub service: Arc<H>,
+    pub server: ServerConfig,
+}
+
+/// Why a control connection ended.
+enum Ended {
+    /// It never opened (relay down): try again after the backoff.
+    NotConnected(String),
+    /// It was open and broke: reconnect at once.
+    Lost(String),
+    /// The relay refused in a way retrying will not fix.
+    Refused(String),
+}
+
+impl<H: Handler> Relayed<H> {
+    fn relay_label(&self) -> String {
+        match self.relay_host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]:{}", self.relay_host, self.relay_port),
+            Err(_) => format!("{}:{}", self.relay_host, self.relay_port),
+        }
+    }
+
+    /// Keeps a control connection open for as long as the process lives;
+    /// returns only a refusal that retrying cannot fix.
+    pub fn run(&self) -> AnnounceError {
+        let relay = self.relay_label();
+        let open_circuits = Arc::new(AtomicUsize::new(0));
+        let mut every = self.heartbeat.max(MIN_KEEPALIVE);
+        let mut retry = FIRST_RETRY;
+        loop {
+            match self.session(&mut every, &open_circuits) {
+                Ended::Refused(why) => return AnnounceError::Refused(why),
+                Ended::Lost(why) => {
+                    tracing::warn!(
+                        "lost the control connection to relay {relay}: {why}; reconnecting"
+                    );
+                    retry = FIRST_RETRY;
+                }
+                Ended::NotConnected(why) => {
+                    tracing::warn!(
+                        "could not open a control connection to relay {relay}: {why}; retrying in {:.2}s",
+                        retry.as_secs_f64()
+                    );
+                    thread::sleep(retry);
+                    retry = (retry * 2).min(every.max(FIRST_RETRY));
+                }
+            }
+        }
+    }
+
+    /// One control connection, from `Control` until it breaks.
+    fn session(&self, every: &mut Duration, open_circuits: &Arc<AtomicUsize>) -> Ended {
+        let relay = self.relay_label();
+        let addrs = match exchange::resolve(&self.relay_host, self.relay_port) {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                return Ended::NotConnected(format!(
+                    "cannot resolve {}: {}",
+                    self.relay_host,
+                    proto::error::io_reason(&e)
+                ));
+            }
+        };
+        let mut last = String::from("no address");
+        let mut opened = None;
+        let dial = self.server.security.to_relay();
+        for addr in addrs {
+            match Connection::dial(addr, &self.timeouts, &dial) {
+                Ok(conn) => {
+                    opened = Some(conn);
+                    break;
+                }
+                Err(e) if e.is_handshake() => return Ended::Refused(format!("relay {relay} {e}")),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let Some(mut conn) = opened else {
+            return Ended::NotConnected(last);
+        };
+        let relay_addr = conn.peer();
+        let registered = match conn.request(&Request::Control(self.registration.clone())) {
+            Ok(Response::Registered(r)) => r,
+            Ok(Response::Error(e)) => {
+                let why = format!("relay {relay}: {} ({})", e.message, e.kind.as_str());
+                return match e.kind {
+                    ErrorKind::Unauthorized | ErrorKind::Forbidden => Ended::Refused(why),
+                    // An older relay does not know the request.
+                    ErrorKind::BadRequest => {
+                        Ended::Refused(format!("{why}: this relay does not support relayed nodes"))
+                    }
+                    _ => Ended::NotConnected(why),
+                };
+            }
+            Ok(other) => {
+                return Ended::NotConnected(format!(
+                    "unexpected {} answer to Control",
+                    other.name()
+                ));
+            }
+            Err(e) => return Ended::NotConnected(e.to_string()),
+        };
+        let ttl = Duration::from_secs(u64::from(registered.ttl_secs));
+        *every = self.heartbeat.min(ttl / 3).max(MIN_KEEPALIVE);
+        tracing::info!(
+            "registered with relay {relay} as {} (relayed; ttl {}s, keepalive every {:.2}s)",
+            registered.addr,
+            registered.ttl_secs,
+            every.as_secs_f64()
+        );
+        let mut stream = conn.into_stream();
+        Ended::Lost(self.keep(&mut stream, relay_addr, *every, ttl, open_circuits))
+    }
+
+    /// Sends keepalives and answers the relay's circuit requests until the
+    /// connection breaks; returns why it did.
+    fn keep(
+        &self,
+        stream: &mut Stream,
+        relay: SocketAddr,
+        every: Duration,
+        ttl: Duration,
+        open_circuits: &Arc<AtomicUsize>,
+    ) -> String {
+        let mut last_sent = Instant::now();
+        let mut last_heard = Instant::now();
+        loop {
+            let now = Instant::now();
+            let due = last_sent + every;
+            if now >= due {
+                if now.duration_since(last_heard) > ttl {
+                    return format!("the relay was silent for {}s", ttl.as_secs());
+                }
+                if let Err(e) = frame::write(stream, &Request::Keepalive) {
+                    return format!("cannot send a keepalive: {e}");
+                }
+                last_sent = now;
+                continue;
+            }
+            // Wait for the relay's next frame, or until a keepalive is due.
+            let wait = due - now;
+            // An encrypted stream holds no decrypted bytes here: each frame
+            // is one message, read whole. So the socket tells when one begins.
+            if let Err(e) = stream
+                .tcp()
+                .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            {
+                return format!("cannot set a timeout: {}", proto::error::io_reason(&e));
+            }
+            match stream.tcp().peek(&mut [0u8; 1]) {
+                Ok(0) => return "the relay closed it".into(),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return proto::error::io_reason(&e),
+            }
+            // A frame has begun: the rest of it is due within the I/O timeout.
+            if let Err(e) = stream.tcp().set_read_timeout(Some(self.timeouts.io)) {
+                return format!("cannot set a timeout: {}", proto::error::io_reason(&e));
+            }
+            match frame::read::<Response>(stream) {
+                Ok(Response::Registered(_)) => last_heard = Instant::now(),
+                Ok(Response::OpenData(id)) => {
+                    last_heard = Instant::now();
+                    self.open_data(relay, id, open_circuits);
+                }
+                Ok(Response::Error(e)) => {
+                    return format!(
+                        "the relay said: {} ({})",
+                        exchange::printable(&e.message),
+                        e.kind.as_str()
+                    );
+                }
+                Ok(other) => return format!("unexpected {} frame from the relay", other.name()),
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
+    /// Opens the data connection for circuit `id` on a thread of its own
+    /// and serves the client's exchange on it, unless as many circuits as
+    /// the node serves connections are open already.
+    fn open_data(&self, relay: SocketAddr, id: u64, open_circuits: &Arc<AtomicUsize>) {
+        if open_circuits.fetch_add(1, Ordering::AcqRel) >= self.server.max_connections {
+            open_circuits.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                "circuit {id:016x} not taken: {} circuits open already",
+                self.server.max_connections
+            );
+            return;
+        }
+        let service = Arc::clone(&self.service);
+        let server = self.server.clone();
+        let timeouts = self.timeouts;
+        let to_relay = self.server.security.to_relay();
+        let count = Arc::clone(open_circuits);
+        let started = thread::Builder::new()
+            .name("circuit".into())
+            .spawn(move || {
+                match proto::circuit::join(relay, id, &timeouts, &to_relay) {
+                    Ok(stream) => {
+                        tracing::debug!("joined circuit {id:016x} at relay {relay}");
+                        proto::server::serve_stream(stream, relay, &*service, &server);
+                    }
+                    Err(e) => {
+                        tracing::warn!("could not join circuit {id:016x} at relay {relay}: {e}")
+                    }
+                }
+                count.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = started {
+            open_circuits.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                "cannot start a thread for circuit {id:016x}: {}",
+                proto::error::io_reason(&e)
+            );
+        }
+    }
+}

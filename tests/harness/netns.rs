@@ -1,0 +1,262 @@
+//! A lab of separate hosts: Linux network namespaces joined by veth pairs on
+//! a bridge that lives in a namespace of its own, and routers that hide a
+//! host behind NAT. Nothing here touches the root namespace's interfaces,
+//! and traffic only ever goes to addresses inside the namespaces a test
+//! created. Every namespace is removed on drop, also when the test panics.
+//!
+//! Namespaces need root. Where they cannot be created, [`Lab::or_skip`] says
+//! why and the test skips, unless `P2P_REQUIRE_NETNS` is set (as `.ci/run`
+//! does): then it fails, so CI always runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::bin;
+
+/// The `ip` tool of iproute2.
+const IP: &str = "ip";
+
+/// Runs `ip ARGS`; the error is `ip`'s own message.
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    let out: Output = Command::new(IP)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `{IP}`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{IP} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs `ip ARGS` during setup, where a failure is a failure of the test.
+fn ip_ok(args: &[&str]) {
+    if let Err(why) = ip(args) {
+        panic!("{why}");
+    }
+}
+
+/// One host: a namespace, with an address on the bridge unless it sits
+/// behind a router.
+pub struct Host {
+    pub ns: String,
+    /// The bridge-side end of its veth pair (in the bridge namespace).
+    port: Option<String>,
+    pub ip: String,
+}
+
+/// The namespaces a test created; removed on drop. Deleting a namespace
+/// deletes the interfaces in it, so the veth pairs and the bridge go too.
+pub struct Lab {
+    tag: String,
+    bridge_ns: String,
+    pub hosts: Vec<Host>,
+}
+
+impl Lab {
+    /// Creates the bridge namespace (names start with `tag`), or says why
+    /// it cannot.
+    pub fn create(tag: &str) -> Result<Lab, String> {
+        let bridge_ns = format!("{tag}-br");
+        ip(&["netns", "add", &bridge_ns])?;
+        let lab = Lab {
+            tag: tag.to_string(),
+            bridge_ns,
+            hosts: Vec::new(),
+        };
+        let br = lab.bridge_ns.as_str();
+        ip_ok(&["-n", br, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", br, "link", "add", "br0", "type", "bridge"]);
+        ip_ok(&["-n", br, "link", "set", "br0", "up"]);
+        Ok(lab)
+    }
+
+    /// The lab, or None when namespaces are unavailable and not required.
+    pub fn or_skip(tag: &str) -> Option<Lab> {
+        match Lab::create(tag) {
+            Ok(lab) => Some(lab),
+            Err(why) => skip_or_fail(&why),
+        }
+    }
+
+    /// Adds a host named `name` with address `ip`/24 on the bridge.
+    pub fn host(&mut self, name: &str, ip: &str) -> usize {
+        let ns = self.new_ns(name);
+        let port = format!("v{name}");
+        assert!(port.len() <= 15, "interface name {port} too long");
+        self.hosts.push(Host {
+            ns: ns.clone(),
+            port: Some(port.clone()),
+            ip: ip.to_string(),
+        });
+        let br = self.bridge_ns.as_str();
+        // The pair is made in the bridge namespace, its far end moved straight
+        // into the host's: no interface ever exists in the root namespace.
+        ip_ok(&[
+            "-n", br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        ip_ok(&["-n", br, "link", "set", &port, "master", "br0", "up"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
+        self.hosts.len() - 1
+    }
+
+    /// Adds a home router `router` on the bridge at `outside_ip`, and a host
+    /// `inner` behind it at `inner_ip`/24 on a private link where the router
+    /// is `router_ip`. The router forwards from the inside out and
+    /// masquerades (nftables), as a home router does: no port forward, no
+    /// route inward, and new connections from outside are dropped. Returns
+    /// (router, inner), or why nftables cannot be used.
+    pub fn nat(
+        &mut self,
+        router: &str,
+        outside_ip: &str,
+        router_ip: &str,
+        inner: &str,
+        inner_ip: &str,
+    ) -> Result<(usize, usize), String> {
+        let r = self.host(router, outside_ip);
+        let rns = self.hosts[r].ns.clone();
+        let ins = self.new_ns(inner);
+        self.hosts.push(Host {
+            ns: ins.clone(),
+            port: None,
+            ip: inner_ip.to_string(),
+        });
+        let i = self.hosts.len() - 1;
+        ip_ok(&[
+            "-n", &rns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns",
+            &ins,
+        ]);
+        ip_ok(&[
+            "-n",
+            &rns,
+            "addr",
+            "add",
+            &format!("{router_ip}/24"),
+            "dev",
+            "lan0",
+        ]);
+        ip_ok(&["-n", &rns, "link", "set", "lan0", "up"]);
+        ip_ok(&["-n", &ins, "link", "set", "lo", "up"]);
+        ip_ok(&[
+            "-n",
+            &ins,
+            "addr",
+            "add",
+            &format!("{inner_ip}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip_ok(&["-n", &ins, "link", "set", "eth0", "up"]);
+        ip_ok(&["-n", &ins, "route", "add", "default", "via", router_ip]);
+        run_in(&rns, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None)?;
+        let rules = "\
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"eth0\" masquerade
+    }
+}
+table ip filter {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname \"lan0\" oifname \"eth0\" accept
+    }
+}
+";
+        run_in(&rns, "nft", &["-f", "-"], Some(rules))
+            .map_err(|why| format!("{why} (install the nftables package)"))?;
+        Ok((r, i))
+    }
+
+    /// A command that runs `program` (one of the workspace's binaries)
+    /// inside host `h`'s namespace.
+    pub fn command(&self, h: usize, program: &str) -> Command {
+        let mut cmd = Command::new(IP);
+        cmd.args(["netns", "exec", &self.hosts[h].ns])
+            .arg(bin(program));
+        cmd
+    }
+
+    /// Cuts host `h` off the bridge.
+    pub fn cut(&self, h: usize) {
+        let port = self.hosts[h]
+            .port
+            .as_deref()
+            .expect("only a host on the bridge can be cut off it");
+        ip_ok(&["-n", &self.bridge_ns, "link", "set", port, "down"]);
+    }
+
+    fn new_ns(&self, name: &str) -> String {
+        let ns = format!("{}-{name}", self.tag);
+        ip_ok(&["netns", "add", &ns]);
+        ns
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            if let Err(why) = ip(&["netns", "del", &host.ns]) {
+                eprintln!("cleanup: {why}");
+            }
+        }
+        if let Err(why) = ip(&["netns", "del", &self.bridge_ns]) {
+            eprintln!("cleanup: {why}");
+        }
+    }
+}
+
+/// None (the test skips, saying why) unless `P2P_REQUIRE_NETNS` is set:
+/// then the test fails.
+pub fn skip_or_fail<T>(why: &str) -> Option<T> {
+    if std::env::var_os("P2P_REQUIRE_NETNS").is_some() {
+        panic!("network namespaces are required (P2P_REQUIRE_NETNS is set): {why}");
+    }
+    eprintln!(
+        "skipping: {why}; run as root with iproute2 and nftables, or set \
+         P2P_REQUIRE_NETNS to make this a failure"
+    );
+    None
+}
+
+/// Runs `program ARGS` inside namespace `ns`, with `stdin` as its input.
+fn run_in(ns: &str, program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new(IP);
+    cmd.args(["netns", "exec", ns, program])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}` in {ns}: {e}"))?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot feed `{program}`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`{program}` in {ns}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` in {ns} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

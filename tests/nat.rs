@@ -1,0 +1,216 @@
+//! A node behind NAT, end to end on separate hosts (network namespaces, see
+//! `harness::netns`): the relay, the client and a direct node on a bridge;
+//! a second node behind a home router that masquerades with nftables, with
+//! no port forward and no route inward. The relay cannot dial the NATed
+//! node back, so it is listed as relayed and served through circuits.
+//!
+//! Namespaces need root and nftables. Where they are missing the test says
+//! why and skips, unless `P2P_REQUIRE_NETNS` is set (as `.ci/run` does).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::netns::{Lab, skip_or_fail};
+use harness::{Proc, READY, Run, addr_after, run, start_held};
+
+/// The relay's port inside its namespace.
+const RELAY_PORT: u16 = 7000;
+/// The relay's TTL: short, so that "back within one TTL" is quick to check.
+const TTL_SECS: u64 = 3;
+/// How long one client run may take before the test fails.
+const CLIENT: Duration = Duration::from_secs(60);
+/// The large file: 64 MiB of bytes that do not repeat in any short period.
+const BIG: usize = 64 << 20;
+
+fn big_content() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..BIG / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
+
+/// `peer-client` on host `h` against the relay, with `args`.
+fn client_cmd(lab: &Lab, h: usize, relay_ip: &str, args: &[&str]) -> Command {
+    let mut cmd = lab.command(h, "peer-client");
+    cmd.arg(relay_ip).arg(RELAY_PORT.to_string()).args(args);
+    cmd
+}
+
+fn client(lab: &Lab, h: usize, relay_ip: &str, args: &[&str]) -> Run {
+    run(client_cmd(lab, h, relay_ip, args), b"", CLIENT)
+}
+
+fn start_relay(lab: &Lab, h: usize) -> Proc {
+    let mut cmd = lab.command(h, "relay");
+    cmd.arg(RELAY_PORT.to_string())
+        .args(["--ttl", &TTL_SECS.to_string()]);
+    let relay = Proc::spawn("relay", cmd);
+    relay.wait_for("listening on", READY);
+    relay
+}
+
+/// The last address a node logged being registered as.
+fn last_listed(node: &Proc) -> SocketAddr {
+    let log = node.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("registered with relay"))
+        .unwrap_or_else(|| panic!("never registered:\n{log}"));
+    addr_after(line, " as ")
+}
+
+/// `--peers` as (address, relayed?) pairs.
+fn peers(lab: &Lab, h: usize, relay_ip: &str) -> Vec<(SocketAddr, bool)> {
+    let out = client(lab, h, relay_ip, &["--peers"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    out.stdout_text()
+        .lines()
+        .map(|l| {
+            let addr = l.split_whitespace().next().unwrap().parse().unwrap();
+            let relayed = l.contains("  relayed  refreshed ");
+            assert!(l.ends_with("s ago"), "unexpected --peers line {l:?}");
+            (addr, relayed)
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(name), content).unwrap();
+}
+
+#[test]
+fn a_node_behind_nat_is_relayed() {
+    let tag = format!("nt{}", std::process::id());
+    // Declared first, so it is dropped last: after every process in it.
+    let Some(mut lab) = Lab::or_skip(&tag) else {
+        return;
+    };
+    let relay_h = lab.host("relay", "10.62.0.1");
+    let direct_h = lab.host("direct", "10.62.0.11");
+    let client_h = lab.host("client", "10.62.0.100");
+    let (_router_h, nat_h) = match lab.nat("gw", "10.62.0.2", "10.63.0.1", "natted", "10.63.0.2") {
+        Ok(hosts) => hosts,
+        Err(why) => {
+            skip_or_fail::<()>(&why);
+            return;
+        }
+    };
+    let relay_ip = lab.hosts[relay_h].ip.clone();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let big = big_content();
+    let nat_dir = tmp.path().join("natted");
+    let direct_dir = tmp.path().join("direct");
+    write(&nat_dir, "small.txt", b"hello from behind the router\n");
+    write(&nat_dir, "big.bin", &big);
+    write(&direct_dir, "big.bin", &big);
+
+    let mut relay = start_relay(&lab, relay_h);
+    let node = |h: usize, dir: &Path| {
+        let mut cmd = lab.command(h, "peer-node");
+        cmd.arg(&relay_ip)
+            .arg(RELAY_PORT.to_string())
+            .arg(dir)
+            .args(["--heartbeat", "1"]);
+        let node = Proc::spawn("peer-node", cmd);
+        node.wait_for("registered with relay", READY);
+        node
+    };
+    // The NATed node first, so that clients try it first.
+    let mut natted = node(nat_h, &nat_dir);
+    let direct = node(direct_h, &direct_dir);
+
+    // The relay could not dial the NATed node back, said so, and the node
+    // switched to relayed mode: listed under the router's address.
+    natted.wait_for("switching to relayed mode", READY);
+    let nat_listed = last_listed(&natted);
+    assert_eq!(nat_listed.ip().to_string(), "10.62.0.2", "{}", natted.log());
+    relay.wait_for("unreachable", READY);
+    let direct_listed = last_listed(&direct);
+    assert_eq!(direct_listed.ip().to_string(), "10.62.0.11");
+    assert_eq!(
+        peers(&lab, client_h, &relay_ip),
+        [(nat_listed, true), (direct_listed, false)],
+        "the NATed node relayed, the direct one direct under its own address"
+    );
+
+    // A small file that only the NATed node has, through a circuit.
+    let out = client(&lab, client_h, &relay_ip, &["small.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"hello from behind the router\n");
+    let via = format!("found on {nat_listed} (via relay), node 1 of 2");
+    assert!(out.stderr.contains(&via), "{}", out.stderr);
+
+    // 64 MiB, byte-identical, from the NATed node.
+    let saved = tmp.path().join("big.out");
+    let out = client(
+        &lab,
+        client_h,
+        &relay_ip,
+        &["big.bin", "-o", saved.to_str().unwrap()],
+    );
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stderr.contains(&via), "{}", out.stderr);
+    assert!(fs::read(&saved).unwrap() == big, "64 MiB differ");
+
+    // The relay restarts: the NATed node is back within one TTL.
+    relay.kill();
+    let relay = start_relay(&lab, relay_h);
+    let restarted = Instant::now();
+    let mut back_after = None;
+    loop {
+        let listed = peers(&lab, client_h, &relay_ip);
+        if back_after.is_none() && listed.iter().any(|(_, relayed)| *relayed) {
+            back_after = Some(restarted.elapsed());
+        }
+        assert!(
+            back_after.is_some() || restarted.elapsed() < Duration::from_secs(TTL_SECS),
+            "the NATed node was not back within one TTL; its log:\n{}",
+            natted.log()
+        );
+        // The direct node is back at its next heartbeat; both must be for
+        // the failover below.
+        if back_after.is_some() && listed.contains(&(direct_listed, false)) {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < READY,
+            "the direct node did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("NATed node back {back_after:?} after the restart");
+    let nat_listed = loop {
+        let again = last_listed(&natted);
+        if again != nat_listed {
+            break again;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // Killed mid-transfer: the client says so plainly and gets the rest
+    // from the direct node, which holds the same file.
+    let mut held = start_held(client_cmd(&lab, client_h, &relay_ip, &["big.bin"]));
+    held.read_at_least(1 << 20);
+    assert!(held.got.len() >= 1 << 20, "the transfer did not start");
+    natted.kill();
+    let out = held.finish(CLIENT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == big, "the resumed file differs");
+    let broke = format!("transfer from {nat_listed} (via relay), node 1 of 2 failed after");
+    assert!(out.stderr.contains(&broke), "{}", out.stderr);
+    let resumed = format!("found on {direct_listed}, node 2 of 2");
+    assert!(out.stderr.contains(&resumed), "{}", out.stderr);
+    relay.wait_for(&format!("node left: {nat_listed}, relayed"), READY);
+    drop(direct);
+    drop(relay);
+}
