@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Context string of the relay key: never change it, or every network's
-/// keys change (docs/vectors/key-derivation.json pins it).
+/// keys change (docs/vectors/secure/key-derivation.json pins it).
 pub const RELAY_KEY_CONTEXT: &str = "p2p-share 2026-01-01 relay key v1";
 /// Context string of the peer key.
 pub const PEER_KEY_CONTEXT: &str = "p2p-share 2026-01-01 peer key v1";
