@@ -34,7 +34,10 @@ fn unhex(text: &str) -> Vec<u8> {
 
 #[test]
 fn the_derivation_matches_the_vectors() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/vectors/secure/key-derivation.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/vectors/secure/key-derivation.json"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let vectors: Vectors = serde_json::from_str(&text).unwrap();
     assert!(!vectors.description.is_empty());
@@ -48,7 +51,11 @@ fn the_derivation_matches_the_vectors() {
             _ => panic!("a case gives `secret` or `secret_hex`, one of them"),
         };
         let keys = NetworkKeys::from_secret(&secret);
-        assert_eq!(keys.relay.to_hex(), case.relay_key, "relay key of {secret:02x?}");
+        assert_eq!(
+            keys.relay.to_hex(),
+            case.relay_key,
+            "relay key of {secret:02x?}"
+        );
         assert_eq!(
             keys.peer.unwrap().to_hex(),
             case.peer_key,
