@@ -279,9 +279,12 @@ pub fn respond<S: Read + Write>(
             )
         })?;
     let mut scratch = [0u8; MSG2_LEN];
-    noise
-        .read_message(&msg1, &mut scratch)
-        .map_err(|_| Refusal::answered(ErrorKind::BadRequest, "message 1 is not a public key"))?;
+    noise.read_message(&msg1, &mut scratch).map_err(|_| {
+        Refusal::answered(
+            ErrorKind::BadRequest,
+            "message 1 is not a handshake message (its tag does not check)",
+        )
+    })?;
     let mut msg2 = [0u8; 2 + MSG2_LEN + TAG_LEN];
     msg2[..2].copy_from_slice(&(MSG2_LEN as u16).to_be_bytes());
     let n = noise
