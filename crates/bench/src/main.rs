@@ -18,6 +18,8 @@
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
 //! - [`relayed`]: section 6, a fetch through the relay versus direct, the
 //!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
+//! - [`secure`]: section 7, private networks: an encrypted transfer beside
+//!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`report`]: medians and the Markdown table.
 
 mod load;
@@ -28,6 +30,7 @@ mod raw;
 mod relay;
 mod relayed;
 mod report;
+mod secure;
 mod transfer;
 
 use std::path::PathBuf;
@@ -42,7 +45,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale, relayed
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, relayed, secure
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -64,7 +67,7 @@ pub struct Settings {
     pub scale_nodes: usize,
 }
 
-const SECTIONS: [&str; 5] = ["transfer", "relay", "lookup", "scale", "relayed"];
+const SECTIONS: [&str; 6] = ["transfer", "relay", "lookup", "scale", "relayed", "secure"];
 
 struct Args {
     quick: bool,
@@ -159,6 +162,7 @@ fn run() -> Result<(), String> {
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
+            "secure" => secure::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

@@ -224,7 +224,7 @@ impl Fetcher<'_> {
 
 /// Writes `len` pseudo-random bytes (not a sparse file: every page is real)
 /// and syncs them, so writeback does not run during the measurements.
-fn write_file(path: &PathBuf, len: u64) -> io::Result<()> {
+pub(crate) fn write_file(path: &PathBuf, len: u64) -> io::Result<()> {
     let mut file = File::create(path)?;
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ len;
     let mut buf = vec![0u8; 1 << 20];
@@ -245,7 +245,7 @@ fn write_file(path: &PathBuf, len: u64) -> io::Result<()> {
 }
 
 /// Reads the whole file once, so every measurement finds it in the page cache.
-fn warm(path: &Path) -> Result<(), String> {
+pub(crate) fn warm(path: &Path) -> Result<(), String> {
     let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     io::copy(&mut file, &mut io::sink())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
