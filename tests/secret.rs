@@ -520,3 +520,34 @@ fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
     assert_eq!(leaks(&bytes), Vec::<String>::new(), "relayed transfer");
     drop(relayed);
 }
+
+/// Another member (the relay key, another static key) cannot drop a node's
+/// entry: only the node listed with the key may unregister it.
+#[test]
+fn only_the_node_holding_its_key_may_unregister_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, _) = shares(tmp.path());
+    let relay = secret_relay(&[]);
+    let real = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let other = Security::private(keys, Identity::generate().unwrap());
+    let unregister = Request::Unregister(proto::Registration {
+        port: real.listed.port(),
+        advertised_ip: None,
+        token: None,
+    });
+    let timeouts = proto::exchange::Timeouts::default();
+    match proto::exchange::call_via(relay.addr, &unregister, &timeouts, &other.to_relay()) {
+        Ok(Response::Error(e)) => {
+            assert_eq!(e.kind, ErrorKind::Unauthorized);
+            assert!(
+                e.message.contains("listed with another key"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let peers = fetch(relay.port(), &["--peers", "--secret", SECRET]).stdout_text();
+    assert!(peers.contains(&real.listed.to_string()), "{peers}");
+}

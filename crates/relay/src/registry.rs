@@ -236,6 +236,13 @@ impl Registry {
         Ok(Registered::Joined { evicted })
     }
 
+    /// The key `addr` is listed with, in a private network.
+    pub fn key_of(&self, addr: SocketAddr) -> Option<NodeKey> {
+        let state = self.lock();
+        let seq = state.by_addr.get(&addr)?;
+        state.entries.get(seq)?.key
+    }
+
     /// Removes `addr`; false if it was not listed.
     pub fn unregister(&self, addr: SocketAddr) -> bool {
         let mut state = self.lock();

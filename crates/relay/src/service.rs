@@ -186,11 +186,22 @@ impl RelayService {
         Response::error(ErrorKind::Busy, why)
     }
 
-    fn unregister(&self, reg: Registration, seen: IpAddr) -> Response {
+    /// `key`: in a private network, the caller's proven static key; only
+    /// the node listed with that key may drop its entry.
+    fn unregister(&self, reg: Registration, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(listed) = self.registry.key_of(addr)
+            && Some(listed) != key
+        {
+            tracing::warn!("{seen}: unregister of {addr} refused: not the key it is listed with");
+            return Response::error(
+                ErrorKind::Unauthorized,
+                format!("{addr} is listed with another key: only that node may unregister it"),
+            );
+        }
         if let Some(relaying) = &self.relaying {
             relaying.dialback.forget(addr);
         }
@@ -208,7 +219,7 @@ impl Handler for RelayService {
         let seen = reply.peer().ip();
         let response = match request {
             Request::Register(reg) => self.register(reg, seen, reply.peer_key()),
-            Request::Unregister(reg) => self.unregister(reg, seen),
+            Request::Unregister(reg) => self.unregister(reg, seen, reply.peer_key()),
             Request::ListNodes => {
                 let (answer, expired) = self.registry.list_answer(Instant::now())?;
                 log_expired(&expired);
