@@ -77,7 +77,7 @@ fn list_shows_every_nodes_files_grouped_by_node() {
             write(dir, "empty.txt", b"");
         }
     });
-    let run = cluster.fetch(&["--list"]);
+    let run = cluster.fetch(&["--list", "--nodes"]);
     assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
     let stdout = run.stdout_text();
     let groups = parse_listing(&stdout);
@@ -149,7 +149,7 @@ fn list_reports_a_node_that_cannot_answer_and_goes_on() {
     let gone_addr = gone.listed;
     gone.proc.kill();
     let mut cmd = harness::client(cluster.relay.port());
-    cmd.args(["--list", "--connect-timeout", "2"]);
+    cmd.args(["--list", "--nodes", "--connect-timeout", "2"]);
     let run = harness::run(cmd, b"", CLIENT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(
@@ -257,6 +257,10 @@ fn expected_failures_are_one_line_with_the_cause() {
 
     // -o into a directory that does not exist: refused before any transfer.
     let cluster = Cluster::start(1, |_, dir| write(dir, "hello.txt", b"hello\n"));
+    // Indexed, so the who-has before it says nothing of unindexed nodes.
+    cluster.nodes[0]
+        .proc
+        .wait_for("catalog at relay", harness::READY);
     let missing = cluster.tmp.path().join("no/such/dir");
     let target = missing.join("hello.txt");
     let run = cluster.fetch(&["hello.txt", "-o", target.to_str().unwrap()]);

@@ -340,10 +340,10 @@ fn frame_cases(normal: &Request) -> Vec<Case> {
         },
         Case {
             what: "an unknown message tag",
-            bytes: framed(&99u32.to_be_bytes()),
+            bytes: framed(&999u32.to_be_bytes()),
             then: Then::Wait,
-            expect: Error(bad, "unknown message tag 99"),
-            log: "unknown message tag 99",
+            expect: Error(bad, "unknown message tag 999"),
+            log: "unknown message tag 999",
         },
         Case {
             what: "a length of 4 GiB",
@@ -916,8 +916,8 @@ fn junk_trickled_after_a_request_does_not_hold_the_connection() {
                 scope.spawn(move || {
                     let (request, expect) = match (refused, target.name) {
                         (true, _) => (
-                            framed(&99u32.to_be_bytes()),
-                            Expect::Error(ErrorKind::BadRequest, "unknown message tag 99"),
+                            framed(&999u32.to_be_bytes()),
+                            Expect::Error(ErrorKind::BadRequest, "unknown message tag 999"),
                         ),
                         (false, "relay") => (encode(&Request::ListNodes), Expect::Answer),
                         (false, _) => (encode(&Request::ListFiles), Expect::Answer),
@@ -1206,7 +1206,7 @@ fn a_listing_too_big_for_one_frame_is_cut_and_marked_truncated() {
     }
     node.proc.wait_for("(truncated)", READY);
     let mut cmd = harness::client(relay.port());
-    cmd.arg("--list");
+    cmd.args(["--list", "--nodes"]);
     let out = harness::run(cmd, b"", HANG);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stdout_text().contains(&node.listed.to_string()));

@@ -143,12 +143,20 @@ fn a_node_behind_nat_is_relayed() {
         "the NATed node relayed, the direct one direct under its own address"
     );
 
-    // A small file that only the NATed node has, through a circuit.
+    // Both catalogs reach the relay's index, the NATed node's in exchanges
+    // through the router, under the address its control connection has.
+    relay.wait_for(&format!("catalog of {nat_listed}: reset"), READY);
+    relay.wait_for(&format!("catalog of {direct_listed}: reset"), READY);
+
+    // A small file that only the NATed node has: the index names it as the
+    // one holder, reached through a circuit.
     let out = client(&lab, client_h, &relay_ip, &["small.txt"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(out.stdout, b"hello from behind the router\n");
-    let via = format!("found on {nat_listed} (via relay), node 1 of 2");
+    let via = format!("found on {nat_listed} (via relay), node 1 of 1");
     assert!(out.stderr.contains(&via), "{}", out.stderr);
+    // Both hold big.bin; the NATed node registered first.
+    let via = format!("found on {nat_listed} (via relay), node 1 of 2");
 
     // 64 MiB, byte-identical, from the NATed node.
     let saved = tmp.path().join("big.out");
@@ -196,6 +204,11 @@ fn a_node_behind_nat_is_relayed() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+
+    // The restarted relay's index has both catalogs again, so the holders
+    // come in registration order: the NATed node first.
+    relay.wait_for(&format!("catalog of {nat_listed}: reset"), READY);
+    relay.wait_for(&format!("catalog of {direct_listed}: reset"), READY);
 
     // Killed mid-transfer: the client says so plainly and gets the rest
     // from the direct node, which holds the same file.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use harness::{Node, Relay, client, run, start_held};
 use proto::exchange::{self, Timeouts};
-use proto::{ErrorKind, NodeMode, Registration, Request, Response};
+use proto::{ContentHash, ErrorKind, NodeMode, Registration, Request, Response, Target};
 
 const CLIENT: Duration = Duration::from_secs(60);
 
@@ -82,13 +82,20 @@ fn a_relayed_node_serves_files_and_listings_through_the_relay() {
         "{lines:?}"
     );
 
-    let out = fetch(&relay, &["r.txt"]);
+    // Node by node (--no-index): the walk dials each node its own way.
+    let out = fetch(&relay, &["--no-index", "r.txt"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(out.stdout, b"through the relay\n");
     let via = format!("found on {} (via relay), node 1 of 2", relayed.listed);
     assert!(out.stderr.contains(&via), "{}", out.stderr);
+    // Through the index, only the holder is asked.
+    let out = fetch(&relay, &["r.txt"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"through the relay\n");
+    let via = format!("found on {} (via relay), node 1 of 1", relayed.listed);
+    assert!(out.stderr.contains(&via), "{}", out.stderr);
 
-    let out = fetch(&relay, &["d.txt"]);
+    let out = fetch(&relay, &["--no-index", "d.txt"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
@@ -99,7 +106,7 @@ fn a_relayed_node_serves_files_and_listings_through_the_relay() {
         out.stderr
     );
 
-    let out = fetch(&relay, &["--list"]);
+    let out = fetch(&relay, &["--list", "--nodes"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     let listing = out.stdout_text();
     assert!(
@@ -193,4 +200,88 @@ fn a_registration_for_a_port_where_nothing_listens_is_not_listed() {
         Response::Error(e) => assert_eq!(e.kind, ErrorKind::Forbidden, "{e:?}"),
         other => panic!("a circuit without relaying: {other:?}"),
     }
+}
+
+#[test]
+fn a_relayed_nodes_catalog_is_indexed_and_holders_are_fetched_through_the_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&[]);
+    let relayed_dir = tmp.path().join("relayed");
+    let direct_dir = tmp.path().join("direct");
+    let content: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    share(&relayed_dir.join("deep"), "data.bin", &content);
+    share(&direct_dir, "other.txt", b"not this one\n");
+    let direct = Node::start(&relay, &direct_dir, &[]);
+    direct.proc.wait_for("catalog at relay", harness::READY);
+    let mut relayed = Node::start(&relay, &relayed_dir, &["--relayed"]);
+    // The catalog travels in short exchanges, under the address the node is
+    // listed at (its control connection's), and lands on the relayed entry.
+    relayed.proc.wait_for("catalog at relay", harness::READY);
+    relay.proc.wait_for(
+        &format!(
+            "catalog of {}: reset, +1 -0, 1 files indexed",
+            relayed.listed
+        ),
+        harness::READY,
+    );
+
+    let who_has = |target: Target| match ask(&relay, &Request::WhoHas(target)) {
+        Response::Holders(list) => list,
+        other => panic!("not a holder list: {other:?}"),
+    };
+    let list = who_has(Target::Name("deep/data.bin".into()));
+    let holders: Vec<SocketAddr> = list.holders.iter().map(|h| h.addr).collect();
+    assert_eq!(holders, [relayed.listed]);
+    assert!(list.unindexed.is_empty(), "{list:?}");
+    assert_eq!(list.nodes, 2);
+
+    // By name, through the index: only the holder is contacted, through a
+    // circuit, and the bytes are verified.
+    let out = fetch(&relay, &["deep/data.bin"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == content, "the fetched bytes differ");
+    let via = format!("found on {} (via relay), node 1 of 1", relayed.listed);
+    assert!(out.stderr.contains(&via), "{}", out.stderr);
+    assert!(out.stderr.contains("blake3 "), "{}", out.stderr);
+    relayed.proc.wait_for(
+        &format!("verified (blake3 {})", ContentHash::of(&content).short()),
+        harness::READY,
+    );
+    assert!(
+        !direct.proc.log().contains("data.bin"),
+        "{}",
+        direct.proc.log()
+    );
+
+    // By content hash, to a file.
+    let hash = ContentHash::of(&content);
+    let saved = tmp.path().join("saved.bin");
+    let out = fetch(
+        &relay,
+        &[&format!("blake3:{hash}"), "-o", saved.to_str().unwrap()],
+    );
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        std::fs::read(&saved).unwrap() == content,
+        "saved bytes differ"
+    );
+    assert!(out.stderr.contains(&via), "{}", out.stderr);
+
+    // The catalog lives as long as the control connection.
+    relayed.proc.kill();
+    relay.proc.wait_for(
+        &format!("node left: {}, relayed", relayed.listed),
+        harness::READY,
+    );
+    let list = who_has(Target::Hash(hash));
+    assert!(list.holders.is_empty(), "{list:?}");
+    assert_eq!(list.nodes, 1);
+    let out = fetch(&relay, &["deep/data.bin"]);
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("not found on any of 1 active node (the relay's index)"),
+        "{}",
+        out.stderr
+    );
 }

@@ -285,7 +285,7 @@ impl Handler for HostileRelay {
                 if let Err(refusal) = handshake::respond(&mut tcp, keys, id)
                     && let Some(answer) = refusal.answer
                 {
-                    proto::frame::write(&mut tcp, &answer)?;
+                    proto::frame::write(&mut tcp, &*answer)?;
                 }
                 // Its own bytes into the circuit, in place of the node's.
                 use std::io::Write;
@@ -470,7 +470,9 @@ fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
         found
     };
 
-    // Plain, as a control: the capture must see name and content.
+    // Plain, as a control: the capture must see name and content (the
+    // name in the who-has to the relay: a fetch by the index asks the
+    // holder by content hash).
     let plain = Relay::start(&[]);
     let pn = Node::spawn_with(
         "127.0.0.1",
@@ -480,7 +482,7 @@ fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
         |_| {},
     )
     .until_registered();
-    let cap = Capture::start(tmp.path(), &[pn.listen.port()]);
+    let cap = Capture::start(tmp.path(), &[pn.listen.port(), plain.port()]);
     let got = fetch(plain.port(), &[name]);
     assert!(got.stdout == content, "{}", got.stderr);
     let (bytes, log) = cap.bytes_and_log(content.len());
@@ -522,32 +524,139 @@ fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
 }
 
 /// Another member (the relay key, another static key) cannot drop a node's
-/// entry: only the node listed with the key may unregister it.
+/// entry nor rewrite its catalog: only the node listed with the key may
+/// unregister it or send its catalog.
 #[test]
-fn only_the_node_holding_its_key_may_unregister_it() {
+fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
     let tmp = tempfile::tempdir().unwrap();
     let (d1, _) = shares(tmp.path());
     let relay = secret_relay(&[]);
     let real = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
     let keys = NetworkKeys::from_secret(SECRET.as_bytes());
     let other = Security::private(keys, Identity::generate().unwrap());
-    let unregister = Request::Unregister(proto::Registration {
+    real.proc.wait_for("catalog at relay", READY);
+    let registration = proto::Registration {
         port: real.listed.port(),
         advertised_ip: None,
         token: None,
+    };
+    let unregister = Request::Unregister(registration.clone());
+    let catalog = Request::Catalog(proto::CatalogUpdate {
+        registration,
+        base_seq: 0,
+        seq: 1,
+        reset: true,
+        added: Vec::new(),
+        removed: Vec::new(),
     });
     let timeouts = proto::exchange::Timeouts::default();
-    match proto::exchange::call_via(relay.addr, &unregister, &timeouts, &other.to_relay()) {
-        Ok(Response::Error(e)) => {
-            assert_eq!(e.kind, ErrorKind::Unauthorized);
-            assert!(
-                e.message.contains("listed with another key"),
-                "{}",
-                e.message
-            );
+    for request in [unregister, catalog] {
+        match proto::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
+            Ok(Response::Error(e)) => {
+                assert_eq!(e.kind, ErrorKind::Unauthorized);
+                assert!(
+                    e.message.contains("listed with another key"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
+    // Still listed, its catalog whole.
+    let got = fetch(relay.port(), &["direct.txt", "--secret", SECRET]);
+    assert_eq!(
+        got.stdout_text(),
+        "the content of direct.txt\n",
+        "{}",
+        got.stderr
+    );
+    assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
     let peers = fetch(relay.port(), &["--peers", "--secret", SECRET]).stdout_text();
     assert!(peers.contains(&real.listed.to_string()), "{peers}");
+}
+
+/// The relay's index and verified ranges in a private network, with a relay
+/// holding the secret and with one holding only the relay key: catalogs
+/// reach the relay under the relay key, a fetch asks who has the file and
+/// gets verified ranges (one of several chunk groups, encrypted) from a
+/// direct and from a relayed holder, and `--search` answers; without the
+/// secret, the index tells nothing.
+#[test]
+fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = shares(tmp.path());
+    // Large enough for many chunk groups and hash pairs; not text.
+    let big: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(d2.join("big.bin"), &big).unwrap();
+    let relay_key = NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex();
+
+    for relay_args in [
+        vec!["--secret", SECRET],
+        vec!["--relay-key", relay_key.as_str()],
+    ] {
+        let relay = Relay::start(&relay_args);
+        let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+        let n2 = node(&relay, &d2, tmp.path(), &["--secret", SECRET, "--relayed"]);
+        for n in [&n1, &n2] {
+            n.proc.wait_for("catalog at relay", READY);
+        }
+        let port = relay.port();
+
+        for (name, via) in [("direct.txt", false), ("relayed.txt", true)] {
+            let got = fetch(port, &[name, "--secret", SECRET]);
+            assert_eq!(
+                got.stdout_text(),
+                format!("the content of {name}\n"),
+                "{relay_args:?}: {}",
+                got.stderr
+            );
+            // Only the holder, by the index, with a proof.
+            assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
+            assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
+            assert_eq!(got.stderr.contains("(via relay)"), via, "{}", got.stderr);
+            relay.proc.wait_for(&format!("who has {name}"), READY);
+        }
+
+        let out = tmp.path().join("big.out");
+        let got = fetch(
+            port,
+            &["big.bin", "-o", out.to_str().unwrap(), "--secret", SECRET],
+        );
+        assert_eq!(got.code(), 0, "{relay_args:?}: {}", got.stderr);
+        assert!(got.stderr.contains("(via relay)"), "{}", got.stderr);
+        assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
+        assert!(fs::read(&out).unwrap() == big, "big.bin arrived altered");
+        fs::remove_file(&out).unwrap();
+
+        let found = fetch(port, &["--search", ".txt", "--secret", SECRET]);
+        assert_eq!(found.code(), 0, "{relay_args:?}: {}", found.stderr);
+        let text = found.stdout_text();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("direct.txt"), "{text}");
+        assert!(text.contains("relayed.txt"), "{text}");
+        assert!(
+            found.stderr.contains("(the relay's index)"),
+            "{}",
+            found.stderr
+        );
+
+        // Without the secret the index answers nothing: a handshake refusal.
+        let refused = fetch(port, &["--search", ".txt"]);
+        assert_eq!(refused.code(), 2, "{}", refused.stderr);
+        assert!(refused.stdout.is_empty());
+        assert!(
+            refused.stderr.contains("refused the handshake"),
+            "{}",
+            refused.stderr
+        );
+        // Every catalog was taken: the nodes proved their listed keys.
+        assert!(
+            !relay.proc.log().contains(": not the key it is listed with"),
+            "{}",
+            relay.proc.log()
+        );
+    }
 }

@@ -355,6 +355,9 @@ pub struct Node {
     /// The address the relay listed it under.
     pub listed: SocketAddr,
     pub dir: PathBuf,
+    /// The node's hash cache (its default, through XDG_CACHE_HOME), so no
+    /// test writes to the real home; removed after the process is killed.
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Node {
@@ -396,6 +399,8 @@ impl Node {
             .arg(relay_port.to_string())
             .arg(dir)
             .args(args);
+        let cache = tempfile::tempdir().expect("temp dir for the hash cache");
+        cmd.env("XDG_CACHE_HOME", cache.path());
         adjust(&mut cmd);
         let proc = Proc::spawn("peer-node", cmd);
         let line = proc.wait_for("listening on", READY);
@@ -405,6 +410,7 @@ impl Node {
             listen,
             listed: listen,
             dir: dir.to_path_buf(),
+            _cache: Some(cache),
         }
     }
 
@@ -456,10 +462,14 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts a relay and `n` nodes over empty directories; `fill` writes
-    /// each node's files before it starts (index from 0).
+    /// each node's files before it starts (index from 0). Returns once every
+    /// node is registered (its catalog may still be on its way). All the
+    /// nodes register from 127.0.0.1, so the relay's per-address cap is
+    /// raised to fit them (it stays at its default of 16 for fewer).
     pub fn start(n: usize, fill: impl Fn(usize, &Path)) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let relay = Relay::start(&[]);
+        let cap = n.max(16).to_string();
+        let relay = Relay::start(&["--max-nodes-per-ip", &cap]);
         let mut nodes = Vec::new();
         for i in 0..n {
             let dir = tmp.path().join(format!("node{}", i + 1));

@@ -309,7 +309,7 @@ fn register_one(relay: SocketAddrV4, i: usize) -> Result<(), String> {
 
 /// A TCP connection to `dst` from source address `src` (port chosen at
 /// connect time), which std's TcpStream::connect cannot do.
-pub(crate) fn connect_from(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<TcpStream> {
+pub fn connect_from(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<TcpStream> {
     fn check(r: libc::c_int) -> io::Result<libc::c_int> {
         if r < 0 {
             Err(io::Error::last_os_error())

@@ -16,12 +16,14 @@
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
-//! - [`relayed`]: section 6, a fetch through the relay versus direct, the
+//! - [`index`]: section 6, the relay's index at 1 000 nodes x 1 000 files.
+//! - [`relayed`]: section 7, a fetch through the relay versus direct, the
 //!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
-//! - [`secure`]: section 7, private networks: an encrypted transfer beside
+//! - [`secure`]: section 8, private networks: an encrypted transfer beside
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`report`]: medians and the Markdown table.
 
+mod index;
 mod load;
 mod lookup;
 mod nginx;
@@ -45,7 +47,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale, relayed, secure
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, index, relayed, secure
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -65,9 +67,14 @@ pub struct Settings {
     pub many_nodes: usize,
     pub lookup_nodes: usize,
     pub scale_nodes: usize,
+    /// Nodes and files per node of the index section.
+    pub index_nodes: usize,
+    pub index_files: usize,
 }
 
-const SECTIONS: [&str; 6] = ["transfer", "relay", "lookup", "scale", "relayed", "secure"];
+const SECTIONS: [&str; 7] = [
+    "transfer", "relay", "lookup", "scale", "index", "relayed", "secure",
+];
 
 struct Args {
     quick: bool,
@@ -152,6 +159,8 @@ fn run() -> Result<(), String> {
         many_nodes: 10_000,
         lookup_nodes: if args.quick { 20 } else { 50 },
         scale_nodes: 100_000,
+        index_nodes: if args.quick { 200 } else { 1000 },
+        index_files: if args.quick { 200 } else { 1000 },
     };
     eprintln!("binaries: {}", settings.bins.dir().display());
     let mut table = Table::default();
@@ -161,6 +170,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "index" => index::run(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),

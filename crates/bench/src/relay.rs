@@ -154,7 +154,7 @@ pub fn scale(s: &Settings, table: &mut Table) -> Result<(), String> {
 }
 
 /// One list answer from the relay, checked to list `nodes` nodes.
-fn list_answer(
+pub fn list_answer(
     relay: std::net::SocketAddr,
     request: &[u8],
     nodes: usize,

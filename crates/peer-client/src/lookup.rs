@@ -1,17 +1,21 @@
 //! Finding a file: the relay's list of active nodes, then each node in the
 //! relay's order until one has the file.
 //!
-//! A transfer that breaks in the middle resumes from the next node that
-//! holds a file of the same size, asking for the bytes from where the first
-//! one stopped, so what reaches the output is complete and in order even
-//! though it came from two nodes.
+//! Each node is asked for a verified range ([`crate::verified`]): a transfer
+//! that breaks in the middle, or a node that sends bytes that fail the
+//! proof, resumes from the next node holding the same content hash, from
+//! the last verified byte. An older node that does not know range requests
+//! is asked with a plain GetFile, and the result is marked unverified; once
+//! unverified bytes are out, the fetch goes on as before content hashes
+//! (by name and size), since no proof can cover them any more.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 
 use proto::exchange::{self, Connection, Finish, Timeouts};
 use proto::{
-    ErrorKind, FileEntry, FileRequest, NodeEntry, NodeInfo, NodeMode, ProtoError, Request, Response,
+    ContentHash, ErrorKind, FileEntryLong, FileRequest, NodeEntry, NodeInfo, NodeMode, ProtoError,
+    Request, Response, Target,
 };
 
 use crate::dial;
@@ -119,8 +123,9 @@ impl Relay {
         }
     }
 
-    /// One exchange with the relay.
-    fn ask(&self, request: &Request) -> anyhow::Result<Response> {
+    /// One exchange with the relay (under the relay key in a private
+    /// network).
+    pub(crate) fn ask(&self, request: &Request) -> anyhow::Result<Response> {
         let unreachable =
             |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
         let addrs = exchange::resolve(&self.host, self.port)
@@ -147,6 +152,9 @@ pub enum Fetched {
     Found { size: u64 },
     /// No node had it (or every node that had it failed).
     Missing,
+    /// As `Missing`, and not a byte reached the output: another version
+    /// may still be tried.
+    Nothing,
     /// stdout is a terminal and the file is not text; nothing is reported
     /// yet, since the hint depends on where the user typed the name.
     NotText,
@@ -154,9 +162,23 @@ pub enum Fetched {
     OutputFailed,
 }
 
-/// Fetches `name` from the first of `nodes` that has it (phase 3).
+/// Fetches `target` (a name, or a content hash) from the first of `nodes`
+/// that has it (phase 3).
 pub fn fetch(
-    name: &str,
+    target: &Target,
+    nodes: &[NodeInfo],
+    dialer: &Dialer,
+    out: &mut Output,
+    report: &Report,
+) -> Fetched {
+    fetch_expecting(target, None, nodes, dialer, out, report)
+}
+
+/// As [`fetch`], accepting only content with hash `expect` when given (the
+/// version the relay's index chose).
+pub fn fetch_expecting(
+    target: &Target,
+    expect: Option<ContentHash>,
     nodes: &[NodeInfo],
     dialer: &Dialer,
     out: &mut Output,
@@ -167,8 +189,19 @@ pub fn fetch(
         report.status("no active nodes: start a peer-node, or check the relay address");
         return Fetched::Missing;
     }
+    let name = match target {
+        Target::Name(name) => name.clone(),
+        Target::Hash(hash) => format!("blake3:{}", hash.short()),
+    };
+    let name = name.as_str();
     let mut progress: Option<Progress> = None;
-    let mut transfer = Transfer::default();
+    let mut transfer = Transfer {
+        hash: match target {
+            Target::Hash(hash) => Some(*hash),
+            Target::Name(_) => expect,
+        },
+        ..Transfer::default()
+    };
     for (i, node) in nodes.iter().enumerate() {
         let label = format!(
             "{}{}, node {} of {total}",
@@ -176,17 +209,53 @@ pub fn fetch(
             dial::via(node),
             i + 1
         );
-        match try_node(node, name, dialer, &mut transfer, out, &mut progress) {
+        let mut tried = if transfer.unverified {
+            // Bytes without a proof are out already: go on as before
+            // content hashes, by name and size.
+            Err(NodeFailure::NoRanges(String::new()))
+        } else {
+            crate::verified::try_node(node, target, dialer, &mut transfer, out, &mut progress)
+        };
+        if let (Err(NodeFailure::NoRanges(why)), Target::Name(name)) = (&tried, target) {
+            // An older node: a plain GetFile, unverified, unless a content
+            // is fixed already (then it cannot prove it holds the same one).
+            tried = if transfer.hash.is_none() {
+                let legacy = try_node(node, name, dialer, &mut transfer, out, &mut progress);
+                if legacy.is_ok() || transfer.written > 0 {
+                    transfer.unverified = true;
+                }
+                legacy
+            } else {
+                tracing::debug!("{label}: {why}");
+                Err(NodeFailure::Refused(
+                    "it is an older node that cannot prove its copy is the same content".into(),
+                ))
+            };
+        }
+        match tried {
             Ok(()) => {
                 if let Some(p) = progress.take() {
                     p.finish();
                 }
-                report.status(&format!("found on {label} ({} bytes)", transfer.size()));
+                let proof = match transfer.hash {
+                    Some(hash) if !transfer.unverified => format!("blake3 {}", hash.short()),
+                    _ => "unverified: an older node without content hashes".to_string(),
+                };
+                report.status(&format!(
+                    "found on {label} ({} bytes, {proof})",
+                    transfer.size()
+                ));
                 return Fetched::Found {
                     size: transfer.size(),
                 };
             }
             Err(NodeFailure::NotHere) => report.status(&format!("not on {label}")),
+            Err(NodeFailure::NoRanges(why)) => {
+                report.status(&format!("{label} cannot serve by content hash: {why}"))
+            }
+            Err(NodeFailure::Corrupt(why)) => {
+                report.status(&format!("corrupt data from {label}: {why}"))
+            }
             Err(NodeFailure::Unreachable(why)) => {
                 report.status(&format!("could not reach {label}: {why}"))
             }
@@ -211,24 +280,37 @@ pub fn fetch(
         p.abandon();
     }
     if transfer.written > 0 {
+        let holders = match transfer.hash {
+            Some(hash) if !transfer.unverified => {
+                format!("; no other node could continue blake3 {}", hash.short())
+            }
+            _ => String::new(),
+        };
         report.status(&format!(
-            "{name}: incomplete, {} of {} bytes received from {total} active nodes",
+            "{name}: incomplete, {} of {} bytes received from {total} active nodes{holders}",
             transfer.written,
             transfer.size()
         ));
+        Fetched::Missing
     } else {
         report.status(&format!("not found on any of {total} active nodes"));
+        Fetched::Nothing
     }
-    Fetched::Missing
 }
 
 /// What is known of the file so far, across nodes.
 #[derive(Debug, Default)]
-struct Transfer {
+pub(crate) struct Transfer {
     /// The size the first answering node declared.
-    size: Option<u64>,
-    /// Bytes already delivered to the output.
-    written: u64,
+    pub(crate) size: Option<u64>,
+    /// The content hash the first answering node declared (or the user
+    /// asked for); every later byte must belong to it.
+    pub(crate) hash: Option<ContentHash>,
+    /// Bytes already delivered to the output (all verified, unless
+    /// `unverified`).
+    pub(crate) written: u64,
+    /// An older node served without a proof.
+    pub(crate) unverified: bool,
 }
 
 impl Transfer {
@@ -237,7 +319,7 @@ impl Transfer {
     }
 }
 
-enum NodeFailure {
+pub(crate) enum NodeFailure {
     NotHere,
     Unreachable(String),
     Refused(String),
@@ -247,6 +329,10 @@ enum NodeFailure {
     Keys(String),
     /// The node started sending and stopped, or lied about what it sends.
     Broken(String),
+    /// The node sent bytes that fail the proof: not the content it named.
+    Corrupt(String),
+    /// The node does not know range requests (an older node).
+    NoRanges(String),
     Output(SinkError),
 }
 
@@ -259,11 +345,7 @@ fn try_node(
     progress: &mut Option<Progress>,
 ) -> Result<(), NodeFailure> {
     let addr = node.addr;
-    let mut conn = dialer.connect(node).map_err(|e| match e {
-        ProtoError::CircuitRefused(_) => NodeFailure::Refused(e.to_string()),
-        e if e.is_handshake() => NodeFailure::Keys(e.to_string()),
-        e => NodeFailure::Unreachable(e.to_string()),
-    })?;
+    let mut conn = connect(node, dialer)?;
     let request = Request::GetFile(FileRequest {
         name: name.to_string(),
         offset: transfer.written,
@@ -317,6 +399,17 @@ fn try_node(
     Ok(())
 }
 
+/// Opens a connection to `node`, directly or through a circuit at the
+/// relay; a relay that refuses the circuit is a refusal, not an outage,
+/// and a failed handshake (wrong secret, another key) is neither.
+pub(crate) fn connect(node: &NodeInfo, dialer: &Dialer) -> Result<Connection, NodeFailure> {
+    dialer.connect(node).map_err(|e| match e {
+        ProtoError::CircuitRefused(_) => NodeFailure::Refused(e.to_string()),
+        e if e.is_handshake() => NodeFailure::Keys(e.to_string()),
+        e => NodeFailure::Unreachable(e.to_string()),
+    })
+}
+
 /// Copies exactly `len` bytes from the node to the output.
 fn copy_body(
     conn: &mut Connection,
@@ -347,12 +440,14 @@ fn copy_body(
     Ok(())
 }
 
-/// What every node shares, node by node, in the relay's order.
-pub fn list_all(
-    nodes: &[NodeInfo],
-    dialer: &Dialer,
-    report: &Report,
-) -> Vec<(SocketAddr, Vec<FileEntry>, bool)> {
+/// One node's listing: its address, its files (with hashes when asked for
+/// and known), and whether it was cut.
+pub type Listing = (SocketAddr, Vec<FileEntryLong>, bool);
+
+/// What every node shares, node by node, in the relay's order; with
+/// `long`, with content hashes (an older node that cannot list them is
+/// asked for the plain listing).
+pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report) -> Vec<Listing> {
     let total = nodes.len();
     let mut all = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -362,13 +457,38 @@ pub fn list_all(
             dial::via(node),
             i + 1
         );
-        let listed = dialer.connect(node).and_then(|mut conn| {
-            let response = conn.request(&Request::ListFiles)?;
-            conn.finish();
-            Ok(response)
-        });
-        match listed {
-            Ok(Response::Files(list)) => all.push((node.addr, list.entries, list.truncated)),
+        let ask = |request: &Request| {
+            dialer.connect(node).and_then(|mut conn| {
+                let response = conn.request(request)?;
+                conn.finish();
+                Ok(response)
+            })
+        };
+        let mut answer = if long {
+            ask(&Request::ListFilesLong)
+        } else {
+            ask(&Request::ListFiles)
+        };
+        if let Ok(Response::Error(e)) = &answer
+            && long
+            && e.kind == ErrorKind::BadRequest
+        {
+            answer = ask(&Request::ListFiles);
+        }
+        match answer {
+            Ok(Response::FilesLong(list)) => all.push((node.addr, list.entries, list.truncated)),
+            Ok(Response::Files(list)) => {
+                let entries = list
+                    .entries
+                    .into_iter()
+                    .map(|e| FileEntryLong {
+                        name: e.name,
+                        size: e.size,
+                        hash: None,
+                    })
+                    .collect();
+                all.push((node.addr, entries, list.truncated))
+            }
             Ok(Response::Error(e)) => report.status(&format!(
                 "{label} cannot list its files: {} ({})",
                 e.message,
@@ -385,6 +505,6 @@ pub fn list_all(
     all
 }
 
-fn response_name(response: &Response) -> &'static str {
+pub(crate) fn response_name(response: &Response) -> &'static str {
     response.name()
 }

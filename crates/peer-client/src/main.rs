@@ -29,9 +29,20 @@ Save the file to PATH instead of printing it (one NAME only). By what PATH is:
 Examples:
   peer-client 127.0.0.1 7000 hello.txt             print hello.txt
   peer-client 127.0.0.1 7000 logo.png -o logo.png  save logo.png (progress bar on a terminal)
-  peer-client 127.0.0.1 7000 --list                what every active node shares
+  peer-client 127.0.0.1 7000 blake3:3f2a...        fetch by content hash, whatever the name
+  peer-client 127.0.0.1 7000 --search report       files named *report* across the network
+  peer-client 127.0.0.1 7000 --list --long         what the network shares (the relay's index), with hashes
+  peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
   peer-client 127.0.0.1 7000 --peers               the active nodes
-  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, ls, peers, help, quit
+  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
+
+The relay's index says who holds a file, so only holders are contacted and a missing
+file costs one question to the relay; against an older relay without an index (or with
+--no-index) every active node is asked in turn. When holders disagree on a file's
+content, the earliest-registered holder's version is fetched and the others are named.
+
+Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
+only an older node without hashes serves unverified, and the status line says so.
 
 Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
 )]
@@ -42,7 +53,7 @@ struct Cli {
     /// Port of the relay.
     #[arg(required_unless_present = "show_relay_key")]
     relay_port: Option<u16>,
-    /// Files to fetch; none opens the prompt.
+    /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     names: Vec<String>,
     /// Save the file to PATH instead of printing it (one NAME only).
     #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
@@ -50,9 +61,22 @@ struct Cli {
     /// Print the active nodes, one per line, then exit.
     #[arg(long, conflicts_with_all = ["names", "output", "list"])]
     peers: bool,
-    /// Print what every active node shares, then exit.
-    #[arg(long, conflicts_with_all = ["names", "output"])]
+    /// Print what the network shares (from the relay's index), then exit.
+    #[arg(long, conflicts_with_all = ["names", "output", "search"])]
     list: bool,
+    /// With --list: show each file's whole content hash.
+    #[arg(short = 'l', long, requires = "list")]
+    long: bool,
+    /// With --list: ask each active node for its own listing instead.
+    #[arg(long = "nodes", requires = "list")]
+    per_node: bool,
+    /// Print the files whose names contain TEXT (either case) across the
+    /// network: size, short hash, number of holders, name. Then exit.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["names", "output", "peers"])]
+    search: Option<String>,
+    /// Do not use the relay's index: ask every active node in turn.
+    #[arg(long)]
+    no_index: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
@@ -138,7 +162,12 @@ fn main() -> ExitCode {
     let task = if cli.peers {
         Task::Peers
     } else if cli.list {
-        Task::List
+        Task::List {
+            long: cli.long,
+            per_node: cli.per_node,
+        }
+    } else if let Some(text) = cli.search {
+        Task::Search { text }
     } else if cli.names.is_empty() {
         Task::Prompt
     } else {
@@ -147,12 +176,13 @@ fn main() -> ExitCode {
             output: cli.output,
         }
     };
-    let session = Session::new(
+    let mut session = Session::new(
         relay,
         timeouts,
         Report {
             quiet: cli.log.quiet,
         },
     );
+    session.no_index = cli.no_index;
     ExitCode::from(session.run(task))
 }

@@ -16,11 +16,13 @@ pub const PROMPT: &str = "file name> ";
 
 pub const HELP: &str = "\
 commands:
-  NAME               fetch NAME and print it
+  NAME or blake3:HASH  fetch NAME (or the content with that hash) and print it
   get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
                      gets it inside, a device or FIFO is written in place,
                      a symlink is followed, - is stdout)
-  ls                 list the files every active node shares
+  ls [-l] [--nodes]  list the network's files from the relay's index (-l: whole
+                     hashes; --nodes: ask each node for its own listing)
+  search TEXT        files whose names contain TEXT, across the network
   peers              list the active nodes
   help               this text
   quit               leave (Ctrl-D works too)
@@ -33,7 +35,13 @@ pub enum Command {
         name: String,
         output: Option<PathBuf>,
     },
-    List,
+    List {
+        long: bool,
+        per_node: bool,
+    },
+    Search {
+        text: String,
+    },
     Peers,
     Help,
     Quit,
@@ -50,7 +58,23 @@ impl Command {
             None => Command::Nothing,
             Some("quit" | "exit") if words.next().is_none() => Command::Quit,
             Some("help" | "?") if words.next().is_none() => Command::Help,
-            Some("ls") if words.next().is_none() => Command::List,
+            Some("ls") => {
+                let (mut long, mut per_node) = (false, false);
+                for word in words {
+                    match word {
+                        "-l" | "--long" => long = true,
+                        "--nodes" => per_node = true,
+                        _ => return Command::Invalid("usage: ls [-l|--long] [--nodes]".into()),
+                    }
+                }
+                Command::List { long, per_node }
+            }
+            Some("search") => match line["search".len()..].trim() {
+                "" => Command::Invalid("usage: search TEXT".into()),
+                text => Command::Search {
+                    text: text.to_string(),
+                },
+            },
             Some("peers") if words.next().is_none() => Command::Peers,
             Some("get") => {
                 let rest: Vec<&str> = words.collect();
@@ -143,7 +167,19 @@ mod tests {
     fn parses_commands_and_bare_names() {
         assert_eq!(Command::parse("  "), Command::Nothing);
         assert_eq!(Command::parse("quit"), Command::Quit);
-        assert_eq!(Command::parse("ls"), Command::List);
+        let ls = |long, per_node| Command::List { long, per_node };
+        assert_eq!(Command::parse("ls"), ls(false, false));
+        assert_eq!(Command::parse("ls -l"), ls(true, false));
+        assert_eq!(Command::parse("ls --long"), ls(true, false));
+        assert_eq!(Command::parse("ls --nodes -l"), ls(true, true));
+        assert_eq!(
+            Command::parse("search  my report "),
+            Command::Search {
+                text: "my report".into()
+            }
+        );
+        assert!(matches!(Command::parse("search"), Command::Invalid(_)));
+        assert!(matches!(Command::parse("ls x"), Command::Invalid(_)));
         assert_eq!(Command::parse("peers\n"), Command::Peers);
         assert_eq!(
             Command::parse("hello.txt\n"),

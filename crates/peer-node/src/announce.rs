@@ -160,6 +160,12 @@ impl Announcer {
     /// capped backoff while the relay is unreachable. Returns a refusal
     /// retrying cannot fix, or [`AnnounceError::Leaving`].
     pub fn run(&self) -> AnnounceError {
+        self.run_with(|| {})
+    }
+
+    /// As [`Announcer::run`], calling `listed` each time the relay lists
+    /// this node anew (the first registration, and after an outage).
+    pub fn run_with(&self, listed: impl Fn()) -> AnnounceError {
         let relay = self.relay_label();
         let mut registered_as: Option<SocketAddr> = None;
         let mut retry = FIRST_RETRY;
@@ -177,6 +183,7 @@ impl Announcer {
                             secs(every)
                         );
                         self.warn_if_not_as_advertised(reg.addr);
+                        listed();
                     } else {
                         tracing::debug!("refreshed with relay {relay}");
                     }
@@ -219,6 +226,11 @@ impl Announcer {
                 listed.ip()
             );
         }
+    }
+
+    /// One exchange with the relay (the catalog's updates use it too).
+    pub fn call_relay(&self, request: &Request) -> Result<Response, String> {
+        self.call(request).map_err(|e| e.to_string())
     }
 
     fn call(&self, request: &Request) -> Result<Response, AnnounceError> {

@@ -68,12 +68,19 @@ impl<H: Handler> Relayed<H> {
     /// Keeps a control connection open for as long as the process lives;
     /// returns only a refusal that retrying cannot fix.
     pub fn run(&self) -> AnnounceError {
+        self.run_with(&|_| {})
+    }
+
+    /// As [`Relayed::run`], calling `listed` with the address the relay
+    /// lists this node under each time a control connection is accepted
+    /// (the catalog is sent anew under that name).
+    pub fn run_with(&self, listed: &dyn Fn(SocketAddr)) -> AnnounceError {
         let relay = self.relay_label();
         let open_circuits = Arc::new(AtomicUsize::new(0));
         let mut every = self.heartbeat.max(MIN_KEEPALIVE);
         let mut retry = FIRST_RETRY;
         loop {
-            match self.session(&mut every, &open_circuits) {
+            match self.session(&mut every, &open_circuits, listed) {
                 Ended::Refused(why) => return AnnounceError::Refused(why),
                 Ended::Lost(why) => {
                     tracing::warn!(
@@ -94,7 +101,12 @@ impl<H: Handler> Relayed<H> {
     }
 
     /// One control connection, from `Control` until it breaks.
-    fn session(&self, every: &mut Duration, open_circuits: &Arc<AtomicUsize>) -> Ended {
+    fn session(
+        &self,
+        every: &mut Duration,
+        open_circuits: &Arc<AtomicUsize>,
+        listed: &dyn Fn(SocketAddr),
+    ) -> Ended {
         let relay = self.relay_label();
         let addrs = match exchange::resolve(&self.relay_host, self.relay_port) {
             Ok(addrs) => addrs,
@@ -152,6 +164,7 @@ impl<H: Handler> Relayed<H> {
             registered.ttl_secs,
             every.as_secs_f64()
         );
+        listed(registered.addr);
         let mut stream = conn.into_stream();
         Ended::Lost(self.keep(&mut stream, relay_addr, *every, ttl, open_circuits))
     }

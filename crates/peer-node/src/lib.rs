@@ -5,9 +5,17 @@
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
+//! - [`catalog`]: what the relay's index gets: every shared file's name,
+//!   size and hash, diffed and sent in frames that fit, in order.
+//! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
 //! - [`control`]: relayed mode, for a node the relay cannot connect to: the
 //!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
+//! - [`ranges`]: the verified answers: a range with its proof, by name or by
+//!   content hash, and the listing with hashes.
+//! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
+//!   disk, hashed on demand and by a low-priority startup scan.
+//! - [`cache`]: where the outboards (hash trees) live, outside DIR.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `proto::server`. When
@@ -15,9 +23,14 @@
 //! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod cache;
+pub mod catalog;
 pub mod control;
+pub mod hashes;
+pub mod ranges;
 pub mod service;
 pub mod share;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +45,7 @@ use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
 pub use control::Relayed;
+pub use hashes::ContentIndex;
 pub use service::NodeService;
 pub use share::SharedDir;
 
@@ -41,6 +55,9 @@ pub struct NodeConfig {
     pub relay_host: String,
     pub relay_port: u16,
     pub dir: PathBuf,
+    /// Where outboards are kept (`--cache`); None picks the default
+    /// (see [`cache`]).
+    pub cache: Option<PathBuf>,
     pub bind: Option<IpAddr>,
     pub port: u16,
     /// Announce this IP and port instead of the listener's port (and the IP
@@ -67,7 +84,16 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.server.security = Security::private(keys, identity);
     }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
-    tracing::info!("listening on {local}, sharing {}", share.root().display());
+    let cache = cache::choose(config.cache.as_deref(), share.root())?;
+    let index = ContentIndex::new(cache.clone());
+    tracing::info!(
+        "listening on {local}, sharing {} (hash cache {})",
+        share.root().display(),
+        cache.display()
+    );
+    index
+        .start_scanner(share.clone())
+        .context("could not start the hashing thread")?;
 
     let (advertised_ip, port) = config.advertise.unwrap_or((None, local.port()));
     let registration = Registration {
@@ -83,7 +109,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     )
     .with_dial(config.server.security.to_relay());
-    let service = Arc::new(NodeService::new(share));
+    let service = Arc::new(NodeService::new(share.clone(), index.clone()));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
         relay_port: config.relay_port,
@@ -95,16 +121,29 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     };
     let force_relayed = config.relayed;
     unregister_on_signal(announcer.clone())?;
+    let wake = watch::Wake::default();
+    watch::start(
+        share.clone(),
+        index.clone(),
+        announcer.clone(),
+        wake.clone(),
+        config.heartbeat.max(Duration::from_millis(100)),
+    )
+    .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or
     // keeps its control connection) drops off the list while it looks alive.
     proto::crucial::spawn("announce", move || {
+        // Listed anew: the catalog thread sends the whole catalog, naming
+        // the node as the relay lists it (a relayed node by its control
+        // connection's address, see watch::Wake::relayed).
+        let relayed_listed = |listed_as| wake.relayed(listed_as);
         let outcome = if force_relayed {
-            relayed.run()
+            relayed.run_with(&relayed_listed)
         } else {
-            match announcer.run() {
+            match announcer.run_with(|| wake.registered()) {
                 AnnounceError::NeedsRelay(why) => {
                     tracing::warn!("{why}; switching to relayed mode");
-                    relayed.run()
+                    relayed.run_with(&relayed_listed)
                 }
                 other => other,
             }

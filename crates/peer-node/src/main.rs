@@ -21,6 +21,11 @@ struct Cli {
     relay_port: u16,
     /// Directory to share (only files inside it are ever served).
     dir: PathBuf,
+    /// Directory for the hash trees (outboards, 0.1% of each file's size)
+    /// of shared files; must be outside DIR. Default:
+    /// $XDG_CACHE_HOME/p2p-share or $HOME/.cache/p2p-share.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
     /// Port to serve on (0 takes a free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         relay_host: cli.relay_ip,
         relay_port: cli.relay_port,
         dir: cli.dir,
+        cache: cli.cache,
         bind: cli.bind,
         port: cli.port,
         advertise: cli.advertise,

@@ -10,38 +10,54 @@ use proto::{
     Response,
 };
 
-use crate::share::{ShareError, SharedDir};
+use crate::hashes::ContentIndex;
+use crate::share::{ShareError, SharedDir, SharedFile};
 
 pub struct NodeService {
-    share: SharedDir,
+    pub(crate) share: SharedDir,
+    /// Content hashes of the shared files (crate::ranges serves with them).
+    pub(crate) index: ContentIndex,
 }
 
 impl NodeService {
-    pub fn new(share: SharedDir) -> NodeService {
-        NodeService { share }
+    pub fn new(share: SharedDir, index: ContentIndex) -> NodeService {
+        NodeService { share, index }
+    }
+
+    /// Opens `name` inside DIR, or answers why not (not here, refused,
+    /// unreadable) and returns None.
+    pub(crate) fn open_or_answer(
+        &self,
+        name: &str,
+        reply: &mut Reply<'_>,
+    ) -> Result<Option<SharedFile>, ProtoError> {
+        let peer = reply.peer();
+        let shown = name.escape_debug().to_string();
+        let response = match self.share.open_file(name) {
+            Ok(shared) => return Ok(Some(shared)),
+            Err(ShareError::NotFound) => {
+                tracing::info!("{peer}: {shown}: not here");
+                Response::NotFound
+            }
+            Err(ShareError::Forbidden(why)) => {
+                tracing::warn!("{peer}: {shown}: refused: {why}");
+                Response::error(ErrorKind::Forbidden, why)
+            }
+            Err(ShareError::Io(e)) => {
+                let why = proto::error::io_reason(&e);
+                tracing::warn!("{peer}: {shown}: cannot open: {why}");
+                Response::error(ErrorKind::Internal, format!("cannot read the file: {why}"))
+            }
+        };
+        reply.send(&response)?;
+        Ok(None)
     }
 
     fn get_file(&self, req: FileRequest, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let peer = reply.peer();
         let name = req.name.escape_debug().to_string();
-        let mut shared = match self.share.open_file(&req.name) {
-            Ok(shared) => shared,
-            Err(ShareError::NotFound) => {
-                tracing::info!("{peer}: {name}: not here");
-                return reply.send(&Response::NotFound);
-            }
-            Err(ShareError::Forbidden(why)) => {
-                tracing::warn!("{peer}: {name}: refused: {why}");
-                return reply.send(&Response::error(ErrorKind::Forbidden, why));
-            }
-            Err(ShareError::Io(e)) => {
-                let why = proto::error::io_reason(&e);
-                tracing::warn!("{peer}: {name}: cannot open: {why}");
-                return reply.send(&Response::error(
-                    ErrorKind::Internal,
-                    format!("cannot read the file: {why}"),
-                ));
-            }
+        let Some(mut shared) = self.open_or_answer(&req.name, reply)? else {
+            return Ok(());
         };
         // At the end (`offset == size`) the answer is a `File` with no body,
         // as HTTP answers a range that starts at the end; past it, a refusal
@@ -100,6 +116,8 @@ impl Handler for NodeService {
         }
         match request {
             Request::GetFile(req) => self.get_file(req, reply),
+            Request::GetRange(req) => self.get_range(req, reply),
+            Request::ListFilesLong => self.list_long(reply),
             Request::ListFiles => {
                 let (entries, truncated) = self.share.list();
                 let list = fit_in_frame(entries, truncated);
@@ -116,6 +134,9 @@ impl Handler for NodeService {
             Request::Register(_)
             | Request::Unregister(_)
             | Request::ListNodes
+            | Request::Catalog(_)
+            | Request::WhoHas(_)
+            | Request::Search(_)
             | Request::ListNodesLong
             | Request::Control(_)
             | Request::Keepalive

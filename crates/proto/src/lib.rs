@@ -8,6 +8,8 @@
 //! - [`codec`] (private): the bincode options; every bincode call lives there,
 //!   so the codec can be swapped in one file.
 //! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
+//! - [`content`]: content hashes (BLAKE3) and verified ranges: the proof
+//!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
 //! - [`stream`]: the bytes under every exchange: a socket in the clear, or
@@ -30,6 +32,7 @@
 pub mod circuit;
 pub mod cli;
 mod codec;
+pub mod content;
 pub mod crucial;
 pub mod error;
 pub mod exchange;
@@ -40,10 +43,13 @@ pub mod secure;
 pub mod server;
 pub mod stream;
 
+pub use content::ContentHash;
 pub use error::ProtoError;
 pub use message::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
-    NodeMode, Registered, Registration, Request, Response,
+    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
+    NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
+    SearchQuery, SearchResults, Target,
 };
 
 /// First bytes of every request and every response, so a wrong program (an
@@ -73,3 +79,7 @@ pub const MAX_LIST_FILES: usize = 10_000;
 
 /// Longest registration token accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Most holders a who-has answer lists (oldest registration first); a
+/// client needs one that works, and each holder costs up to a name's length.
+pub const MAX_HOLDERS: usize = 1_000;

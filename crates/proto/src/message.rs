@@ -11,9 +11,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::{ByteRange, ContentHash};
 use crate::{
-    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
-    ProtoError,
+    MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME,
+    MAX_TOKEN_LEN, ProtoError,
 };
 
 /// What a client (or a node talking to the relay) asks.
@@ -29,23 +30,40 @@ pub enum Request {
     GetFile(FileRequest),
     /// Tag 4, to a node: which files do you share?
     ListFiles,
+    /// Tag 5, to a node: send me this range of a file, with the proof that
+    /// each byte belongs to its content hash (docs/PROTOCOL.md, "Verified
+    /// ranges").
+    GetRange(RangeRequest),
+    /// Tag 6, to a node: which files do you share, with their sizes and
+    /// content hashes?
+    ListFilesLong,
+    /// Tag 7, to the relay: a change to my catalog (what I share), in
+    /// order after the last one the relay applied (docs/PROTOCOL.md,
+    /// "Catalogs").
+    Catalog(CatalogUpdate),
+    /// Tag 8, to the relay: which active nodes hold this name, or this
+    /// content?
+    WhoHas(Target),
+    /// Tag 9, to the relay: which files across the network have names
+    /// containing this text?
+    Search(SearchQuery),
     // Tags from here on belong to relayed mode (docs/PROTOCOL.md, "Relayed
     // mode"); they stay together and in this order, so renumbering them
     // after other appended variants is mechanical.
-    /// Tag 5, from the relay to a node (the dial-back): are you a node?
+    /// Tag 10, from the relay to a node (the dial-back): are you a node?
     /// Any well-formed response proves it.
     Hello,
-    /// Tag 6, to the relay: which nodes are active, and how is each reached?
+    /// Tag 11, to the relay: which nodes are active, and how is each reached?
     ListNodesLong,
-    /// Tag 7, to the relay: list me as a relayed node. The connection stays
+    /// Tag 12, to the relay: list me as a relayed node. The connection stays
     /// open as the node's control connection.
     Control(Registration),
-    /// Tag 8, from a node on its control connection: I am still here.
+    /// Tag 13, from a node on its control connection: I am still here.
     Keepalive,
-    /// Tag 9, to the relay: join me to this relayed node. After
+    /// Tag 14, to the relay: join me to this relayed node. After
     /// `CircuitReady` the connection is a byte pipe to the node.
     OpenCircuit(SocketAddr),
-    /// Tag 10, from a node to the relay, on a fresh connection: this is my
+    /// Tag 15, from a node to the relay, on a fresh connection: this is my
     /// end of circuit N. After `CircuitReady` it carries the client's bytes.
     JoinCircuit(u64),
 }
@@ -67,15 +85,28 @@ pub enum Response {
     Files(FileList),
     /// Tag 6: the request was refused or failed; `message` says why.
     Error(ErrorReply),
+    /// Tag 7: the range exists; the encoded range follows the frame: hash
+    /// pairs and chunk groups in pre-order (crate::content).
+    Range(RangeHeader),
+    /// Tag 8: the files this node shares, with their content hashes.
+    FilesLong(FileListLong),
+    /// Tag 9: the relay's catalog of you is now at `seq` (the answer to a
+    /// `Catalog`; another seq than the one sent asks for a full resend).
+    CatalogAck(CatalogAck),
+    /// Tag 10: who holds the name or content asked for, in registration
+    /// order.
+    Holders(HolderList),
+    /// Tag 11: the files whose names contain the text searched for.
+    SearchResults(SearchResults),
     // Relayed mode, as in `Request`.
-    /// Tag 7: the answer to `Hello`: a node is listening here.
+    /// Tag 12: the answer to `Hello`: a node is listening here.
     Hello,
-    /// Tag 8: the active nodes with how each is reached, oldest first.
+    /// Tag 13: the active nodes with how each is reached, oldest first.
     NodesLong(Vec<NodeInfo>),
-    /// Tag 9, on a control connection: open a data connection for circuit N
+    /// Tag 14, on a control connection: open a data connection for circuit N
     /// (send `JoinCircuit(N)` on it).
     OpenData(u64),
-    /// Tag 10: the circuit is joined; from the next byte on, this connection
+    /// Tag 15: the circuit is joined; from the next byte on, this connection
     /// is a pipe to the other end.
     CircuitReady,
 }
@@ -187,6 +218,155 @@ impl FileHeader {
     pub fn body_len(&self) -> u64 {
         self.size.saturating_sub(self.offset)
     }
+}
+
+/// What a range request names: a file by its name in the node's shared
+/// directory, or any file with this content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// Tag 0: a relative path inside the shared directory, `/`-separated.
+    Name(String),
+    /// Tag 1: a content hash; a node that holds no file with it answers
+    /// [`Response::NotFound`].
+    Hash(ContentHash),
+}
+
+/// Which content, and which bytes of it. The node clamps `offset + len` to
+/// the size (`len` u64::MAX means "to the end"); an offset past the end is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    pub target: Target,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Precedes an encoded range: what content it is, and which bytes (after
+/// clamping) the stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeHeader {
+    /// The whole content's length in bytes.
+    pub size: u64,
+    /// The content's BLAKE3 hash: the root every pair and group is checked
+    /// against.
+    pub hash: ContentHash,
+    /// The first byte of the range.
+    pub offset: u64,
+    /// Bytes in the range; `offset + len <= size`.
+    pub len: u64,
+}
+
+impl RangeHeader {
+    /// The range, checked against the size; None if it is not within it.
+    pub fn range(&self) -> Option<ByteRange> {
+        ByteRange::clamp(self.size, self.offset, self.len).filter(|r| r.len == self.len)
+    }
+}
+
+/// A node's shared files with their content hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListLong {
+    pub entries: Vec<FileEntryLong>,
+    /// True when the node shares more than it listed.
+    pub truncated: bool,
+}
+
+/// One shared file: its relative name, size and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntryLong {
+    pub name: String,
+    pub size: u64,
+    /// None while the node has not hashed this version of the file yet.
+    pub hash: Option<ContentHash>,
+}
+
+/// A change to a node's catalog at the relay. The node is named as in a
+/// registration (the relay finds its entry the same way). The relay applies
+/// it when `reset` is set (the catalog is replaced by `added`) or when its
+/// catalog of the node is at `base_seq`; either way its catalog is then at
+/// `seq`. Otherwise it changes nothing and answers its own seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogUpdate {
+    pub registration: Registration,
+    pub base_seq: u64,
+    pub seq: u64,
+    pub reset: bool,
+    /// Files shared now (a name already in the catalog is replaced).
+    pub added: Vec<CatalogEntry>,
+    /// Names no longer shared.
+    pub removed: Vec<String>,
+}
+
+/// One file in a catalog: a name inside the node's shared directory, with
+/// the size and content hash of its current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// The relay's answer to a catalog update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogAck {
+    /// The seq the relay's catalog of this node is at now.
+    pub seq: u64,
+    /// Files the relay indexes for this node now.
+    pub files: u32,
+    /// Entries of this update the relay did not index (limits).
+    pub refused: u32,
+}
+
+/// The holders of a name or a content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderList {
+    /// Active nodes the relay knows (holders or not).
+    pub nodes: u32,
+    /// Oldest registration first.
+    pub holders: Vec<Holder>,
+    /// Active nodes that have sent no catalog (just started, or older
+    /// nodes without one), oldest first: they may hold it too, and a
+    /// client asks them in turn after the holders.
+    pub unindexed: Vec<SocketAddr>,
+    /// True when more nodes hold it (or are unindexed) than the answer lists.
+    pub truncated: bool,
+}
+
+/// One node's copy: where it is, its name there, its size and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+/// A search: names containing `text` (ASCII letters match either case); at
+/// most `limit` results (the relay may cap it lower).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub text: String,
+    pub limit: u32,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Active nodes the relay knows.
+    pub nodes: u32,
+    /// One per name and content, sorted by name then hash.
+    pub hits: Vec<SearchHit>,
+    /// True when more matched than the answer lists.
+    pub truncated: bool,
+}
+
+/// A name with one of its contents, and how many nodes hold that pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+    pub holders: u32,
 }
 
 /// A node's shared files.
@@ -303,6 +483,11 @@ impl Response {
             Response::Hello => "hello",
             Response::OpenData(_) => "data-connection request",
             Response::CircuitReady => "circuit-ready",
+            Response::Range(_) => "range",
+            Response::FilesLong(_) => "long file listing",
+            Response::CatalogAck(_) => "catalog acknowledgement",
+            Response::Holders(_) => "holder list",
+            Response::SearchResults(_) => "search results",
         }
     }
 
@@ -328,7 +513,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 11;
+    const TAG_COUNT: u32 = 16;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -344,13 +529,44 @@ impl Message for Request {
                 "file name of {} bytes refused (limit {MAX_NAME_LEN})",
                 f.name.len()
             ))),
+            Request::GetRange(RangeRequest {
+                target: Target::Name(name),
+                ..
+            })
+            | Request::WhoHas(Target::Name(name))
+            | Request::Search(SearchQuery { text: name, .. })
+                if name.len() > MAX_NAME_LEN =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                    name.len()
+                )))
+            }
+            Request::Catalog(update) => {
+                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+                    return Err(ProtoError::Limit(format!(
+                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
+                    )));
+                }
+                let names = update.added.iter().map(|e| &e.name);
+                match names
+                    .chain(&update.removed)
+                    .find(|n| n.len() > MAX_NAME_LEN)
+                {
+                    Some(name) => Err(ProtoError::Limit(format!(
+                        "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+                        name.len()
+                    ))),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 11;
+    const TAG_COUNT: u32 = 16;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -373,6 +589,31 @@ impl Message for Response {
                     list.entries.len()
                 )))
             }
+            Response::FilesLong(list) if list.entries.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "listing of {} files refused (limit {MAX_LIST_FILES})",
+                    list.entries.len()
+                )))
+            }
+            Response::Holders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::SearchResults(found) if found.hits.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "{} search results refused (limit {MAX_LIST_FILES})",
+                    found.hits.len()
+                )))
+            }
+            Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(
+                "range {}+{} is not within a content of {} bytes",
+                header.offset, header.len, header.size
+            ))),
             _ => Ok(()),
         }
     }

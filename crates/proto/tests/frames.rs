@@ -15,9 +15,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_FRAME,
-    MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry,
-    NodeInfo, NodeMode, ProtoError, Registered, Registration, Request, Response, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
+    NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration,
+    Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -96,12 +98,17 @@ fn request_tag(r: &Request) -> u32 {
         Request::ListNodes => 2,
         Request::GetFile(_) => 3,
         Request::ListFiles => 4,
-        Request::Hello => 5,
-        Request::ListNodesLong => 6,
-        Request::Control(_) => 7,
-        Request::Keepalive => 8,
-        Request::OpenCircuit(_) => 9,
-        Request::JoinCircuit(_) => 10,
+        Request::GetRange(_) => 5,
+        Request::ListFilesLong => 6,
+        Request::Catalog(_) => 7,
+        Request::WhoHas(_) => 8,
+        Request::Search(_) => 9,
+        Request::Hello => 10,
+        Request::ListNodesLong => 11,
+        Request::Control(_) => 12,
+        Request::Keepalive => 13,
+        Request::OpenCircuit(_) => 14,
+        Request::JoinCircuit(_) => 15,
     }
 }
 
@@ -115,10 +122,15 @@ fn response_tag(r: &Response) -> u32 {
         Response::NotFound => 4,
         Response::Files(_) => 5,
         Response::Error(_) => 6,
-        Response::Hello => 7,
-        Response::NodesLong(_) => 8,
-        Response::OpenData(_) => 9,
-        Response::CircuitReady => 10,
+        Response::Range(_) => 7,
+        Response::FilesLong(_) => 8,
+        Response::CatalogAck(_) => 9,
+        Response::Holders(_) => 10,
+        Response::SearchResults(_) => 11,
+        Response::Hello => 12,
+        Response::NodesLong(_) => 13,
+        Response::OpenData(_) => 14,
+        Response::CircuitReady => 15,
     }
 }
 
@@ -189,6 +201,39 @@ fn sample_requests() -> Vec<Request> {
             offset: 0,
         }),
         Request::ListFiles,
+        Request::GetRange(RangeRequest {
+            target: Target::Name("dir/fichier é.txt".into()),
+            offset: 0,
+            len: u64::MAX,
+        }),
+        Request::GetRange(RangeRequest {
+            target: Target::Hash(ContentHash([0xab; 32])),
+            offset: u64::MAX,
+            len: 0,
+        }),
+        Request::ListFilesLong,
+        Request::Catalog(CatalogUpdate {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: Some("t".into()),
+            },
+            base_seq: 0,
+            seq: u64::MAX,
+            reset: true,
+            added: vec![CatalogEntry {
+                name: "a".into(),
+                size: 0,
+                hash: ContentHash([2; 32]),
+            }],
+            removed: vec!["b/c".into()],
+        }),
+        Request::WhoHas(Target::Name("a".into())),
+        Request::WhoHas(Target::Hash(ContentHash([3; 32]))),
+        Request::Search(SearchQuery {
+            text: String::new(),
+            limit: u32::MAX,
+        }),
         Request::Hello,
         Request::ListNodesLong,
         Request::Control(Registration {
@@ -248,6 +293,63 @@ fn sample_responses() -> Vec<Response> {
                 },
             ],
             truncated: false,
+        }),
+        Response::Range(RangeHeader {
+            size: 6,
+            hash: ContentHash([1; 32]),
+            offset: 0,
+            len: 6,
+        }),
+        Response::Range(RangeHeader {
+            size: 1 << 62,
+            hash: ContentHash([0xff; 32]),
+            offset: 1 << 61,
+            len: 0,
+        }),
+        Response::FilesLong(FileListLong {
+            entries: vec![],
+            truncated: true,
+        }),
+        Response::FilesLong(FileListLong {
+            entries: vec![
+                FileEntryLong {
+                    name: "a".into(),
+                    size: 0,
+                    hash: None,
+                },
+                FileEntryLong {
+                    name: "b/c".into(),
+                    size: u64::MAX,
+                    hash: Some(ContentHash([7; 32])),
+                },
+            ],
+            truncated: false,
+        }),
+        Response::CatalogAck(CatalogAck {
+            seq: 1,
+            files: 2,
+            refused: 3,
+        }),
+        Response::Holders(HolderList {
+            nodes: 2,
+            holders: vec![Holder {
+                addr: v6(7),
+                name: "a".into(),
+                size: 1,
+                hash: ContentHash([4; 32]),
+            }],
+            unindexed: vec![v4(9)],
+            truncated: false,
+        }),
+        Response::SearchResults(SearchResults {
+            nodes: 0,
+            hits: vec![SearchHit {
+                name: "b/c".into(),
+                size: 9,
+                hash: ContentHash([5; 32]),
+                holders: u32::MAX,
+            }],
+            truncated: true,
         }),
         Response::Hello,
         Response::NodesLong(vec![]),
@@ -796,11 +898,11 @@ fn an_unknown_tag_is_named() {
 
     // The tag is checked before the rest of the body: a newer peer's message
     // with fields this version cannot parse still reads as an unknown tag.
-    let mut body = 77u32.to_be_bytes().to_vec();
+    let mut body = 999u32.to_be_bytes().to_vec();
     body.extend_from_slice(&[0xff; 40]);
     assert!(matches!(
         read_request(&frame_with_body(&body)),
-        Err(ProtoError::UnknownTag(77))
+        Err(ProtoError::UnknownTag(999))
     ));
     assert!(matches!(
         frame::decode::<Response>(&u32::MAX.to_be_bytes()),

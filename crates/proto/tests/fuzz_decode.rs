@@ -14,9 +14,11 @@ use proptest::prelude::*;
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, MAGIC, MAX_NAME_LEN,
-    MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, Registered, Registration, Request,
-    Response, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
+    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -72,6 +74,35 @@ fn request() -> impl Strategy<Value = Request> {
         (file_name(), any::<u64>())
             .prop_map(|(name, offset)| Request::GetFile(FileRequest { name, offset })),
         Just(Request::ListFiles),
+        (target(), any::<u64>(), any::<u64>()).prop_map(|(target, offset, len)| {
+            Request::GetRange(RangeRequest {
+                target,
+                offset,
+                len,
+            })
+        }),
+        Just(Request::ListFilesLong),
+        (
+            registration(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(catalog_entry(), 0..6),
+            vec(file_name(), 0..6),
+        )
+            .prop_map(|(registration, base_seq, seq, reset, added, removed)| {
+                Request::Catalog(CatalogUpdate {
+                    registration,
+                    base_seq,
+                    seq,
+                    reset,
+                    added,
+                    removed,
+                })
+            }),
+        target().prop_map(Request::WhoHas),
+        (file_name(), any::<u32>())
+            .prop_map(|(text, limit)| Request::Search(SearchQuery { text, limit })),
         Just(Request::Hello),
         Just(Request::ListNodesLong),
         registration().prop_map(Request::Control),
@@ -87,6 +118,40 @@ fn node_mode() -> impl Strategy<Value = NodeMode> {
         Just(NodeMode::Relayed),
         (2u32..).prop_map(NodeMode::Other),
     ]
+}
+
+fn catalog_entry() -> impl Strategy<Value = CatalogEntry> {
+    (file_name(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(name, size, hash)| CatalogEntry {
+        name,
+        size,
+        hash: ContentHash(hash),
+    })
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        file_name().prop_map(Target::Name),
+        any::<[u8; 32]>().prop_map(|h| Target::Hash(ContentHash(h))),
+    ]
+}
+
+/// A range header within its size, as a node sends it.
+fn range_header() -> impl Strategy<Value = RangeHeader> {
+    (
+        0..=1u64 << 62,
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(size, hash, a, b)| {
+            let offset = a % (size + 1);
+            RangeHeader {
+                size,
+                hash: ContentHash(hash),
+                offset,
+                len: b % (size - offset + 1),
+            }
+        })
 }
 
 fn error_kind() -> impl Strategy<Value = ErrorKind> {
@@ -129,11 +194,77 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(entries, truncated)| Response::Files(FileList { entries, truncated })),
         (error_kind(), text(200))
             .prop_map(|(kind, message)| Response::Error(ErrorReply { kind, message })),
+        range_header().prop_map(Response::Range),
+        (vec(long_entry(), 0..8), any::<bool>()).prop_map(|(entries, truncated)| {
+            Response::FilesLong(FileListLong { entries, truncated })
+        }),
+        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(seq, files, refused)| {
+            Response::CatalogAck(CatalogAck {
+                seq,
+                files,
+                refused,
+            })
+        }),
+        (
+            any::<u32>(),
+            vec(
+                (socket_addr(), catalog_entry()).prop_map(|(addr, e)| Holder {
+                    addr,
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                }),
+                0..6
+            ),
+            vec(socket_addr(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(nodes, holders, unindexed, truncated)| Response::Holders(
+                HolderList {
+                    nodes,
+                    holders,
+                    unindexed,
+                    truncated
+                }
+            )),
+        (
+            any::<u32>(),
+            vec(
+                (catalog_entry(), any::<u32>()).prop_map(|(e, holders)| SearchHit {
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                    holders,
+                }),
+                0..6
+            ),
+            any::<bool>()
+        )
+            .prop_map(
+                |(nodes, hits, truncated)| Response::SearchResults(SearchResults {
+                    nodes,
+                    hits,
+                    truncated
+                })
+            ),
         Just(Response::Hello),
         vec(info, 0..40).prop_map(Response::NodesLong),
         any::<u64>().prop_map(Response::OpenData),
         Just(Response::CircuitReady),
     ]
+}
+
+fn long_entry() -> impl Strategy<Value = FileEntryLong> {
+    (
+        file_name(),
+        any::<u64>(),
+        proptest::option::of(any::<[u8; 32]>()),
+    )
+        .prop_map(|(name, size, hash)| FileEntryLong {
+            name,
+            size,
+            hash: hash.map(ContentHash),
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -171,6 +302,33 @@ fn request_body_size(r: &Request) -> usize {
         Request::OpenCircuit(addr) => socket_addr_size(addr),
         Request::JoinCircuit(_) => 8,
         Request::GetFile(f) => string_size(&f.name) + 8,
+        Request::ListFilesLong => 0,
+        Request::Catalog(u) => {
+            registration_size(&u.registration)
+                + 8
+                + 8
+                + 1
+                + 8
+                + u.added
+                    .iter()
+                    .map(|e| string_size(&e.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + u.removed.iter().map(|n| string_size(n)).sum::<usize>()
+        }
+        Request::WhoHas(t) => {
+            4 + match t {
+                Target::Name(name) => string_size(name),
+                Target::Hash(_) => 32,
+            }
+        }
+        Request::Search(q) => string_size(&q.text) + 4,
+        Request::GetRange(r) => {
+            4 + match &r.target {
+                Target::Name(name) => string_size(name),
+                Target::Hash(_) => 32,
+            } + 16
+        }
     }
 }
 
@@ -201,6 +359,36 @@ fn response_body_size(r: &Response) -> usize {
                 + 1
         }
         Response::Error(e) => 4 + string_size(&e.message),
+        Response::Range(_) => 8 + 32 + 8 + 8,
+        Response::FilesLong(list) => {
+            8 + list
+                .entries
+                .iter()
+                .map(|e| string_size(&e.name) + 8 + 1 + e.hash.map_or(0, |_| 32))
+                .sum::<usize>()
+                + 1
+        }
+        Response::CatalogAck(_) => 8 + 4 + 4,
+        Response::Holders(list) => {
+            4 + 8
+                + list
+                    .holders
+                    .iter()
+                    .map(|h| socket_addr_size(&h.addr) + string_size(&h.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + list.unindexed.iter().map(socket_addr_size).sum::<usize>()
+                + 1
+        }
+        Response::SearchResults(found) => {
+            4 + 8
+                + found
+                    .hits
+                    .iter()
+                    .map(|h| string_size(&h.name) + 8 + 32 + 4)
+                    .sum::<usize>()
+                + 1
+        }
     }
 }
 

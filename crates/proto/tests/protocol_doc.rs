@@ -26,8 +26,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proto::{
-    ErrorKind, ErrorReply, FileEntry, FileHeader, FileList, FileRequest, NodeEntry, NodeInfo,
-    NodeMode, ProtoError, Registered, Registration, Request, Response, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry,
+    NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request,
+    Response, SearchHit, SearchQuery, SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -82,6 +84,11 @@ fn error(kind: ErrorKind, message: &str) -> Example {
     response(Response::error(kind, message))
 }
 
+/// BLAKE3 of `hello\n`, the content of most examples.
+fn hello_hash() -> ContentHash {
+    ContentHash::of(b"hello\n")
+}
+
 fn node_v4() -> SocketAddr {
     "192.0.2.10:4000".parse().unwrap()
 }
@@ -100,7 +107,7 @@ const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
 
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
-    let registration = |advertised_ip, token: Option<&str>| Registration {
+    let registration = |advertised_ip: Option<IpAddr>, token: Option<&str>| Registration {
         port: 4000,
         advertised_ip,
         token: token.map(String::from),
@@ -178,7 +185,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
             "unknown-tag-response",
             error(
                 ErrorKind::BadRequest,
-                &ProtoError::UnknownTag(99).to_string(),
+                &ProtoError::UnknownTag(999).to_string(),
             ),
         ),
         (
@@ -212,6 +219,126 @@ fn examples() -> BTreeMap<&'static str, Example> {
         (
             "unknown-error-kind-response",
             error(ErrorKind::Other(99), "a reason from the future"),
+        ),
+        (
+            "get-range-request",
+            request(Request::GetRange(RangeRequest {
+                target: Target::Name("hello.txt".into()),
+                offset: 0,
+                len: 6,
+            })),
+        ),
+        (
+            "get-range-by-hash-request",
+            request(Request::GetRange(RangeRequest {
+                target: Target::Hash(hello_hash()),
+                offset: 2,
+                len: 3,
+            })),
+        ),
+        (
+            "range-response",
+            response(Response::Range(RangeHeader {
+                size: 6,
+                hash: hello_hash(),
+                offset: 0,
+                len: 6,
+            })),
+        ),
+        ("list-files-long-request", request(Request::ListFilesLong)),
+        (
+            "files-long-response",
+            response(Response::FilesLong(FileListLong {
+                entries: vec![
+                    FileEntryLong {
+                        name: "hello.txt".into(),
+                        size: 6,
+                        hash: Some(hello_hash()),
+                    },
+                    FileEntryLong {
+                        name: "new.bin".into(),
+                        size: 9,
+                        hash: None,
+                    },
+                ],
+                truncated: false,
+            })),
+        ),
+        (
+            "catalog-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 0,
+                seq: 1,
+                reset: true,
+                added: vec![CatalogEntry {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                removed: vec![],
+            })),
+        ),
+        (
+            "catalog-delta-request",
+            request(Request::Catalog(CatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 1,
+                seq: 2,
+                reset: false,
+                added: vec![],
+                removed: vec!["hello.txt".into()],
+            })),
+        ),
+        (
+            "catalog-ack-response",
+            response(Response::CatalogAck(CatalogAck {
+                seq: 1,
+                files: 1,
+                refused: 0,
+            })),
+        ),
+        (
+            "who-has-request",
+            request(Request::WhoHas(Target::Name("hello.txt".into()))),
+        ),
+        (
+            "who-has-hash-request",
+            request(Request::WhoHas(Target::Hash(hello_hash()))),
+        ),
+        (
+            "holders-response",
+            response(Response::Holders(HolderList {
+                nodes: 3,
+                holders: vec![Holder {
+                    addr: node_v4(),
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                }],
+                unindexed: vec![node_v6()],
+                truncated: false,
+            })),
+        ),
+        (
+            "search-request",
+            request(Request::Search(SearchQuery {
+                text: "hello".into(),
+                limit: 100,
+            })),
+        ),
+        (
+            "search-results-response",
+            response(Response::SearchResults(SearchResults {
+                nodes: 3,
+                hits: vec![SearchHit {
+                    name: "hello.txt".into(),
+                    size: 6,
+                    hash: hello_hash(),
+                    holders: 2,
+                }],
+                truncated: true,
+            })),
         ),
         // Relayed mode.
         ("hello-request", request(Request::Hello)),
@@ -319,6 +446,31 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::ListNodes => ("ListNodes", json!({})),
         Request::GetFile(f) => ("GetFile", json!({"name": f.name, "offset": f.offset})),
         Request::ListFiles => ("ListFiles", json!({})),
+        Request::GetRange(r) => (
+            "GetRange",
+            json!({"target": target_json(&r.target), "offset": r.offset, "len": r.len}),
+        ),
+        Request::ListFilesLong => ("ListFilesLong", json!({})),
+        Request::Catalog(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| json!({"name": e.name, "size": e.size, "hash": e.hash.to_string()}))
+                .collect();
+            (
+                "Catalog",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": u.removed,
+                }),
+            )
+        }
+        Request::WhoHas(t) => ("WhoHas", json!({ "target": target_json(t) })),
+        Request::Search(q) => ("Search", json!({"text": q.text, "limit": q.limit})),
         Request::Hello => ("Hello", json!({})),
         Request::ListNodesLong => ("ListNodesLong", json!({})),
         Request::Control(reg) => ("Control", registration_json(reg)),
@@ -359,6 +511,58 @@ fn response_json(r: &Response) -> (&'static str, Value) {
             "Error",
             json!({"kind": kind_json(*kind), "message": message}),
         ),
+        Response::Range(h) => (
+            "Range",
+            json!({"size": h.size, "hash": h.hash.to_string(), "offset": h.offset, "len": h.len}),
+        ),
+        Response::FilesLong(list) => {
+            let entries: Vec<Value> = list
+                .entries
+                .iter()
+                .map(|e| {
+                    json!({"name": e.name, "size": e.size,
+                           "hash": e.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            (
+                "FilesLong",
+                json!({"entries": entries, "truncated": list.truncated}),
+            )
+        }
+        Response::CatalogAck(a) => (
+            "CatalogAck",
+            json!({"seq": a.seq, "files": a.files, "refused": a.refused}),
+        ),
+        Response::Holders(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| {
+                    json!({"addr": h.addr.to_string(), "name": h.name, "size": h.size,
+                           "hash": h.hash.to_string()})
+                })
+                .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
+            (
+                "Holders",
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
+            )
+        }
+        Response::SearchResults(found) => {
+            let hits: Vec<Value> = found
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({"name": h.name, "size": h.size, "hash": h.hash.to_string(),
+                           "holders": h.holders})
+                })
+                .collect();
+            (
+                "SearchResults",
+                json!({"nodes": found.nodes, "hits": hits, "truncated": found.truncated}),
+            )
+        }
         Response::Hello => ("Hello", json!({})),
         Response::NodesLong(nodes) => {
             let nodes: Vec<Value> = nodes
@@ -376,6 +580,14 @@ fn response_json(r: &Response) -> (&'static str, Value) {
         }
         Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
         Response::CircuitReady => ("CircuitReady", json!({})),
+    }
+}
+
+/// A target: `{"Name": "..."}` or `{"Hash": "<64 hex>"}`.
+fn target_json(t: &Target) -> Value {
+    match t {
+        Target::Name(name) => json!({ "Name": name }),
+        Target::Hash(hash) => json!({ "Hash": hash.to_string() }),
     }
 }
 

@@ -196,7 +196,7 @@ mod tests {
             // An older node answers the unknown tag with BadRequest.
             frame::write(
                 &mut s,
-                &Response::error(proto::ErrorKind::BadRequest, "unknown message tag 5"),
+                &Response::error(proto::ErrorKind::BadRequest, "unknown message tag 10"),
             )
             .unwrap();
         });

@@ -4,6 +4,8 @@
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
 //!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
+//! - [`index`]: every active node's catalog, and who-has and search over
+//!   them; a catalog lives and goes with its node's registry entry.
 //! - [`service`]: how each request is answered, and who may register as what.
 //! - [`dialback`]: the check that a registering node can be reached at the
 //!   address it would be listed under, with its cache.
@@ -17,11 +19,13 @@
 pub mod circuit;
 pub mod control;
 pub mod dialback;
+pub mod index;
 pub mod registry;
 pub mod service;
 pub mod splice;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ use proto::secure::{Identity, Key, NetworkKeys, Security};
 use proto::server::{Server, ServerConfig};
 
 pub use circuit::CircuitLimits;
+pub use index::{Index, IndexLimits};
 pub use registry::{Limits, Registry};
 pub use service::{Policy, RelayService, Relaying};
 
@@ -52,6 +57,7 @@ pub struct RelayConfig {
     /// Entries one source IP address may hold in the table.
     pub max_nodes_per_ip: usize,
     pub policy: Policy,
+    pub index: IndexLimits,
     pub server: ServerConfig,
     /// None with `--no-relaying`: registrations are listed without
     /// dial-back and nothing is relayed.
@@ -86,19 +92,23 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     if config.server.security.is_private() {
         limits.total = MAX_PRIVATE_NODES;
     }
-    let registry = Registry::new(config.ttl, limits);
+    let index = Index::new(config.index);
+    let registry = Registry::with_membership(config.ttl, limits, Some(Arc::new(index.clone())));
     spawn_expiry(registry.clone())?;
     tracing::info!(
-        "listening on {local} (ttl {}s, at most {} nodes per address)",
+        "listening on {local} (ttl {}s, at most {} nodes per address, index up to {} files \
+         per node, {} in all)",
         config.ttl.as_secs_f64(),
-        limits.per_source
+        limits.per_source,
+        config.index.node_files,
+        config.index.entries
     );
     if config.server.security.is_private() {
         tracing::info!(
             "private network: every connection must complete a handshake under the relay key"
         );
     }
-    let mut service = RelayService::new(registry, config.policy);
+    let mut service = RelayService::new(registry, index, config.policy);
     match config.relaying {
         Some(limits) => {
             service = service.with_relaying(Relaying {

@@ -36,6 +36,13 @@ struct Cli {
     /// Secret that nodes must present to register (crosses the network in clear).
     #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Most files the index holds for one node; a node with more is still
+    /// listed, and its other files are found by asking nodes in turn.
+    #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_NODE_FILES)]
+    max_node_files: usize,
+    /// Most files the index holds in all (about 140 bytes of memory each).
+    #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_INDEX_ENTRIES)]
+    max_index_entries: usize,
     /// Neither check registrations by dialling them back nor relay for
     /// nodes that cannot be reached: every registration is listed as it
     /// comes (docs/SECURITY.md).
@@ -134,6 +141,11 @@ fn main() -> ExitCode {
         policy: relay::Policy {
             token: cli.token.filter(|t| !t.is_empty()),
             trust_advertised: cli.trust_advertised,
+        },
+        index: relay::IndexLimits {
+            node_files: cli.max_node_files,
+            entries: cli.max_index_entries.min(u32::MAX as usize - 1),
+            ..Default::default()
         },
         server: cli.server.config(),
         relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {

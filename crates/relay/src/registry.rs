@@ -54,10 +54,20 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
+/// State that lives exactly as long as a node's entry (the index's
+/// catalogs). Told under the registry's lock, so it sees joins and leaves
+/// in the table's own order.
+pub trait Membership: Send + Sync {
+    fn joined(&self, addr: SocketAddr);
+    /// Unregistered or expired.
+    fn left(&self, addr: SocketAddr);
+}
+
 struct Shared {
     ttl: Duration,
     limits: Limits,
     state: Mutex<State>,
+    members: Option<Arc<dyn Membership>>,
 }
 
 #[derive(Default)]
@@ -140,12 +150,32 @@ pub enum Refused {
 impl Registry {
     /// An empty table whose entries expire `ttl` after their last refresh.
     pub fn new(ttl: Duration, limits: Limits) -> Registry {
+        Registry::with_membership(ttl, limits, None)
+    }
+
+    /// As [`Registry::new`], telling `members` of every join and leave
+    /// (eviction from a full table included).
+    pub fn with_membership(
+        ttl: Duration,
+        limits: Limits,
+        members: Option<Arc<dyn Membership>>,
+    ) -> Registry {
         Registry {
             shared: Arc::new(Shared {
                 ttl,
                 limits,
                 state: Mutex::new(State::default()),
+                members,
             }),
+        }
+    }
+
+    /// Tells the members about nodes that left (still under the lock).
+    fn gone(&self, gone: &[(SocketAddr, Duration)]) {
+        if let Some(members) = &self.shared.members {
+            for (addr, _) in gone {
+                members.left(*addr);
+            }
         }
     }
 
@@ -233,6 +263,12 @@ impl Registry {
         state.by_source.entry(source).or_default().insert(seq);
         state.generation += 1;
         state.lower_expiry_floor(now, ttl);
+        if let Some(gone) = evicted {
+            self.gone(&[(gone, Duration::ZERO)]);
+        }
+        if let Some(members) = &self.shared.members {
+            members.joined(addr);
+        }
         Ok(Registered::Joined { evicted })
     }
 
@@ -249,14 +285,21 @@ impl Registry {
         let Some(seq) = state.by_addr.get(&addr).copied() else {
             return false;
         };
-        state.remove(seq).is_some()
+        let removed = state.remove(seq);
+        if let Some(addr) = removed {
+            self.gone(&[(addr, Duration::ZERO)]);
+        }
+        removed.is_some()
     }
 
     /// Removes every node not refreshed within the TTL; returns them with
     /// how long they had been silent.
     pub fn expire(&self, now: Instant) -> Vec<(SocketAddr, Duration)> {
         let ttl = self.shared.ttl;
-        self.lock().expire(now, ttl)
+        let mut state = self.lock();
+        let gone = state.expire(now, ttl);
+        self.gone(&gone);
+        gone
     }
 
     /// The live nodes, oldest registration first.
@@ -297,6 +340,7 @@ impl Registry {
             return Ok((cached.answer.clone(), Vec::new()));
         }
         let expired = state.expire(now, ttl);
+        self.gone(&expired);
         // One walk: after expire, every entry left is live.
         let mut nodes = Vec::with_capacity(state.entries.len());
         nodes.extend(state.live_info(now, ttl));
@@ -548,6 +592,59 @@ mod tests {
         assert_eq!(count(t0 + Duration::from_millis(1500)), 1);
         // Within CACHE_FOR of the answer above, but past the node's TTL.
         assert_eq!(count(t0 + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
+    fn members_hear_of_joins_evictions_unregisters_and_expiry() {
+        #[derive(Default)]
+        struct Log(Mutex<Vec<(bool, u16)>>);
+        impl Membership for Log {
+            fn joined(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((true, addr.port()));
+            }
+            fn left(&self, addr: SocketAddr) {
+                self.0.lock().unwrap().push((false, addr.port()));
+            }
+        }
+        let log = Arc::new(Log::default());
+        let limits = Limits {
+            total: 3,
+            per_source: 3,
+        };
+        let reg = Registry::with_membership(Duration::from_secs(30), limits, Some(log.clone()));
+        let t0 = Instant::now();
+        join(&reg, addr(1), t0).unwrap();
+        join(&reg, addr(2), t0).unwrap();
+        join(&reg, addr(1), t0).unwrap();
+        reg.unregister(addr(1));
+        reg.register_as(addr(3), addr(3).ip(), NodeMode::Relayed, None, t0)
+            .unwrap();
+        // The table is full: another source evicts the newest entry of
+        // 10.0.0.1, which holds the most.
+        join(&reg, addr(4), t0).unwrap();
+        let other = SocketAddr::from(([10, 0, 0, 2], 5));
+        assert_eq!(
+            join(&reg, other, t0),
+            Ok(Registered::Joined {
+                evicted: Some(addr(4))
+            })
+        );
+        reg.expire(t0 + Duration::from_secs(31));
+        let mut expected = vec![
+            (true, 1),
+            (true, 2),
+            (false, 1),
+            (true, 3),
+            (true, 4),
+            (false, 4),
+            (true, 5),
+        ];
+        let mut log = log.0.lock().unwrap().clone();
+        // Expiry tells of the rest in no particular order.
+        let expired: BTreeSet<(bool, u16)> = log.split_off(expected.len()).into_iter().collect();
+        assert_eq!(log, expected);
+        expected = vec![(false, 2), (false, 3), (false, 5)];
+        assert_eq!(expired, expected.into_iter().collect());
     }
 
     #[test]

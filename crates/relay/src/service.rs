@@ -1,7 +1,7 @@
 //! How the relay answers each request: registrations (and their heartbeats,
-//! checked by dial-back), unregistrations, list queries, and, unless
-//! relaying is off, control connections and circuits. Everything else is
-//! refused plainly.
+//! checked by dial-back), unregistrations, list queries, the index
+//! (catalogs, who-has and search) and, unless relaying is off, control
+//! connections and circuits. Everything else is refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -9,11 +9,15 @@ use std::time::Instant;
 
 use proto::secure::NodeKey;
 use proto::server::{Handler, Reply, Throttle};
-use proto::{ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response};
+use proto::{
+    CatalogUpdate, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response,
+    Target,
+};
 
 use crate::circuit::{self, Circuits};
 use crate::control::{self, Controls};
 use crate::dialback::DialBack;
+use crate::index::{Index, NotListed};
 use crate::registry::{self, Registry};
 
 /// Who may register, and under which address.
@@ -28,6 +32,7 @@ pub struct Policy {
 
 pub struct RelayService {
     registry: Registry,
+    index: Index,
     policy: Policy,
     /// Refused registrations, logged at most once a second: a flood of
     /// them must not become a flood of log lines.
@@ -48,10 +53,12 @@ pub struct Relaying {
 
 impl RelayService {
     /// A relay that lists every registration as it comes (no dial-back) and
-    /// never relays: what `--no-relaying` runs.
-    pub fn new(registry: Registry, policy: Policy) -> RelayService {
+    /// never relays: what `--no-relaying` runs. `index` must be the
+    /// registry's member (see [`crate::registry::Membership`]).
+    pub fn new(registry: Registry, index: Index, policy: Policy) -> RelayService {
         RelayService {
             registry,
+            index,
             policy,
             refusals: Mutex::default(),
             relaying: None,
@@ -214,6 +221,70 @@ impl RelayService {
     }
 }
 
+impl RelayService {
+    /// `key`: in a private network, the caller's proven static key; only
+    /// the node listed with that key may change its catalog.
+    fn catalog(&self, update: CatalogUpdate, seen: IpAddr, key: Option<NodeKey>) -> Response {
+        if let Some(refusal) = self.check_token(&update.registration, seen) {
+            return refusal;
+        }
+        let (addr, _) = self.listed_addr(seen, &update.registration);
+        if let Some(listed) = self.registry.key_of(addr)
+            && Some(listed) != key
+        {
+            tracing::warn!("{seen}: catalog of {addr} refused: not the key it is listed with");
+            return Response::error(
+                ErrorKind::Unauthorized,
+                format!("{addr} is listed with another key: only that node may send its catalog"),
+            );
+        }
+        // A node past its TTL must not update a catalog about to go.
+        log_expired(&self.registry.expire(Instant::now()));
+        match self.index.apply(addr, &update) {
+            Ok(ack) if ack.seq != update.seq => {
+                tracing::info!(
+                    "catalog of {addr}: update {} after {} does not follow {}; asking for all of it",
+                    update.seq,
+                    update.base_seq,
+                    ack.seq
+                );
+                Response::CatalogAck(ack)
+            }
+            Ok(ack) if !update.reset && update.added.is_empty() && update.removed.is_empty() => {
+                // The node's periodic check that the relay is in step.
+                tracing::debug!("catalog of {addr}: in step at seq {}", ack.seq);
+                Response::CatalogAck(ack)
+            }
+            Ok(ack) => {
+                tracing::info!(
+                    "catalog of {addr}: {}+{} -{}, {} files indexed (seq {})",
+                    if update.reset { "reset, " } else { "" },
+                    update.added.len(),
+                    update.removed.len(),
+                    ack.files,
+                    ack.seq
+                );
+                if ack.refused > 0 {
+                    let limits = self.index.limits();
+                    tracing::warn!(
+                        "catalog of {addr}: {} entries not indexed (limits: {} files per node, \
+                         {} in the index, names up to {} bytes)",
+                        ack.refused,
+                        limits.node_files,
+                        limits.entries,
+                        limits.name_len
+                    );
+                }
+                Response::CatalogAck(ack)
+            }
+            Err(NotListed) => {
+                tracing::debug!("catalog of {addr}, which is not listed");
+                Response::NotFound
+            }
+        }
+    }
+}
+
 impl Handler for RelayService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
@@ -225,6 +296,35 @@ impl Handler for RelayService {
                 log_expired(&expired);
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
+            }
+            Request::Catalog(update) => self.catalog(update, seen, reply.peer_key()),
+            Request::WhoHas(target) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = self.index.who_has(&target);
+                let what = match &target {
+                    Target::Name(name) => name.escape_debug().to_string(),
+                    Target::Hash(hash) => format!("blake3:{}", hash.short()),
+                };
+                tracing::info!(
+                    "{}: who has {what}: {} of {} nodes",
+                    reply.peer(),
+                    list.holders.len(),
+                    list.nodes
+                );
+                Response::Holders(list)
+            }
+            Request::Search(query) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+                let found = self.index.search(&query.text, limit);
+                tracing::info!(
+                    "{}: search {:?}: {} results{}",
+                    reply.peer(),
+                    query.text.escape_debug().to_string(),
+                    found.hits.len(),
+                    if found.truncated { " (cut)" } else { "" }
+                );
+                Response::SearchResults(found)
             }
             Request::ListNodesLong => {
                 let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
@@ -247,7 +347,10 @@ impl Handler for RelayService {
                 ErrorKind::BadRequest,
                 "a keepalive belongs on a control connection (send Control first)",
             ),
-            Request::GetFile(_) | Request::ListFiles => Response::error(
+            Request::GetFile(_)
+            | Request::ListFiles
+            | Request::GetRange(_)
+            | Request::ListFilesLong => Response::error(
                 ErrorKind::BadRequest,
                 "this is a relay: ask a peer-node for files",
             ),
@@ -311,8 +414,13 @@ mod tests {
             token: None,
             trust_advertised,
         };
-        let registry = Registry::new(std::time::Duration::from_secs(30), Default::default());
-        RelayService::new(registry, policy)
+        let index = Index::new(Default::default());
+        let registry = Registry::with_membership(
+            std::time::Duration::from_secs(30),
+            Default::default(),
+            Some(std::sync::Arc::new(index.clone())),
+        );
+        RelayService::new(registry, index, policy)
     }
 
     #[test]

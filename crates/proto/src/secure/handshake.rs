@@ -194,7 +194,7 @@ fn refusal_frame<S: Read>(io: &mut S, prefix: [u8; 2]) -> ProtoError {
 #[derive(Debug)]
 pub struct Refusal {
     /// The plain frame to send before closing, if any.
-    pub answer: Option<Response>,
+    pub answer: Option<Box<Response>>,
     /// For the log.
     pub error: ProtoError,
 }
@@ -213,7 +213,7 @@ impl Refusal {
             message: message.into(),
         };
         Refusal {
-            answer: Some(Response::Error(reply.clone())),
+            answer: Some(Box::new(Response::Error(reply.clone()))),
             error: ProtoError::HandshakeRefused(reply),
         }
     }

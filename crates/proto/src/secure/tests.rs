@@ -39,7 +39,7 @@ fn responder(
         if let Err(refusal) = &session
             && let Some(answer) = &refusal.answer
         {
-            crate::frame::write(&mut b, answer).unwrap();
+            crate::frame::write(&mut b, &**answer).unwrap();
         }
         session.map(|s| s.over(b))
     });

@@ -10,6 +10,7 @@
 
 mod admission;
 mod descriptors;
+mod range;
 pub(crate) mod sendfile;
 mod workers;
 
@@ -23,9 +24,10 @@ use std::time::{Duration, Instant};
 use admission::Admission;
 use workers::Acceptors;
 
+use crate::content::{ByteRange, Outboard, encode_range};
 use crate::secure::{KeyKind, NodeKey, Security, handshake};
 use crate::stream::{Socket, Stream};
-use crate::{ErrorKind, FileHeader, ProtoError, Request, Response, frame};
+use crate::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
 
 /// Limits and timeouts of one server.
 #[derive(Debug, Clone)]
@@ -138,6 +140,35 @@ impl Reply<'_> {
         let sent = self.stream.send_file(file, header.body_len())?;
         Ok(sent)
     }
+
+    /// Sends a range header, then the encoded range: hash pairs from
+    /// `outboard`, chunk groups from `file` with sendfile (see `range`);
+    /// encrypted, through the stream in full messages instead
+    /// ([`range::CopySink`]). Memory stays flat whatever the size.
+    pub fn send_range(
+        &mut self,
+        header: RangeHeader,
+        file: &File,
+        outboard: &(impl Outboard + ?Sized),
+    ) -> Result<(), ProtoError> {
+        let range = ByteRange::clamp(header.size, header.offset, header.len)
+            .ok_or_else(|| ProtoError::Malformed("range outside the content".into()))?;
+        match self.stream.as_plain() {
+            Some(stream) => {
+                let _cork = range::Cork::new(stream);
+                frame::write(&mut &*stream, &Response::Range(header))?;
+                let mut sink = range::SocketSink { stream, file };
+                encode_range(header.size, range, outboard, &mut sink)?;
+            }
+            None => {
+                let mut sink = range::CopySink::new(&mut *self.stream, file);
+                frame::write(&mut sink.out, &Response::Range(header))?;
+                encode_range(header.size, range, outboard, &mut sink)?;
+                sink.out.flush()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A bound listener with its limits.
@@ -238,7 +269,7 @@ fn serve_connection(
             }
             let mut tcp = socket.into_tcp();
             if let Some(answer) = refusal.answer {
-                let _ = frame::write(&mut tcp, &answer);
+                let _ = frame::write(&mut tcp, &*answer);
             }
             close_gracefully(tcp, config.io_timeout.min(LINGER));
             return;

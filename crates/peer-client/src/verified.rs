@@ -1,0 +1,129 @@
+//! One node's part of a verified fetch: ask for a range of the content
+//! (by name until the first answer fixes the content hash, by that hash
+//! after), and pass on only bytes the proof has checked.
+//!
+//! The first node's header fixes the hash and size. A transfer that breaks
+//! resumes from the next node at the verified length, asking for the same
+//! hash: a node holding another version of the name cannot continue it (it
+//! answers not-found), so a fetch never joins two versions. Bytes reach the
+//! output one verified chunk group at a time, never before.
+
+use std::io::BufReader;
+
+use proto::content::{ByteRange, RangeDecoder, RangeError, encoded_len};
+use proto::exchange::Finish;
+use proto::{ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target};
+
+use crate::dial::Dialer;
+use crate::lookup::{NodeFailure, Transfer, response_name};
+use crate::output::Output;
+use crate::progress::Progress;
+
+/// Buffer for the stream: hash pairs arrive 64 bytes at a time, so they are
+/// read through it; a group's bytes past what it holds are read straight
+/// into the decoder's group buffer (BufReader bypasses itself for reads
+/// larger than its capacity), so most bytes are copied only once.
+const STREAM_BUFFER: usize = 8 * 1024;
+
+/// Fetches the rest of the content from one node with a range request.
+pub(crate) fn try_node(
+    node: &NodeInfo,
+    name: &Target,
+    dialer: &Dialer,
+    transfer: &mut Transfer,
+    out: &mut Output,
+    progress: &mut Option<Progress>,
+) -> Result<(), NodeFailure> {
+    let addr = node.addr;
+    let mut conn = crate::lookup::connect(node, dialer)?;
+    // Once a node has answered, only that content may continue the fetch.
+    let target = match transfer.hash {
+        Some(hash) => Target::Hash(hash),
+        None => name.clone(),
+    };
+    let request = Request::GetRange(RangeRequest {
+        target,
+        offset: transfer.written,
+        len: u64::MAX,
+    });
+    let header = match conn.request(&request) {
+        Ok(Response::Range(header)) => header,
+        Ok(Response::NotFound) => return Err(NodeFailure::NotHere),
+        // An older node does not know the request's tag; nothing else makes
+        // a node refuse this request as malformed.
+        Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
+            return Err(NodeFailure::NoRanges(e.message));
+        }
+        Ok(Response::Error(e)) => {
+            return Err(NodeFailure::Refused(format!(
+                "{} ({})",
+                e.message,
+                e.kind.as_str()
+            )));
+        }
+        Ok(other) => {
+            return Err(NodeFailure::Refused(format!(
+                "unexpected {} answer",
+                response_name(&other)
+            )));
+        }
+        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
+            return Err(NodeFailure::Unreachable(e.to_string()));
+        }
+        Err(e) => return Err(NodeFailure::Refused(e.to_string())),
+    };
+    let expected = ByteRange::clamp(header.size, transfer.written, u64::MAX);
+    if header.range() != expected || header.range().is_none() {
+        return Err(NodeFailure::Broken(format!(
+            "it answered bytes {}..{} when asked from byte {}",
+            header.offset,
+            header.offset.saturating_add(header.len),
+            transfer.written
+        )));
+    }
+    let same_size = transfer.size.is_none_or(|size| size == header.size);
+    match transfer.hash {
+        Some(hash) if hash != header.hash || !same_size => {
+            return Err(NodeFailure::Refused(format!(
+                "it sent blake3 {} ({} bytes) when asked for blake3 {}",
+                header.hash.short(),
+                header.size,
+                hash.short()
+            )));
+        }
+        _ => {
+            transfer.hash = Some(header.hash);
+            transfer.size = Some(header.size);
+        }
+    }
+    let Some(range) = header.range() else {
+        return Err(NodeFailure::Broken(
+            "its range is not within its size".into(),
+        ));
+    };
+    let progress = progress.get_or_insert_with(|| Progress::new(out.shows_progress(), header.size));
+    progress.set_position(transfer.written);
+    let body_len = encoded_len(header.size, range);
+    let stream = BufReader::with_capacity(STREAM_BUFFER, conn.body(body_len));
+    let mut decoder = RangeDecoder::new(header.hash, header.size, range, stream)
+        .map_err(|e| NodeFailure::Broken(e.to_string()))?;
+    loop {
+        match decoder.next_verified() {
+            Ok(Some(bytes)) => {
+                out.write_chunk(bytes).map_err(NodeFailure::Output)?;
+                transfer.written += bytes.len() as u64;
+                progress.set_position(transfer.written);
+            }
+            Ok(None) => break,
+            Err(e @ RangeError::Mismatch { .. }) => {
+                return Err(NodeFailure::Corrupt(e.to_string()));
+            }
+            Err(e) => return Err(NodeFailure::Broken(e.to_string())),
+        }
+    }
+    drop(decoder);
+    if conn.finish() == Finish::ExtraBytes {
+        tracing::warn!("{addr} sent more bytes than its range; they were ignored");
+    }
+    Ok(())
+}

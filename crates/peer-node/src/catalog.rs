@@ -1,0 +1,444 @@
+//! The node's catalog at the relay: every shared file's name, size and
+//! content hash, built from DIR, diffed against what the relay was last
+//! told, and sent as deltas in frames that fit the request limit.
+//!
+//! The relay applies updates in order: each carries the seq it follows
+//! (`base_seq`) and the seq it makes. When the relay's seq is not the one
+//! the node expects (the relay restarted, a delta was lost, the node was
+//! dropped and listed again), the node sends everything again, starting
+//! with a reset. [`CatalogSync`] is that bookkeeping as plain data, tested
+//! without sockets; [`crate::watch`] decides when to run it.
+
+use std::collections::BTreeMap;
+
+use proto::{
+    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, MAX_REQUEST_FRAME, Registration, Request,
+    Response,
+};
+
+use crate::hashes::ContentIndex;
+use crate::share::SharedDir;
+
+/// What the node shares, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub files: BTreeMap<String, (u64, ContentHash)>,
+    /// DIR holds more files than one listing (and so the catalog) takes.
+    pub truncated: bool,
+}
+
+impl Catalog {
+    /// Every shared file with its hash; a file not hashed yet is hashed
+    /// now (a file that cannot be read is left out: it cannot be served
+    /// either).
+    pub fn build(share: &SharedDir, index: &ContentIndex) -> Catalog {
+        let (entries, truncated) = share.list();
+        let root = share.root();
+        let mut files = BTreeMap::new();
+        for entry in entries {
+            let hash = match index.known(&root.join(&entry.name)) {
+                Some(hash) => hash,
+                None => {
+                    let Ok(shared) = share.open_file(&entry.name) else {
+                        continue;
+                    };
+                    match index.hash_of(&shared.file) {
+                        Ok(hashed) => {
+                            index.remember(&entry.name, hashed);
+                            hashed.hash
+                        }
+                        Err(e) => {
+                            tracing::debug!(
+                                "{} left out of the catalog: {}",
+                                entry.name.escape_debug(),
+                                proto::error::io_reason(&e)
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            files.insert(entry.name, (entry.size, hash));
+        }
+        Catalog { files, truncated }
+    }
+
+    fn entry(name: &str, (size, hash): (u64, ContentHash)) -> CatalogEntry {
+        CatalogEntry {
+            name: name.to_string(),
+            size,
+            hash,
+        }
+    }
+}
+
+/// What changed between two catalogs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub added: Vec<CatalogEntry>,
+    pub removed: Vec<String>,
+}
+
+impl Delta {
+    /// From `old` to `new`: new or changed files are added, gone ones removed.
+    pub fn between(old: &Catalog, new: &Catalog) -> Delta {
+        let mut delta = Delta::default();
+        for (name, file) in &new.files {
+            if old.files.get(name) != Some(file) {
+                delta.added.push(Catalog::entry(name, *file));
+            }
+        }
+        for name in old.files.keys() {
+            if !new.files.contains_key(name) {
+                delta.removed.push(name.clone());
+            }
+        }
+        delta
+    }
+
+    /// All of `catalog`, as the content of a reset.
+    pub fn all(catalog: &Catalog) -> Delta {
+        Delta {
+            added: catalog
+                .files
+                .iter()
+                .map(|(n, f)| Catalog::entry(n, *f))
+                .collect(),
+            removed: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// Cuts the delta into parts whose updates each fit one request frame
+    /// (sizes as docs/PROTOCOL.md lays them out); always at least one part.
+    pub fn batches(self, registration: &Registration) -> Vec<Delta> {
+        let fixed = 4 // tag
+            + 2 + 1 + 1 + 16 // port, advertised ip (at most 16 bytes more), token option
+            + 16 + 16
+            + registration.token.as_ref().map_or(0, |t| 8 + t.len())
+            + 8 + 8 + 1 + 8 + 8; // base_seq, seq, reset, the two lengths
+        let budget = MAX_REQUEST_FRAME as usize - fixed;
+        let mut parts = vec![Delta::default()];
+        let mut used = 0;
+        let mut room = |cost: usize, parts: &mut Vec<Delta>| {
+            if used + cost > budget {
+                parts.push(Delta::default());
+                used = 0;
+            }
+            used += cost;
+        };
+        for name in self.removed {
+            room(8 + name.len(), &mut parts);
+            parts
+                .last_mut()
+                .expect("one part at least")
+                .removed
+                .push(name);
+        }
+        for entry in self.added {
+            room(8 + entry.name.len() + 8 + 32, &mut parts);
+            parts
+                .last_mut()
+                .expect("one part at least")
+                .added
+                .push(entry);
+        }
+        parts
+    }
+}
+
+/// How one round of syncing ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    /// The relay holds the catalog: `files` entries, `refused` left out
+    /// by its limits.
+    Done { files: u32, refused: u32 },
+    /// The relay does not list this node (not registered yet, or expired):
+    /// register, then sync again.
+    NotListed,
+    /// The relay has no index (an older relay): nothing to send.
+    NoIndex(String),
+    /// The exchange failed; try again later.
+    Failed(String),
+}
+
+/// What the relay was last told, and the seq it should be at.
+#[derive(Debug, Default)]
+pub struct CatalogSync {
+    /// The catalog as the relay holds it, when in step with it.
+    sent: Option<Catalog>,
+    seq: u64,
+    /// The relay's limits left entries out last time: send everything on
+    /// the next change, so what fits is chosen again.
+    refused: bool,
+}
+
+impl CatalogSync {
+    /// Forget what the relay holds: the next sync starts with a reset.
+    pub fn restart(&mut self) {
+        self.sent = None;
+    }
+
+    /// Brings the relay's catalog of this node to `current`, through
+    /// `call` (one exchange with the relay per update). When nothing
+    /// changed, sends one empty delta anyway: the relay's answer tells
+    /// whether it is still in step (a relay that restarted is not).
+    pub fn sync(
+        &mut self,
+        registration: &Registration,
+        current: &Catalog,
+        mut call: impl FnMut(&Request) -> Result<Response, String>,
+    ) -> Synced {
+        // Two rounds at most: a delta, then a full resend if the relay
+        // turned out not to be in step.
+        for _ in 0..2 {
+            let (reset, delta) = match &self.sent {
+                Some(sent) if !(self.refused && sent != current) => {
+                    (false, Delta::between(sent, current))
+                }
+                _ => (true, Delta::all(current)),
+            };
+            let mut base_seq = self.seq;
+            let mut last = CatalogAck {
+                seq: self.seq,
+                files: 0,
+                refused: 0,
+            };
+            let mut refused = 0u32;
+            let mut in_step = true;
+            for (i, part) in delta.batches(registration).into_iter().enumerate() {
+                let update = CatalogUpdate {
+                    registration: registration.clone(),
+                    base_seq,
+                    seq: base_seq.wrapping_add(1),
+                    reset: reset && i == 0,
+                    added: part.added,
+                    removed: part.removed,
+                };
+                let ack = match call(&Request::Catalog(update.clone())) {
+                    Ok(Response::CatalogAck(ack)) => ack,
+                    Ok(Response::NotFound) => {
+                        self.sent = None;
+                        return Synced::NotListed;
+                    }
+                    Ok(Response::Error(e)) if e.kind == proto::ErrorKind::BadRequest => {
+                        self.sent = None;
+                        return Synced::NoIndex(e.message);
+                    }
+                    Ok(Response::Error(e)) => {
+                        self.sent = None;
+                        return Synced::Failed(format!("{} ({})", e.message, e.kind.as_str()));
+                    }
+                    Ok(other) => {
+                        self.sent = None;
+                        return Synced::Failed(format!("unexpected answer {other:?}"));
+                    }
+                    Err(why) => {
+                        self.sent = None;
+                        return Synced::Failed(why);
+                    }
+                };
+                if ack.seq != update.seq {
+                    // Not in step: the relay is at another seq.
+                    self.seq = ack.seq;
+                    self.sent = None;
+                    in_step = false;
+                    break;
+                }
+                base_seq = update.seq;
+                refused = refused.saturating_add(ack.refused);
+                last = ack;
+            }
+            if in_step {
+                self.seq = base_seq;
+                self.sent = Some(current.clone());
+                if reset || refused > 0 {
+                    self.refused = refused > 0;
+                }
+                return Synced::Done {
+                    files: last.files,
+                    refused,
+                };
+            }
+        }
+        Synced::Failed("the relay's catalog of this node did not stay in step".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(files: &[(&str, u8)]) -> Catalog {
+        Catalog {
+            files: files
+                .iter()
+                .map(|(n, h)| (n.to_string(), (u64::from(*h), ContentHash([*h; 32]))))
+                .collect(),
+            truncated: false,
+        }
+    }
+
+    fn registration() -> Registration {
+        Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: Some("t".repeat(256)),
+        }
+    }
+
+    /// A relay's catalog of one node, as the relay's index keeps it.
+    #[derive(Default)]
+    struct FakeRelay {
+        files: BTreeMap<String, ContentHash>,
+        seq: u64,
+        listed: bool,
+        calls: usize,
+    }
+
+    impl FakeRelay {
+        fn answer(&mut self, request: &Request) -> Result<Response, String> {
+            self.calls += 1;
+            let Request::Catalog(u) = request else {
+                return Err("not a catalog".into());
+            };
+            assert!(
+                proto::frame::encode(request).is_ok(),
+                "fits a request frame"
+            );
+            if !self.listed {
+                return Ok(Response::NotFound);
+            }
+            if u.reset {
+                self.files.clear();
+            } else if u.base_seq != self.seq {
+                return Ok(Response::CatalogAck(CatalogAck {
+                    seq: self.seq,
+                    files: 0,
+                    refused: 0,
+                }));
+            }
+            for n in &u.removed {
+                self.files.remove(n);
+            }
+            for e in &u.added {
+                self.files.insert(e.name.clone(), e.hash);
+            }
+            self.seq = u.seq;
+            Ok(Response::CatalogAck(CatalogAck {
+                seq: u.seq,
+                files: self.files.len() as u32,
+                refused: 0,
+            }))
+        }
+    }
+
+    #[test]
+    fn a_delta_holds_what_changed() {
+        let old = catalog(&[("a", 1), ("b", 1), ("c", 1)]);
+        let new = catalog(&[("a", 1), ("b", 2), ("d", 1)]);
+        let delta = Delta::between(&old, &new);
+        let added: Vec<&str> = delta.added.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(added, ["b", "d"]);
+        assert_eq!(delta.removed, ["c"]);
+        assert!(Delta::between(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn batches_fit_a_request_frame() {
+        let names: Vec<(String, u8)> = (0..2000).map(|i| (format!("{i:0>100}"), 1)).collect();
+        let refs: Vec<(&str, u8)> = names.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+        let mut delta = Delta::all(&catalog(&refs));
+        delta.removed.push("x".repeat(proto::MAX_NAME_LEN));
+        let parts = delta.batches(&registration());
+        assert!(parts.len() > 10);
+        let total: usize = parts.iter().map(|p| p.added.len()).sum();
+        assert_eq!(total, 2000);
+        for part in parts {
+            let update = CatalogUpdate {
+                registration: Registration {
+                    advertised_ip: Some("2001:db8::1".parse().unwrap()),
+                    ..registration()
+                },
+                base_seq: u64::MAX,
+                seq: u64::MAX,
+                reset: true,
+                added: part.added,
+                removed: part.removed,
+            };
+            proto::frame::encode(&Request::Catalog(update)).expect("fits");
+        }
+        assert_eq!(Delta::default().batches(&registration()).len(), 1);
+    }
+
+    #[test]
+    fn syncs_by_reset_then_deltas_and_resends_when_out_of_step() {
+        let mut relay = FakeRelay {
+            listed: true,
+            ..FakeRelay::default()
+        };
+        let mut sync = CatalogSync::default();
+        let reg = registration();
+        let one = catalog(&[("a", 1), ("b", 1)]);
+        let two = catalog(&[("a", 1), ("c", 3)]);
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::Done {
+                files: 2,
+                refused: 0
+            }
+        );
+        assert_eq!(
+            sync.sync(&reg, &two, |r| relay.answer(r)),
+            Synced::Done {
+                files: 2,
+                refused: 0
+            }
+        );
+        assert_eq!(relay.files.keys().collect::<Vec<_>>(), ["a", "c"]);
+        // The relay restarts: empty, at seq 0. The next (empty) check finds out.
+        let mut restarted = FakeRelay {
+            listed: true,
+            ..FakeRelay::default()
+        };
+        assert_eq!(
+            sync.sync(&reg, &two, |r| restarted.answer(r)),
+            Synced::Done {
+                files: 2,
+                refused: 0
+            }
+        );
+        assert_eq!(restarted.files.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(restarted.calls, 2, "one check, one reset");
+    }
+
+    #[test]
+    fn a_node_the_relay_does_not_list_resets_once_listed() {
+        let mut relay = FakeRelay::default();
+        let mut sync = CatalogSync::default();
+        let reg = registration();
+        let one = catalog(&[("a", 1)]);
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::NotListed
+        );
+        relay.listed = true;
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::Done {
+                files: 1,
+                refused: 0
+            }
+        );
+        let old = |_: &Request| -> Result<Response, String> {
+            Ok(Response::error(
+                proto::ErrorKind::BadRequest,
+                "unknown message tag 7",
+            ))
+        };
+        assert!(matches!(sync.sync(&reg, &one, old), Synced::NoIndex(_)));
+    }
+}

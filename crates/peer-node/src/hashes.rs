@@ -1,0 +1,508 @@
+//! The content index: each shared file's BLAKE3 hash, and which names hold
+//! which hash.
+//!
+//! A hash belongs to a version of a file on disk, identified by its
+//! [`FileKey`] (device, inode, size, mtime, ctime): a file written since
+//! has another key and is hashed again. Hashing streams the file one chunk
+//! group at a time and writes its outboard into the cache directory, so
+//! memory stays flat whatever the size, and no tree is ever held in memory.
+//!
+//! Hashing happens outside the lock: a request for a file whose hash is not
+//! ready waits for that one hash (and hashes it itself if nobody is), never
+//! for another file's. One low-priority thread hashes the whole directory
+//! at startup, and again when a request names a hash nobody here is known to
+//! hold (a file added since).
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use proto::ContentHash;
+use proto::content::{CHUNK_GROUP, hash_and_outboard, outboard_len};
+
+use crate::share::SharedDir;
+
+/// What identifies one version of a file on disk. ctime changes on every
+/// write and cannot be set by a user, so a file rewritten in place with its
+/// old mtime restored still gets a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    pub size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileKey {
+    pub fn of(meta: &Metadata) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The key of an open file now.
+    pub fn now(file: &File) -> io::Result<FileKey> {
+        file.metadata().map(|m| FileKey::of(&m))
+    }
+}
+
+/// A file's hash, for the version `key` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    pub hash: ContentHash,
+    pub key: FileKey,
+}
+
+/// How often a file may change under the hasher before it gives up.
+const HASH_ATTEMPTS: usize = 3;
+
+/// The index, a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct ContentIndex {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    cache: PathBuf,
+    state: Mutex<State>,
+    /// Signalled when a hash is done (or given up) and when a scan ends.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    by_key: HashMap<FileKey, Slot>,
+    /// Each name's last known version and hash.
+    by_name: HashMap<String, Hashed>,
+    /// The names last seen holding each hash.
+    by_hash: HashMap<ContentHash, Vec<String>>,
+    scans_wanted: u64,
+    scans_started: u64,
+    scans_done: u64,
+}
+
+enum Slot {
+    /// Some thread is hashing this version now.
+    Hashing,
+    Ready(ContentHash),
+}
+
+impl ContentIndex {
+    /// An empty index keeping outboards in `cache` (see [`crate::cache`]).
+    pub fn new(cache: PathBuf) -> ContentIndex {
+        ContentIndex {
+            shared: Arc::new(Shared {
+                cache,
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hash of `file` as it is now, hashing it if this version was not
+    /// hashed yet (or waiting while another thread hashes it). If the file
+    /// changes while it is hashed, it is hashed again, a few times at most.
+    pub fn hash_of(&self, file: &File) -> io::Result<Hashed> {
+        let mut last_change = None;
+        for _ in 0..HASH_ATTEMPTS {
+            let key = FileKey::now(file)?;
+            {
+                let mut state = self.lock();
+                loop {
+                    match state.by_key.get(&key) {
+                        Some(Slot::Ready(hash)) => return Ok(Hashed { hash: *hash, key }),
+                        Some(Slot::Hashing) => {
+                            state = self
+                                .shared
+                                .changed
+                                .wait(state)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                        None => {
+                            state.by_key.insert(key, Slot::Hashing);
+                            break;
+                        }
+                    }
+                }
+            }
+            let claim = Claim { index: self, key };
+            let hash = self.hash_version(file, key.size)?;
+            let after = FileKey::now(file)?;
+            if after == key {
+                claim.fulfil(hash);
+                return Ok(Hashed { hash, key });
+            }
+            last_change = Some(after);
+            drop(claim);
+        }
+        tracing::debug!("still changing: {last_change:?}");
+        Err(io::Error::other(format!(
+            "the file changed while it was hashed, {HASH_ATTEMPTS} times in a row"
+        )))
+    }
+
+    /// Streams `size` bytes of `file` through the hasher; a file larger
+    /// than one chunk group leaves its outboard in the cache, written to a
+    /// temporary file first and renamed, so a reader never sees half of one.
+    fn hash_version(&self, file: &File, size: u64) -> io::Result<ContentHash> {
+        let reader = FileAt { file, pos: 0 };
+        if size <= CHUNK_GROUP {
+            return hash_and_outboard(reader, size, io::sink());
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".hashing-")
+            .tempfile_in(&self.shared.cache)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot write to the cache {}: {}",
+                        self.shared.cache.display(),
+                        proto::error::io_reason(&e)
+                    ),
+                )
+            })?;
+        let mut out = BufWriter::with_capacity(64 * 1024, tmp);
+        let hash = hash_and_outboard(reader, size, &mut out)?;
+        out.flush()?;
+        let tmp = out.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(self.outboard_path(&hash))
+            .map_err(|e| e.error)?;
+        Ok(hash)
+    }
+
+    fn outboard_path(&self, hash: &ContentHash) -> PathBuf {
+        self.shared.cache.join(format!("{hash}.obao"))
+    }
+
+    /// The outboard of a hashed file (None for a file of one chunk group or
+    /// less, which needs none). If it went missing from the cache, or is not
+    /// the length the size needs, the version is forgotten, so the next
+    /// [`ContentIndex::hash_of`] writes it again.
+    pub fn outboard(&self, hashed: &Hashed) -> io::Result<Option<File>> {
+        if hashed.key.size <= CHUNK_GROUP {
+            return Ok(None);
+        }
+        let path = self.outboard_path(&hashed.hash);
+        let opened = File::open(&path).and_then(|f| {
+            let len = f.metadata()?.len();
+            if len == outboard_len(hashed.key.size) {
+                Ok(f)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} has {len} bytes, not {}",
+                        path.display(),
+                        outboard_len(hashed.key.size)
+                    ),
+                ))
+            }
+        });
+        if opened.is_err() {
+            let mut state = self.lock();
+            if matches!(state.by_key.get(&hashed.key), Some(Slot::Ready(_))) {
+                state.by_key.remove(&hashed.key);
+            }
+        }
+        opened.map(Some)
+    }
+
+    /// Records that `name` holds `hashed`, for lookups by hash.
+    pub fn remember(&self, name: &str, hashed: Hashed) {
+        let mut state = self.lock();
+        if let Some(old) = state.by_name.insert(name.to_string(), hashed)
+            && old.hash != hashed.hash
+            && let Some(names) = state.by_hash.get_mut(&old.hash)
+        {
+            names.retain(|n| n != name);
+            if names.is_empty() {
+                state.by_hash.remove(&old.hash);
+            }
+        }
+        let names = state.by_hash.entry(hashed.hash).or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+
+    /// The hash of the file at `path` (inside DIR) if its current version
+    /// was hashed; no hashing is started.
+    pub fn known(&self, path: &Path) -> Option<ContentHash> {
+        let key = FileKey::of(&fs::metadata(path).ok()?);
+        match self.lock().by_key.get(&key) {
+            Some(Slot::Ready(hash)) => Some(*hash),
+            _ => None,
+        }
+    }
+
+    /// The names last seen holding `hash`. Waits (at most `wait`) for the
+    /// startup scan; if nobody holds it, for one more scan that starts after
+    /// this call, which finds files added since. The names must still be
+    /// checked: a file may have changed since it was hashed. Err when the
+    /// wait ran out first.
+    pub fn holders(&self, hash: &ContentHash, wait: Duration) -> Result<Vec<String>, ScanPending> {
+        let deadline = Instant::now() + wait;
+        let mut state = self.lock();
+        state = self.wait_until(state, deadline, |s| s.scans_done > 0)?;
+        if let Some(names) = state.by_hash.get(hash).filter(|n| !n.is_empty()) {
+            return Ok(names.clone());
+        }
+        let need = state.scans_started + 1;
+        state.scans_wanted = state.scans_wanted.max(need);
+        self.shared.changed.notify_all();
+        state = self.wait_until(state, deadline, |s| s.scans_done >= need)?;
+        Ok(state.by_hash.get(hash).cloned().unwrap_or_default())
+    }
+
+    fn wait_until<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        deadline: Instant,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<MutexGuard<'a, State>, ScanPending> {
+        while !done(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ScanPending);
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(state)
+    }
+
+    /// Starts the scanner thread: it hashes every shared file now, and
+    /// again whenever [`ContentIndex::holders`] asks for a scan. It runs at
+    /// the lowest CPU priority, so serving always comes first.
+    pub fn start_scanner(&self, share: SharedDir) -> io::Result<()> {
+        self.lock().scans_wanted = 1;
+        let index = self.clone();
+        std::thread::Builder::new()
+            .name("hash-scan".into())
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let generation = {
+                        let mut state = index.lock();
+                        while state.scans_wanted <= state.scans_started {
+                            state = index
+                                .shared
+                                .changed
+                                .wait(state)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                        state.scans_started += 1;
+                        state.scans_started
+                    };
+                    index.scan(&share, generation == 1);
+                    index.lock().scans_done = generation;
+                    index.shared.changed.notify_all();
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Hashes every shared file whose current version is not hashed yet.
+    fn scan(&self, share: &SharedDir, first: bool) {
+        let started = Instant::now();
+        let (entries, _) = share.list();
+        let (mut files, mut bytes, mut failed) = (0usize, 0u64, 0usize);
+        for entry in entries {
+            let Ok(shared) = share.open_file(&entry.name) else {
+                continue; // gone since the listing, or not servable
+            };
+            match self.hash_of(&shared.file) {
+                Ok(hashed) => {
+                    self.remember(&entry.name, hashed);
+                    files += 1;
+                    bytes += hashed.key.size;
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(
+                        "cannot hash {}: {}",
+                        entry.name.escape_debug(),
+                        proto::error::io_reason(&e)
+                    );
+                }
+            }
+        }
+        let line = format!(
+            "hashed {files} shared files ({bytes} bytes) in {} ms{}",
+            started.elapsed().as_millis(),
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+        if first {
+            tracing::info!("{line}");
+        } else {
+            tracing::debug!("{line}");
+        }
+    }
+}
+
+/// The startup scan has not finished within the wait.
+#[derive(Debug)]
+pub struct ScanPending;
+
+/// A version this thread is hashing. Dropped unfulfilled (an error, a
+/// change under the hasher, a panic), it frees the slot, so the threads
+/// waiting for it try themselves instead of waiting forever.
+struct Claim<'a> {
+    index: &'a ContentIndex,
+    key: FileKey,
+}
+
+impl Claim<'_> {
+    fn fulfil(self, hash: ContentHash) {
+        self.index.lock().by_key.insert(self.key, Slot::Ready(hash));
+        self.index.shared.changed.notify_all();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.index.lock().by_key.remove(&self.key);
+        self.index.shared.changed.notify_all();
+    }
+}
+
+/// Reads a file from its start with pread, leaving its position alone
+/// (a request thread may hold the same file).
+struct FileAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lowers this thread to nice 19: hashing a large directory must not slow
+/// a transfer down.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on our own thread id has no memory effects; on
+    // Linux a thread id names just this thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn setup() -> (tempfile::TempDir, ContentIndex, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        fs::create_dir(&cache).unwrap();
+        let share = tmp.path().join("share");
+        fs::create_dir(&share).unwrap();
+        (tmp, ContentIndex::new(cache), share)
+    }
+
+    #[test]
+    fn hashes_once_per_version_and_again_after_a_change() {
+        let (_tmp, index, share) = setup();
+        let path = share.join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        fs::write(&path, &data).unwrap();
+        let a = index.hash_of(&File::open(&path).unwrap()).unwrap();
+        assert_eq!(a.hash, ContentHash::of(&data));
+        assert_eq!(index.known(&path), Some(a.hash));
+        let ob = index.outboard(&a).unwrap().unwrap();
+        assert_eq!(
+            ob.metadata().unwrap().len(),
+            outboard_len(data.len() as u64)
+        );
+        fs::write(&path, b"changed").unwrap();
+        assert_eq!(index.known(&path), None);
+        let b = index.hash_of(&File::open(&path).unwrap()).unwrap();
+        assert_eq!(b.hash, ContentHash::of(b"changed"));
+        assert!(index.outboard(&b).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_missing_outboard_makes_the_version_hash_again() {
+        let (tmp, index, share) = setup();
+        let path = share.join("f");
+        fs::write(&path, vec![7u8; 200_000]).unwrap();
+        let a = index.hash_of(&File::open(&path).unwrap()).unwrap();
+        fs::remove_file(tmp.path().join("cache").join(format!("{}.obao", a.hash))).unwrap();
+        assert!(index.outboard(&a).is_err());
+        let b = index.hash_of(&File::open(&path).unwrap()).unwrap();
+        assert!(index.outboard(&b).unwrap().is_some());
+    }
+
+    #[test]
+    fn many_threads_asking_for_one_file_hash_it_once() {
+        let (_tmp, index, share) = setup();
+        let path = share.join("f");
+        fs::write(&path, vec![1u8; 3 << 20]).unwrap();
+        let results = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    index.hash_of(&File::open(&path).unwrap()).unwrap();
+                    results.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+        assert_eq!(results.load(Ordering::Relaxed), 8);
+        assert_eq!(index.lock().by_key.len(), 1);
+    }
+
+    #[test]
+    fn holders_are_found_after_the_scan_and_files_added_later_too() {
+        let (_tmp, index, share) = setup();
+        fs::write(share.join("a"), b"same").unwrap();
+        fs::write(share.join("b"), b"same").unwrap();
+        let dir = SharedDir::open(&share).unwrap();
+        index.start_scanner(dir).unwrap();
+        let mut names = index
+            .holders(&ContentHash::of(b"same"), Duration::from_secs(20))
+            .unwrap();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        fs::write(share.join("c"), b"new").unwrap();
+        let names = index
+            .holders(&ContentHash::of(b"new"), Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(names, ["c"]);
+        assert!(
+            index
+                .holders(&ContentHash::of(b"none"), Duration::from_secs(20))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! Keeping the relay's catalog current: a watcher on DIR (inotify, through
+//! the `notify` crate) wakes the catalog thread when files come and go; a
+//! periodic rescan covers what a watcher misses (a full inotify queue,
+//! network filesystems, a watch limit reached) and doubles as the check
+//! that the relay is still in step (it may have restarted).
+//!
+//! The thread waits for a short quiet spell after a change before it looks
+//! (a copy of many files is one update, not hundreds), then builds the
+//! catalog ([`crate::catalog`]) and sends what changed.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::announce::Announcer;
+use crate::catalog::{Catalog, CatalogSync, Synced};
+use crate::hashes::ContentIndex;
+use crate::share::SharedDir;
+use proto::Registration;
+
+/// Quiet time after a change before the catalog is rebuilt.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Longest a stream of changes can delay an update.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// Wakes the catalog thread: DIR changed, or the node was (re)listed.
+#[derive(Clone, Default)]
+pub struct Wake {
+    shared: Arc<(Mutex<Woken>, Condvar)>,
+    /// Where the relay lists this node when it is relayed: the address of
+    /// its control connection. None while it is direct.
+    relayed_as: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Woken {
+    changed: bool,
+    registered: bool,
+}
+
+impl Wake {
+    fn lock(&self) -> MutexGuard<'_, Woken> {
+        // Two booleans cannot be left half-updated.
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Something in DIR changed.
+    pub fn dir_changed(&self) {
+        self.lock().changed = true;
+        self.shared.1.notify_all();
+    }
+
+    /// The relay listed this node anew (first registration, or after an
+    /// outage): it needs the whole catalog.
+    pub fn registered(&self) {
+        self.set_relayed_as(None);
+        self.lock().registered = true;
+        self.shared.1.notify_all();
+    }
+
+    /// The relay listed this node anew as a relayed node, under `listed_as`
+    /// (its control connection's address): it needs the whole catalog,
+    /// sent under that name (see [`catalog_registration`]).
+    pub fn relayed(&self, listed_as: SocketAddr) {
+        self.set_relayed_as(Some(listed_as));
+        self.lock().registered = true;
+        self.shared.1.notify_all();
+    }
+
+    fn set_relayed_as(&self, listed_as: Option<SocketAddr>) {
+        *self.relayed_as.lock().unwrap_or_else(|p| p.into_inner()) = listed_as;
+    }
+
+    fn relayed_as(&self) -> Option<SocketAddr> {
+        *self.relayed_as.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits at most `wait` for a wake; returns and clears what woke it.
+    fn wait(&self, wait: Duration) -> Woken {
+        let deadline = Instant::now() + wait;
+        let mut woken = self.lock();
+        while !woken.changed && !woken.registered {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            woken = self
+                .shared
+                .1
+                .wait_timeout(woken, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        std::mem::take(&mut *woken)
+    }
+}
+
+/// Starts watching DIR and the thread that keeps the relay's catalog
+/// current; `rescan` is the period of the fallback rescan.
+pub fn start(
+    share: SharedDir,
+    index: ContentIndex,
+    announcer: Announcer,
+    wake: Wake,
+    rescan: Duration,
+) -> std::io::Result<()> {
+    let watcher = {
+        let wake = wake.clone();
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            // Opening and reading (our own hashing and serving) change nothing.
+            Ok(e) if matches!(e.kind, EventKind::Access(_)) => {}
+            _ => wake.dir_changed(),
+        })
+        .and_then(|mut w| w.watch(share.root(), RecursiveMode::Recursive).map(|()| w))
+    };
+    let watcher = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {} for changes ({e}); the catalog is rescanned every {}s instead",
+                share.root().display(),
+                rescan.as_secs_f64()
+            );
+            None
+        }
+    };
+    thread::Builder::new()
+        .name("catalog".into())
+        .spawn(move || {
+            let _watcher = watcher;
+            run(&share, &index, &announcer, &wake, rescan);
+        })?;
+    Ok(())
+}
+
+fn run(
+    share: &SharedDir,
+    index: &ContentIndex,
+    announcer: &Announcer,
+    wake: &Wake,
+    rescan: Duration,
+) {
+    let relay = announcer.relay_label();
+    let mut sync = CatalogSync::default();
+    let mut listed = false;
+    // The relay has no index (an older relay): stay quiet until listed anew.
+    let mut no_index = false;
+    let mut last_report: Option<(u32, u32)> = None;
+    let mut warned_truncated = false;
+    loop {
+        let woken = wake.wait(rescan);
+        if woken.changed {
+            let started = Instant::now();
+            while wake.wait_changed(DEBOUNCE) && started.elapsed() < MAX_DELAY {}
+        }
+        if woken.registered {
+            listed = true;
+            no_index = false;
+            sync.restart();
+        }
+        if !listed || no_index {
+            continue;
+        }
+        let catalog = Catalog::build(share, index);
+        if catalog.truncated && !warned_truncated {
+            warned_truncated = true;
+            tracing::warn!(
+                "DIR holds more than {} files: the relay's index gets the first {} by name",
+                proto::MAX_LIST_FILES,
+                catalog.files.len()
+            );
+        }
+        let registration = catalog_registration(&announcer.registration, wake.relayed_as());
+        match sync.sync(&registration, &catalog, |r| announcer.call_relay(r)) {
+            Synced::Done { files, refused } => {
+                if last_report != Some((files, refused)) {
+                    tracing::info!("catalog at relay {relay}: {files} files indexed");
+                    if refused > 0 {
+                        tracing::warn!(
+                            "relay {relay} indexed {files} of {} files: its limits left {refused} \
+                             out (still served here; clients find them with --no-index)",
+                            catalog.files.len()
+                        );
+                    }
+                }
+                last_report = Some((files, refused));
+            }
+            Synced::NotListed => {
+                // Expired there, or the relay restarted: the next heartbeat
+                // lists us again, and the next round sends everything.
+                tracing::debug!("relay {relay} does not list this node now; catalog waits");
+            }
+            Synced::NoIndex(why) => {
+                tracing::info!(
+                    "relay {relay} keeps no index ({why}): an older relay; clients ask nodes in turn"
+                );
+                no_index = true;
+            }
+            Synced::Failed(why) => {
+                tracing::warn!("could not send the catalog to relay {relay}: {why}; retrying");
+                last_report = None;
+            }
+        }
+    }
+}
+
+/// How catalog updates name the node. A direct node names itself as it
+/// registers. A relayed node is listed under its control connection's
+/// address (docs/PROTOCOL.md, "Relayed mode"), not under the port it
+/// listens on, and its catalog updates travel in ordinary short exchanges
+/// from the same host, so the relay sees the same IP: naming that address's
+/// port (and no advertised host) makes the relay find the relayed entry
+/// exactly as it finds a direct node's.
+pub fn catalog_registration(
+    registration: &Registration,
+    relayed_as: Option<SocketAddr>,
+) -> Registration {
+    match relayed_as {
+        None => registration.clone(),
+        Some(listed) => Registration {
+            port: listed.port(),
+            advertised_ip: None,
+            token: registration.token.clone(),
+        },
+    }
+}
+
+impl Wake {
+    /// Waits at most `wait` for another change; true if one came.
+    fn wait_changed(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut woken = self.lock();
+        while !woken.changed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            woken = self
+                .shared
+                .1
+                .wait_timeout(woken, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        woken.changed = false;
+        true
+    }
+}
