@@ -278,3 +278,48 @@ fn a_client_whose_stderr_is_closed_still_fetches_and_exits_with_its_code() {
         assert_eq!(out, stdout, "{name}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// A log reader that hangs.
+
+/// Under a supervisor whose log reader hangs, the pipe fills and every log
+/// line blocks the thread that writes it, including the signal handler's
+/// "unregistered; exiting". SIGTERM must still end the node, within its
+/// hard exit deadline (5 s) plus scheduling slack.
+#[test]
+fn a_node_whose_log_reader_hangs_still_ends_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    let relay = Relay::start(&[]);
+    let mut cmd = Command::new(bin("peer-node"));
+    cmd.arg("127.0.0.1")
+        .arg(relay.port().to_string())
+        .arg(&dir)
+        .arg("-v");
+    let mut node = Proc::spawn_then_stall_stderr("peer-node", cmd, "registered with relay");
+    let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
+
+    // Each listing is a log line at -v: fill the pipe's buffer (64 KiB on
+    // Linux) until a request goes unanswered because its thread is stuck
+    // writing its log line.
+    let quick = Timeouts {
+        connect: Duration::from_secs(2),
+        io: Duration::from_millis(500),
+    };
+    let mut stuck = false;
+    for _ in 0..20_000 {
+        if exchange::call(node_addr, &Request::ListFiles, &quick).is_err() {
+            stuck = true;
+            break;
+        }
+    }
+    assert!(stuck, "the node's log never filled its stderr pipe");
+
+    node.signal(libc::SIGTERM);
+    let status = node
+        .wait_exit(Duration::from_secs(8))
+        .unwrap_or_else(|| panic!("the node did not end within 8 s of SIGTERM"));
+    assert!(status.success(), "the node ended with {status}");
+}

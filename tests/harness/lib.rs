@@ -120,7 +120,7 @@ impl Captured {
     fn spawn_reader(
         self: &Arc<Self>,
         stream: impl Read + Send + 'static,
-        stop_after: Option<String>,
+        stop_after: Option<(String, AfterLast)>,
     ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
@@ -128,15 +128,34 @@ impl Captured {
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
                 let piece = String::from_utf8_lossy(&line);
-                let stop = stop_after.as_deref().is_some_and(|s| piece.contains(s));
+                let stop = stop_after
+                    .as_ref()
+                    .filter(|(last, _)| piece.contains(last.as_str()))
+                    .map(|(_, after)| *after);
                 let mut text = me.text.lock().unwrap();
                 text.push_str(&piece);
-                if stop {
-                    text.push_str("(here the test closed the read end of stderr)\n");
+                match stop {
+                    Some(AfterLast::Close) => {
+                        text.push_str("(here the test closed the read end of stderr)\n")
+                    }
+                    Some(AfterLast::Stall) => {
+                        text.push_str("(here the test stopped reading stderr)\n")
+                    }
+                    None => {}
                 }
                 me.grew.notify_all();
-                if stop {
-                    return;
+                match stop {
+                    Some(AfterLast::Close) => return,
+                    Some(AfterLast::Stall) => {
+                        drop(text);
+                        // Hold the read end open, unread, for the rest of
+                        // the test process.
+                        let _unread = reader;
+                        loop {
+                            thread::park();
+                        }
+                    }
+                    None => {}
                 }
                 drop(text);
                 line.clear();
@@ -170,6 +189,15 @@ impl Captured {
     }
 }
 
+/// What the stderr reader does after the line it was told to stop at.
+#[derive(Debug, Clone, Copy)]
+enum AfterLast {
+    /// Closes the read end: writes fail with EPIPE.
+    Close,
+    /// Keeps the read end open and reads no more: writes block.
+    Stall,
+}
+
 /// A running child process with its stderr captured; killed on drop.
 pub struct Proc {
     name: String,
@@ -191,7 +219,18 @@ impl Proc {
         Proc::spawn_reading(name, cmd, Some(last.to_string()))
     }
 
-    fn spawn_reading(name: &str, mut cmd: Command, stop_after: Option<String>) -> Proc {
+    /// Like [`Proc::spawn_then_close_stderr`], but keeps the pipe open and
+    /// just stops reading it, as a log reader that hangs would: once the
+    /// pipe's buffer is full, every write the child makes to stderr blocks.
+    pub fn spawn_then_stall_stderr(name: &str, cmd: Command, last: &str) -> Proc {
+        Proc::spawn_with(name, cmd, Some((last.to_string(), AfterLast::Stall)))
+    }
+
+    fn spawn_reading(name: &str, cmd: Command, stop_after: Option<String>) -> Proc {
+        Proc::spawn_with(name, cmd, stop_after.map(|s| (s, AfterLast::Close)))
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, stop_after: Option<(String, AfterLast)>) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -420,6 +459,72 @@ impl Node {
         self.listed = addr_after(&line, " as ");
         self
     }
+}
+
+/// A test-only node: it registers with the relay like a peer-node, then
+/// answers each request with whatever bytes `answer` returns for it (a
+/// frame, and what follows one), so a test can play a node that lies, or an
+/// older node. Stops accepting on drop.
+pub struct FakeNode {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeNode {
+    pub fn start(
+        relay: &Relay,
+        answer: impl Fn(proto::Request) -> Vec<u8> + Send + Sync + 'static,
+    ) -> FakeNode {
+        use proto::exchange::{Timeouts, call};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a fake node");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let answer = Arc::new(answer);
+        let stopping = Arc::clone(&stop);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let answer = Arc::clone(&answer);
+                thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+                    let Ok(request) = proto::frame::read::<proto::Request>(&mut stream) else {
+                        return;
+                    };
+                    let _ = std::io::Write::write_all(&mut stream, &answer(request));
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    let _ = std::io::copy(&mut stream, &mut std::io::sink());
+                });
+            }
+        });
+        let registration = proto::Request::Register(proto::Registration {
+            port: addr.port(),
+            advertised_ip: None,
+            token: None,
+        });
+        match call(relay.addr, &registration, &Timeouts::default()) {
+            Ok(proto::Response::Registered(_)) => {}
+            other => panic!("the fake node could not register: {other:?}"),
+        }
+        FakeNode { addr, stop }
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// `frame` of `response`, as a fake node sends it.
+pub fn frame_of(response: &proto::Response) -> Vec<u8> {
+    proto::frame::encode(response).expect("encode a response")
 }
 
 /// A finished client run.

@@ -1,4 +1,4 @@
-//! Section 6 (`index`): the relay's index at 1 000 nodes x 1 000 files.
+//! Section 7 (`index`): the relay's index at 1 000 nodes x 1 000 files.
 //!
 //! One relay: a real node first (holding first.txt), then fake nodes, each
 //! registered from its own loopback address (127.1.x.y, so a per-address
@@ -89,7 +89,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     }
     let (l, f) = (median(&l), median(&f));
     table.add(Row {
-        what: format!("6. fetch a 4 KiB file held by node {n} of {n} (relay index)"),
+        what: format!("7. fetch a 4 KiB file held by node {n} of {n} (relay index)"),
         ours: format!("{l:.1} ms"),
         baseline: format!("{f:.1} ms on node 1"),
         ratio: Some(l / f),
@@ -100,7 +100,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let memory = relay_proc.memory()?;
     let entries = (n - 2) * files + 2;
     table.add(Row {
-        what: format!("6. relay RSS, {n} nodes x {files} files ({entries} index entries)"),
+        what: format!("7. relay RSS, {n} nodes x {files} files ({entries} index entries)"),
         ours: format!("{:.1} MiB", mib(memory.rss_kib)),
         baseline: "-".into(),
         ratio: None,
@@ -123,7 +123,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     }
     let who = median(&times);
     table.add(Row {
-        what: format!("6. who-has exchange at {entries} entries"),
+        what: format!("7. who-has exchange at {entries} entries"),
         ours: format!("{:.0} us", who),
         baseline: "-".into(),
         ratio: None,
@@ -150,7 +150,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     }
     let (o, b) = (median(&ours), median(&base));
     table.add(Row {
-        what: format!("6. list requests with the full index, {n} nodes"),
+        what: format!("7. list requests with the full index, {n} nodes"),
         ours: format!("{o:.0}/s"),
         baseline: format!("{b:.0}/s bare"),
         ratio: Some(o / b),
@@ -287,7 +287,7 @@ fn announce_10k(s: &Settings, relay: SocketAddr, table: &mut Table) -> Result<()
     node.wait_for("catalog at relay")?;
     let took = began.elapsed();
     table.add(Row {
-        what: "6. catalog announce, a 10 000-file directory (first start: hashing included)".into(),
+        what: "7. catalog announce, a 10 000-file directory (first start: hashing included)".into(),
         ours: format!("{:.0} ms", millis(took)),
         baseline: format!("{:.0} ms to register", millis(registered)),
         ratio: None,

@@ -16,10 +16,12 @@
 //! - [`relay`]: sections 3 and 5, list requests per second and one list
 //!   answer at 100 000 nodes.
 //! - [`lookup`]: section 4, a file on the last of 50 nodes versus the first.
-//! - [`index`]: section 6, the relay's index at 1 000 nodes x 1 000 files.
-//! - [`relayed`]: section 7, a fetch through the relay versus direct, the
+//! - [`verified`]: section 6, verified transfers beside unverified ones,
+//!   hashing rate and first-fetch latency.
+//! - [`index`]: section 7, the relay's index at 1 000 nodes x 1 000 files.
+//! - [`relayed`]: section 8, a fetch through the relay versus direct, the
 //!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
-//! - [`secure`]: section 8, private networks: an encrypted transfer beside
+//! - [`secure`]: section 9, private networks: an encrypted transfer beside
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`report`]: medians and the Markdown table.
 
@@ -34,6 +36,7 @@ mod relayed;
 mod report;
 mod secure;
 mod transfer;
+mod verified;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +50,8 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
-  --only LIST     comma-separated sections: transfer, relay, lookup, scale, index, relayed, secure
+  --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
+                  index, relayed, secure
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -72,8 +76,8 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 7] = [
-    "transfer", "relay", "lookup", "scale", "index", "relayed", "secure",
+const SECTIONS: [&str; 8] = [
+    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure",
 ];
 
 struct Args {
@@ -129,7 +133,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if raw::dispatch(&args) || load::dispatch(&args) {
+    if raw::dispatch(&args) || load::dispatch(&args) || verified::dispatch(&args) {
         return ExitCode::SUCCESS;
     }
     match run() {
@@ -170,6 +174,7 @@ fn run() -> Result<(), String> {
             "relay" => relay::throughput(&settings, &mut table),
             "lookup" => lookup::run(&settings, &mut table),
             "scale" => relay::scale(&settings, &mut table),
+            "verified" => verified::run(&settings, &mut table),
             "index" => index::run(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),

@@ -1,4 +1,4 @@
-//! Section 7, relayed mode (docs/PROTOCOL.md "Relayed mode"): a large fetch
+//! Section 8, relayed mode (docs/PROTOCOL.md "Relayed mode"): a large fetch
 //! from a node started with `--relayed`, through a circuit at the relay,
 //! beside the same fetch from a direct node in the same run; the relay's CPU
 //! time per relayed GiB (from /proc/PID/stat: the bytes are spliced, so it

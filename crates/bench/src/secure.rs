@@ -1,4 +1,4 @@
-//! Section 8, private networks (docs/SECURITY.md, "Private networks"): a
+//! Section 9, private networks (docs/SECURITY.md, "Private networks"): a
 //! large fetch with `--secret` on every program beside the same fetch in
 //! the clear, in the same run (the plain node sends with sendfile, the
 //! private one reads, encrypts and writes); the peak memory of node and
@@ -100,7 +100,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     show_runs("MiB/s, encrypted/plain", &rate(&enc), &rate(&plain));
     let (e, p) = (median(&enc), median(&plain));
     table.add(Row {
-        what: format!("8. transfer {} MiB with --secret (AES-256-GCM)", s.file_mib),
+        what: format!("9. transfer {} MiB with --secret (AES-256-GCM)", s.file_mib),
         ours: format!("{:.2} s ({:.0} MiB/s)", e, median(&rate(&enc))),
         baseline: format!("{:.2} s plain ({:.0} MiB/s)", p, median(&rate(&plain))),
         ratio: Some(e / p),
@@ -109,7 +109,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     });
     for (who, peak) in [("peer-node", node_peak), ("peer-client", client_peak)] {
         table.add(Row {
-            what: format!("8. {who} peak RSS with --secret, {} MiB", s.file_mib),
+            what: format!("9. {who} peak RSS with --secret, {} MiB", s.file_mib),
             ours: format!("{:.1} MiB", mib(peak)),
             baseline: "-".into(),
             ratio: None,
@@ -168,7 +168,7 @@ fn handshakes(
     }
     let (w, p, h) = (median(&with), median(&without), median(&alone));
     table.add(Row {
-        what: "8. handshake cost: relay list exchange with --secret".into(),
+        what: "9. handshake cost: relay list exchange with --secret".into(),
         ours: format!("{w:.2} ms"),
         baseline: format!("{p:.2} ms plain"),
         ratio: Some(w / p),
@@ -176,7 +176,7 @@ fn handshakes(
         met: None,
     });
     table.add(Row {
-        what: "8. handshake alone, both sides in one process (4 X25519, 2 threads)".into(),
+        what: "9. handshake alone, both sides in one process (4 X25519, 2 threads)".into(),
         ours: format!("{h:.2} ms"),
         baseline: "-".into(),
         ratio: None,

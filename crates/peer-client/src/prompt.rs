@@ -16,12 +16,15 @@ pub const PROMPT: &str = "file name> ";
 
 pub const HELP: &str = "\
 commands:
-  NAME or blake3:HASH  fetch NAME (or the content with that hash) and print it
+  NAME               fetch NAME and print it (blake3:HASH: the content with
+                     that hash, whatever its name)
   get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
                      gets it inside, a device or FIFO is written in place,
                      a symlink is followed, - is stdout)
-  ls [-l] [--nodes]  list the network's files from the relay's index (-l: whole
-                     hashes; --nodes: ask each node for its own listing)
+  ls [-l|--long] [--nodes]
+                     list the network's files from the relay's index (-l:
+                     with whole hashes; --nodes: ask each node for its own
+                     listing)
   search TEXT        files whose names contain TEXT, across the network
   peers              list the active nodes
   help               this text

@@ -187,11 +187,23 @@ fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
 /// stopping node alive for long.
 const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 
+/// The hard bound on leaving, whatever blocks it: a relay that accepts and
+/// never answers, a resolver that hangs, or a log pipe whose reader stopped
+/// reading (a log line then blocks the thread that writes it). Past it the
+/// node exits without the goodbye; the relay drops the entry after its TTL.
+const EXIT_WITHIN: Duration = Duration::from_secs(5);
+
 /// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
 fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
     // The handler runs once, on ctrlc's thread: if it died half way, no
     // later signal would be handled, so a panic in it still exits.
     ctrlc::set_handler(move || {
+        let _ = std::thread::Builder::new()
+            .name("exit-deadline".into())
+            .spawn(|| {
+                std::thread::sleep(EXIT_WITHIN);
+                std::process::exit(0);
+            });
         proto::crucial::run("signal", || {
             let relay = announcer.relay_label();
             let mut quick = announcer.clone();

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use proto::content::ByteRange;
+use proto::content::{ByteRange, WindowedOutboard};
 use proto::server::Reply;
 use proto::{
     ContentHash, ErrorKind, FileEntryLong, FileListLong, MAX_FRAME, ProtoError, RangeHeader,
@@ -62,7 +62,7 @@ impl NodeService {
                 req.offset
             );
             return reply.send(&Response::error(
-                ErrorKind::BadRequest,
+                ErrorKind::OutOfRange,
                 format!("offset {} is past the end ({size} bytes)", req.offset),
             ));
         };
@@ -86,7 +86,7 @@ impl NodeService {
             len: range.len,
         };
         let sent = match &outboard {
-            Some(ob) => reply.send_range(header, &shared.file, ob),
+            Some(ob) => reply.send_range(header, &shared.file, &WindowedOutboard::new(ob)),
             None => reply.send_range(header, &shared.file, &[][..]),
         };
         if FileKey::now(&shared.file).ok() != Some(hashed.key) {

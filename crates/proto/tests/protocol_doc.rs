@@ -25,11 +25,12 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_to_vec};
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
-    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry,
-    NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request,
-    Response, SearchHit, SearchQuery, SearchResults, Target, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
+    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
+    NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
+    SearchHit, SearchQuery, SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -70,6 +71,20 @@ fn file(size: u64, offset: u64, file_bytes: &'static [u8]) -> Example {
     Example {
         msg: Msg::Response(Response::File(FileHeader { size, offset })),
         file_bytes,
+    }
+}
+
+/// A range of hello.txt: the header, then the encoded range (for a content
+/// of one chunk group, the group's bytes alone).
+fn range(offset: u64, len: u64, stream: &'static [u8]) -> Example {
+    Example {
+        msg: Msg::Response(Response::Range(RangeHeader {
+            size: 6,
+            hash: ContentHash::of(b"hello\n"),
+            offset,
+            len,
+        })),
+        file_bytes: stream,
     }
 }
 
@@ -225,7 +240,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
             request(Request::GetRange(RangeRequest {
                 target: Target::Name("hello.txt".into()),
                 offset: 0,
-                len: 6,
+                len: 1 << 40,
             })),
         ),
         (
@@ -236,29 +251,22 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 len: 3,
             })),
         ),
-        (
-            "range-response",
-            response(Response::Range(RangeHeader {
-                size: 6,
-                hash: hello_hash(),
-                offset: 0,
-                len: 6,
-            })),
-        ),
+        ("range-response", range(0, 6, b"hello\n")),
+        ("range-part-response", range(2, 3, b"hello\n")),
         ("list-files-long-request", request(Request::ListFilesLong)),
         (
             "files-long-response",
             response(Response::FilesLong(FileListLong {
                 entries: vec![
                     FileEntryLong {
-                        name: "hello.txt".into(),
-                        size: 6,
-                        hash: Some(hello_hash()),
+                        name: "big.iso".into(),
+                        size: 4_700_000_000,
+                        hash: None,
                     },
                     FileEntryLong {
-                        name: "new.bin".into(),
-                        size: 9,
-                        hash: None,
+                        name: "hello.txt".into(),
+                        size: 6,
+                        hash: Some(ContentHash::of(b"hello\n")),
                     },
                 ],
                 truncated: false,
@@ -520,8 +528,7 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                 .entries
                 .iter()
                 .map(|e| {
-                    json!({"name": e.name, "size": e.size,
-                           "hash": e.hash.map(|h| h.to_string())})
+                    json!({"name": e.name, "size": e.size, "hash": e.hash.map(|h| h.to_string())})
                 })
                 .collect();
             (
@@ -583,11 +590,11 @@ fn response_json(r: &Response) -> (&'static str, Value) {
     }
 }
 
-/// A target: `{"Name": "..."}` or `{"Hash": "<64 hex>"}`.
+/// A target: `{"name": "..."}` or `{"hash": "<64 hex>"}`.
 fn target_json(t: &Target) -> Value {
     match t {
-        Target::Name(name) => json!({ "Name": name }),
-        Target::Hash(hash) => json!({ "Hash": hash.to_string() }),
+        Target::Name(name) => json!({ "name": name }),
+        Target::Hash(hash) => json!({ "hash": hash.to_string() }),
     }
 }
 
@@ -729,6 +736,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether raw bytes follow the message's frame: a file body, or an encoded
+/// range.
+fn followed(msg: &Msg) -> bool {
+    matches!(msg, Msg::Response(Response::File(_) | Response::Range(_)))
+}
+
 /// The bytes the wire carries for an example: the frame, then the file bytes.
 fn wire_of(example: &Example) -> Vec<u8> {
     let mut bytes = example.msg.encode();
@@ -777,10 +790,9 @@ fn every_vector_file_is_the_encoding_of_its_value_and_decodes_back() {
             ));
             continue;
         }
-        let is_file = matches!(example.msg, Msg::Response(Response::File(_)));
-        if is_file != v.file_bytes.is_some() {
+        if followed(&example.msg) != v.file_bytes.is_some() {
             problems.push(format!(
-                "{stem}.json: file_bytes belongs to a File response, and only there"
+                "{stem}.json: file_bytes belongs to a File or Range response, and only there"
             ));
         }
         // The decoder reads exactly the frame and leaves the file bytes.
@@ -808,6 +820,14 @@ fn every_vector_file_is_the_encoding_of_its_value_and_decodes_back() {
                 "{stem}: a File header is followed by exactly size - offset bytes"
             );
         }
+        if let Msg::Response(Response::Range(h)) = example.msg {
+            let range = h.range().expect("a range within its size");
+            assert_eq!(
+                proto::content::encoded_len(h.size, range),
+                example.file_bytes.len() as u64,
+                "{stem}: a Range header is followed by exactly its encoded range"
+            );
+        }
     }
     for (name, example) in &examples {
         if !files.contains_key(*name) {
@@ -820,7 +840,7 @@ fn every_vector_file_is_the_encoding_of_its_value_and_decodes_back() {
                 "fields": fields,
                 "hex": hex(&example.msg.encode()),
             });
-            if matches!(example.msg, Msg::Response(Response::File(_))) {
+            if followed(&example.msg) {
                 vector["file_bytes"] = json!(hex(example.file_bytes));
             }
             problems.push(format!(
@@ -1086,4 +1106,120 @@ fn the_dump_parser_reads_annotations_and_rejects_typos() {
             .unwrap_err()
             .contains("without an id")
     );
+}
+
+// ---------------------------------------------------------------------------
+// Encoded ranges: docs/vectors/ranges/*.json (docs/vectors/README.md).
+
+/// One docs/vectors/ranges/*.json file: a content made from a pattern, a
+/// range of it, and the stream that carries the range, item by item; or,
+/// with `corrupt`, a stream with one byte changed and the error it causes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeVector {
+    name: String,
+    #[allow(dead_code)]
+    description: String,
+    size: u64,
+    hash: String,
+    offset: u64,
+    len: u64,
+    stream: Vec<Value>,
+    #[serde(default)]
+    corrupt: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Byte `i` of a vector's content: `i mod 251`.
+fn pattern(size: u64) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// The stream as items: each hash pair as hex, each group as its place.
+fn stream_items(data: &[u8], stream: &[u8], size: u64, range: ByteRange) -> Vec<Value> {
+    // Walk the stream with the decoder's own geometry: a group is where the
+    // content's bytes appear; everything else is a 64-byte pair.
+    let mut items = Vec::new();
+    let mut at = 0usize;
+    let first = if range.len == 0 {
+        size.saturating_sub(1) / CHUNK_GROUP * CHUNK_GROUP
+    } else {
+        range.offset / CHUNK_GROUP * CHUNK_GROUP
+    };
+    let mut group = first;
+    while at < stream.len() {
+        let len = (size - group).min(CHUNK_GROUP) as usize;
+        let g = group as usize;
+        if stream.len() - at >= len
+            && stream[at..at + len] == data[g..g + len]
+            && (len >= 64 || stream.len() - at == len)
+        {
+            items.push(json!({"group": {"offset": group, "len": len}}));
+            at += len;
+            group += len as u64;
+        } else {
+            items.push(json!({"pair": hex(&stream[at..at + 64])}));
+            at += 64;
+        }
+    }
+    items
+}
+
+#[test]
+fn every_range_vector_is_the_encoding_of_its_range() {
+    let files: BTreeMap<String, RangeVector> = json_files(&docs("vectors/ranges"));
+    assert!(files.len() >= 5, "range vectors are missing");
+    let mut problems = Vec::new();
+    for (stem, v) in &files {
+        assert_eq!(&v.name, stem);
+        let data = pattern(v.size);
+        let (hash, range, stream) =
+            encode_to_vec(&data, v.offset, v.len).expect("a range within the size");
+        let items = stream_items(&data, &stream, v.size, range);
+        if hash.to_string() != v.hash
+            || Value::Array(items.clone()) != Value::Array(v.stream.clone())
+        {
+            problems.push(format!(
+                "ranges/{stem}.json does not match the code; the code gives hash {hash} and stream:\n{}",
+                serde_json::to_string_pretty(&items).unwrap()
+            ));
+            continue;
+        }
+        // Decode the stream (with one byte flipped, for a corrupt vector).
+        let mut wire = stream.clone();
+        if let Some(c) = &v.corrupt {
+            let at = c["at"].as_u64().unwrap() as usize;
+            wire[at] ^= c["xor"].as_u64().unwrap() as u8;
+        }
+        let mut d = RangeDecoder::new(hash, v.size, range, &wire[..]).unwrap();
+        let mut got = Vec::new();
+        let outcome = loop {
+            match d.next_verified() {
+                Ok(Some(bytes)) => got.extend_from_slice(bytes),
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        if outcome != v.error {
+            problems.push(format!(
+                "ranges/{stem}.json: decoding gives {outcome:?}, not {:?}",
+                v.error
+            ));
+        }
+        let end = range.offset as usize + got.len();
+        if got != data[range.offset as usize..end] {
+            problems.push(format!(
+                "ranges/{stem}.json: the decoder handed out wrong bytes"
+            ));
+        }
+        if v.error.is_none() && got.len() as u64 != range.len {
+            problems.push(format!(
+                "ranges/{stem}.json: {} bytes decoded, not {}",
+                got.len(),
+                range.len
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

@@ -45,6 +45,69 @@ impl Outboard for [u8] {
     }
 }
 
+/// An outboard file read through a window of [`WINDOW`] bytes, so a range's
+/// pairs cost a read per thousand pairs instead of one each. The walk visits
+/// pairs in pre-order while the file keeps them in post-order: mostly small
+/// steps back and forth, which a window centred on the miss absorbs.
+pub struct WindowedOutboard<'a> {
+    file: &'a File,
+    window: std::cell::RefCell<Window>,
+}
+
+/// Bytes of an outboard held at a time: 1024 pairs.
+pub const WINDOW: usize = 64 * 1024;
+
+struct Window {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'a> WindowedOutboard<'a> {
+    pub fn new(file: &'a File) -> WindowedOutboard<'a> {
+        WindowedOutboard {
+            file,
+            window: std::cell::RefCell::new(Window {
+                start: 0,
+                bytes: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl Outboard for WindowedOutboard<'_> {
+    fn read_pair(&self, index: u64, pair: &mut [u8; PAIR_LEN]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = index * PAIR_LEN as u64;
+        let mut w = self.window.borrow_mut();
+        let inside = at >= w.start && at + PAIR_LEN as u64 <= w.start + w.bytes.len() as u64;
+        if !inside {
+            let start = at.saturating_sub(WINDOW as u64 / 2);
+            let start = start - start % PAIR_LEN as u64;
+            w.bytes.resize(WINDOW, 0);
+            let mut filled = 0;
+            while filled < WINDOW {
+                match self
+                    .file
+                    .read_at(&mut w.bytes[filled..], start + filled as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            w.bytes.truncate(filled);
+            w.start = start;
+            if at + PAIR_LEN as u64 > start + filled as u64 {
+                return Err(short_outboard(io::ErrorKind::UnexpectedEof.into(), index));
+            }
+        }
+        let from = (at - w.start) as usize;
+        pair.copy_from_slice(&w.bytes[from..from + PAIR_LEN]);
+        Ok(())
+    }
+}
+
 fn short_outboard(e: io::Error, index: u64) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
@@ -125,4 +188,41 @@ pub fn encode_to_vec(
     };
     encode_range(size, range, &outboard[..], &mut sink).ok()?;
     Some((hash, range, sink.out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::{CHUNK_GROUP, outboard_to_vec};
+
+    #[test]
+    fn the_windowed_outboard_gives_the_same_stream() {
+        let data: Vec<u8> = (0..(3000 * CHUNK_GROUP as usize + 5))
+            .map(|i| (i % 249) as u8)
+            .collect();
+        let (_, outboard) = outboard_to_vec(&data);
+        let path = std::env::temp_dir().join(format!("proto-windowed-{}", std::process::id()));
+        std::fs::write(&path, &outboard).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let size = data.len() as u64;
+        for (offset, len) in [
+            (0, u64::MAX),
+            (1000 * CHUNK_GROUP + 3, 5 * CHUNK_GROUP),
+            (size, 0),
+        ] {
+            let range = ByteRange::clamp(size, offset, len).unwrap();
+            let mut a = MemorySink {
+                data: &data,
+                out: Vec::new(),
+            };
+            let mut b = MemorySink {
+                data: &data,
+                out: Vec::new(),
+            };
+            encode_range(size, range, &outboard[..], &mut a).unwrap();
+            encode_range(size, range, &WindowedOutboard::new(&file), &mut b).unwrap();
+            assert!(a.out == b.out, "range {range:?}");
+        }
+    }
 }

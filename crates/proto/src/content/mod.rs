@@ -22,8 +22,8 @@ pub mod hash;
 
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 
-pub use decode::{RangeDecoder, RangeError, VerifiedReader};
-pub use encode::{MemorySink, Outboard, RangeSink, encode_range, encode_to_vec};
+pub use decode::{PendingGroup, RangeDecoder, RangeError, VerifiedGroup, VerifiedReader};
+pub use encode::{MemorySink, Outboard, RangeSink, WindowedOutboard, encode_range, encode_to_vec};
 pub use hash::{
     ContentHash, HASH_PREFIX, ParseHashError, hash_and_outboard, outboard_len, outboard_to_vec,
 };
