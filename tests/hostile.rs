@@ -1271,3 +1271,175 @@ fn a_low_open_file_limit_is_raised_to_what_the_caps_need() {
     low.proc.wait_for("open files allowed", READY);
     assert_eq!(get(loopback(&low), "hello.txt").unwrap(), HELLO);
 }
+
+/// A socket that keeps a copy of every byte written through it: a real
+/// client's handshake, recorded for replay.
+struct Recording {
+    tcp: TcpStream,
+    sent: Vec<u8>,
+}
+
+impl Read for Recording {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Recording {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tcp.write(buf)?;
+        self.sent.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends `bytes` to `addr`, half-closes, and returns whatever comes back
+/// before the server closes (bounded by the test's timeouts).
+fn send_and_read(addr: SocketAddr, bytes: &[u8], close: bool) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(READY)).unwrap();
+    let _ = tcp.write_all(bytes);
+    if close {
+        let _ = tcp.shutdown(Shutdown::Write);
+    }
+    let mut got = Vec::new();
+    let _ = tcp.read_to_end(&mut got);
+    got
+}
+
+/// Handshake garbage, truncation and replays at a private network's relay
+/// and node: each connection gets a plain refusal or a clean close, the
+/// server logs one line and goes on serving real clients.
+#[test]
+fn handshake_garbage_truncation_and_replays_leave_a_private_network_serving() {
+    use proto::secure::{Identity, KeyKind, NetworkKeys, handshake};
+    const SECRET: &str = "hostile secret";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("a.txt"), "still here\n").unwrap();
+    let relay = Relay::start(&["--secret", SECRET, "--request-timeout", "1"]);
+    let key = tmp.path().join("node.key");
+    let node = Node::spawn_with(
+        "127.0.0.1",
+        relay.port(),
+        &dir,
+        &[
+            "--secret",
+            SECRET,
+            "--key",
+            key.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--request-timeout",
+            "1",
+        ],
+        |cmd| {
+            cmd.env_remove("P2P_SECRET");
+        },
+    )
+    .until_registered();
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+
+    // A real handshake with the relay, recorded, then its request.
+    let mut rec = Recording {
+        tcp: TcpStream::connect(relay.addr).unwrap(),
+        sent: Vec::new(),
+    };
+    rec.tcp.set_read_timeout(Some(READY)).unwrap();
+    let me = Identity::generate().unwrap();
+    let session = handshake::initiate(&mut rec, KeyKind::Relay, &keys.relay, &me, None).unwrap();
+    let mut stream = session.over(rec);
+    proto::frame::write(&mut stream, &Request::ListNodes).unwrap();
+    assert!(matches!(
+        proto::frame::read::<Response>(&mut stream).unwrap(),
+        Response::Nodes(_)
+    ));
+    let recorded = stream.into_inner().sent;
+
+    let mut preamble = b"P2PN\x00\x01\x01".to_vec();
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        (
+            "replayed handshake and request",
+            recorded.clone(),
+            true,
+            "wrong or missing secret",
+        ),
+        (
+            "garbage after the preamble",
+            {
+                let mut g = preamble.clone();
+                g.extend_from_slice(&[0x00, 0x30]);
+                g.extend((0..48u8).map(|i| i.wrapping_mul(37)));
+                g.extend_from_slice(&[0x00, 0x40]);
+                g.extend([0xee; 64]);
+                g
+            },
+            true,
+            "message 1 is not a handshake message",
+        ),
+        (
+            "a message 1 of the wrong length",
+            {
+                let mut g = preamble.clone();
+                g.extend_from_slice(&[0xff, 0xff]);
+                g
+            },
+            true,
+            "a handshake message of 65535 bytes",
+        ),
+        (
+            "an unknown key byte",
+            b"P2PN\x00\x01\x09\x00\x30".to_vec(),
+            true,
+            "unknown key 9",
+        ),
+        (
+            "another handshake version",
+            b"P2PN\x00\x07\x01".to_vec(),
+            true,
+            "handshake version 7",
+        ),
+        ("truncated in message 1", recorded[..20].to_vec(), true, ""),
+        ("truncated preamble", b"P2P".to_vec(), true, ""),
+        ("a stalled handshake", recorded[..7].to_vec(), false, ""),
+    ];
+    preamble.clear();
+    for (what, bytes, close, answer) in &cases {
+        for target in [relay.addr, node.listen] {
+            let got = send_and_read(target, bytes, *close);
+            if answer.is_empty() {
+                assert!(
+                    got.is_empty() || got.starts_with(b"P2PF"),
+                    "{what} at {target}: {got:02x?}"
+                );
+            } else {
+                // The refusal may follow message 2 (when message 3 fails).
+                let at = got.windows(4).position(|w| w == b"P2PF").unwrap_or(0);
+                let mut r = &got[at..];
+                match proto::frame::read::<Response>(&mut r) {
+                    Ok(Response::Error(e)) => {
+                        assert!(
+                            e.message.contains(answer),
+                            "{what} at {target}: {}",
+                            e.message
+                        )
+                    }
+                    other => panic!("{what} at {target}: {other:?} from {got:02x?}"),
+                }
+            }
+        }
+    }
+    // Both still serve a real client.
+    let mut client = harness::client(relay.port());
+    client
+        .env_remove("P2P_SECRET")
+        .args(["a.txt", "--secret", SECRET]);
+    let got = harness::run(client, b"", Duration::from_secs(60));
+    assert_eq!(got.stdout_text(), "still here\n", "{}", got.stderr);
+    assert!(relay.proc.log().contains("handshake failed"));
+    assert!(node.proc.log().contains("handshake failed"));
+}

@@ -23,6 +23,8 @@
 //!   relay's CPU per relayed GiB, and its memory with 1 000 relayed nodes.
 //! - [`swarm`]: section 9 (`--only multi`, root), one file from three
 //!   shaped holders at once beside one holder and beside aria2c.
+//! - [`secure`]: section 10, private networks: an encrypted transfer beside
+//!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`report`]: medians and the Markdown table.
 
 mod index;
@@ -34,6 +36,7 @@ mod raw;
 mod relay;
 mod relayed;
 mod report;
+mod secure;
 mod swarm;
 mod transfer;
 mod verified;
@@ -51,8 +54,8 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed; multi (root: namespaces, tc; aria2c and nginx for its
-                  anchor) only when named
+                  index, relayed, secure; multi (root: namespaces, tc; aria2c and nginx
+                  for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -77,8 +80,8 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 7] = [
-    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed",
+const SECTIONS: [&str; 8] = [
+    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
@@ -183,6 +186,7 @@ fn run() -> Result<(), String> {
             "index" => index::run(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
+            "secure" => secure::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

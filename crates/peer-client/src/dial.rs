@@ -4,6 +4,7 @@
 //! [`Connection`], and what is said over it does not change.
 
 use proto::exchange::{self, Connection, Timeouts};
+use proto::secure::{NodeKey, Security};
 use proto::{NodeInfo, NodeMode, ProtoError};
 
 /// Everything needed to reach a node: the relay (for relayed nodes) and the
@@ -13,16 +14,39 @@ pub struct Dialer {
     pub relay_host: String,
     pub relay_port: u16,
     pub timeouts: Timeouts,
+    /// Plain, or a private network: the relay under the relay key, the
+    /// node under the peer key, end to end through a circuit too.
+    pub security: Security,
+    /// `--node KEY`: the only node key accepted.
+    pub pin: Option<NodeKey>,
 }
 
 impl Dialer {
     /// Opens a connection to `node`, directly or through the relay.
+    /// In a private network the node must prove the key it is listed with
+    /// (or the pinned one): a node listed without a key is refused.
     pub fn connect(&self, node: &NodeInfo) -> Result<Connection, ProtoError> {
+        let expect = match (self.pin, node.key) {
+            (Some(pin), Some(listed)) if listed != pin => {
+                return Err(ProtoError::HandshakeFailed(format!(
+                    "is listed with key {listed}, not the pinned {pin}; skipped"
+                )));
+            }
+            (Some(pin), _) => Some(pin),
+            (None, key) => key,
+        };
+        if self.security.is_private() && expect.is_none() {
+            return Err(ProtoError::HandshakeFailed(
+                "the relay lists no key for it, so it cannot be checked; skipped".into(),
+            ));
+        }
+        let to_node = self.security.to_node(expect);
         match node.mode {
-            NodeMode::Direct => Connection::open(node.addr, &self.timeouts),
+            NodeMode::Direct => Connection::dial(node.addr, &self.timeouts, &to_node),
             NodeMode::Relayed => {
                 let relay = exchange::resolve(&self.relay_host, self.relay_port)?;
-                proto::circuit::open(&relay, node.addr, &self.timeouts)
+                let to_relay = self.security.to_relay();
+                proto::circuit::open(&relay, node.addr, &self.timeouts, &to_relay, &to_node)
             }
             NodeMode::Other(code) => Err(ProtoError::Malformed(format!(
                 "the relay lists it with a way to reach it that this client does not know ({code})"

@@ -10,9 +10,7 @@
 use proto::exchange;
 use std::net::SocketAddr;
 
-use proto::{
-    ContentHash, ErrorKind, Holder, HolderList, NodeInfo, NodeMode, ProtoError, Request, Response,
-};
+use proto::{ContentHash, ErrorKind, Holder, HolderList, NodeInfo, Request, Response};
 use proto::{SearchQuery, SearchResults, Target};
 
 use crate::lookup::{Relay, response_name};
@@ -21,31 +19,28 @@ use crate::lookup::{Relay, response_name};
 /// holds.
 pub const SEARCH_LIMIT: u32 = 100;
 
-/// One request to the relay's index; None when the relay has none.
+/// One request to the relay's index (under the relay key in a private
+/// network); None when the relay has none.
 fn ask(relay: &Relay, request: &Request) -> anyhow::Result<Option<Response>> {
-    let unreachable =
-        |why: String| anyhow::anyhow!("could not reach relay {}: {why}", relay.label());
-    let addrs = exchange::resolve(&relay.host, relay.port)
-        .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
-    match exchange::call_any(&addrs, request, &relay.timeouts) {
-        Ok((_, Response::Error(e))) if e.kind == ErrorKind::BadRequest => {
+    match relay.ask(request)? {
+        Response::Error(e) if e.kind == ErrorKind::BadRequest => {
             tracing::debug!("relay {}: {} (no index)", relay.label(), e.message);
             Ok(None)
         }
-        Ok((_, Response::Error(e))) => Err(anyhow::anyhow!(
+        // Only a private network refuses as unauthorized: this client has
+        // no secret, and the relay requires one.
+        Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
+            "relay {} refused the handshake: {}",
+            relay.label(),
+            exchange::printable(&e.message)
+        )),
+        Response::Error(e) => Err(anyhow::anyhow!(
             "relay {} refused: {} ({})",
             relay.label(),
             e.message,
             e.kind.as_str()
         )),
-        Ok((_, response)) => Ok(Some(response)),
-        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
-            Err(unreachable(e.to_string()))
-        }
-        Err(other) => Err(anyhow::anyhow!(
-            "relay {} sent a bad answer: {other}",
-            relay.label()
-        )),
+        response => Ok(Some(response)),
     }
 }
 
@@ -92,10 +87,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// None when nobody holds it. `mode_of` says how each holder is reached
-    /// (directly, or through a circuit at the relay): a holder entry names
-    /// a node by the address it is listed under, as the long node list does.
-    pub fn of(holders: &[Holder], mode_of: impl Fn(SocketAddr) -> NodeMode) -> Option<Plan> {
+    /// None when nobody holds it. `node_of` says how each holder is reached
+    /// (directly, or through a circuit at the relay) and, in a private
+    /// network, the key it must prove: a holder entry names a node by the
+    /// address it is listed under, as the long node list does.
+    pub fn of(holders: &[Holder], node_of: impl Fn(SocketAddr) -> NodeInfo) -> Option<Plan> {
         let first = holders.first()?;
         let mut plan = Plan {
             hash: first.hash,
@@ -104,11 +100,7 @@ impl Plan {
             others: Vec::new(),
         };
         for h in holders {
-            let node = NodeInfo {
-                addr: h.addr,
-                age_secs: 0,
-                mode: mode_of(h.addr),
-            };
+            let node = node_of(h.addr);
             if h.hash == first.hash {
                 plan.nodes.push(node);
             } else {
@@ -148,6 +140,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::NodeMode;
 
     fn holder(port: u16, h: u8) -> Holder {
         Holder {
@@ -158,13 +151,22 @@ mod tests {
         }
     }
 
+    fn node(addr: SocketAddr, mode: NodeMode) -> NodeInfo {
+        NodeInfo {
+            addr,
+            age_secs: 0,
+            mode,
+            key: None,
+        }
+    }
+
     #[test]
     fn the_earliest_holders_version_wins_and_others_are_named() {
-        let direct = |_| NodeMode::Direct;
+        let direct = |a| node(a, NodeMode::Direct);
         assert_eq!(Plan::of(&[], direct), None);
         let relayed_3 = |a: SocketAddr| match a.port() {
-            3 => NodeMode::Relayed,
-            _ => NodeMode::Direct,
+            3 => node(a, NodeMode::Relayed),
+            _ => node(a, NodeMode::Direct),
         };
         let holders = [holder(1, 2), holder(2, 3), holder(3, 2), holder(4, 3)];
         let plan = Plan::of(&holders, relayed_3).unwrap();

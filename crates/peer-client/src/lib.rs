@@ -49,6 +49,21 @@ use output::Output;
 use prompt::{Command, Input};
 use report::Report;
 
+/// How this client meets the network: plain without keys; with them, a
+/// throwaway static key pair of its own (nodes do not check clients'
+/// keys: the peer key is what admits a client).
+pub fn security(
+    keys: Option<proto::secure::NetworkKeys>,
+) -> Result<proto::secure::Security, String> {
+    match keys {
+        None => Ok(proto::secure::Security::Plain),
+        Some(keys) => {
+            let identity = proto::secure::Identity::generate().map_err(|e| e.to_string())?;
+            Ok(proto::secure::Security::private(keys, identity))
+        }
+    }
+}
+
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_MISSING: u8 = 1;
@@ -316,18 +331,17 @@ impl Session {
                 Some(list) => {
                     indexed = true;
                     let listed = list.holders.iter().map(|h| h.addr);
-                    let modes = self.modes_of(listed.chain(list.unindexed.iter().copied()))?;
-                    let mode_of = |addr| modes.get(&addr).copied().unwrap_or(NodeMode::Direct);
-                    plan = index::Plan::of(&list.holders, mode_of);
-                    unindexed = list
-                        .unindexed
-                        .iter()
-                        .map(|&addr| NodeInfo {
+                    let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
+                    let node_of = |addr| {
+                        known.get(&addr).copied().unwrap_or(NodeInfo {
                             addr,
                             age_secs: 0,
-                            mode: mode_of(addr),
+                            mode: NodeMode::Direct,
+                            key: None,
                         })
-                        .collect();
+                    };
+                    plan = index::Plan::of(&list.holders, node_of);
+                    unindexed = list.unindexed.iter().map(|&addr| node_of(addr)).collect();
                     if plan.is_none() && unindexed.is_empty() {
                         self.report.status(&format!(
                             "{name}: not found on any of {} (the relay's index)",
@@ -446,24 +460,26 @@ impl Session {
 
     /// How each of `addrs` (holders and unindexed nodes from a who-has) is
     /// reached: a relayed node must be dialled through a circuit at the
-    /// relay. Holder entries name nodes by address only, so the modes come
-    /// from the long node list: the one this session has, or, when it does
-    /// not name them all, one `ListNodesLong` asked now. A node still not in
-    /// it (it just left, or just joined) is tried directly.
-    fn modes_of(
+    /// relay, and in a private network every node must prove the key it is
+    /// listed with. Holder entries name nodes by address only, so modes and
+    /// keys come from the long node list: the one this session has, or,
+    /// when it does not name them all, one `ListNodesLong` asked now. A node
+    /// still not in it (it just left, or just joined) is tried directly, and
+    /// in a private network not at all (no key to check).
+    fn nodes_of(
         &mut self,
         addrs: impl Iterator<Item = SocketAddr>,
-    ) -> Result<HashMap<SocketAddr, NodeMode>, String> {
+    ) -> Result<HashMap<SocketAddr, NodeInfo>, String> {
         let addrs: Vec<SocketAddr> = addrs.collect();
-        let known = |nodes: &[NodeInfo]| -> HashMap<SocketAddr, NodeMode> {
-            nodes.iter().map(|n| (n.addr, n.mode)).collect()
+        let known = |nodes: &[NodeInfo]| -> HashMap<SocketAddr, NodeInfo> {
+            nodes.iter().map(|n| (n.addr, *n)).collect()
         };
-        let mut modes = known(&self.nodes);
-        if !addrs.is_empty() && addrs.iter().any(|a| !modes.contains_key(a)) {
+        let mut nodes = known(&self.nodes);
+        if !addrs.is_empty() && addrs.iter().any(|a| !nodes.contains_key(a)) {
             self.refresh_nodes()?;
-            modes = known(&self.nodes);
+            nodes = known(&self.nodes);
         }
-        Ok(modes)
+        Ok(nodes)
     }
 
     /// How to reach the listed nodes, with this session's timeouts.
@@ -484,7 +500,15 @@ impl Session {
                 NodeMode::Direct => String::new(),
                 other => format!("{}  ", other.as_str()),
             };
-            let _ = writeln!(out, "{}  {mode}refreshed {}s ago", node.addr, node.age_secs);
+            let key = match node.key {
+                Some(key) => format!("  key {key}"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{}  {mode}refreshed {}s ago{key}",
+                node.addr, node.age_secs
+            );
         }
         let _ = out.flush();
         self.report.status(&count(self.nodes.len(), "active node"));

@@ -23,6 +23,7 @@ pub use crate::dial::Dialer;
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
+use proto::secure::{NodeKey, Security};
 
 /// Bytes read from a node per read call. A read returns what has arrived, so
 /// a larger buffer means fewer calls when the client falls behind: a 1 GiB
@@ -38,6 +39,11 @@ pub struct Relay {
     pub host: String,
     pub port: u16,
     pub timeouts: Timeouts,
+    /// Plain, or a private network's keys: the relay is asked under the
+    /// relay key, nodes under the peer key.
+    pub security: Security,
+    /// `--node KEY`: fetch only from the node holding this static key.
+    pub pin: Option<NodeKey>,
 }
 
 impl Relay {
@@ -56,6 +62,8 @@ impl Relay {
             relay_host: self.host.clone(),
             relay_port: self.port,
             timeouts: self.timeouts,
+            security: self.security.clone(),
+            pin: self.pin,
         }
     }
 
@@ -85,6 +93,7 @@ impl Relay {
                     addr: n.addr,
                     age_secs: n.age_secs,
                     mode: NodeMode::Direct,
+                    key: None,
                 })
                 .collect()),
             other => self.list_refused(other),
@@ -93,6 +102,13 @@ impl Relay {
 
     fn list_refused<T>(&self, response: Response) -> anyhow::Result<T> {
         match response {
+            // Only a private network refuses a list as unauthorized: this
+            // client has no secret, and the relay requires one.
+            Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
+                "relay {} refused the handshake: {}",
+                self.label(),
+                exchange::printable(&e.message)
+            )),
             Response::Error(e) => Err(anyhow::anyhow!(
                 "relay {} refused: {} ({})",
                 self.label(),
@@ -107,17 +123,21 @@ impl Relay {
         }
     }
 
-    /// One exchange with the relay.
-    fn ask(&self, request: &Request) -> anyhow::Result<Response> {
+    /// One exchange with the relay (under the relay key in a private
+    /// network).
+    pub(crate) fn ask(&self, request: &Request) -> anyhow::Result<Response> {
         let unreachable =
             |why: String| anyhow::anyhow!("could not reach relay {}: {why}", self.label());
         let addrs = exchange::resolve(&self.host, self.port)
             .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
-        let (_, response) =
-            exchange::call_any(&addrs, request, &self.timeouts).map_err(|e| match e {
+        let to_relay = self.security.to_relay();
+        let (_, response) = exchange::call_any_via(&addrs, request, &self.timeouts, &to_relay)
+            .map_err(|e| match e {
                 ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed => {
                     unreachable(e.to_string())
                 }
+                // "relay 127.0.0.1:7000 refused the handshake: wrong or missing secret"
+                e if e.is_handshake() => anyhow::anyhow!("relay {} {e}", self.label()),
                 // It answered, but not with anything we can use.
                 other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
             })?;
@@ -240,6 +260,7 @@ pub fn fetch_expecting(
                 report.status(&format!("could not reach {label}: {why}"))
             }
             Err(NodeFailure::Refused(why)) => report.status(&format!("{label} refused: {why}")),
+            Err(NodeFailure::Keys(why)) => report.status(&format!("{label} {why}")),
             Err(NodeFailure::Broken(why)) => report.status(&format!(
                 "transfer from {label} failed after {} of {} bytes: {why}",
                 transfer.written,
@@ -302,6 +323,10 @@ pub(crate) enum NodeFailure {
     NotHere,
     Unreachable(String),
     Refused(String),
+    /// The handshake failed: a wrong or missing secret, or a node holding
+    /// another key than listed. The text is a predicate: "refused the
+    /// handshake: ...", "answered with key ...".
+    Keys(String),
     /// The node started sending and stopped, or lied about what it sends.
     Broken(String),
     /// The node sent bytes that fail the proof: not the content it named.
@@ -375,10 +400,12 @@ fn try_node(
 }
 
 /// Opens a connection to `node`, directly or through a circuit at the
-/// relay; a relay that refuses the circuit is a refusal, not an outage.
+/// relay; a relay that refuses the circuit is a refusal, not an outage,
+/// and a failed handshake (wrong secret, another key) is neither.
 pub(crate) fn connect(node: &NodeInfo, dialer: &Dialer) -> Result<Connection, NodeFailure> {
     dialer.connect(node).map_err(|e| match e {
         ProtoError::CircuitRefused(_) => NodeFailure::Refused(e.to_string()),
+        e if e.is_handshake() => NodeFailure::Keys(e.to_string()),
         e => NodeFailure::Unreachable(e.to_string()),
     })
 }
@@ -471,6 +498,7 @@ pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report
                 "{label} answered a {} to a list request",
                 response_name(&other)
             )),
+            Err(e) if e.is_handshake() => report.status(&format!("{label} {e}")),
             Err(e) => report.status(&format!("could not reach {label}: {e}")),
         }
     }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
-use proto::cli::{LogArgs, parse_secs};
+use proto::cli::{LogArgs, SecretArgs, parse_secs};
 use proto::exchange::Timeouts;
+use proto::secure::NodeKey;
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
 const OUTPUT_HELP: &str = "\
@@ -49,9 +50,11 @@ Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreacha
 )]
 struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work).
-    relay_ip: String,
+    #[arg(required_unless_present = "show_relay_key")]
+    relay_ip: Option<String>,
     /// Port of the relay.
-    relay_port: u16,
+    #[arg(required_unless_present = "show_relay_key")]
+    relay_port: Option<u16>,
     /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     names: Vec<String>,
     /// Save the file to PATH instead of printing it (one NAME only).
@@ -89,6 +92,16 @@ struct Cli {
           value_parser = parse_sources)]
     sources: usize,
     #[command(flatten)]
+    secret: SecretArgs,
+    /// Fetch (and list) only from the node holding this static key (64 hex
+    /// digits, as `peer-node` prints it and `--peers` shows it). Needs a secret.
+    #[arg(long, value_name = "KEY")]
+    node: Option<NodeKey>,
+    /// Print the relay key derived from the secret, for `relay --relay-key`
+    /// on a relay someone else runs (it cannot read the network), then exit.
+    #[arg(long, conflicts_with_all = ["names", "output", "list", "peers", "node"])]
+    show_relay_key: bool,
+    #[command(flatten)]
     log: LogArgs,
 }
 
@@ -113,6 +126,40 @@ fn main() -> ExitCode {
         }
         std::process::exit(130);
     });
+    let keys = match cli.secret.keys() {
+        Ok(keys) => keys,
+        Err(why) => {
+            peer_client::report::stderr_line(format!("error: {why}"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if cli.show_relay_key {
+        return match &keys {
+            Some(keys) => {
+                println!("{}", keys.relay.to_hex());
+                ExitCode::SUCCESS
+            }
+            None => {
+                peer_client::report::stderr_line(
+                    "error: --show-relay-key needs the secret (--secret, --secret-file or P2P_SECRET)",
+                );
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
+    if cli.node.is_some() && keys.is_none() {
+        peer_client::report::stderr_line(
+            "error: --node pins a node's key, which only a private network has: give the secret too",
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let security = match peer_client::security(keys) {
+        Ok(security) => security,
+        Err(why) => {
+            peer_client::report::stderr_line(format!("error: {why}"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     if cli.output.is_some() && cli.names.len() != 1 {
         peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
         return ExitCode::from(EXIT_USAGE);
@@ -122,9 +169,11 @@ fn main() -> ExitCode {
         io: cli.timeout,
     };
     let relay = Relay {
-        host: cli.relay_ip,
-        port: cli.relay_port,
+        host: cli.relay_ip.unwrap_or_default(),
+        port: cli.relay_port.unwrap_or_default(),
         timeouts,
+        security,
+        pin: cli.node,
     };
     let task = if cli.peers {
         Task::Peers

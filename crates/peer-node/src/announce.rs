@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use proto::exchange::{self, Timeouts};
+use proto::secure::Dial;
 use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
 
 /// Shortest pause between two refreshes, whatever the TTL says.
@@ -28,6 +29,8 @@ pub struct Announcer {
     /// Refresh at least this often (and at least three times per TTL).
     pub heartbeat: Duration,
     pub timeouts: Timeouts,
+    /// How connections to the relay open: plain, or under the relay key.
+    pub dial: Dial,
     /// Shared by every clone: whether we are leaving, and whether a
     /// registration is on the wire.
     gate: Arc<Gate>,
@@ -85,8 +88,16 @@ impl Announcer {
             registration,
             heartbeat,
             timeouts,
+            dial: Dial::Plain,
             gate: Arc::default(),
         }
+    }
+
+    /// Talks to the relay as `dial` says (in a private network, under the
+    /// relay key).
+    pub fn with_dial(mut self, dial: Dial) -> Announcer {
+        self.dial = dial;
+        self
     }
 
     pub fn relay_label(&self) -> String {
@@ -230,9 +241,17 @@ impl Announcer {
                 proto::error::io_reason(&e)
             ))
         })?;
-        exchange::call_any(&addrs, request, &self.timeouts)
+        exchange::call_any_via(&addrs, request, &self.timeouts, &self.dial)
             .map(|(_, response)| response)
-            .map_err(|e: ProtoError| AnnounceError::Unreachable(e.to_string()))
+            .map_err(|e: ProtoError| {
+                // Keys do not change by retrying: a wrong or missing secret
+                // is final, like a wrong token.
+                if e.is_handshake() {
+                    AnnounceError::Refused(format!("relay {} {e}", self.relay_label()))
+                } else {
+                    AnnounceError::Unreachable(e.to_string())
+                }
+            })
     }
 
     fn refusal(&self, response: Response) -> AnnounceError {
@@ -240,9 +259,9 @@ impl Announcer {
             Response::Error(e) if e.kind == ErrorKind::Unreachable => {
                 AnnounceError::NeedsRelay(format!("relay {}: {}", self.relay_label(), e.message))
             }
-            Response::Error(e) if e.kind == ErrorKind::Unauthorized => {
-                AnnounceError::Refused(format!("relay {}: {}", self.relay_label(), e.message))
-            }
+            Response::Error(e) if e.kind == ErrorKind::Unauthorized => AnnounceError::Refused(
+                format!("relay {} refused: {}", self.relay_label(), e.message),
+            ),
             Response::Error(e) => {
                 AnnounceError::Unreachable(format!("{} ({})", e.message, e.kind.as_str()))
             }

@@ -14,7 +14,7 @@
 //! went), the node reconnects with capped backoff; the relay lists it again
 //! as soon as it is back.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use proto::exchange::{self, Connection, Timeouts};
 use proto::server::{Handler, ServerConfig};
+use proto::stream::Stream;
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
 use crate::announce::AnnounceError;
@@ -119,12 +120,14 @@ impl<H: Handler> Relayed<H> {
         };
         let mut last = String::from("no address");
         let mut opened = None;
+        let dial = self.server.security.to_relay();
         for addr in addrs {
-            match Connection::open(addr, &self.timeouts) {
+            match Connection::dial(addr, &self.timeouts, &dial) {
                 Ok(conn) => {
                     opened = Some(conn);
                     break;
                 }
+                Err(e) if e.is_handshake() => return Ended::Refused(format!("relay {relay} {e}")),
                 Err(e) => last = e.to_string(),
             }
         }
@@ -162,15 +165,15 @@ impl<H: Handler> Relayed<H> {
             every.as_secs_f64()
         );
         listed(registered.addr);
-        let stream = conn.into_stream();
-        Ended::Lost(self.keep(&stream, relay_addr, *every, ttl, open_circuits))
+        let mut stream = conn.into_stream();
+        Ended::Lost(self.keep(&mut stream, relay_addr, *every, ttl, open_circuits))
     }
 
     /// Sends keepalives and answers the relay's circuit requests until the
     /// connection breaks; returns why it did.
     fn keep(
         &self,
-        stream: &TcpStream,
+        stream: &mut Stream,
         relay: SocketAddr,
         every: Duration,
         ttl: Duration,
@@ -185,7 +188,7 @@ impl<H: Handler> Relayed<H> {
                 if now.duration_since(last_heard) > ttl {
                     return format!("the relay was silent for {}s", ttl.as_secs());
                 }
-                if let Err(e) = frame::write(&mut &*stream, &Request::Keepalive) {
+                if let Err(e) = frame::write(stream, &Request::Keepalive) {
                     return format!("cannot send a keepalive: {e}");
                 }
                 last_sent = now;
@@ -193,10 +196,15 @@ impl<H: Handler> Relayed<H> {
             }
             // Wait for the relay's next frame, or until a keepalive is due.
             let wait = due - now;
-            if let Err(e) = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1)))) {
+            // An encrypted stream holds no decrypted bytes here: each frame
+            // is one message, read whole. So the socket tells when one begins.
+            if let Err(e) = stream
+                .tcp()
+                .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            {
                 return format!("cannot set a timeout: {}", proto::error::io_reason(&e));
             }
-            match stream.peek(&mut [0u8; 1]) {
+            match stream.tcp().peek(&mut [0u8; 1]) {
                 Ok(0) => return "the relay closed it".into(),
                 Ok(_) => {}
                 Err(e)
@@ -212,10 +220,10 @@ impl<H: Handler> Relayed<H> {
                 Err(e) => return proto::error::io_reason(&e),
             }
             // A frame has begun: the rest of it is due within the I/O timeout.
-            if let Err(e) = stream.set_read_timeout(Some(self.timeouts.io)) {
+            if let Err(e) = stream.tcp().set_read_timeout(Some(self.timeouts.io)) {
                 return format!("cannot set a timeout: {}", proto::error::io_reason(&e));
             }
-            match frame::read::<Response>(&mut &*stream) {
+            match frame::read::<Response>(stream) {
                 Ok(Response::Registered(_)) => last_heard = Instant::now(),
                 Ok(Response::OpenData(id)) => {
                     last_heard = Instant::now();
@@ -249,11 +257,12 @@ impl<H: Handler> Relayed<H> {
         let service = Arc::clone(&self.service);
         let server = self.server.clone();
         let timeouts = self.timeouts;
+        let to_relay = self.server.security.to_relay();
         let count = Arc::clone(open_circuits);
         let started = thread::Builder::new()
             .name("circuit".into())
             .spawn(move || {
-                match proto::circuit::join(relay, id, &timeouts) {
+                match proto::circuit::join(relay, id, &timeouts, &to_relay) {
                     Ok(stream) => {
                         tracing::debug!("joined circuit {id:016x} at relay {relay}");
                         proto::server::serve_stream(stream, relay, &*service, &server);

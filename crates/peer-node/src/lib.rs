@@ -33,13 +33,14 @@ pub mod share;
 pub mod watch;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use proto::Registration;
 use proto::exchange::Timeouts;
+use proto::secure::{Identity, NetworkKeys, Security, keys};
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
@@ -68,12 +69,20 @@ pub struct NodeConfig {
     pub relayed: bool,
     pub server: ServerConfig,
     pub timeouts: Timeouts,
+    /// In a private network, the keys from the secret.
+    pub keys: Option<NetworkKeys>,
+    /// The node's key file (`--key`); default under the user's config dir.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
-pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let share = SharedDir::open(&config.dir)
         .with_context(|| format!("cannot share {}", config.dir.display()))?;
+    if let Some(keys) = config.keys.clone() {
+        let identity = load_identity(config.key_file.as_deref())?;
+        config.server.security = Security::private(keys, identity);
+    }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     let cache = cache::choose(config.cache.as_deref(), share.root())?;
     let index = ContentIndex::new(cache.clone());
@@ -98,7 +107,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         registration.clone(),
         config.heartbeat,
         config.timeouts,
-    );
+    )
+    .with_dial(config.server.security.to_relay());
     let service = Arc::new(NodeService::new(share.clone(), index.clone()));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
@@ -149,6 +159,27 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     })
     .context("could not start the announce thread")?;
     server.serve(service).context("node stopped")
+}
+
+/// The node's static key pair, from its key file (made on first use), and
+/// its public half in the log: what the relay lists and `--node` pins.
+fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => keys::default_key_path().context(
+            "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
+        )?,
+    };
+    let (identity, created) = Identity::load_or_create(&path)?;
+    if created {
+        tracing::info!("created key file {} (mode 0600)", path.display());
+    }
+    tracing::info!(
+        "node key {} (from {}; clients may pin it with --node)",
+        identity.public(),
+        path.display()
+    );
+    Ok(identity)
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the

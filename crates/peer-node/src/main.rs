@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, ServerArgs, parse_secs};
+use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
 use proto::exchange::Timeouts;
 
 /// Shares one directory: registers with the relay, then serves its files to
@@ -52,6 +52,13 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
     #[command(flatten)]
+    secret: SecretArgs,
+    /// The node's key file, made (mode 0600) on first use (default:
+    /// $XDG_CONFIG_HOME/p2p-share/node.key or ~/.config/p2p-share/node.key).
+    /// Only used with a secret.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
     log: LogArgs,
@@ -80,7 +87,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::INFO);
     let server = cli.server.config();
+    let keys = match cli.secret.keys() {
+        Ok(keys) => keys,
+        Err(why) => {
+            tracing::error!("{why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = peer_node::NodeConfig {
+        keys,
+        key_file: cli.key,
         relay_host: cli.relay_ip,
         relay_port: cli.relay_port,
         dir: cli.dir,

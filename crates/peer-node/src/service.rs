@@ -3,6 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 
+use proto::secure::KeyKind;
 use proto::server::{Handler, Reply};
 use proto::{
     ErrorKind, FileEntry, FileHeader, FileList, FileRequest, MAX_FRAME, ProtoError, Request,
@@ -101,6 +102,18 @@ impl NodeService {
 
 impl Handler for NodeService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        // The relay key admits the relay's dial-back, nothing more: files
+        // are for holders of the peer key, which a relay never has.
+        if reply.admitted_with() == Some(KeyKind::Relay) && request != Request::Hello {
+            tracing::warn!(
+                "{}: refused a request under the relay key (only the dial-back's hello is)",
+                reply.peer()
+            );
+            return reply.send(&Response::error(
+                ErrorKind::Unauthorized,
+                "the relay key admits only the relay's hello here; files need the peer key",
+            ));
+        }
         match request {
             Request::GetFile(req) => self.get_file(req, reply),
             Request::GetRange(req) => self.get_range(req, reply),

@@ -1,10 +1,12 @@
 //! Command-line pieces every binary shares: server limits, log verbosity and
 //! duration parsing, so relay, node and client spell them the same way.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::secure::{NetworkKeys, keys};
 use crate::server::ServerConfig;
 
 /// Limits of a server (relay or node); see docs/SECURITY.md.
@@ -31,7 +33,50 @@ impl ServerArgs {
             max_per_ip: self.max_per_ip.max(1),
             request_deadline: self.request_timeout,
             io_timeout: self.io_timeout,
+            security: Default::default(),
         }
+    }
+}
+
+/// The environment variable that holds a network's secret.
+pub const SECRET_ENV: &str = "P2P_SECRET";
+
+/// A private network's secret, for every binary (docs/SECURITY.md).
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// Private network: encrypt and authenticate every connection with this
+    /// secret (visible in `ps`: prefer --secret-file or P2P_SECRET).
+    #[arg(long, value_name = "SECRET", conflicts_with = "secret_file")]
+    pub secret: Option<String>,
+    /// Read the secret from PATH (all of it, less one trailing newline).
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    /// The secret from --secret, else --secret-file, else P2P_SECRET; None
+    /// without any of them (plain mode). An empty P2P_SECRET counts as unset.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let secret = if let Some(s) = &self.secret {
+            s.clone().into_bytes()
+        } else if let Some(path) = &self.secret_file {
+            keys::read_secret_file(path).map_err(|e| e.to_string())?
+        } else {
+            match std::env::var_os(SECRET_ENV) {
+                Some(v) if !v.is_empty() => {
+                    use std::os::unix::ffi::OsStringExt;
+                    v.into_vec()
+                }
+                _ => return Ok(None),
+            }
+        };
+        keys::check_secret(&secret)?;
+        Ok(Some(secret))
+    }
+
+    /// Both keys, when a secret was given.
+    pub fn keys(&self) -> Result<Option<NetworkKeys>, String> {
+        Ok(self.secret()?.map(|s| NetworkKeys::from_secret(&s)))
     }
 }
 

@@ -27,6 +27,18 @@ pub enum ProtoError {
     Malformed(String),
     /// A decoded message breaks a protocol limit (too many nodes, name too long).
     Limit(String),
+    /// The peer answered our handshake with a plain refusal (wrong or
+    /// missing secret, no secret at all, busy): its reason, made printable.
+    HandshakeRefused(crate::ErrorReply),
+    /// The handshake broke off on our side: the peer's answer did not
+    /// decrypt (it lacks the key), or was not a handshake at all.
+    HandshakeFailed(String),
+    /// The peer completed the handshake with a static key other than the
+    /// one it is listed (or pinned) with.
+    WrongKey {
+        expected: crate::secure::NodeKey,
+        got: crate::secure::NodeKey,
+    },
     /// The relay would not open or join a circuit (busy, no such node,
     /// relaying off); its reason, made printable.
     CircuitRefused(crate::ErrorReply),
@@ -36,6 +48,17 @@ impl ProtoError {
     /// True when the error is the peer being silent past a timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProtoError::Timeout)
+    }
+
+    /// True for a failed or refused handshake, or a peer holding the wrong
+    /// key: a matter of keys, which retrying does not fix.
+    pub fn is_handshake(&self) -> bool {
+        matches!(
+            self,
+            ProtoError::HandshakeRefused(_)
+                | ProtoError::HandshakeFailed(_)
+                | ProtoError::WrongKey { .. }
+        )
     }
 }
 
@@ -68,6 +91,12 @@ impl fmt::Display for ProtoError {
             ProtoError::UnknownTag(tag) => write!(f, "unknown message tag {tag}"),
             ProtoError::Malformed(why) => write!(f, "malformed message: {why}"),
             ProtoError::Limit(why) => f.write_str(why),
+            ProtoError::HandshakeRefused(e) => write!(f, "refused the handshake: {}", e.message),
+            ProtoError::HandshakeFailed(why) => write!(f, "failed the handshake: {why}"),
+            ProtoError::WrongKey { expected, got } => write!(
+                f,
+                "answered with key {got}, not with the key {expected} it is listed with; refused"
+            ),
             ProtoError::CircuitRefused(e) => {
                 write!(
                     f,
@@ -86,6 +115,16 @@ impl std::error::Error for ProtoError {}
 
 impl From<io::Error> for ProtoError {
     fn from(e: io::Error) -> Self {
+        // A handshake failure met inside a read (the confirmation comes
+        // with the first answer) travels as an io::Error: unwrap it.
+        if e.get_ref().is_some_and(|inner| inner.is::<ProtoError>()) {
+            if let Some(inner) = e.into_inner()
+                && let Ok(proto) = inner.downcast::<ProtoError>()
+            {
+                return *proto;
+            }
+            return ProtoError::HandshakeFailed("lost error".into());
+        }
         match e.kind() {
             // A read timeout surfaces as WouldBlock on Unix and TimedOut elsewhere.
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ProtoError::Timeout,

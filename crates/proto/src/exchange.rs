@@ -2,12 +2,18 @@
 //! read one response (and, for a file, its raw body), then close gracefully.
 //! The peer client uses it to talk to the relay and to nodes; the node uses
 //! it to register with the relay.
+//!
+//! In a private network the connection opens with a handshake
+//! ([`Connection::dial`] with a secure [`Dial`]); everything after it is the
+//! same, over an encrypted [`Stream`].
 
 use std::io::{self, Read, Take};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::{ProtoError, Request, Response, frame};
+use crate::secure::{Dial, NodeKey, handshake};
+use crate::stream::{Socket, Stream};
+use crate::{ErrorKind, ErrorReply, ProtoError, Request, Response, frame};
 
 /// Timeouts for every socket a client opens.
 #[derive(Debug, Clone, Copy)]
@@ -29,31 +35,84 @@ impl Default for Timeouts {
 
 /// One open connection carrying one exchange.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    /// A refusal the server sent in place of its handshake (busy): the
+    /// answer to the request, as a plain server's refusal would be.
+    refused: Option<ErrorReply>,
 }
 
 impl Connection {
     /// Connects to `addr` within the connect timeout; every later read and
-    /// write is bounded by the I/O timeout.
+    /// write is bounded by the I/O timeout. In the clear.
     pub fn open(addr: SocketAddr, timeouts: &Timeouts) -> Result<Connection, ProtoError> {
         let stream = TcpStream::connect_timeout(&addr, timeouts.connect)?;
         stream.set_read_timeout(Some(timeouts.io))?;
         stream.set_write_timeout(Some(timeouts.io))?;
         // Requests are single small frames: waiting for Nagle only adds latency.
         stream.set_nodelay(true)?;
-        Ok(Connection { stream, peer: addr })
+        Ok(Connection {
+            stream: Stream::plain(stream),
+            peer: addr,
+            refused: None,
+        })
+    }
+
+    /// Like [`Connection::open`], then the handshake `how` asks for, if any.
+    /// A refusal for want of the right secret (or a node holding another
+    /// key than `how` expects) is an error; a busy server's refusal comes
+    /// back from [`Connection::request`], as in the clear.
+    pub fn dial(
+        addr: SocketAddr,
+        timeouts: &Timeouts,
+        how: &Dial,
+    ) -> Result<Connection, ProtoError> {
+        Connection::open(addr, timeouts)?.secure(how)
+    }
+
+    /// Runs the handshake `how` asks for over this connection's socket,
+    /// leaving any earlier session behind: a circuit's end-to-end handshake
+    /// runs inside the connection that set it up with the relay.
+    pub fn secure(self, how: &Dial) -> Result<Connection, ProtoError> {
+        let Dial::Secure {
+            private,
+            kind,
+            expect,
+        } = how
+        else {
+            return Ok(self);
+        };
+        let peer = self.peer;
+        let Some(psk) = private.keys.get(*kind) else {
+            return Err(ProtoError::HandshakeFailed(format!(
+                "this program holds no {}",
+                kind.as_str()
+            )));
+        };
+        let mut socket = Socket::new(self.stream.into_tcp());
+        match handshake::initiate(&mut socket, *kind, psk, &private.identity, *expect) {
+            Ok(session) => Ok(Connection {
+                stream: Stream::Secure(Box::new(session.over(socket))),
+                peer,
+                refused: None,
+            }),
+            // Busy, an unknown version...: not a matter of keys, so the
+            // answer to the request, as from a plain server.
+            Err(ProtoError::HandshakeRefused(reply)) if reply.kind != ErrorKind::Unauthorized => {
+                Ok(Connection {
+                    stream: Stream::Plain(socket),
+                    peer,
+                    refused: Some(reply),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The same connection named after `peer`: a circuit through the relay
     /// is an exchange with the node at its far end (see [`crate::circuit`]).
     pub(crate) fn relabel(self, peer: SocketAddr) -> Connection {
         Connection { peer, ..self }
-    }
-
-    /// The socket, for a caller that keeps it past one exchange.
-    pub fn into_stream(self) -> TcpStream {
-        self.stream
     }
 
     pub fn peer(&self) -> SocketAddr {
@@ -64,7 +123,18 @@ impl Connection {
     /// ([`Closer::close`]): a read blocked on a stalled peer returns at once
     /// instead of waiting for its timeout.
     pub fn closer(&self) -> io::Result<Closer> {
-        self.stream.try_clone().map(Closer)
+        self.stream.tcp().try_clone().map(Closer)
+    }
+
+    /// The static key the peer proved in the handshake, if there was one.
+    pub fn remote_key(&self) -> Option<NodeKey> {
+        self.stream.remote_key()
+    }
+
+    /// The stream, for a caller that keeps it past one exchange (a control
+    /// connection, a circuit).
+    pub fn into_stream(self) -> Stream {
+        self.stream
     }
 
     /// Sends the request and reads the response frame. A server that refuses
@@ -72,6 +142,9 @@ impl Connection {
     /// so the response is read even when sending failed. An error's message
     /// comes back [`printable`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ProtoError> {
+        if let Some(refusal) = self.refused.take() {
+            return Ok(Response::Error(refusal));
+        }
         let sent = frame::write(&mut self.stream, request);
         match (frame::read::<Response>(&mut self.stream), sent) {
             (Ok(Response::Error(mut e)), _) => {
@@ -85,7 +158,7 @@ impl Connection {
     }
 
     /// The raw bytes that follow a file header: exactly `len` of them at most.
-    pub fn body(&mut self, len: u64) -> Take<&mut TcpStream> {
+    pub fn body(&mut self, len: u64) -> Take<&mut Stream> {
         (&mut self.stream).take(len)
     }
 
@@ -101,7 +174,7 @@ impl Connection {
                 Err(_) => break Finish::NoClose,
             }
         };
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
         finish
     }
 }
@@ -159,7 +232,17 @@ pub fn call(
     request: &Request,
     timeouts: &Timeouts,
 ) -> Result<Response, ProtoError> {
-    let mut conn = Connection::open(addr, timeouts)?;
+    call_via(addr, request, timeouts, &Dial::Plain)
+}
+
+/// Like [`call`], opening the connection as `how` says.
+pub fn call_via(
+    addr: SocketAddr,
+    request: &Request,
+    timeouts: &Timeouts,
+    how: &Dial,
+) -> Result<Response, ProtoError> {
+    let mut conn = Connection::dial(addr, timeouts, how)?;
     let response = conn.request(request)?;
     conn.finish();
     Ok(response)
@@ -188,14 +271,27 @@ pub fn call_any(
     request: &Request,
     timeouts: &Timeouts,
 ) -> Result<(SocketAddr, Response), ProtoError> {
+    call_any_via(addrs, request, timeouts, &Dial::Plain)
+}
+
+/// Like [`call_any`], opening the connection as `how` says. A handshake
+/// refused for its keys is final: another address of the same relay would
+/// refuse it too.
+pub fn call_any_via(
+    addrs: &[SocketAddr],
+    request: &Request,
+    timeouts: &Timeouts,
+    how: &Dial,
+) -> Result<(SocketAddr, Response), ProtoError> {
     let mut last = ProtoError::Closed;
     for &addr in addrs {
-        match Connection::open(addr, timeouts) {
+        match Connection::dial(addr, timeouts, how) {
             Ok(mut conn) => {
                 let response = conn.request(request)?;
                 conn.finish();
                 return Ok((addr, response));
             }
+            Err(e) if e.is_handshake() => return Err(e),
             Err(e) => last = e,
         }
     }

@@ -12,6 +12,10 @@
 //!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
 //!   send one request, read one response (and a file body), close.
+//! - [`stream`]: the bytes under every exchange: a socket in the clear, or
+//!   inside a Noise session; sendfile for plain file bodies.
+//! - [`secure`]: private networks: keys, the Noise handshake, the
+//!   encrypted `Read + Write` adapter.
 //! - [`circuit`]: the client's and the node's end of a relayed circuit:
 //!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
@@ -35,7 +39,9 @@ pub mod exchange;
 pub mod frame;
 pub mod logging;
 pub mod message;
+pub mod secure;
 pub mod server;
+pub mod stream;
 
 pub use content::ContentHash;
 pub use error::ProtoError;

@@ -147,6 +147,10 @@ pub struct NodeInfo {
     /// Whole seconds since the node last registered or refreshed.
     pub age_secs: u32,
     pub mode: NodeMode,
+    /// In a private network, the node's static public key, as its
+    /// registration handshake proved it; a client accepts the node only if
+    /// its handshake proves the same key. None in the clear.
+    pub key: Option<crate::secure::NodeKey>,
 }
 
 /// How a client reaches a node. Sent as a big-endian u32 code, like

@@ -170,11 +170,17 @@ fn response() -> impl Strategy<Value = Response> {
     let node =
         (socket_addr(), any::<u32>()).prop_map(|(addr, age_secs)| NodeEntry { addr, age_secs });
     let entry = (file_name(), any::<u64>()).prop_map(|(name, size)| FileEntry { name, size });
-    let info =
-        (socket_addr(), any::<u32>(), node_mode()).prop_map(|(addr, age_secs, mode)| NodeInfo {
+    let info = (
+        socket_addr(),
+        any::<u32>(),
+        node_mode(),
+        proptest::option::of(any::<[u8; 32]>()),
+    )
+        .prop_map(|(addr, age_secs, mode, key)| NodeInfo {
             addr,
             age_secs,
             mode,
+            key: key.map(proto::secure::NodeKey),
         });
     prop_oneof![
         (socket_addr(), any::<u32>())
@@ -334,7 +340,7 @@ fn response_body_size(r: &Response) -> usize {
         Response::NodesLong(nodes) => {
             8 + nodes
                 .iter()
-                .map(|n| socket_addr_size(&n.addr) + 4 + 4)
+                .map(|n| socket_addr_size(&n.addr) + 4 + 4 + 1 + n.key.map_or(0, |_| 32))
                 .sum::<usize>()
         }
         Response::Nodes(nodes) => {

@@ -401,11 +401,13 @@ fn examples() -> BTreeMap<&'static str, Example> {
                     addr: node_v4(),
                     age_secs: 3,
                     mode: NodeMode::Direct,
+                    key: None,
                 },
                 NodeInfo {
                     addr: relayed(),
                     age_secs: 0,
                     mode: NodeMode::Relayed,
+                    key: Some(proto::secure::NodeKey([0xab; 32])),
                 },
             ])),
         ),
@@ -619,6 +621,7 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                         "addr": n.addr.to_string(),
                         "age_secs": n.age_secs,
                         "mode": mode_json(n.mode),
+                        "key": n.key.map(|k| k.to_string()),
                     })
                 })
                 .collect();

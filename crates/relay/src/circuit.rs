@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::server::Reply;
-use proto::{ErrorKind, ProtoError, Response, frame};
+use proto::{ErrorKind, ProtoError, Response};
 
 use crate::control::Controls;
 use crate::splice::{End, Join, JoinLimits};
@@ -67,6 +67,9 @@ struct State {
 struct Pending {
     node: SocketAddr,
     client: TcpStream,
+    /// The client's `CircuitReady`, sealed by the client's thread in its
+    /// session (in a private network), for the joining thread to send.
+    client_ready: Vec<u8>,
     join: Arc<Join>,
     /// Where the node's socket goes once it has joined.
     arrived: SyncSender<TcpStream>,
@@ -215,10 +218,12 @@ pub fn open(
         }
     };
     let join = Arc::new(Join::new(circuits.limits().join));
-    let client_end = reply.stream().try_clone()?;
+    let client_end = reply.tcp().try_clone()?;
+    let client_ready = reply.seal_next(&Response::CircuitReady)?;
     let (id, arrived) = circuits.file(|arrived| Pending {
         node,
         client: client_end,
+        client_ready,
         join: Arc::clone(&join),
         arrived,
     });
@@ -249,7 +254,7 @@ pub fn open(
         }
     };
     tracing::info!("{client}: circuit {id:016x} to {node} open");
-    let end = join.pump(reply.stream(), &node_end);
+    let end = join.pump(reply.tcp(), &node_end);
     join.finish_and_wait();
     let how = match end {
         End::Eof => "closed".to_string(),
@@ -274,13 +279,14 @@ pub fn join(circuits: &Circuits, id: u64, reply: &mut Reply<'_>) -> Result<(), P
             "no such circuit (the client gave up, or it was never opened)",
         ));
     };
-    let ready = frame::encode(&Response::CircuitReady)?;
     // Both ends learn at once that the pipe is open; nothing else has been
-    // written to either yet, so the frames cannot interleave with data.
-    reply.send_encoded(&ready)?;
+    // written to either yet, so the frames cannot interleave with data. In
+    // a private network each goes in its own session with the relay; what
+    // follows is the client's and the node's, end to end.
+    reply.send(&Response::CircuitReady)?;
     let mut client_end = &pending.client;
-    std::io::Write::write_all(&mut client_end, &ready)?;
-    if pending.arrived.send(reply.stream().try_clone()?).is_err() {
+    std::io::Write::write_all(&mut client_end, &pending.client_ready)?;
+    if pending.arrived.send(reply.tcp().try_clone()?).is_err() {
         // The client's thread is gone (it cannot be, while it holds the
         // pending entry's receiver, but be plain about it).
         return Err(ProtoError::Closed);
@@ -290,7 +296,7 @@ pub fn join(circuits: &Circuits, id: u64, reply: &mut Reply<'_>) -> Result<(), P
         reply.peer(),
         pending.node
     );
-    pending.join.pump(reply.stream(), &pending.client);
+    pending.join.pump(reply.tcp(), &pending.client);
     pending.join.finish_and_wait();
     Ok(())
 }

@@ -10,11 +10,13 @@
 //! when it closes, or stays silent for a TTL, the node is unlisted at once.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use proto::secure::NodeKey;
+use proto::stream::{Stream, StreamReader, StreamWriter};
 use proto::{ErrorKind, NodeMode, ProtoError, Registered, Request, Response, frame};
 
 use crate::registry::{self, Registry};
@@ -35,9 +37,10 @@ struct Shared {
 /// The relay's way to write to one node's control connection. Writes come
 /// from the connection's own thread (keepalive answers) and from client
 /// threads (circuit requests), so each frame is written whole under a lock.
+/// In a private network the writer is the sending half of the session.
 struct Link {
     id: u64,
-    writer: Arc<Mutex<TcpStream>>,
+    writer: Arc<Mutex<StreamWriter>>,
 }
 
 impl Controls {
@@ -62,7 +65,7 @@ impl Controls {
             .map_err(|e| format!("cannot reach node {node} on its control connection: {e}"))
     }
 
-    fn attach(&self, node: SocketAddr, writer: Arc<Mutex<TcpStream>>) -> u64 {
+    fn attach(&self, node: SocketAddr, writer: Arc<Mutex<StreamWriter>>) -> u64 {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(node, Link { id, writer });
         id
@@ -85,21 +88,24 @@ impl Controls {
 }
 
 /// Serves one control connection until it closes or falls silent for a
-/// TTL. `stream` has carried the `Control` request, already checked.
+/// TTL. `stream` has carried the `Control` request, already checked;
+/// `key` is the static key the node's handshake proved, if any.
 pub fn serve(
-    stream: &TcpStream,
+    stream: &mut Stream,
     node: SocketAddr,
+    key: Option<NodeKey>,
     registry: &Registry,
     controls: &Controls,
     io_timeout: Duration,
 ) -> Result<(), ProtoError> {
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
-    stream.set_write_timeout(Some(io_timeout))?;
+    stream.tcp().set_write_timeout(Some(io_timeout))?;
+    let (mut reader, writer) = stream.split()?;
+    let writer = Arc::new(Mutex::new(writer));
     let registered = Response::Registered(Registered {
         addr: node,
         ttl_secs: registry.ttl_secs(),
     });
-    match registry.register_as(node, node.ip(), NodeMode::Relayed, Instant::now()) {
+    match registry.register_as(node, node.ip(), NodeMode::Relayed, key, Instant::now()) {
         Ok(_) => {}
         Err(refused) => {
             let why = match refused {
@@ -123,7 +129,7 @@ pub fn serve(
     // The guard must be gone before `keep`, which takes the lock again.
     let sent = frame::write(&mut *lock(&writer), &registered);
     let why = match sent {
-        Ok(()) => keep(stream, node, registry, &writer, &registered),
+        Ok(()) => keep(&mut reader, node, key, registry, &writer, &registered),
         Err(e) => e.to_string(),
     };
     if controls.detach(node, id) {
@@ -138,22 +144,23 @@ pub fn serve(
 
 /// Answers keepalives until the node goes; returns why it went.
 fn keep(
-    stream: &TcpStream,
+    stream: &mut StreamReader,
     node: SocketAddr,
+    key: Option<NodeKey>,
     registry: &Registry,
-    writer: &Mutex<TcpStream>,
+    writer: &Mutex<StreamWriter>,
     registered: &Response,
 ) -> String {
     // The node sends a keepalive three times per TTL; a whole TTL of silence
     // means it is gone, as for a direct node that stops refreshing.
-    if let Err(e) = stream.set_read_timeout(Some(registry.ttl())) {
+    if let Err(e) = stream.tcp().set_read_timeout(Some(registry.ttl())) {
         return format!("cannot set a timeout: {}", proto::error::io_reason(&e));
     }
     loop {
-        match frame::read::<Request>(&mut &*stream) {
+        match frame::read::<Request>(stream) {
             Ok(Request::Keepalive) => {
                 if registry
-                    .register_as(node, node.ip(), NodeMode::Relayed, Instant::now())
+                    .register_as(node, node.ip(), NodeMode::Relayed, key, Instant::now())
                     .is_err()
                 {
                     return "no room left in the relay's table".into();
@@ -180,6 +187,6 @@ fn keep(
     }
 }
 
-fn lock(writer: &Mutex<TcpStream>) -> std::sync::MutexGuard<'_, TcpStream> {
+fn lock(writer: &Mutex<StreamWriter>) -> std::sync::MutexGuard<'_, StreamWriter> {
     writer.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -7,16 +7,22 @@
 //! relayed. This also keeps bogus registrations, which name ports where no
 //! node listens, out of the list.
 //!
-//! Results are cached per address, so a heartbeat costs no connection:
+//! In a private network the dial-back is a handshake under the relay key
+//! that must prove the static key the registration proved: the node at the
+//! address is the one that registered, not a neighbour on the same host.
+//!
+//! Results are cached per address (and key), so a heartbeat costs no connection:
 //! success for [`RECHECK`], failure for [`RETRY`] (a flood of registrations
 //! for one dead address costs one dial-back per [`RETRY`]).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::{ProtoError, Request, Response, frame};
+use proto::exchange::{Connection, Timeouts};
+use proto::secure::{Dial, NodeKey, Security};
+use proto::{Request, Response};
 
 /// How long a successful dial-back is trusted before the next heartbeat
 /// checks again.
@@ -35,8 +41,12 @@ const MAX_CACHED: usize = 200_000;
 #[derive(Clone)]
 pub struct DialBack {
     timeout: Duration,
-    cache: Arc<Mutex<HashMap<SocketAddr, Checked>>>,
+    security: Security,
+    cache: Arc<Mutex<Cache>>,
 }
+
+/// Results by address and, in a private network, the key to be proven.
+type Cache = HashMap<(SocketAddr, Option<NodeKey>), Checked>;
 
 #[derive(Clone)]
 struct Checked {
@@ -46,23 +56,38 @@ struct Checked {
 
 impl DialBack {
     pub fn new(timeout: Duration) -> DialBack {
+        DialBack::with_security(timeout, Security::Plain)
+    }
+
+    /// A dial-back in a private network: a handshake under the relay key.
+    pub fn with_security(timeout: Duration, security: Security) -> DialBack {
         DialBack {
             timeout,
+            security,
             cache: Arc::default(),
         }
     }
 
-    /// Whether a node answers at `addr`, from the cache while it is fresh.
-    /// The error says why not, for the node and the log.
-    pub fn check(&self, addr: SocketAddr) -> Result<(), String> {
+    /// Whether a node (holding `key`, in a private network) answers at
+    /// `addr`, from the cache while it is fresh. The error says why not,
+    /// for the node and the log.
+    pub fn check(&self, addr: SocketAddr, key: Option<NodeKey>) -> Result<(), String> {
         let now = Instant::now();
-        if let Some(c) = self.lock().get(&addr) {
+        if let Some(c) = self.lock().get(&(addr, key)) {
             let fresh_for = if c.result.is_ok() { RECHECK } else { RETRY };
             if now.duration_since(c.at) < fresh_for {
                 return c.result.clone();
             }
         }
-        let result = probe(addr, self.timeout);
+        let dial = match self.security.to_relay() {
+            Dial::Secure { private, kind, .. } => Dial::Secure {
+                private,
+                kind,
+                expect: key,
+            },
+            Dial::Plain => Dial::Plain,
+        };
+        let result = probe(addr, self.timeout, &dial);
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, c| {
@@ -74,7 +99,7 @@ impl DialBack {
             }
         }
         cache.insert(
-            addr,
+            (addr, key),
             Checked {
                 at: now,
                 result: result.clone(),
@@ -86,35 +111,47 @@ impl DialBack {
     /// Forgets `addr`, so its next registration is checked afresh (after
     /// the node behind it left).
     pub fn forget(&self, addr: SocketAddr) {
-        self.lock().remove(&addr);
+        self.lock().retain(|(a, _), _| *a != addr);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Checked>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         // Inserts and removals of whole entries: never half-updated.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// One dial-back: connect, send `Hello`, read one response frame.
-fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect: {}", ProtoError::from(e)))?;
-    let answered = stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(ProtoError::from)
-        .and_then(|()| frame::write(&mut stream, &Request::Hello))
-        .and_then(|()| frame::read::<Response>(&mut stream));
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+/// One dial-back: connect (and shake hands, in a private network), send
+/// `Hello`, read one response frame.
+fn probe(addr: SocketAddr, timeout: Duration, dial: &Dial) -> Result<(), String> {
+    let timeouts = Timeouts {
+        connect: timeout,
+        io: timeout,
+    };
+    let mut conn = Connection::open(addr, &timeouts)
+        .map_err(|e| format!("cannot connect: {e}"))?
+        .secure(dial)
+        .map_err(|e| format!("the node there {e}"))?;
+    let answered = conn.request(&Request::Hello);
+    drop(conn);
     match answered {
+        Ok(Response::Error(e))
+            if dial_is_secure(dial) && e.kind == proto::ErrorKind::Unauthorized =>
+        {
+            Err(format!("the node there refused: {}", e.message))
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(format!("no node answered: {e}")),
     }
 }
 
+fn dial_is_secure(dial: &Dial) -> bool {
+    matches!(dial, Dial::Secure { .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::frame;
     use std::io::Read;
     use std::net::TcpListener;
     use std::thread;
@@ -126,11 +163,11 @@ mod tests {
             .local_addr()
             .unwrap();
         let dial = DialBack::new(TIMEOUT);
-        let why = dial.check(addr).unwrap_err();
+        let why = dial.check(addr, None).unwrap_err();
         assert!(why.contains("connection refused"), "{why}");
         // Something listens now, but the failure stands for RETRY.
         let _listener = TcpListener::bind(addr).unwrap();
-        assert_eq!(dial.check(addr).unwrap_err(), why);
+        assert_eq!(dial.check(addr, None).unwrap_err(), why);
         dial.forget(addr);
     }
 
@@ -144,7 +181,7 @@ mod tests {
                 let _ = std::io::Write::write_all(&mut s, b"HTTP/1.1 400 Bad Request\r\n\r\n");
             }
         });
-        let why = DialBack::new(TIMEOUT).check(addr).unwrap_err();
+        let why = DialBack::new(TIMEOUT).check(addr, None).unwrap_err();
         assert!(why.contains("not a p2p-share peer"), "{why}");
     }
 
@@ -164,8 +201,8 @@ mod tests {
             .unwrap();
         });
         let dial = DialBack::new(TIMEOUT);
-        assert_eq!(dial.check(addr), Ok(()));
+        assert_eq!(dial.check(addr, None), Ok(()));
         server.join().unwrap();
-        assert_eq!(dial.check(addr), Ok(()));
+        assert_eq!(dial.check(addr, None), Ok(()));
     }
 }

@@ -30,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use proto::secure::{Identity, Key, NetworkKeys, Security};
 use proto::server::{Server, ServerConfig};
 
 pub use circuit::CircuitLimits;
@@ -41,6 +42,11 @@ pub use service::{Policy, RelayService, Relaying};
 /// seconds (rounded down, so they refresh early rather than late); a TTL
 /// under one second would reach them as 0, which says nothing.
 pub const MIN_TTL: Duration = Duration::from_secs(1);
+
+/// Most nodes a private network's relay lists: each long-list entry carries
+/// a 32-byte key, and 65 000 IPv6 entries (63 bytes each) still fit in one
+/// frame of `proto::MAX_FRAME`.
+pub const MAX_PRIVATE_NODES: usize = 65_000;
 
 /// Everything the relay needs to run.
 #[derive(Debug, Clone)]
@@ -56,6 +62,9 @@ pub struct RelayConfig {
     /// None with `--no-relaying`: registrations are listed without
     /// dial-back and nothing is relayed.
     pub relaying: Option<CircuitLimits>,
+    /// In a private network, the relay key: every connection must complete
+    /// a handshake under it. A relay never holds the peer key.
+    pub relay_key: Option<Key>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -65,15 +74,24 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         "a TTL of {:?} is too short: nodes are told it in whole seconds, so it must be at least 1 s",
         config.ttl
     );
+    let mut config = config;
+    if let Some(key) = config.relay_key.clone() {
+        // The relay's own static key is new at every start: nobody pins it.
+        let identity = Identity::generate().context("cannot make the relay's key pair")?;
+        config.server.security = Security::private(NetworkKeys::relay_only(key), identity);
+    }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
     anyhow::ensure!(
         config.max_nodes_per_ip >= 1,
         "--max-nodes-per-ip must be at least 1"
     );
-    let limits = Limits {
+    let mut limits = Limits {
         per_source: config.max_nodes_per_ip,
         ..Limits::default()
     };
+    if config.server.security.is_private() {
+        limits.total = MAX_PRIVATE_NODES;
+    }
     let index = Index::new(config.index);
     let registry = Registry::with_membership(config.ttl, limits, Some(Arc::new(index.clone())));
     spawn_expiry(registry.clone())?;
@@ -85,11 +103,19 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         config.index.node_files,
         config.index.entries
     );
+    if config.server.security.is_private() {
+        tracing::info!(
+            "private network: every connection must complete a handshake under the relay key"
+        );
+    }
     let mut service = RelayService::new(registry, index, config.policy);
     match config.relaying {
         Some(limits) => {
             service = service.with_relaying(Relaying {
-                dialback: dialback::DialBack::new(dialback::TIMEOUT),
+                dialback: dialback::DialBack::with_security(
+                    dialback::TIMEOUT,
+                    config.server.security.clone(),
+                ),
                 controls: control::Controls::default(),
                 circuits: circuit::Circuits::new(limits),
                 io_timeout: config.server.io_timeout,

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, ServerArgs, parse_secs};
+use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use proto::secure::Key;
 
 /// The directory of active peer nodes: nodes register here, clients ask here
 /// which nodes are active.
@@ -63,9 +64,42 @@ struct Cli {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     circuit_max_secs: Option<Duration>,
     #[command(flatten)]
+    secret: SecretArgs,
+    /// Private network with only the relay key (64 hex digits, from
+    /// `peer-client --show-relay-key`): for a relay that must carry a
+    /// network without being able to read it (docs/SECURITY.md).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["secret", "secret_file", "relay_key_file"])]
+    relay_key: Option<String>,
+    /// Like --relay-key, read from PATH.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["secret", "secret_file"])]
+    relay_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// The relay key: from --relay-key or --relay-key-file, or derived from the
+/// secret (of which the relay keeps nothing else); None in the clear.
+fn relay_key(cli: &Cli) -> Result<Option<Key>, String> {
+    if let Some(hex) = &cli.relay_key {
+        return Key::from_hex(hex)
+            .map(Some)
+            .map_err(|why| format!("--relay-key: {why}"));
+    }
+    if let Some(path) = &cli.relay_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read relay key file {}: {}",
+                path.display(),
+                proto::error::io_reason(&e)
+            )
+        })?;
+        return Key::from_hex(&text)
+            .map(Some)
+            .map_err(|why| format!("relay key file {}: {why}", path.display()));
+    }
+    Ok(cli.secret.keys()?.map(|keys| keys.relay))
 }
 
 /// A number of seconds, at least [`relay::MIN_TTL`].
@@ -91,7 +125,15 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(tracing::Level::INFO);
+    let relay_key = match relay_key(&cli) {
+        Ok(key) => key,
+        Err(why) => {
+            tracing::error!("{why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = relay::RelayConfig {
+        relay_key,
         bind: cli.bind,
         port: cli.port,
         ttl: cli.ttl,

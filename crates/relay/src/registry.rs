@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use proto::secure::NodeKey;
 use proto::{MAX_LIST_NODES, NodeEntry, NodeInfo, NodeMode, ProtoError, Response, frame};
 
 /// How long a cached list answer may be served; ages in it are whole seconds.
@@ -98,6 +99,8 @@ struct Entry {
     source: IpAddr,
     last_seen: Instant,
     mode: NodeMode,
+    /// In a private network, the static key its handshake proved.
+    key: Option<NodeKey>,
 }
 
 /// Which list answer: the old `Nodes` (direct nodes only, since an older
@@ -195,16 +198,18 @@ impl Registry {
         source: IpAddr,
         now: Instant,
     ) -> Result<Registered, Refused> {
-        self.register_as(addr, source, NodeMode::Direct, now)
+        self.register_as(addr, source, NodeMode::Direct, None, now)
     }
 
-    /// Like [`Registry::register`], for a node reached as `mode` (a refresh
-    /// updates the mode).
+    /// Like [`Registry::register`], for a node reached as `mode` and, in a
+    /// private network, holding `key` (a refresh updates both: a node that
+    /// restarted with a new key is listed with it).
     pub fn register_as(
         &self,
         addr: SocketAddr,
         source: IpAddr,
         mode: NodeMode,
+        key: Option<NodeKey>,
         now: Instant,
     ) -> Result<Registered, Refused> {
         let (ttl, limits) = (self.shared.ttl, self.shared.limits);
@@ -213,8 +218,9 @@ impl Registry {
             let mut changed = false;
             if let Some(entry) = state.entries.get_mut(&seq) {
                 entry.last_seen = now;
-                changed = entry.mode != mode;
+                changed = entry.mode != mode || entry.key != key;
                 entry.mode = mode;
+                entry.key = key;
             }
             if changed {
                 state.generation += 1;
@@ -249,6 +255,7 @@ impl Registry {
                 source,
                 last_seen: now,
                 mode,
+                key,
             },
         );
         state.by_addr.insert(addr, seq);
@@ -263,6 +270,13 @@ impl Registry {
             members.joined(addr);
         }
         Ok(Registered::Joined { evicted })
+    }
+
+    /// The key `addr` is listed with, in a private network.
+    pub fn key_of(&self, addr: SocketAddr) -> Option<NodeKey> {
+        let state = self.lock();
+        let seq = state.by_addr.get(&addr)?;
+        state.entries.get(seq)?.key
     }
 
     /// Removes `addr`; false if it was not listed.
@@ -436,6 +450,7 @@ impl State {
                 addr: e.addr,
                 age_secs: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
                 mode: e.mode,
+                key: e.key,
             })
         })
     }
@@ -602,7 +617,7 @@ mod tests {
         join(&reg, addr(2), t0).unwrap();
         join(&reg, addr(1), t0).unwrap();
         reg.unregister(addr(1));
-        reg.register_as(addr(3), addr(3).ip(), NodeMode::Relayed, t0)
+        reg.register_as(addr(3), addr(3).ip(), NodeMode::Relayed, None, t0)
             .unwrap();
         // The table is full: another source evicts the newest entry of
         // 10.0.0.1, which holds the most.
@@ -637,7 +652,7 @@ mod tests {
         let reg = table(Duration::from_secs(30));
         let t0 = Instant::now();
         join(&reg, addr(1), t0).unwrap();
-        reg.register_as(addr(2), addr(2).ip(), NodeMode::Relayed, t0)
+        reg.register_as(addr(2), addr(2).ip(), NodeMode::Relayed, None, t0)
             .unwrap();
         let decode = |frame: &[u8]| frame::decode::<Response>(&frame[frame::HEADER_LEN..]);
         let (old, _) = reg.list_answer(t0).unwrap();

@@ -7,9 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use proto::secure::NodeKey;
 use proto::server::{Handler, Reply, Throttle};
 use proto::{
-    CatalogUpdate, ErrorKind, ProtoError, Registered, Registration, Request, Response, Target,
+    CatalogUpdate, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response,
+    Target,
 };
 
 use crate::circuit::{self, Circuits};
@@ -105,7 +107,9 @@ impl RelayService {
         ))
     }
 
-    fn register(&self, reg: Registration, seen: IpAddr) -> Response {
+    /// `key`: in a private network, the static key the node's handshake
+    /// proved; it is listed with the node.
+    fn register(&self, reg: Registration, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
@@ -114,7 +118,7 @@ impl RelayService {
         }
         let (addr, ignored) = self.listed_addr(seen, &reg);
         if let Some(relaying) = &self.relaying
-            && let Err(why) = relaying.dialback.check(addr)
+            && let Err(why) = relaying.dialback.check(addr, key)
         {
             tracing::info!("registration of {addr} refused: unreachable: {why}");
             return Response::error(
@@ -125,23 +129,27 @@ impl RelayService {
                 ),
             );
         }
-        let joined = match self.registry.register(addr, seen, Instant::now()) {
-            Ok(registry::Registered::Joined { evicted }) => {
-                if let Some(gone) = evicted {
-                    tracing::warn!(
-                        "node evicted: {gone}, to make room for {addr} in the full table \
+        let joined =
+            match self
+                .registry
+                .register_as(addr, seen, NodeMode::Direct, key, Instant::now())
+            {
+                Ok(registry::Registered::Joined { evicted }) => {
+                    if let Some(gone) = evicted {
+                        tracing::warn!(
+                            "node evicted: {gone}, to make room for {addr} in the full table \
                          (its address held the most entries)"
-                    );
+                        );
+                    }
+                    tracing::info!("node joined: {addr} ({} active)", self.registry.len());
+                    true
                 }
-                tracing::info!("node joined: {addr} ({} active)", self.registry.len());
-                true
-            }
-            Ok(registry::Registered::Refreshed) => {
-                tracing::debug!("node refreshed: {addr}");
-                false
-            }
-            Err(refused) => return self.refuse(addr, seen, refused),
-        };
+                Ok(registry::Registered::Refreshed) => {
+                    tracing::debug!("node refreshed: {addr}");
+                    false
+                }
+                Err(refused) => return self.refuse(addr, seen, refused),
+            };
         if let Some(adv) = ignored {
             // Once per join, not on every heartbeat.
             let why = format!(
@@ -185,11 +193,22 @@ impl RelayService {
         Response::error(ErrorKind::Busy, why)
     }
 
-    fn unregister(&self, reg: Registration, seen: IpAddr) -> Response {
+    /// `key`: in a private network, the caller's proven static key; only
+    /// the node listed with that key may drop its entry.
+    fn unregister(&self, reg: Registration, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&reg, seen) {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &reg);
+        if let Some(listed) = self.registry.key_of(addr)
+            && Some(listed) != key
+        {
+            tracing::warn!("{seen}: unregister of {addr} refused: not the key it is listed with");
+            return Response::error(
+                ErrorKind::Unauthorized,
+                format!("{addr} is listed with another key: only that node may unregister it"),
+            );
+        }
         if let Some(relaying) = &self.relaying {
             relaying.dialback.forget(addr);
         }
@@ -203,11 +222,22 @@ impl RelayService {
 }
 
 impl RelayService {
-    fn catalog(&self, update: CatalogUpdate, seen: IpAddr) -> Response {
+    /// `key`: in a private network, the caller's proven static key; only
+    /// the node listed with that key may change its catalog.
+    fn catalog(&self, update: CatalogUpdate, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&update.registration, seen) {
             return refusal;
         }
         let (addr, _) = self.listed_addr(seen, &update.registration);
+        if let Some(listed) = self.registry.key_of(addr)
+            && Some(listed) != key
+        {
+            tracing::warn!("{seen}: catalog of {addr} refused: not the key it is listed with");
+            return Response::error(
+                ErrorKind::Unauthorized,
+                format!("{addr} is listed with another key: only that node may send its catalog"),
+            );
+        }
         // A node past its TTL must not update a catalog about to go.
         log_expired(&self.registry.expire(Instant::now()));
         match self.index.apply(addr, &update) {
@@ -259,15 +289,15 @@ impl Handler for RelayService {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
         let response = match request {
-            Request::Register(reg) => self.register(reg, seen),
-            Request::Unregister(reg) => self.unregister(reg, seen),
+            Request::Register(reg) => self.register(reg, seen, reply.peer_key()),
+            Request::Unregister(reg) => self.unregister(reg, seen, reply.peer_key()),
             Request::ListNodes => {
                 let (answer, expired) = self.registry.list_answer(Instant::now())?;
                 log_expired(&expired);
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
-            Request::Catalog(update) => self.catalog(update, seen),
+            Request::Catalog(update) => self.catalog(update, seen, reply.peer_key()),
             Request::WhoHas(target) => {
                 log_expired(&self.registry.expire(Instant::now()));
                 let list = self.index.who_has(&target);
@@ -341,9 +371,11 @@ impl RelayService {
             tracing::info!("{node}: control connection refused: relaying is off");
             return reply.send(&not_relaying());
         };
+        let key = reply.peer_key();
         control::serve(
             reply.stream(),
             node,
+            key,
             &self.registry,
             &relaying.controls,
             relaying.io_timeout,

@@ -11,7 +11,7 @@
 mod admission;
 mod descriptors;
 mod range;
-mod sendfile;
+pub(crate) mod sendfile;
 mod workers;
 
 use std::fs::File;
@@ -25,6 +25,8 @@ use admission::Admission;
 use workers::Acceptors;
 
 use crate::content::{ByteRange, Outboard, encode_range};
+use crate::secure::{KeyKind, NodeKey, Security, handshake};
+use crate::stream::{Socket, Stream};
 use crate::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
 
 /// Limits and timeouts of one server.
@@ -38,6 +40,9 @@ pub struct ServerConfig {
     pub request_deadline: Duration,
     /// Time any later read or write may wait for the peer.
     pub io_timeout: Duration,
+    /// In a private network: the keys a handshake may use, and this
+    /// server's static key pair. Plain: no handshake, as before.
+    pub security: Security,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             max_per_ip: 256,
             request_deadline: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            security: Security::Plain,
         }
     }
 }
@@ -66,8 +72,9 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
 
 /// The way a handler answers: one response per connection.
 pub struct Reply<'a> {
-    stream: &'a mut TcpStream,
+    stream: &'a mut Stream,
     peer: SocketAddr,
+    admitted_with: Option<KeyKind>,
 }
 
 impl Reply<'_> {
@@ -76,17 +83,44 @@ impl Reply<'_> {
         self.peer
     }
 
+    /// In a private network, the key the peer's handshake used.
+    pub fn admitted_with(&self) -> Option<KeyKind> {
+        self.admitted_with
+    }
+
+    /// In a private network, the peer's static key, proven by its handshake.
+    pub fn peer_key(&self) -> Option<NodeKey> {
+        self.stream.remote_key()
+    }
+
+    /// The connection's stream, plain or encrypted, for an answer that is
+    /// more than frames (a body with proofs): sendfile where
+    /// [`Stream::as_plain`] gives a socket, else copy through the stream.
+    pub fn stream(&mut self) -> &mut Stream {
+        self.stream
+    }
+
     pub fn send(&mut self, response: &Response) -> Result<(), ProtoError> {
         frame::write(self.stream, response)
     }
 
-    /// The connection itself, for the few exchanges that outlive one answer
+    /// The socket itself, for the few exchanges that outlive one answer
     /// (the relay's control connections and circuits, docs/PROTOCOL.md):
     /// such a handler sets its own timeouts and returns only when it is done
     /// with the connection. The peer must have waited for an answer before
-    /// sending more, since bytes read ahead with the request are gone.
-    pub fn stream(&self) -> &TcpStream {
-        self.stream
+    /// sending more, since bytes read ahead with the request are gone. In a
+    /// private network the session's frames go through [`Reply::stream`];
+    /// the socket carries raw bytes only once a circuit is joined.
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    /// The bytes [`Reply::send`] would write next, without writing them: for
+    /// another thread to send in this connection's place (a circuit's
+    /// `CircuitReady`). Once they are sent, nothing more may be sent here.
+    pub fn seal_next(&self, response: &Response) -> Result<Vec<u8>, ProtoError> {
+        let frame = frame::encode(response)?;
+        Ok(self.stream.seal_next(&frame)?)
     }
 
     /// Sends a frame encoded earlier with [`frame::encode`] (a cached answer).
@@ -95,20 +129,22 @@ impl Reply<'_> {
         Ok(())
     }
 
-    /// Sends a file header, then the file's bytes from its current position,
-    /// with sendfile on Linux (see `sendfile`): the bytes never pass through
-    /// this process, and memory stays flat whatever the size. Returns how
-    /// many body bytes were sent; fewer than declared means the file shrank
-    /// while it was sent.
+    /// Sends a file header, then the file's bytes from its current position:
+    /// in the clear with sendfile on Linux (see `sendfile`), so the bytes
+    /// never pass through this process; encrypted, read, encrypt and write
+    /// in large messages ([`Stream::send_file`]). Memory stays flat whatever
+    /// the size. Returns how many body bytes were sent; fewer than declared
+    /// means the file shrank while it was sent.
     pub fn send_file(&mut self, header: FileHeader, file: &mut File) -> Result<u64, ProtoError> {
         self.send(&Response::File(header))?;
-        let sent = sendfile::send_file(file, self.stream, header.body_len())?;
+        let sent = self.stream.send_file(file, header.body_len())?;
         Ok(sent)
     }
 
     /// Sends a range header, then the encoded range: hash pairs from
-    /// `outboard`, chunk groups from `file` with sendfile (see `range`).
-    /// Memory stays flat whatever the size.
+    /// `outboard`, chunk groups from `file` with sendfile (see `range`);
+    /// encrypted, through the stream in full messages instead
+    /// ([`range::CopySink`]). Memory stays flat whatever the size.
     pub fn send_range(
         &mut self,
         header: RangeHeader,
@@ -117,11 +153,20 @@ impl Reply<'_> {
     ) -> Result<(), ProtoError> {
         let range = ByteRange::clamp(header.size, header.offset, header.len)
             .ok_or_else(|| ProtoError::Malformed("range outside the content".into()))?;
-        let stream: &TcpStream = self.stream;
-        let _cork = range::Cork::new(stream);
-        frame::write(&mut &*stream, &Response::Range(header))?;
-        let mut sink = range::SocketSink { stream, file };
-        encode_range(header.size, range, outboard, &mut sink)?;
+        match self.stream.as_plain() {
+            Some(stream) => {
+                let _cork = range::Cork::new(stream);
+                frame::write(&mut &*stream, &Response::Range(header))?;
+                let mut sink = range::SocketSink { stream, file };
+                encode_range(header.size, range, outboard, &mut sink)?;
+            }
+            None => {
+                let mut sink = range::CopySink::new(&mut *self.stream, file);
+                frame::write(&mut sink.out, &Response::Range(header))?;
+                encode_range(header.size, range, outboard, &mut sink)?;
+                sink.out.flush()?;
+            }
+        }
         Ok(())
     }
 }
@@ -196,10 +241,11 @@ pub fn serve_stream(
     serve_connection(stream, peer, handler, config);
 }
 
-/// Everything about one connection: read the request before the deadline,
-/// let the handler answer, close gracefully.
+/// Everything about one connection: read the request (after the handshake,
+/// in a private network) before the deadline, let the handler answer,
+/// close gracefully.
 fn serve_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     handler: &dyn Handler,
     config: &ServerConfig,
@@ -208,20 +254,42 @@ fn serve_connection(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.io_timeout));
     let deadline = Instant::now() + config.request_deadline;
-    let request = {
-        let reader = DeadlineReader {
-            stream: &stream,
-            deadline,
-            io_timeout: config.io_timeout,
-        };
-        frame::read::<Request>(&mut BufReader::with_capacity(8 * 1024, reader))
+    let mut socket = Socket::new(stream);
+    socket.set_deadline(deadline, config.io_timeout);
+    let (mut stream, admitted_with) = match handshake_if_private(&mut socket, config) {
+        Ok(None) => (Stream::Plain(socket), None),
+        Ok(Some(session)) => {
+            let kind = session.kind();
+            (Stream::Secure(Box::new(session.over(socket))), Some(kind))
+        }
+        Err(refusal) => {
+            match refusal.error {
+                ProtoError::Closed => tracing::debug!("{peer}: closed without a handshake"),
+                ref e => tracing::warn!("{peer}: handshake failed: {e}"),
+            }
+            let mut tcp = socket.into_tcp();
+            if let Some(answer) = refusal.answer {
+                let _ = frame::write(&mut tcp, &*answer);
+            }
+            close_gracefully(tcp, config.io_timeout.min(LINGER));
+            return;
+        }
     };
+    let request = match &mut stream {
+        // In the clear, read ahead as before: one read takes the request.
+        Stream::Plain(socket) => {
+            frame::read::<Request>(&mut BufReader::with_capacity(8 * 1024, socket))
+        }
+        Stream::Secure(secure) => frame::read::<Request>(secure),
+    };
+    stream.clear_deadline(config.io_timeout);
     let whole_request = request.is_ok();
     match request {
         Ok(request) => {
             let mut reply = Reply {
                 stream: &mut stream,
                 peer,
+                admitted_with,
             };
             if let Err(e) = handler.handle(request, &mut reply) {
                 tracing::info!("{peer}: exchange failed: {e}");
@@ -236,10 +304,25 @@ fn serve_connection(
         }
     }
     let linger = config.io_timeout.min(LINGER);
+    let tcp = stream.into_tcp();
     if whole_request {
-        close_after_answer(stream, linger);
+        close_after_answer(tcp, linger);
     } else {
-        close_gracefully(stream, linger);
+        close_gracefully(tcp, linger);
+    }
+}
+
+/// In a private network, the handshake, answered from `socket`; in the
+/// clear, nothing to do.
+fn handshake_if_private(
+    socket: &mut Socket,
+    config: &ServerConfig,
+) -> Result<Option<handshake::Session>, Box<handshake::Refusal>> {
+    match &config.security {
+        Security::Plain => Ok(None),
+        Security::Private(private) => handshake::respond(socket, &private.keys, &private.identity)
+            .map(Some)
+            .map_err(Box::new),
     }
 }
 
@@ -265,6 +348,16 @@ fn close_after_answer(stream: TcpStream, linger: Duration) {
 /// The error response for a request that could not be read, where the
 /// protocol allows one: not to a peer that does not speak it at all.
 fn answer_to_bad_request(e: &ProtoError, config: &ServerConfig) -> Option<Response> {
+    // A client that wants a private network, at a server without a secret:
+    // tell it plainly, where its handshake expects message 2.
+    if let ProtoError::BadMagic(magic) = e
+        && *magic == handshake::SECURE_MAGIC
+    {
+        return Some(Response::error(
+            ErrorKind::Unauthorized,
+            handshake::NO_SECRET,
+        ));
+    }
     let kind = match e {
         ProtoError::BadMagic(_) | ProtoError::Closed | ProtoError::Io(_) => return None,
         ProtoError::UnsupportedVersion(_) => ErrorKind::UnsupportedVersion,
@@ -308,26 +401,6 @@ fn close_gracefully(mut stream: TcpStream, linger: Duration) {
     }
     if drained > 0 {
         tracing::debug!("ignored {drained} bytes sent after the request");
-    }
-}
-
-/// Reads from the socket but never past the request deadline, so a peer
-/// sending one byte at a time cannot hold a thread longer than that.
-struct DeadlineReader<'a> {
-    stream: &'a TcpStream,
-    deadline: Instant,
-    io_timeout: Duration,
-}
-
-impl Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream
-            .set_read_timeout(Some(left.min(self.io_timeout)))?;
-        (&mut &*self.stream).read(buf)
     }
 }
 

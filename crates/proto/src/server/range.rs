@@ -5,10 +5,11 @@
 //! around it instead of as a tiny packet of its own.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::net::TcpStream;
 
 use crate::content::{PAIR_LEN, RangeSink};
+use crate::secure::transport::BATCH;
 
 /// Sends the pieces of an encoded range to `stream`, groups from `file`.
 pub(crate) struct SocketSink<'a> {
@@ -24,6 +25,34 @@ impl RangeSink for SocketSink<'_> {
 
     fn group(&mut self, offset: u64, len: usize) -> io::Result<()> {
         send_file_at(self.file, self.stream, offset, len)
+    }
+}
+
+/// Sends the pieces of an encoded range through a writer that cannot take
+/// sendfile (an encrypted stream): groups are read from `file` and copied,
+/// and everything is gathered into [`BATCH`]-byte writes, so a 64-byte pair
+/// does not become a message of its own. The caller flushes `out`.
+pub(crate) struct CopySink<'a, W: Write> {
+    pub(crate) out: BufWriter<W>,
+    file: &'a File,
+}
+
+impl<'a, W: Write> CopySink<'a, W> {
+    pub(crate) fn new(out: W, file: &'a File) -> CopySink<'a, W> {
+        CopySink {
+            out: BufWriter::with_capacity(BATCH, out),
+            file,
+        }
+    }
+}
+
+impl<W: Write> RangeSink for CopySink<'_, W> {
+    fn pair(&mut self, pair: &[u8; PAIR_LEN]) -> io::Result<()> {
+        self.out.write_all(pair)
+    }
+
+    fn group(&mut self, offset: u64, len: usize) -> io::Result<()> {
+        copy_at(self.file, &mut self.out, offset, len)
     }
 }
 
@@ -100,12 +129,12 @@ fn send_file_at(file: &File, stream: &TcpStream, offset: u64, len: usize) -> io:
     copy_at(file, stream, offset, len)
 }
 
-/// The fallback for files sendfile refuses: through a buffer, with pread.
-fn copy_at(file: &File, stream: &TcpStream, offset: u64, len: usize) -> io::Result<()> {
+/// The fallback for files sendfile refuses (and the way onto an encrypted
+/// stream): through a buffer, with pread.
+fn copy_at(file: &File, mut stream: impl Write, offset: u64, len: usize) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len.min(64 * 1024)];
     let mut done = 0usize;
-    let mut stream = stream;
     while done < len {
         let want = (len - done).min(buf.len());
         let n = file.read_at(&mut buf[..want], offset + done as u64)?;

@@ -1,0 +1,662 @@
+//! Private networks (issues 14 and 17): with a secret, every connection is
+//! a Noise handshake and then ciphertext; without the right secret nothing
+//! but a clear refusal; a node must prove the key the relay listed; a relay
+//! that holds only the relay key serves the network and can neither read
+//! it nor pose as a node.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use harness::{Node, Proc, READY, Relay, Run, bin, run};
+use proto::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
+use proto::server::{Handler, Reply, Server, ServerConfig};
+use proto::{ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
+
+const SECRET: &str = "correct horse battery staple";
+
+/// A peer-client command against `relay`, with `args`; P2P_SECRET comes only
+/// from the test, never from the environment it runs in.
+fn client(relay: u16, args: &[&str]) -> Command {
+    let mut cmd = harness::client(relay);
+    cmd.env_remove("P2P_SECRET").args(args);
+    cmd
+}
+
+fn fetch(relay: u16, args: &[&str]) -> Run {
+    run(client(relay, args), b"", Duration::from_secs(60))
+}
+
+/// A node over `dir` with its own key file in `keys` and `args`.
+fn node(relay: &Relay, dir: &Path, keys: &Path, args: &[&str]) -> Node {
+    let key = keys.join(format!(
+        "{}.key",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let mut all = vec!["--bind", "127.0.0.1", "--key", key.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Node::spawn_with("127.0.0.1", relay.port(), dir, &all, |cmd| {
+        cmd.env_remove("P2P_SECRET");
+    })
+    .until_registered()
+}
+
+/// The key a node printed at start.
+fn printed_key(node: &Node) -> NodeKey {
+    let line = node.proc.wait_for("node key ", READY);
+    let hex = line
+        .split("node key ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    hex.parse().unwrap()
+}
+
+fn secret_relay(args: &[&str]) -> Relay {
+    let mut all = vec!["--secret", SECRET];
+    all.extend_from_slice(args);
+    Relay::start(&all)
+}
+
+/// Two directories with a file each: `direct.txt` in node1, `relayed.txt`
+/// in node2.
+fn shares(tmp: &Path) -> (PathBuf, PathBuf) {
+    let (a, b) = (tmp.join("node1"), tmp.join("node2"));
+    for (dir, name) in [(&a, "direct.txt"), (&b, "relayed.txt")] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(name), format!("the content of {name}\n")).unwrap();
+    }
+    (a, b)
+}
+
+/// Fetch, list and peers through a direct and a relayed node, with the
+/// secret on every program; then the same with a relay that holds only the
+/// relay key (`--relay-key`, as `peer-client --show-relay-key` prints it).
+#[test]
+fn fetch_list_and_relayed_fetch_with_the_secret_and_with_a_relay_key_only_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = shares(tmp.path());
+    let shown = fetch(0, &["--show-relay-key", "--secret", SECRET]);
+    assert_eq!(shown.code(), 0, "{}", shown.stderr);
+    let relay_key = shown.stdout_text().trim().to_string();
+    assert_eq!(
+        relay_key,
+        NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex()
+    );
+
+    for relay_args in [
+        vec!["--secret", SECRET],
+        vec!["--relay-key", relay_key.as_str()],
+    ] {
+        let relay = Relay::start(&relay_args);
+        let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+        let n2 = node(&relay, &d2, tmp.path(), &["--secret", SECRET, "--relayed"]);
+        let (k1, k2) = (printed_key(&n1), printed_key(&n2));
+        let port = relay.port();
+
+        let got = fetch(port, &["direct.txt", "--secret", SECRET]);
+        assert_eq!(
+            got.stdout_text(),
+            "the content of direct.txt\n",
+            "{}",
+            got.stderr
+        );
+        let got = fetch(port, &["relayed.txt", "--secret", SECRET]);
+        assert_eq!(
+            got.stdout_text(),
+            "the content of relayed.txt\n",
+            "{}",
+            got.stderr
+        );
+        assert!(got.stderr.contains("(via relay)"), "{}", got.stderr);
+
+        let list = fetch(port, &["--list", "--secret", SECRET]);
+        assert_eq!(list.code(), 0, "{}", list.stderr);
+        assert!(
+            list.stdout_text().contains("direct.txt"),
+            "{}",
+            list.stdout_text()
+        );
+        assert!(
+            list.stdout_text().contains("relayed.txt"),
+            "{}",
+            list.stdout_text()
+        );
+
+        let peers = fetch(port, &["--peers", "--secret", SECRET]).stdout_text();
+        assert!(peers.contains(&format!("key {k1}")), "{peers}");
+        assert!(peers.contains(&format!("key {k2}")), "{peers}");
+
+        // Pinned: only the node holding the key is asked.
+        let k2s = k2.to_string();
+        let pinned = fetch(port, &["relayed.txt", "--secret", SECRET, "--node", &k2s]);
+        assert_eq!(
+            pinned.stdout_text(),
+            "the content of relayed.txt\n",
+            "{}",
+            pinned.stderr
+        );
+        let pinned = fetch(port, &["direct.txt", "--secret", SECRET, "--node", &k2s]);
+        assert_eq!(pinned.code(), 1, "{}", pinned.stderr);
+        assert!(pinned.stdout.is_empty());
+        assert!(
+            pinned.stderr.contains(&format!("not the pinned {k2}")),
+            "{}",
+            pinned.stderr
+        );
+    }
+}
+
+/// A wrong secret, or none, against a private network, and a secret against
+/// a plain one: one clear line, nothing on stdout, exit status 2, and for a
+/// node, no listing.
+#[test]
+fn a_wrong_or_missing_secret_is_told_plainly_either_way_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, _) = shares(tmp.path());
+    let relay = secret_relay(&[]);
+    let _n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+    let port = relay.port();
+    let label = format!("relay 127.0.0.1:{port}");
+    let cases: [(&[&str], String); 3] = [
+        (
+            &["direct.txt", "--secret", "wrong"],
+            format!("{label} refused the handshake: wrong or missing secret"),
+        ),
+        (
+            &["direct.txt"],
+            format!("{label} refused the handshake: it requires a secret"),
+        ),
+        (
+            &["--list", "--secret", "wrong"],
+            format!("{label} refused the handshake: wrong or missing secret"),
+        ),
+    ];
+    for (args, want) in cases {
+        let got = fetch(port, args);
+        assert_eq!(got.code(), 2, "{args:?}: {}", got.stderr);
+        assert!(
+            got.stdout.is_empty(),
+            "{args:?}: stdout {:?}",
+            got.stdout_text()
+        );
+        assert!(got.stderr.contains(&want), "{args:?}: {}", got.stderr);
+        assert_eq!(got.stderr.lines().count(), 1, "{args:?}: {}", got.stderr);
+    }
+
+    // A node with the wrong secret is refused for good (status 2).
+    let mut wrong = Node::spawn_with(
+        "127.0.0.1",
+        port,
+        &d1,
+        &[
+            "--secret",
+            "wrong",
+            "--key",
+            tmp.path().join("w.key").to_str().unwrap(),
+        ],
+        |cmd| {
+            cmd.env_remove("P2P_SECRET");
+        },
+    );
+    wrong
+        .proc
+        .wait_for("refused the handshake: wrong or missing secret", READY);
+    let status = wrong.proc.wait_exit(READY).expect("the node exits");
+    assert_eq!(status.code(), Some(2));
+
+    // A client with a secret at a plain relay.
+    let plain = Relay::start(&[]);
+    let got = fetch(plain.port(), &["direct.txt", "--secret", SECRET]);
+    assert_eq!(got.code(), 2, "{}", got.stderr);
+    assert!(got.stdout.is_empty());
+    assert!(
+        got.stderr.contains(&format!(
+            "relay 127.0.0.1:{} refused the handshake: it does not use a secret",
+            plain.port()
+        )),
+        "{}",
+        got.stderr
+    );
+}
+
+/// The secret from P2P_SECRET, and from --secret-file (less one trailing
+/// newline), on every program.
+#[test]
+fn the_secret_comes_from_the_environment_and_from_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, _) = shares(tmp.path());
+    let file = tmp.path().join("secret");
+    fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let mut cmd = Command::new(bin("relay"));
+    cmd.args(["0", "--bind", "127.0.0.1"])
+        .env("P2P_SECRET", SECRET);
+    let relay_proc = Proc::spawn("relay", cmd);
+    let line = relay_proc.wait_for("listening on", READY);
+    let relay = Relay {
+        addr: harness::addr_after(&line, "listening on "),
+        proc: relay_proc,
+    };
+    relay.proc.wait_for("private network", READY);
+    let _n1 = node(&relay, &d1, tmp.path(), &["--secret-file", file]);
+    let mut from_env = client(relay.port(), &["direct.txt"]);
+    from_env.env("P2P_SECRET", SECRET);
+    let got = run(from_env, b"", Duration::from_secs(60));
+    assert_eq!(
+        got.stdout_text(),
+        "the content of direct.txt\n",
+        "{}",
+        got.stderr
+    );
+    let got = fetch(relay.port(), &["direct.txt", "--secret-file", file]);
+    assert_eq!(
+        got.stdout_text(),
+        "the content of direct.txt\n",
+        "{}",
+        got.stderr
+    );
+}
+
+/// What a test-only hostile relay lists, and how it treats a circuit.
+struct HostileRelay {
+    nodes: Vec<NodeInfo>,
+    /// Its own static key pair, and the keys it holds: the relay key, and
+    /// in the peer key's place whatever it has (here the relay key again).
+    impostor: Arc<(NetworkKeys, Identity)>,
+}
+
+impl Handler for HostileRelay {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        match request {
+            Request::ListNodesLong => reply.send(&Response::NodesLong(self.nodes.clone())),
+            // The circuit: say it is ready, then answer the client's
+            // end-to-end handshake itself, as the node it claims to reach.
+            Request::OpenCircuit(_) => {
+                reply.send(&Response::CircuitReady)?;
+                let mut tcp = reply.tcp().try_clone()?;
+                let (keys, id) = &*self.impostor;
+                if let Err(refusal) = handshake::respond(&mut tcp, keys, id)
+                    && let Some(answer) = refusal.answer
+                {
+                    proto::frame::write(&mut tcp, &*answer)?;
+                }
+                // Its own bytes into the circuit, in place of the node's.
+                use std::io::Write;
+                let _ = tcp.write_all(&[0, 32]);
+                let _ = tcp.write_all(&[0x55; 32]);
+                Ok(())
+            }
+            _ => reply.send(&Response::error(ErrorKind::BadRequest, "not here")),
+        }
+    }
+}
+
+/// Starts a server for `handler` on loopback with the relay key only (and
+/// `identity`); returns its address. The thread serves until the test ends.
+fn serve_hostile(handler: impl Handler, keys: NetworkKeys, identity: Identity) -> SocketAddr {
+    let config = ServerConfig {
+        security: Security::private(keys, identity),
+        ..ServerConfig::default()
+    };
+    let (server, addr) = Server::listen(Some([127, 0, 0, 1].into()), 0, config).unwrap();
+    thread::spawn(move || server.serve(handler));
+    addr
+}
+
+/// A hostile relay holding only the relay key lists a real node (1) with a
+/// key that is not the node's, (2) under its own address and its own key,
+/// and (3) as relayed, then answers the client's end-to-end handshake in
+/// the circuit itself and splices its own bytes. Each time the client
+/// refuses with a clear line and saves nothing.
+#[test]
+fn a_relay_with_only_the_relay_key_cannot_pose_as_a_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, _) = shares(tmp.path());
+    let relay = secret_relay(&[]);
+    let real = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+    let real_key = printed_key(&real);
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let relay_only = NetworkKeys::relay_only(keys.relay.clone());
+    let impostor_keys = NetworkKeys {
+        relay: keys.relay.clone(),
+        peer: Some(keys.relay.clone()),
+    };
+    let impostor = Identity::generate().unwrap();
+    let impostor_key = impostor.public();
+    let impostor_at = serve_hostile(
+        HostileRelay {
+            nodes: vec![],
+            impostor: Arc::new((impostor_keys.clone(), impostor.clone())),
+        },
+        impostor_keys.clone(),
+        impostor.clone(),
+    );
+    let entry = |addr, mode, key| NodeInfo {
+        addr,
+        age_secs: 0,
+        mode,
+        key: Some(key),
+    };
+    let cases = [
+        (
+            entry(real.listen, NodeMode::Direct, impostor_key),
+            format!("answered with key {real_key}, not with the key {impostor_key}"),
+        ),
+        (
+            entry(impostor_at, NodeMode::Direct, impostor_key),
+            "refused the handshake: wrong or missing secret".to_string(),
+        ),
+        (
+            entry(real.listen, NodeMode::Relayed, impostor_key),
+            "refused the handshake: wrong or missing secret".to_string(),
+        ),
+    ];
+    for (listed, want) in cases {
+        let hostile = serve_hostile(
+            HostileRelay {
+                nodes: vec![listed],
+                impostor: Arc::new((impostor_keys.clone(), impostor.clone())),
+            },
+            relay_only.clone(),
+            Identity::generate().unwrap(),
+        );
+        let out = tmp.path().join("saved.txt");
+        let got = fetch(
+            hostile.port(),
+            &[
+                "direct.txt",
+                "--secret",
+                SECRET,
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(got.code(), 1, "{listed:?}: {}", got.stderr);
+        assert!(got.stderr.contains(&want), "{listed:?}: {}", got.stderr);
+        assert!(!out.exists(), "{listed:?}: something was saved");
+        assert!(
+            fs::read_dir(tmp.path())
+                .unwrap()
+                .all(|e| { !e.unwrap().file_name().to_string_lossy().contains("saved") }),
+            "a partial file was left"
+        );
+    }
+}
+
+/// tcpdump on loopback, for the packets to and from `ports`; stopped and
+/// read back by [`Capture::bytes`].
+struct Capture {
+    proc: Proc,
+    file: PathBuf,
+}
+
+impl Capture {
+    fn start(dir: &Path, ports: &[u16]) -> Capture {
+        let file = dir.join("capture.pcap");
+        let filter = ports
+            .iter()
+            .map(|p| format!("port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let mut cmd = Command::new("tcpdump");
+        // Immediate mode: each packet is written as it comes, not when a
+        // kernel buffer block fills or times out.
+        cmd.args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w"])
+            .arg(&file)
+            .arg(filter);
+        let proc = Proc::spawn("tcpdump", cmd);
+        proc.wait_for("listening on lo", READY);
+        Capture { proc, file }
+    }
+
+    /// Stops the capture (SIGINT, so the file is complete) once it holds
+    /// at least `min` bytes (or after a while), and returns it.
+    fn bytes(self, min: usize) -> Vec<u8> {
+        self.bytes_and_log(min).0
+    }
+
+    /// The capture, and what tcpdump said.
+    fn bytes_and_log(mut self, min: usize) -> (Vec<u8>, String) {
+        let deadline = std::time::Instant::now() + READY;
+        while fs::metadata(&self.file).map_or(0, |m| m.len() as usize) < min
+            && std::time::Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.proc.signal(libc::SIGINT);
+        self.proc.wait_for("packets captured", READY);
+        let _ = self.proc.wait_exit(READY);
+        (fs::read(&self.file).unwrap(), self.proc.log())
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Captures of a direct and of a relayed encrypted transfer (the relayed
+/// one on the relay's port: everything the relay carries) hold neither the
+/// file's name nor any 16-byte piece of its content; a plain transfer
+/// captured the same way holds both, so the capture does see the traffic.
+#[test]
+fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "quarterly-confidential-figures.txt";
+    let content: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| b"0123456789abcdefSECRETCONTENT"[(i % 29) as usize] ^ ((i / 29 % 7) as u8))
+        .collect();
+    let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
+    for d in [&d1, &d2] {
+        fs::create_dir_all(d).unwrap();
+        fs::write(d.join(name), &content).unwrap();
+    }
+    let pieces: Vec<&[u8]> = content.chunks(16).step_by(97).collect();
+    let leaks = |capture: &[u8]| -> Vec<String> {
+        let mut found = Vec::new();
+        if contains(capture, name.as_bytes()) {
+            found.push("the file name".to_string());
+        }
+        let n = pieces.iter().filter(|p| contains(capture, p)).count();
+        if n > 0 {
+            found.push(format!("{n} pieces of the content"));
+        }
+        found
+    };
+
+    // Plain, as a control: the capture must see name and content (the
+    // name in the who-has to the relay: a fetch by the index asks the
+    // holder by content hash).
+    let plain = Relay::start(&[]);
+    let pn = Node::spawn_with(
+        "127.0.0.1",
+        plain.port(),
+        &d1,
+        &["--bind", "127.0.0.1"],
+        |_| {},
+    )
+    .until_registered();
+    let cap = Capture::start(tmp.path(), &[pn.listen.port(), plain.port()]);
+    let got = fetch(plain.port(), &[name]);
+    assert!(got.stdout == content, "{}", got.stderr);
+    let (bytes, log) = cap.bytes_and_log(content.len());
+    assert_eq!(
+        leaks(&bytes).len(),
+        2,
+        "the plain capture missed the transfer ({} bytes); tcpdump said:\n{log}",
+        bytes.len()
+    );
+    drop(pn);
+
+    let relay = secret_relay(&[]);
+    let direct = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+    let cap = Capture::start(tmp.path(), &[direct.listen.port(), relay.port()]);
+    let got = fetch(relay.port(), &[name, "--secret", SECRET]);
+    assert!(got.stdout == content, "{}", got.stderr);
+    let bytes = cap.bytes(content.len());
+    assert!(
+        bytes.len() > content.len(),
+        "capture of {} bytes",
+        bytes.len()
+    );
+    assert_eq!(leaks(&bytes), Vec::<String>::new(), "direct transfer");
+    drop(direct);
+
+    let relayed = node(&relay, &d2, tmp.path(), &["--secret", SECRET, "--relayed"]);
+    let cap = Capture::start(tmp.path(), &[relay.port()]);
+    let got = fetch(relay.port(), &[name, "--secret", SECRET]);
+    assert!(got.stdout == content, "{}", got.stderr);
+    assert!(got.stderr.contains("(via relay)"), "{}", got.stderr);
+    let bytes = cap.bytes(content.len());
+    assert!(
+        bytes.len() > content.len(),
+        "capture of {} bytes",
+        bytes.len()
+    );
+    assert_eq!(leaks(&bytes), Vec::<String>::new(), "relayed transfer");
+    drop(relayed);
+}
+
+/// Another member (the relay key, another static key) cannot drop a node's
+/// entry nor rewrite its catalog: only the node listed with the key may
+/// unregister it or send its catalog.
+#[test]
+fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, _) = shares(tmp.path());
+    let relay = secret_relay(&[]);
+    let real = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let other = Security::private(keys, Identity::generate().unwrap());
+    real.proc.wait_for("catalog at relay", READY);
+    let registration = proto::Registration {
+        port: real.listed.port(),
+        advertised_ip: None,
+        token: None,
+    };
+    let unregister = Request::Unregister(registration.clone());
+    let catalog = Request::Catalog(proto::CatalogUpdate {
+        registration,
+        base_seq: 0,
+        seq: 1,
+        reset: true,
+        added: Vec::new(),
+        removed: Vec::new(),
+    });
+    let timeouts = proto::exchange::Timeouts::default();
+    for request in [unregister, catalog] {
+        match proto::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
+            Ok(Response::Error(e)) => {
+                assert_eq!(e.kind, ErrorKind::Unauthorized);
+                assert!(
+                    e.message.contains("listed with another key"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Still listed, its catalog whole.
+    let got = fetch(relay.port(), &["direct.txt", "--secret", SECRET]);
+    assert_eq!(
+        got.stdout_text(),
+        "the content of direct.txt\n",
+        "{}",
+        got.stderr
+    );
+    assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
+    let peers = fetch(relay.port(), &["--peers", "--secret", SECRET]).stdout_text();
+    assert!(peers.contains(&real.listed.to_string()), "{peers}");
+}
+
+/// The relay's index and verified ranges in a private network, with a relay
+/// holding the secret and with one holding only the relay key: catalogs
+/// reach the relay under the relay key, a fetch asks who has the file and
+/// gets verified ranges (one of several chunk groups, encrypted) from a
+/// direct and from a relayed holder, and `--search` answers; without the
+/// secret, the index tells nothing.
+#[test]
+fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = shares(tmp.path());
+    // Large enough for many chunk groups and hash pairs; not text.
+    let big: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(d2.join("big.bin"), &big).unwrap();
+    let relay_key = NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex();
+
+    for relay_args in [
+        vec!["--secret", SECRET],
+        vec!["--relay-key", relay_key.as_str()],
+    ] {
+        let relay = Relay::start(&relay_args);
+        let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
+        let n2 = node(&relay, &d2, tmp.path(), &["--secret", SECRET, "--relayed"]);
+        for n in [&n1, &n2] {
+            n.proc.wait_for("catalog at relay", READY);
+        }
+        let port = relay.port();
+
+        for (name, via) in [("direct.txt", false), ("relayed.txt", true)] {
+            let got = fetch(port, &[name, "--secret", SECRET]);
+            assert_eq!(
+                got.stdout_text(),
+                format!("the content of {name}\n"),
+                "{relay_args:?}: {}",
+                got.stderr
+            );
+            // Only the holder, by the index, with a proof.
+            assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
+            assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
+            assert_eq!(got.stderr.contains("(via relay)"), via, "{}", got.stderr);
+            relay.proc.wait_for(&format!("who has {name}"), READY);
+        }
+
+        let out = tmp.path().join("big.out");
+        let got = fetch(
+            port,
+            &["big.bin", "-o", out.to_str().unwrap(), "--secret", SECRET],
+        );
+        assert_eq!(got.code(), 0, "{relay_args:?}: {}", got.stderr);
+        assert!(got.stderr.contains("(via relay)"), "{}", got.stderr);
+        assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
+        assert!(fs::read(&out).unwrap() == big, "big.bin arrived altered");
+        fs::remove_file(&out).unwrap();
+
+        let found = fetch(port, &["--search", ".txt", "--secret", SECRET]);
+        assert_eq!(found.code(), 0, "{relay_args:?}: {}", found.stderr);
+        let text = found.stdout_text();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("direct.txt"), "{text}");
+        assert!(text.contains("relayed.txt"), "{text}");
+        assert!(
+            found.stderr.contains("(the relay's index)"),
+            "{}",
+            found.stderr
+        );
+
+        // Without the secret the index answers nothing: a handshake refusal.
+        let refused = fetch(port, &["--search", ".txt"]);
+        assert_eq!(refused.code(), 2, "{}", refused.stderr);
+        assert!(refused.stdout.is_empty());
+        assert!(
+            refused.stderr.contains("refused the handshake"),
+            "{}",
+            refused.stderr
+        );
+        // Every catalog was taken: the nodes proved their listed keys.
+        assert!(
+            !relay.proc.log().contains(": not the key it is listed with"),
+            "{}",
+            relay.proc.log()
+        );
+    }
+}
