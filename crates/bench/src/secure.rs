@@ -100,7 +100,10 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     show_runs("MiB/s, encrypted/plain", &rate(&enc), &rate(&plain));
     let (e, p) = (median(&enc), median(&plain));
     table.add(Row {
-        what: format!("10. transfer {} MiB with --secret (AES-256-GCM)", s.file_mib),
+        what: format!(
+            "10. transfer {} MiB with --secret (AES-256-GCM)",
+            s.file_mib
+        ),
         ours: format!("{:.2} s ({:.0} MiB/s)", e, median(&rate(&enc))),
         baseline: format!("{:.2} s plain ({:.0} MiB/s)", p, median(&rate(&plain))),
         ratio: Some(e / p),
