@@ -664,25 +664,35 @@ pub fn start_client(mut cmd: Command, stdin: &[u8], stdout_file: Option<&Path>) 
     }
 }
 
+/// Waits for a client to exit; kills it and panics with its stderr (the
+/// thread collecting it) if that takes longer than `timeout`.
+fn wait_or_kill(
+    mut child: Child,
+    stderr: &mut Option<thread::JoinHandle<String>>,
+    timeout: Duration,
+) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.take().unwrap().join().unwrap();
+            panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 impl Running {
     /// Waits for the client to exit; kills it and panics with its stderr if
     /// that takes longer than `timeout`. `Run::stdout` is empty when stdout
     /// went to a file.
     pub fn finish(mut self, timeout: Duration) -> Run {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = self.stderr.take().unwrap().join().unwrap();
-                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
+        let child = self.child.take().unwrap();
+        let status = wait_or_kill(child, &mut self.stderr, timeout);
         Run {
             status,
             stdout: self
@@ -754,20 +764,8 @@ impl Held {
         let mut rest = Vec::new();
         let _ = self.stdout.read_to_end(&mut rest);
         self.got.extend_from_slice(&rest);
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = self.stderr.take().unwrap().join().unwrap();
-                panic!("client did not finish within {timeout:?}; its stderr:\n{stderr}");
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
+        let child = self.child.take().unwrap();
+        let status = wait_or_kill(child, &mut self.stderr, timeout);
         Run {
             status,
             stdout: std::mem::take(&mut self.got),

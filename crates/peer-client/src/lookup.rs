@@ -336,6 +336,25 @@ pub(crate) enum NodeFailure {
     Output(SinkError),
 }
 
+impl NodeFailure {
+    /// A node's answer that is not the one the request wanted: its refusal,
+    /// an answer of another kind, or the exchange failing on the way.
+    pub(crate) fn of_answer(answer: Result<Response, ProtoError>) -> NodeFailure {
+        match answer {
+            Ok(Response::Error(e)) => {
+                NodeFailure::Refused(format!("{} ({})", e.message, e.kind.as_str()))
+            }
+            Ok(other) => {
+                NodeFailure::Refused(format!("unexpected {} answer", response_name(&other)))
+            }
+            Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
+                NodeFailure::Unreachable(e.to_string())
+            }
+            Err(e) => NodeFailure::Refused(e.to_string()),
+        }
+    }
+}
+
 fn try_node(
     node: &NodeInfo,
     name: &str,
@@ -353,23 +372,7 @@ fn try_node(
     let header = match conn.request(&request) {
         Ok(Response::File(header)) => header,
         Ok(Response::NotFound) => return Err(NodeFailure::NotHere),
-        Ok(Response::Error(e)) => {
-            return Err(NodeFailure::Refused(format!(
-                "{} ({})",
-                e.message,
-                e.kind.as_str()
-            )));
-        }
-        Ok(other) => {
-            return Err(NodeFailure::Refused(format!(
-                "unexpected {} answer",
-                response_name(&other)
-            )));
-        }
-        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
-            return Err(NodeFailure::Unreachable(e.to_string()));
-        }
-        Err(e) => return Err(NodeFailure::Refused(e.to_string())),
+        other => return Err(NodeFailure::of_answer(other)),
     };
     if header.offset != transfer.written || header.offset > header.size {
         return Err(NodeFailure::Broken(format!(

@@ -14,10 +14,10 @@ use std::thread;
 
 use proto::content::{ByteRange, PendingGroup, RangeDecoder, RangeError, encoded_len};
 use proto::exchange::Finish;
-use proto::{ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target};
+use proto::{ErrorKind, NodeInfo, RangeRequest, Request, Response, Target};
 
 use crate::dial::Dialer;
-use crate::lookup::{NodeFailure, Transfer, response_name};
+use crate::lookup::{NodeFailure, Transfer};
 use crate::output::Output;
 use crate::progress::Progress;
 
@@ -56,23 +56,7 @@ pub(crate) fn try_node(
         Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
             return Err(NodeFailure::NoRanges(e.message));
         }
-        Ok(Response::Error(e)) => {
-            return Err(NodeFailure::Refused(format!(
-                "{} ({})",
-                e.message,
-                e.kind.as_str()
-            )));
-        }
-        Ok(other) => {
-            return Err(NodeFailure::Refused(format!(
-                "unexpected {} answer",
-                response_name(&other)
-            )));
-        }
-        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
-            return Err(NodeFailure::Unreachable(e.to_string()));
-        }
-        Err(e) => return Err(NodeFailure::Refused(e.to_string())),
+        other => return Err(NodeFailure::of_answer(other)),
     };
     let expected = ByteRange::clamp(header.size, transfer.written, u64::MAX);
     if header.range() != expected || header.range().is_none() {
