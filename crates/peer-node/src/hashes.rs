@@ -295,28 +295,28 @@ impl ContentIndex {
     pub fn start_scanner(&self, share: SharedDir) -> io::Result<()> {
         self.lock().scans_wanted = 1;
         let index = self.clone();
-        std::thread::Builder::new()
-            .name("hash-scan".into())
-            .spawn(move || {
-                lower_priority();
-                loop {
-                    let generation = {
-                        let mut state = index.lock();
-                        while state.scans_wanted <= state.scans_started {
-                            state = index
-                                .shared
-                                .changed
-                                .wait(state)
-                                .unwrap_or_else(|p| p.into_inner());
-                        }
-                        state.scans_started += 1;
-                        state.scans_started
-                    };
-                    index.scan(&share, generation == 1);
-                    index.lock().scans_done = generation;
-                    index.shared.changed.notify_all();
-                }
-            })?;
+        // Crucial: without it, a file would be hashed only when asked for,
+        // and the catalog would wait for hashes that never come.
+        proto::crucial::spawn("hash-scan", move || {
+            lower_priority();
+            loop {
+                let generation = {
+                    let mut state = index.lock();
+                    while state.scans_wanted <= state.scans_started {
+                        state = index
+                            .shared
+                            .changed
+                            .wait(state)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
+                    state.scans_started += 1;
+                    state.scans_started
+                };
+                index.scan(&share, generation == 1);
+                index.lock().scans_done = generation;
+                index.shared.changed.notify_all();
+            }
+        })?;
         Ok(())
     }
 

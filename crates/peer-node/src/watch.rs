@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -127,12 +126,12 @@ pub fn start(
             None
         }
     };
-    thread::Builder::new()
-        .name("catalog".into())
-        .spawn(move || {
-            let _watcher = watcher;
-            run(&share, &index, &announcer, &wake, rescan);
-        })?;
+    // Crucial: a node whose catalog thread died stays listed while the
+    // relay's index of it goes stale.
+    proto::crucial::spawn("catalog", move || {
+        let _watcher = watcher;
+        run(&share, &index, &announcer, &wake, rescan);
+    })?;
     Ok(())
 }
 
