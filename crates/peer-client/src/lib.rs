@@ -405,6 +405,33 @@ impl Session {
                         &self.report,
                     );
                 }
+                // The index lags a file rewritten since its node's last
+                // catalog: every holder then answers not-found for the
+                // version the index names. Nothing was written, so ask the
+                // holders by name; each answer proves its own content.
+                if matches!(fetched, Fetched::Nothing) && matches!(target, Target::Name(_)) {
+                    let mut holders = plan.nodes.clone();
+                    for (_, _, nodes) in &plan.others {
+                        for node in nodes {
+                            if !holders.iter().any(|h| h.addr == node.addr) {
+                                holders.push(*node);
+                            }
+                        }
+                    }
+                    self.report.status(&format!(
+                        "{name}: no holder has the version the relay's index names any more; \
+                         asking them by name"
+                    ));
+                    fetched = multi::fetch(
+                        &target,
+                        None,
+                        &holders,
+                        &dialer,
+                        self.sources,
+                        &mut out,
+                        &self.report,
+                    );
+                }
                 fetched
             }
             None => {
