@@ -5,10 +5,8 @@
 //! should be small); and the relay's memory with 1 000 relayed nodes idle,
 //! each holding its control connection.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,6 +16,7 @@ use crate::Settings;
 use crate::load::connect_from;
 use crate::procs::{self, Proc};
 use crate::report::{Row, Table, median, mib, show_runs};
+use crate::transfer::write_file;
 
 /// Relayed nodes held idle for the memory figure.
 const IDLE_NODES: usize = 1000;
@@ -196,24 +195,4 @@ fn raise_fd_limit(want: u64) {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-}
-
-/// Writes `len` pseudo-random bytes and syncs them.
-fn write_file(path: &Path, len: u64) -> io::Result<()> {
-    let mut file = File::create(path)?;
-    let mut state = 0x2545_f491_4f6c_dd1du64 ^ len;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for word in buf.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        file.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    file.sync_all()
 }

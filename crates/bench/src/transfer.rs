@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::Settings;
@@ -224,7 +224,7 @@ impl Fetcher<'_> {
 
 /// Writes `len` pseudo-random bytes (not a sparse file: every page is real)
 /// and syncs them, so writeback does not run during the measurements.
-pub(crate) fn write_file(path: &PathBuf, len: u64) -> io::Result<()> {
+pub(crate) fn write_file(path: &Path, len: u64) -> io::Result<()> {
     let mut file = File::create(path)?;
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ len;
     let mut buf = vec![0u8; 1 << 20];
