@@ -651,17 +651,22 @@ pub fn start_client(mut cmd: Command, stdin: &[u8], stdout_file: Option<&Path>) 
             v
         })
     });
-    let mut err = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
+    let stderr = collect_stderr(&mut child);
     Running {
         child: Some(child),
         stdout,
         stderr: Some(stderr),
     }
+}
+
+/// A thread that reads all of a child's stderr, for the test's messages.
+fn collect_stderr(child: &mut Child) -> thread::JoinHandle<String> {
+    let mut err = child.stderr.take().expect("stderr is piped");
+    thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
 }
 
 /// Waits for a client to exit; kills it and panics with its stderr (the
@@ -732,12 +737,7 @@ pub fn start_held(mut cmd: Command) -> Held {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("cannot start the client");
     let stdout = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
+    let stderr = collect_stderr(&mut child);
     Held {
         child: Some(child),
         stdout,

@@ -94,14 +94,15 @@ fn check_preamble(got: &[u8]) -> Result<(), ProtoError> {
 }
 
 /// Fills `buf` unless EOF comes first; returns how many bytes were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ProtoError> {
+/// Also reads the encrypted transport's length prefixes and messages.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     Ok(filled)

@@ -24,7 +24,8 @@ use std::io::{self, Read, Write};
 use snow::HandshakeState;
 
 use super::keys::{Identity, Key, KeyKind, NetworkKeys, NodeKey};
-use super::transport::{SecureStream, TAG_LEN, read_full};
+use super::transport::{SecureStream, TAG_LEN};
+use crate::frame::read_full;
 use crate::{ErrorKind, ErrorReply, MAGIC, ProtoError, Response, frame};
 
 /// First bytes of a handshake: a plain server reading them knows at once

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use snow::StatelessTransportState;
 
 use super::keys::{KeyKind, NodeKey};
+use crate::frame::read_full;
 
 /// Most bytes of data in one transport message: Noise's 65 535 less the tag.
 pub const MAX_PAYLOAD: usize = MAX_MESSAGE - TAG_LEN;
@@ -379,20 +380,6 @@ impl Tx {
         }
         Ok(at)
     }
-}
-
-/// Fills `buf` unless EOF comes first; returns how many bytes were read.
-pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn truncated() -> io::Error {
