@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use harness::{AnyoneBin, Node, Proc, READY, Relay};
 use proto::exchange::{self, Connection, Timeouts};
 use proto::{
-    ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, Registration, Request, Response,
-    VERSION, frame,
+    ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, RangeRequest, Registration,
+    Request, Response, VERSION, frame,
 };
 
 /// Longest any read waits before the test calls it a hang.
@@ -796,6 +796,57 @@ fn a_file_that_shrinks_during_the_transfer_ends_short_and_the_node_goes_on() {
     }
     assert!(got < SIZE, "all {SIZE} bytes arrived");
     check_one_log_line(&node.proc, local, "shrank while it was sent", "shrunk file");
+    assert_eq!(get(addr, "hello.txt").unwrap(), HELLO);
+}
+
+/// The same with a verified range: the node gathers the range in a pipe and
+/// splices it onto the socket; a file that ends before the range does ends
+/// the stream short too, and the node says the file changed (the client
+/// refuses what does not match) and goes on.
+#[test]
+fn a_file_that_shrinks_during_a_range_transfer_ends_short_and_the_node_goes_on() {
+    const SIZE: u64 = 64 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("hello.txt"), HELLO).unwrap();
+    let big = fs::File::create(dir.join("big.bin")).unwrap();
+    big.set_len(SIZE).unwrap();
+    let relay = Relay::start(&[]);
+    let node = Node::start(&relay, &dir, &[]);
+    let addr = loopback(&node);
+
+    let mut stream = harness::connect_from(None, addr, Some(64 * 1024)).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    let local = stream.local_addr().unwrap();
+    let request = Request::GetRange(RangeRequest {
+        target: proto::Target::Name("big.bin".into()),
+        offset: 0,
+        len: u64::MAX,
+    });
+    frame::write(&mut stream, &request).unwrap();
+    let header = match frame::read::<Response>(&mut stream).unwrap() {
+        Response::Range(header) => header,
+        other => panic!("expected a range, got {other:?}"),
+    };
+    assert_eq!(header.len, SIZE);
+    big.set_len(1 << 20).unwrap();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n as u64,
+            Err(e) => panic!("after {got} bytes the node did not close cleanly: {e}"),
+        }
+    }
+    assert!(got < SIZE, "all {SIZE} bytes arrived");
+    check_one_log_line(
+        &node.proc,
+        local,
+        "big.bin changed while it was sent",
+        "shrunk file",
+    );
     assert_eq!(get(addr, "hello.txt").unwrap(), HELLO);
 }
 

@@ -1,5 +1,5 @@
 //! Section 6: verified transfers. A verified 1 GiB fetch (peer-client's
-//! range request: hash pairs and sendfile'd chunk groups, every group
+//! range request: hash pairs and spliced chunk groups, every group
 //! checked) beside the unverified GetFile path to the same node in the same
 //! run; the peak memory of node and client; BLAKE3 hashing on one core; and
 //! how long the first fetch of a just-changed 1 GiB file waits for its hash.

@@ -18,8 +18,6 @@
 //! size cannot make honest nodes look like liars. It costs one exchange of
 //! at most 64 KiB.
 
-use std::io::BufReader;
-
 use proto::content::{ByteRange, RangeDecoder, RangeError, encoded_len};
 use proto::{
     ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
@@ -182,7 +180,7 @@ fn probe(node: &NodeInfo, target: &Target, dialer: &Dialer) -> Result<(ContentHa
         )));
     }
     let body = conn.body(encoded_len(header.size, empty));
-    let mut decoder = RangeDecoder::new(header.hash, header.size, empty, BufReader::new(body))
+    let mut decoder = RangeDecoder::new(header.hash, header.size, empty, body)
         .map_err(|e| Probe::Refused(e.to_string()))?;
     match decoder.next_verified() {
         Ok(_) => {}

@@ -27,7 +27,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -61,10 +60,6 @@ const WRITE_CHUNK: u64 = 256 * 1024;
 /// second connection costs more than it gains, and the plain sequential
 /// order (first holder, then the next on failure) is kept.
 const MIN_SPLIT: u64 = 2 * MIN_PIECE;
-
-/// Buffer for a range stream (as [`crate::verified`]): hash pairs are read
-/// through it, groups mostly straight into the decoder.
-const STREAM_BUFFER: usize = 8 * 1024;
 
 /// Fetches `target` from up to `sources` of `nodes` at once, accepting only
 /// content with hash `expect` when given (the version the relay's index
@@ -521,8 +516,7 @@ impl<'a> Swarm<'a> {
                 ),
             ));
         }
-        let body =
-            BufReader::with_capacity(STREAM_BUFFER, conn.body(encoded_len(self.size, a.range)));
+        let body = conn.body(encoded_len(self.size, a.range));
         let mut decoder = RangeDecoder::new(self.hash, self.size, a.range, body)
             .map_err(|e| (Failure::Lied, format!("{label}: {e}")))?;
         let mut at = a.range.offset;

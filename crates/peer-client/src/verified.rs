@@ -6,13 +6,13 @@
 //! resumes from the next node at the verified length, asking for the same
 //! hash: a node holding another version of the name cannot continue it (it
 //! answers not-found), so a fetch never joins two versions. Bytes reach the
-//! output one verified chunk group at a time, never before.
+//! output one verified chunk group at a time, never before. The socket is
+//! read on a thread of its own ([`Prefetch`]) while this one hashes and
+//! writes: hashing costs about as much CPU as receiving.
 
-use std::io::{BufReader, Read};
-use std::sync::mpsc;
 use std::thread;
 
-use proto::content::{ByteRange, PendingGroup, RangeDecoder, RangeError, encoded_len};
+use proto::content::{ByteRange, Prefetch, RangeDecoder, RangeError, StreamSource, encoded_len};
 use proto::exchange::Finish;
 use proto::{ErrorKind, NodeInfo, RangeRequest, Request, Response, Target};
 
@@ -20,12 +20,6 @@ use crate::dial::Dialer;
 use crate::lookup::{NodeFailure, Transfer};
 use crate::output::Output;
 use crate::progress::Progress;
-
-/// Buffer for the stream: hash pairs arrive 64 bytes at a time, so they are
-/// read through it; a group's bytes past what it holds are read straight
-/// into the decoder's group buffer (BufReader bypasses itself for reads
-/// larger than its capacity), so most bytes are copied only once.
-const STREAM_BUFFER: usize = 8 * 1024;
 
 /// Fetches the rest of the content from one node with a range request.
 pub(crate) fn try_node(
@@ -90,11 +84,21 @@ pub(crate) fn try_node(
     let progress = progress.get_or_insert_with(|| Progress::new(out.shows_progress(), header.size));
     progress.set_position(transfer.written);
     let body_len = encoded_len(header.size, range);
-    let stream = BufReader::with_capacity(STREAM_BUFFER, conn.body(body_len));
-    let mut decoder = RangeDecoder::new(header.hash, header.size, range, stream)
-        .map_err(|e| NodeFailure::Broken(e.to_string()))?;
-    let outcome = receive(&mut decoder, transfer, out, progress);
-    drop(decoder);
+    let closer = conn
+        .closer()
+        .map_err(|e| NodeFailure::Broken(format!("cannot use the connection: {e}")))?;
+    let outcome = thread::scope(|scope| {
+        let source = Prefetch::spawn(scope, conn.body(body_len));
+        let outcome = RangeDecoder::with_source(header.hash, header.size, range, source)
+            .map_err(|e| NodeFailure::Broken(e.to_string()))
+            .and_then(|mut decoder| receive(&mut decoder, transfer, out, progress));
+        if outcome.is_err() {
+            // The reading thread may be blocked on the node: cut it loose
+            // instead of waiting for its timeout.
+            closer.close();
+        }
+        outcome
+    });
     outcome?;
     if conn.finish() == Finish::ExtraBytes {
         tracing::warn!("{addr} sent more bytes than its range; they were ignored");
@@ -102,76 +106,34 @@ pub(crate) fn try_node(
     Ok(())
 }
 
-/// Groups handed to the hashing thread at a time: one wake-up per batch,
-/// not per group (a wake-up per 64 KiB group was 10% of the client's CPU).
-const BATCH: usize = 8;
+/// Groups between progress updates.
+const PROGRESS_EVERY: u32 = 16;
 
-/// Batches read ahead of the one being hashed: enough to keep both threads
-/// busy; with [`BATCH`], at most about 2 MiB of groups in flight.
-const READ_AHEAD: usize = 2;
-
-/// Reads the stream on this thread and hashes the groups on another, in
-/// order, so hashing (about a third of a core at full speed) runs beside
-/// the socket reads instead of after them. Only the hashing thread writes
-/// to the output, and only groups that matched: the first that does not
-/// stops both, and nothing read after it is used.
-fn receive<R: Read>(
-    decoder: &mut RangeDecoder<R>,
+/// Hands each verified group to the output as the decoder yields it; the
+/// first group that does not match stops the transfer, and nothing after it
+/// is used.
+fn receive<S: StreamSource>(
+    decoder: &mut RangeDecoder<S>,
     transfer: &mut Transfer,
     out: &mut Output,
     progress: &Progress,
 ) -> Result<(), NodeFailure> {
-    let (batches, to_hash) = mpsc::sync_channel::<Vec<PendingGroup>>(READ_AHEAD);
-    let (buffers, spare) = mpsc::channel::<Vec<u8>>();
-    thread::scope(|scope| {
-        let hasher = scope.spawn(move || -> Result<(), NodeFailure> {
-            for batch in to_hash {
-                for group in batch {
-                    let group = group
-                        .verify()
-                        .map_err(|e| NodeFailure::Corrupt(e.to_string()))?;
-                    out.write_chunk(group.bytes())
-                        .map_err(NodeFailure::Output)?;
-                    transfer.written += group.bytes().len() as u64;
-                    let _ = buffers.send(group.into_buffer());
-                }
-                progress.set_position(transfer.written);
-            }
-            Ok(())
-        });
-        let mut batch = Vec::with_capacity(BATCH);
-        let read = loop {
-            if let Ok(buf) = spare.try_recv() {
-                decoder.recycle(buf);
-            }
-            let (stop, done) = match decoder.next_group() {
-                Ok(Some(group)) => {
-                    batch.push(group);
-                    (false, None)
-                }
-                Ok(None) => (true, Some(Ok(()))),
-                Err(e @ RangeError::Mismatch { .. }) => {
-                    (true, Some(Err(NodeFailure::Corrupt(e.to_string()))))
-                }
-                Err(e) => (true, Some(Err(NodeFailure::Broken(e.to_string())))),
-            };
-            if (batch.len() == BATCH || stop) && !batch.is_empty() {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if batches.send(full).is_err() {
-                    // The hasher stopped: its error says why.
-                    break Ok(());
+    let mut groups = 0u32;
+    let ended = loop {
+        match decoder.next_verified() {
+            Ok(Some(bytes)) => {
+                out.write_chunk(bytes).map_err(NodeFailure::Output)?;
+                transfer.written += bytes.len() as u64;
+                groups += 1;
+                if groups.is_multiple_of(PROGRESS_EVERY) {
+                    progress.set_position(transfer.written);
                 }
             }
-            if let Some(done) = done {
-                break done;
-            }
-        };
-        drop(batches);
-        // The groups before a read error are good: the hasher's verdict on
-        // them comes first, then the read error.
-        let hashed = hasher
-            .join()
-            .unwrap_or_else(|_| Err(NodeFailure::Broken("the hashing thread failed".into())));
-        hashed.and(read)
-    })
+            Ok(None) => break Ok(()),
+            Err(e @ RangeError::Mismatch { .. }) => break Err(NodeFailure::Corrupt(e.to_string())),
+            Err(e) => break Err(NodeFailure::Broken(e.to_string())),
+        }
+    };
+    progress.set_position(transfer.written);
+    ended
 }

@@ -90,9 +90,17 @@ impl NodeService {
             None => reply.send_range(header, &shared.file, &[][..]),
         };
         if FileKey::now(&shared.file).ok() != Some(hashed.key) {
+            // One line for one event: a send cut short by the change (the
+            // file shrank) is part of it, not a failure of its own.
+            let cut = if sent.is_err() {
+                " and the range was cut short"
+            } else {
+                ""
+            };
             tracing::warn!(
-                "{peer}: {shown} changed while it was sent; the client checks every chunk and will refuse the changed ones"
+                "{peer}: {shown} changed while it was sent{cut}; the client checks every chunk and will refuse the changed ones"
             );
+            return Ok(());
         }
         sent?;
         tracing::info!(

@@ -5,8 +5,11 @@
 //! The walk is computed here from the size and the range, never read from
 //! the stream, so the stream can only supply hashes and bytes, not steer
 //! the reader: a pair that does not hash to its parent, or a group that does
-//! not hash to its place in the tree, stops the stream at that group. Memory
-//! is one chunk group and a stack of at most one hash per tree level.
+//! not hash to its place in the tree, stops the stream at that group. The
+//! bytes come from a [`StreamSource`], which lends each group where it was
+//! read: the group is hashed there and handed out from there, never copied
+//! by the decoder. Memory is the source's buffer and a stack of at most one
+//! hash per tree level.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -17,6 +20,7 @@ use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
 
+use super::source::{READ_AHEAD, ReadAhead, StreamSource};
 use super::{ByteRange, CHUNK_GROUP, ContentHash, MAX_CONTENT_SIZE, PAIR_LEN, chunk_ranges, tree};
 use crate::ProtoError;
 
@@ -62,14 +66,12 @@ impl fmt::Display for RangeError {
 impl std::error::Error for RangeError {}
 
 /// Reads an encoded range and yields its verified bytes, in order.
-pub struct RangeDecoder<R> {
+pub struct RangeDecoder<S> {
     items: ResponseIter,
     /// Hashes still to be checked, the next one on top.
     stack: Vec<blake3::Hash>,
-    encoded: R,
-    /// One chunk group.
-    buf: Vec<u8>,
-    /// The part of `buf` handed out last.
+    source: S,
+    /// The part of the last group taken that lies in the range.
     ready: Range<usize>,
     range: ByteRange,
     /// First byte of the next group the walk reads.
@@ -79,16 +81,34 @@ pub struct RangeDecoder<R> {
     failed: bool,
 }
 
-impl<R: Read> RangeDecoder<R> {
+impl<R: Read> RangeDecoder<ReadAhead<R>> {
     /// A decoder for `range` of the content `hash` of `size` bytes, reading
-    /// the stream from `encoded` (buffer it: pairs are read 64 bytes at a
-    /// time). `range` must lie within the size: a range header's own values.
+    /// the stream from `encoded` through a [`ReadAhead`] buffer. `range`
+    /// must lie within the size: a range header's own values.
     pub fn new(
         hash: ContentHash,
         size: u64,
         range: ByteRange,
         encoded: R,
-    ) -> Result<RangeDecoder<R>, RangeError> {
+    ) -> Result<RangeDecoder<ReadAhead<R>>, RangeError> {
+        // No stream is longer than its content plus a pair per group, so a
+        // small file gets a buffer its size, not the full read-ahead.
+        let longest = size.saturating_add(size / CHUNK_GROUP * PAIR_LEN as u64 + PAIR_LEN as u64);
+        let capacity = usize::try_from(longest).map_or(READ_AHEAD, |n| n.min(READ_AHEAD));
+        let source = ReadAhead::with_capacity(capacity, encoded);
+        RangeDecoder::with_source(hash, size, range, source)
+    }
+}
+
+impl<S: StreamSource> RangeDecoder<S> {
+    /// Like [`RangeDecoder::new`], taking the stream from `source` (a
+    /// [`super::Prefetch`] to read on another thread).
+    pub fn with_source(
+        hash: ContentHash,
+        size: u64,
+        range: ByteRange,
+        source: S,
+    ) -> Result<RangeDecoder<S>, RangeError> {
         if size > MAX_CONTENT_SIZE {
             return Err(RangeError::BadRange(format!(
                 "a size of {size} bytes is past the largest content"
@@ -106,8 +126,7 @@ impl<R: Read> RangeDecoder<R> {
         Ok(RangeDecoder {
             items: ResponseIter::new(tree(size), ranges),
             stack: vec![hash.as_blake3()],
-            encoded,
-            buf: Vec::with_capacity(CHUNK_GROUP as usize),
+            source,
             ready: 0..0,
             range,
             next_group: first_group,
@@ -121,13 +140,12 @@ impl<R: Read> RangeDecoder<R> {
         self.range
     }
 
-    /// Bytes of the range read from the stream so far (handed out, or in
-    /// groups handed out for checking).
+    /// Bytes of the range handed out so far.
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
 
-    /// True once every byte of the range has been read.
+    /// True once every byte of the range has been handed out.
     pub fn is_done(&self) -> bool {
         self.delivered == self.range.len
     }
@@ -135,70 +153,35 @@ impl<R: Read> RangeDecoder<R> {
     /// The next verified bytes of the range (one chunk group or part of
     /// one), or None at the end. After an error, every call fails.
     pub fn next_verified(&mut self) -> Result<Option<&[u8]>, RangeError> {
-        let pending = match self.next_group() {
-            Ok(Some(pending)) => pending,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        match pending.verify() {
-            Ok(group) => {
-                self.ready = group.ready;
-                self.buf = group.buf;
-                Ok(Some(&self.buf[self.ready.clone()]))
-            }
-            Err(e) => {
-                self.fail();
-                Err(e)
-            }
-        }
-    }
-
-    /// The next chunk group that carries bytes of the range, read and with
-    /// every hash pair above it checked, but its own bytes not hashed yet:
-    /// they can only be reached through [`PendingGroup::verify`]. Lets a
-    /// caller hash groups on another thread while this one reads on; a
-    /// caller that does must stop at the first group that fails. Pass the
-    /// buffer of a finished group back with [`RangeDecoder::recycle`] to
-    /// keep allocations flat.
-    pub fn next_group(&mut self) -> Result<Option<PendingGroup>, RangeError> {
         if self.failed {
             return Err(RangeError::BadRange("the stream already failed".into()));
         }
         match self.advance() {
-            Ok(group) => Ok(group),
+            Ok(true) => Ok(Some(&self.source.last()[self.ready.clone()])),
+            Ok(false) => Ok(None),
             Err(e) => {
-                self.fail();
+                self.failed = true;
+                self.stack.clear();
                 Err(e)
             }
         }
     }
 
-    /// Gives a group's buffer back for the next group.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        if buf.capacity() >= self.buf.capacity() {
-            self.buf = buf;
-        }
+    /// The source the stream came from.
+    pub fn into_source(self) -> S {
+        self.source
     }
 
-    fn fail(&mut self) {
-        self.failed = true;
-        self.stack.clear();
-    }
-
-    /// The reader the stream came from (to finish the exchange).
-    pub fn into_inner(self) -> R {
-        self.encoded
-    }
-
-    /// Reads on until a group carries bytes of the range; None at the end.
-    fn advance(&mut self) -> Result<Option<PendingGroup>, RangeError> {
+    /// Reads on until a group carries bytes of the range and has matched
+    /// its hash (the source's last piece then); false at the end.
+    fn advance(&mut self) -> Result<bool, RangeError> {
         loop {
             let Some(item) = self.items.next() else {
                 if !self.is_done() {
                     // The walk covers the range by construction.
                     return Err(RangeError::BadRange("the walk ended early".into()));
                 }
-                return Ok(None);
+                return Ok(false);
             };
             match item {
                 BaoChunk::Parent {
@@ -207,8 +190,8 @@ impl<R: Read> RangeDecoder<R> {
                     right,
                     ..
                 } => {
-                    let mut pair = [0u8; PAIR_LEN];
-                    self.read_exact_at_group(&mut pair)?;
+                    self.take(PAIR_LEN)?;
+                    let pair = self.source.last();
                     let l: [u8; 32] = pair[..32].try_into().unwrap_or_default();
                     let r: [u8; 32] = pair[32..].try_into().unwrap_or_default();
                     let expected = self.pop()?;
@@ -237,39 +220,21 @@ impl<R: Read> RangeDecoder<R> {
                 } => {
                     let start = start_chunk.to_bytes();
                     self.next_group = start;
-                    let mut buf = std::mem::take(&mut self.buf);
-                    // Only grown when short: zero-filling every group cost
-                    // 7% of a verified transfer's CPU.
-                    if buf.len() < size {
-                        buf.resize(size, 0);
-                    }
-                    buf.truncate(size);
-                    self.read_exact_at_group(&mut buf)?;
                     let expected = self.pop()?;
+                    self.take(size)?;
+                    if group_hash(start_chunk.0, self.source.last(), is_root) != expected {
+                        return Err(RangeError::Mismatch { at: start });
+                    }
                     self.next_group = start + size as u64;
                     let from = start.max(self.range.offset);
                     let to = (start + size as u64).min(self.range.end());
-                    let ready = if from < to {
+                    // A group outside the range only proves the size (an
+                    // empty range): checked, and nothing to hand out.
+                    if from < to {
                         self.delivered += to - from;
-                        (from - start) as usize..(to - start) as usize
-                    } else {
-                        0..0
-                    };
-                    let group = PendingGroup {
-                        buf,
-                        expected,
-                        start_chunk: start_chunk.0,
-                        is_root,
-                        ready,
-                    };
-                    if group.ready.is_empty() {
-                        // Only proves the size (an empty range): check it
-                        // here, since nobody will ask for its bytes.
-                        let group = group.verify()?;
-                        self.buf = group.buf;
-                        continue;
+                        self.ready = (from - start) as usize..(to - start) as usize;
+                        return Ok(true);
                     }
-                    return Ok(Some(group));
                 }
             }
         }
@@ -281,61 +246,16 @@ impl<R: Read> RangeDecoder<R> {
             .ok_or_else(|| RangeError::BadRange("the walk has no hash to check".into()))
     }
 
-    fn read_exact_at_group(&mut self, buf: &mut [u8]) -> Result<(), RangeError> {
+    /// Takes the next `len` bytes of the stream into the source's last piece.
+    fn take(&mut self, len: usize) -> Result<(), RangeError> {
         let at = self.next_group;
-        self.encoded.read_exact(buf).map_err(|e| match e.kind() {
+        self.source.take(len).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => RangeError::Truncated { at },
             _ => RangeError::Read {
                 at,
                 error: ProtoError::from(e),
             },
         })
-    }
-}
-
-/// A chunk group as read from the stream, not checked yet. Its bytes are
-/// private: [`PendingGroup::verify`] is the only way to them.
-pub struct PendingGroup {
-    buf: Vec<u8>,
-    expected: blake3::Hash,
-    start_chunk: u64,
-    is_root: bool,
-    /// The part of the group inside the requested range.
-    ready: Range<usize>,
-}
-
-impl PendingGroup {
-    /// First byte of the group in the content.
-    pub fn start(&self) -> u64 {
-        self.start_chunk * 1024
-    }
-
-    /// Hashes the group; its bytes within the range if it matches.
-    pub fn verify(self) -> Result<VerifiedGroup, RangeError> {
-        if group_hash(self.start_chunk, &self.buf, self.is_root) != self.expected {
-            return Err(RangeError::Mismatch { at: self.start() });
-        }
-        Ok(VerifiedGroup {
-            buf: self.buf,
-            ready: self.ready,
-        })
-    }
-}
-
-/// A chunk group that matched its hash: the part of it within the range.
-pub struct VerifiedGroup {
-    buf: Vec<u8>,
-    ready: Range<usize>,
-}
-
-impl VerifiedGroup {
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.ready.clone()]
-    }
-
-    /// The buffer, for [`RangeDecoder::recycle`].
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
     }
 }
 
@@ -354,26 +274,27 @@ fn group_hash(start_chunk: u64, data: &[u8], is_root: bool) -> blake3::Hash {
 
 /// A [`RangeDecoder`] as a plain reader: `read` returns only verified bytes,
 /// and a mismatch is an `InvalidData` error saying which group.
-pub struct VerifiedReader<R> {
-    decoder: RangeDecoder<R>,
-    /// Start of what the last group yielded that `read` has not returned yet.
+pub struct VerifiedReader<S> {
+    decoder: RangeDecoder<S>,
+    /// What the last group yielded that `read` has not returned yet, within
+    /// the source's last piece.
     pending: Range<usize>,
 }
 
-impl<R: Read> VerifiedReader<R> {
-    pub fn new(decoder: RangeDecoder<R>) -> VerifiedReader<R> {
+impl<S: StreamSource> VerifiedReader<S> {
+    pub fn new(decoder: RangeDecoder<S>) -> VerifiedReader<S> {
         VerifiedReader {
             decoder,
             pending: 0..0,
         }
     }
 
-    pub fn into_decoder(self) -> RangeDecoder<R> {
+    pub fn into_decoder(self) -> RangeDecoder<S> {
         self.decoder
     }
 }
 
-impl<R: Read> Read for VerifiedReader<R> {
+impl<S: StreamSource> Read for VerifiedReader<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pending.is_empty() {
             match self.decoder.next_verified() {
@@ -389,7 +310,8 @@ impl<R: Read> Read for VerifiedReader<R> {
             }
         }
         let n = out.len().min(self.pending.len());
-        out[..n].copy_from_slice(&self.decoder.buf[self.pending.start..self.pending.start + n]);
+        let group = self.decoder.source.last();
+        out[..n].copy_from_slice(&group[self.pending.start..self.pending.start + n]);
         self.pending.start += n;
         Ok(n)
     }
@@ -448,17 +370,24 @@ mod tests {
     fn a_flipped_byte_names_its_group() {
         let data = content(20 * CHUNK_GROUP as usize);
         let (hash, range, mut enc) = encode_to_vec(&data, 0, u64::MAX).unwrap();
-        // Find the data byte 1 MiB into the stream's content and flip it.
-        let mut d = RangeDecoder::new(hash, data.len() as u64, range, &enc[..]).unwrap();
-        let mut before = 0;
-        while let Ok(Some(bytes)) = d.next_verified() {
-            before += bytes.len();
-            if before == 16 * CHUNK_GROUP as usize {
-                break;
+        // Where the group at 1 MiB starts in the stream: after every pair
+        // and group the walk puts before it.
+        let ranges = chunk_ranges(data.len() as u64, range);
+        let mut pos = 0;
+        for item in ResponseIter::new(tree(data.len() as u64), ranges) {
+            match item {
+                BaoChunk::Parent { .. } => pos += PAIR_LEN,
+                BaoChunk::Leaf {
+                    start_chunk, size, ..
+                } => {
+                    if start_chunk.to_bytes() == 16 * CHUNK_GROUP {
+                        break;
+                    }
+                    pos += size;
+                }
             }
         }
-        let pos = enc.len() - d.into_inner().len() + 1000;
-        enc[pos] ^= 1;
+        enc[pos + 1000] ^= 1;
         let err = decode_all(hash, data.len() as u64, range, &enc).unwrap_err();
         assert_eq!(err.to_string(), "chunk at byte 1048576 does not match");
     }

@@ -1,6 +1,6 @@
 //! The sender's side of a verified range: which hash pairs and which chunk
 //! groups go out, in which order. The walk knows nothing of sockets: a
-//! [`RangeSink`] takes each piece, so the node can sendfile the groups
+//! [`RangeSink`] takes each piece, so the node can splice the groups
 //! straight from the file while tests collect them in memory.
 
 use std::fs::File;

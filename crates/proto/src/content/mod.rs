@@ -10,23 +10,31 @@
 //! - [`hash`]: [`ContentHash`], and hashing a file while writing its outboard
 //!   (the hash pairs a sender needs, kept beside the file, not in it).
 //! - [`encode`]: the sender's walk, over a [`RangeSink`] (a socket with
-//!   sendfile on the node, memory in tests).
+//!   splice on the node, memory in tests).
 //! - [`decode`]: the receiver's walk, [`RangeDecoder`]: yields only verified
 //!   bytes of the requested range, and names the first group that fails.
+//! - [`source`]: where the decoder takes the stream from, a group at a time
+//!   and in place ([`ReadAhead`]: big reads on the decoder's thread).
+//! - [`prefetch`]: [`Prefetch`], a source whose reads run on a thread of
+//!   their own, so receiving and hashing overlap.
 //!
 //! docs/PROTOCOL.md describes the stream byte by byte.
 
 pub mod decode;
 pub mod encode;
 pub mod hash;
+pub mod prefetch;
+pub mod source;
 
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 
-pub use decode::{PendingGroup, RangeDecoder, RangeError, VerifiedGroup, VerifiedReader};
+pub use decode::{RangeDecoder, RangeError, VerifiedReader};
 pub use encode::{MemorySink, Outboard, RangeSink, WindowedOutboard, encode_range, encode_to_vec};
 pub use hash::{
     ContentHash, HASH_PREFIX, ParseHashError, hash_and_outboard, outboard_len, outboard_to_vec,
 };
+pub use prefetch::Prefetch;
+pub use source::{ReadAhead, StreamSource};
 
 /// log2 of the chunk group in 1 KiB BLAKE3 chunks: 2^6 chunks = 64 KiB.
 pub const CHUNK_GROUP_LOG: u8 = 6;

@@ -142,7 +142,7 @@ impl Reply<'_> {
     }
 
     /// Sends a range header, then the encoded range: hash pairs from
-    /// `outboard`, chunk groups from `file` with sendfile (see `range`);
+    /// `outboard`, chunk groups spliced from `file` (see `range`);
     /// encrypted, through the stream in full messages instead
     /// ([`range::CopySink`]). Memory stays flat whatever the size.
     pub fn send_range(
@@ -157,8 +157,9 @@ impl Reply<'_> {
             Some(stream) => {
                 let _cork = range::Cork::new(stream);
                 frame::write(&mut &*stream, &Response::Range(header))?;
-                let mut sink = range::SocketSink { stream, file };
+                let mut sink = range::SocketSink::new(stream, file);
                 encode_range(header.size, range, outboard, &mut sink)?;
+                sink.finish()?;
             }
             None => {
                 let mut sink = range::CopySink::new(&mut *self.stream, file);
