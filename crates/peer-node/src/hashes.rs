@@ -65,6 +65,13 @@ pub struct Hashed {
 /// How often a file may change under the hasher before it gives up.
 const HASH_ATTEMPTS: usize = 3;
 
+/// Shortest time between the end of one scan and the start of the next.
+const MIN_RESCAN_GAP: Duration = Duration::from_secs(1);
+
+/// A rescan waits this many times as long as the last scan took, so a big
+/// directory is walked at most a tenth of the time.
+const RESCAN_DUTY: u32 = 10;
+
 /// The index, a cheap-to-clone handle.
 #[derive(Clone)]
 pub struct ContentIndex {
@@ -299,7 +306,20 @@ impl ContentIndex {
         // and the catalog would wait for hashes that never come.
         proto::crucial::spawn("hash-scan", move || {
             lower_priority();
+            let mut last: Option<(Instant, Duration)> = None;
             loop {
+                // Scans after the first are asked for by requests for a hash
+                // nobody holds, which any client can send at will: they are
+                // spaced out so such requests cannot keep the node walking
+                // its directory (at most a tenth of the time, at most one a
+                // second). Such a request waits for the next scan.
+                if let Some((ended, took)) = last {
+                    let gap = (took * RESCAN_DUTY).max(MIN_RESCAN_GAP);
+                    let left = (ended + gap).saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        std::thread::sleep(left);
+                    }
+                }
                 let generation = {
                     let mut state = index.lock();
                     while state.scans_wanted <= state.scans_started {
@@ -312,7 +332,9 @@ impl ContentIndex {
                     state.scans_started += 1;
                     state.scans_started
                 };
+                let started = Instant::now();
                 index.scan(&share, generation == 1);
+                last = Some((Instant::now(), started.elapsed()));
                 index.lock().scans_done = generation;
                 index.shared.changed.notify_all();
             }
@@ -479,6 +501,37 @@ mod tests {
         });
         assert_eq!(results.load(Ordering::Relaxed), 8);
         assert_eq!(index.lock().by_key.len(), 1);
+    }
+
+    #[test]
+    fn requests_for_unknown_hashes_cannot_keep_the_scanner_busy() {
+        let (_tmp, index, share) = setup();
+        for i in 0..50 {
+            fs::write(share.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        let dir = SharedDir::open(&share).unwrap();
+        index.start_scanner(dir).unwrap();
+        index
+            .holders(&ContentHash::of(b"file 0"), Duration::from_secs(20))
+            .unwrap();
+        let started = Instant::now();
+        let mut asked = 0u64;
+        while started.elapsed() < Duration::from_millis(2500) {
+            asked += 1;
+            let nobody = ContentHash::of(&asked.to_le_bytes());
+            // Each request asks for a scan; most wait less than the gap.
+            let _ = index.holders(&nobody, Duration::from_millis(20));
+        }
+        let scans = index.lock().scans_started;
+        // The startup scan, then at most one a second.
+        let most = 2 + started.elapsed().as_secs();
+        assert!(asked > 50, "only {asked} requests were made");
+        assert!(
+            scans <= most,
+            "{scans} scans for {asked} requests in {:?}",
+            started.elapsed()
+        );
+        assert!(scans >= 2, "no rescan at all for {asked} requests");
     }
 
     #[test]
