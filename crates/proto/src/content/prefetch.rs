@@ -167,26 +167,7 @@ fn read_blocks<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Yields `step` bytes a read, then fails if `fail` is set.
-    struct Trickle {
-        data: Vec<u8>,
-        at: usize,
-        step: usize,
-        fail: bool,
-    }
-
-    impl Read for Trickle {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            if self.at == self.data.len() && self.fail {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            let n = out.len().min(self.step).min(self.data.len() - self.at);
-            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
+    use crate::content::source::testing::{Trickle, check_pieces};
 
     fn data() -> Vec<u8> {
         (0..3 * BLOCK as u32 + 777)
@@ -199,24 +180,8 @@ mod tests {
         let data = data();
         for step in [BLOCK, 100_000, 65_536, 4_093] {
             std::thread::scope(|scope| {
-                let reader = Trickle {
-                    data: data.clone(),
-                    at: 0,
-                    step,
-                    fail: false,
-                };
-                let mut source = Prefetch::spawn(scope, reader);
-                let mut at = 0;
-                for len in [64, 65_536, 0, 1, 65_536, 40_000].into_iter().cycle() {
-                    if at + len > data.len() {
-                        let err = source.take(data.len() - at + 1).unwrap_err();
-                        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-                        break;
-                    }
-                    source.take(len).unwrap();
-                    assert_eq!(source.last(), &data[at..at + len], "step {step} at {at}");
-                    at += len;
-                }
+                let mut source = Prefetch::spawn(scope, Trickle::new(&data, step));
+                check_pieces(&mut source, &data, &[64, 65_536, 0, 1, 65_536, 40_000]);
             });
         }
     }
@@ -226,10 +191,8 @@ mod tests {
         let data = data();
         std::thread::scope(|scope| {
             let reader = Trickle {
-                data: data.clone(),
-                at: 0,
-                step: 300_000,
                 fail: true,
+                ..Trickle::new(&data, 300_000)
             };
             let mut source = Prefetch::spawn(scope, reader);
             source.take(data.len()).unwrap();
@@ -242,13 +205,7 @@ mod tests {
     #[test]
     fn a_decoder_that_stops_early_ends_the_reading_thread() {
         std::thread::scope(|scope| {
-            let reader = Trickle {
-                data: vec![7; 64 * BLOCK],
-                at: 0,
-                step: BLOCK,
-                fail: false,
-            };
-            let mut source = Prefetch::spawn(scope, reader);
+            let mut source = Prefetch::spawn(scope, Trickle::new(&vec![7; 64 * BLOCK], BLOCK));
             source.take(10).unwrap();
             drop(source);
             // The scope joins the thread: it must see the decoder gone.

@@ -98,41 +98,72 @@ impl<R: Read> StreamSource for ReadAhead<R> {
     }
 }
 
+/// What the tests of every source share: a reader that trickles, and the
+/// check that pieces come out whole and in order.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    /// Yields at most `step` bytes a read.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
+    /// Reads `data` at most `step` bytes at a time; at its end, fails with a
+    /// timeout if `fail`, else ends.
+    pub(crate) struct Trickle {
+        pub(crate) data: Vec<u8>,
+        pub(crate) at: usize,
+        pub(crate) step: usize,
+        pub(crate) fail: bool,
     }
 
-    impl Read for Trickle<'_> {
+    impl Trickle {
+        pub(crate) fn new(data: &[u8], step: usize) -> Trickle {
+            Trickle {
+                data: data.to_vec(),
+                at: 0,
+                step,
+                fail: false,
+            }
+        }
+    }
+
+    impl Read for Trickle {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = out.len().min(self.step).min(self.data.len());
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
+            if self.at == self.data.len() && self.fail {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let n = out.len().min(self.step).min(self.data.len() - self.at);
+            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
             Ok(n)
         }
     }
+
+    /// Takes pieces of `lens` (in a cycle) until `data` runs out, each
+    /// checked against `data`; the take past the end must be a clean EOF.
+    pub(crate) fn check_pieces(source: &mut impl StreamSource, data: &[u8], lens: &[usize]) {
+        let mut at = 0;
+        for &len in lens.iter().cycle() {
+            if at + len > data.len() {
+                let err = source.take(data.len() - at + 1).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+                return;
+            }
+            source.take(len).unwrap();
+            assert_eq!(source.last(), &data[at..at + len], "piece at {at}");
+            at += len;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Trickle, check_pieces};
+    use super::*;
 
     #[test]
     fn pieces_come_out_whole_and_in_order_whatever_the_reads() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         for (capacity, step) in [(16, 1), (16, 7), (100, 3), (1000, 1000), (64, 10_000)] {
-            let mut source = ReadAhead::with_capacity(capacity, Trickle { data: &data, step });
-            let mut at = 0;
-            for len in [1, 64, 5, 300, 0, 17].into_iter().cycle() {
-                if at + len > data.len() {
-                    let err = source.take(data.len() - at + 1).unwrap_err();
-                    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-                    break;
-                }
-                source.take(len).unwrap();
-                assert_eq!(source.last(), &data[at..at + len], "capacity {capacity}");
-                at += len;
-            }
+            let mut source = ReadAhead::with_capacity(capacity, Trickle::new(&data, step));
+            check_pieces(&mut source, &data, &[1, 64, 5, 300, 0, 17]);
         }
     }
 }
