@@ -32,8 +32,17 @@ struct Tmux {
 
 impl Tmux {
     /// Starts `command` (a shell command line) in a detached 200x50 session,
-    /// followed by a line with its exit status. The pane stays after the
-    /// shell exits, so the screen can still be read.
+    /// followed by a line with its exit status.
+    ///
+    /// Then the pane's shell stays, parked (`exec sleep infinity`), until the
+    /// server is killed: the pane's process never exits while a test reads
+    /// the screen. tmux 3.3 discards the output of a pane it has not read
+    /// yet when it reaps the pane's process, and on a loaded machine it may
+    /// reap first: the client's last lines and the status line were lost,
+    /// and the screen showed only `Pane is dead (status 0, ...)`. The client
+    /// is the shell's child, not tmux's, so its exit cannot race tmux's
+    /// reading. (`remain-on-exit` only keeps the screen readable should the
+    /// pane die anyway.)
     fn start(command: &str) -> Tmux {
         let dir = tempfile::tempdir().expect("temp dir");
         let sock = dir.path().join("sock");
@@ -47,7 +56,8 @@ impl Tmux {
         let conf = conf.to_str().unwrap().to_string();
         // The trap keeps the shell alive through a Ctrl-C meant for the
         // client (which gets the default disposition back when it starts).
-        let command = format!("trap true INT; {command}; echo \"{EXITED}$?]\"");
+        let command =
+            format!("trap true INT; {command}; echo \"{EXITED}$?]\"; exec sleep infinity");
         let out = tmux.run(&[
             "-f",
             &conf,
@@ -126,9 +136,8 @@ impl Tmux {
     }
 
     /// The client's exit status once it has exited, as the shell around it
-    /// reports it. (tmux's own `#{pane_dead_status}` is not used: the tmux
-    /// 3.3 server started from a test sometimes never reaps the pane's
-    /// process, so the status never arrives.)
+    /// reports it. (tmux's own `#{pane_dead_status}` cannot tell it: the
+    /// pane does not die when the client exits, see [`Tmux::start`].)
     fn exit_status(&self) -> Option<i32> {
         exit_status(&self.screen())
     }
@@ -466,16 +475,19 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
 /// leaves neither the file nor its temporary `.part` file behind.
 #[test]
 fn ctrl_c_during_a_download_leaves_no_partial_file() {
-    // Sparse: 4 GiB that take no disk, and far longer to save than the
-    // test waits. The node hashes a file before it sends a byte (docs/
-    // PROTOCOL.md, "Verified ranges"), so the test waits for that first.
+    // Sparse: 1 GiB that takes no disk. The node hashes a file before it
+    // sends a byte (docs/PROTOCOL.md, "Verified ranges"), so the test waits
+    // for that first. The download is held in the middle by stopping the
+    // node as soon as the first bytes reach the `.part` file, so the file
+    // need only be far bigger than what is still on its way then (socket
+    // buffers, a few MiB); hashing it is most of the test's time.
+    const SIZE: u64 = 1 << 30;
     let cluster = Cluster::start(1, |_, dir| {
         let file = fs::File::create(dir.join("huge.bin")).unwrap();
-        file.set_len(4 << 30).unwrap();
+        file.set_len(SIZE).unwrap();
     });
-    cluster.nodes[0]
-        .proc
-        .wait_for("hashed 1 shared files", Duration::from_secs(120));
+    let node = &cluster.nodes[0].proc;
+    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
     let saved = cluster.tmp.path().join("saved");
     fs::create_dir(&saved).unwrap();
     let target = saved.join("huge.bin");
@@ -483,13 +495,15 @@ fn ctrl_c_during_a_download_leaves_no_partial_file() {
         &cluster,
         &format!("huge.bin -o {}", quote(&target)),
     ));
-    // The bar shows the transfer under way, so the .part file exists.
-    tmux.wait_until("the progress bar", |s| s.contains("/4.00 GiB"));
-    assert_eq!(
-        fs::read_dir(&saved).unwrap().count(),
-        1,
-        "no .part file yet"
+    let part = wait_for_bytes_in(&saved);
+    node.signal(libc::SIGSTOP);
+    let partial = fs::metadata(saved.join(&part)).map(|m| m.len());
+    assert!(
+        part.ends_with(".part") && partial.as_ref().is_ok_and(|&len| len < SIZE),
+        "the download was not held in the middle: {part} ({partial:?} bytes)"
     );
+    // The bar shows the transfer under way.
+    tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
     tmux.keys(&["C-c"]);
     assert_eq!(tmux.wait_exit(), 130, "{}", tmux.screen());
     let left: Vec<_> = fs::read_dir(&saved)
@@ -497,4 +511,25 @@ fn ctrl_c_during_a_download_leaves_no_partial_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The name of the first file in `dir` that holds bytes, polled for (a few
+/// milliseconds apart: the bytes keep coming) until [`SCREEN`] has passed.
+fn wait_for_bytes_in(dir: &Path) -> String {
+    let deadline = Instant::now() + SCREEN;
+    loop {
+        let written = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.metadata().is_ok_and(|m| m.len() > 0));
+        if let Some(entry) = written {
+            return entry.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no file in {} got a byte within {SCREEN:?}",
+            dir.display()
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
 }
