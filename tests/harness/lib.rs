@@ -409,6 +409,9 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        // A stalled reader reads what is left, to the end, and its thread
+        // ends rather than wait for the rest of the test process.
+        self.stderr.resume();
     }
 }
 
