@@ -1,5 +1,5 @@
 //! The programs keep working when the world around them fails: a log pipe
-//! whose reader went away, and a flood of registrations from hosts without
+//! whose reader went away or hangs, and a flood of registrations from hosts without
 //! a token.
 
 use std::fs;
@@ -282,44 +282,137 @@ fn a_client_whose_stderr_is_closed_still_fetches_and_exits_with_its_code() {
 // ---------------------------------------------------------------------------
 // A log reader that hangs.
 
-/// Under a supervisor whose log reader hangs, the pipe fills and every log
-/// line blocks the thread that writes it, including the signal handler's
-/// "unregistered; exiting". SIGTERM must still end the node, within its
-/// hard exit deadline (5 s) plus scheduling slack.
+/// Requests sent to each of relay and node once their log pipes are full:
+/// each is a log line of some 70 bytes, so together more than the 256 KiB a
+/// program queues while nobody reads its stderr, and lines are dropped.
+const FLOOD: usize = 5_000;
+
+/// Fetches through the real client, also with both logs stuck.
+const FETCHES: usize = 200;
+
+/// Under a supervisor whose log reader hangs, or `2>&1 | less` left paused,
+/// stderr is a pipe that stays open and is never read. Here the relay's and
+/// the node's are full to the last byte once the node has registered, and
+/// at `-v` every request is a log line at both ends. The node still answers
+/// 5 000 listings and serves 200 fetches through the real client, the relay
+/// still answers 5 000 lists, the node stays listed for 3 TTLs (its
+/// heartbeat lives), and SIGTERM still unregisters it and ends it within
+/// its 5 s deadline. When the relay's reader comes back, its log says how
+/// many lines were dropped, and goes on.
 #[test]
-fn a_node_whose_log_reader_hangs_still_ends_on_sigterm() {
+fn a_relay_and_a_node_whose_log_reader_hangs_serve_stay_listed_and_stop_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("share");
     fs::create_dir(&dir).unwrap();
-    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
-    let relay = Relay::start(&[]);
+    const FILES: usize = 20;
+    let name = |i: usize| format!("f{:02}.txt", i % FILES);
+    let content = |i: usize| format!("file {}, served while nobody reads the log\n", i % FILES);
+    for i in 0..FILES {
+        fs::write(dir.join(name(i)), content(i)).unwrap();
+    }
+
+    let mut cmd = Command::new(bin("relay"));
+    cmd.args([
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "-v",
+        "--ttl",
+        &TTL_SECS.to_string(),
+    ]);
+    let relay = Proc::spawn_then_stall_stderr("relay", cmd, "node joined");
+    let relay_addr = addr_after(&relay.wait_for("listening on", READY), "listening on ");
     let mut cmd = Command::new(bin("peer-node"));
     cmd.arg("127.0.0.1")
-        .arg(relay.port().to_string())
+        .arg(relay_addr.port().to_string())
         .arg(&dir)
-        .arg("-v");
+        .arg("-v")
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"));
     let mut node = Proc::spawn_then_stall_stderr("peer-node", cmd, "registered with relay");
     let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
+    relay.wait_for("node joined", READY);
+    // From here on, neither's stderr is read, and neither has room left.
+    relay.fill_stderr();
+    node.fill_stderr();
 
-    // Each listing is a log line at -v: fill the pipe's buffer (64 KiB on
-    // Linux) until a request goes unanswered because its thread is stuck
-    // writing its log line.
-    let quick = Timeouts {
-        connect: Duration::from_secs(2),
-        io: Duration::from_millis(500),
-    };
-    let mut stuck = false;
-    for _ in 0..20_000 {
-        if exchange::call(node_addr, &Request::ListFiles, &quick).is_err() {
-            stuck = true;
-            break;
+    let states =
+        |relay: &Proc, node: &Proc| format!("relay {}, node {}", relay.state(), node.state());
+    let started = Instant::now();
+    for i in 1..=FLOOD {
+        match exchange::call(node_addr, &Request::ListFiles, &timeouts()) {
+            Ok(Response::Files(_)) => {}
+            other => panic!(
+                "listing {i} of {FLOOD} at the node: {other:?} ({})",
+                states(&relay, &node)
+            ),
+        }
+        match exchange::call(relay_addr, &Request::ListNodes, &timeouts()) {
+            Ok(Response::Nodes(_)) => {}
+            other => panic!(
+                "list {i} of {FLOOD} at the relay: {other:?} ({})",
+                states(&relay, &node)
+            ),
         }
     }
-    assert!(stuck, "the node's log never filled its stderr pipe");
+    for i in 0..FETCHES {
+        let mut cmd = harness::client(relay_addr.port());
+        cmd.arg(name(i));
+        let run = harness::run(cmd, b"", Duration::from_secs(30));
+        assert_eq!(
+            run.code(),
+            0,
+            "fetch {} of {FETCHES} failed ({}): {}",
+            i + 1,
+            states(&relay, &node),
+            run.stderr
+        );
+        assert_eq!(run.stdout, content(i).as_bytes(), "fetch {}", i + 1);
+    }
+    let took = started.elapsed();
+    eprintln!("{FLOOD} requests at each end and {FETCHES} fetches in {took:?}, logs stuck");
+    assert!(
+        took < Duration::from_secs(300),
+        "{FLOOD} requests at each end and {FETCHES} fetches took {took:?}"
+    );
 
+    // Listed all along for three TTLs: the heartbeat survived its log lines.
+    let ttl = Duration::from_secs(TTL_SECS);
+    let until = Instant::now() + 3 * ttl + ttl / 2;
+    while Instant::now() < until {
+        assert!(
+            listed(relay_addr).contains(&node_addr),
+            "{node_addr} dropped off the relay's list ({})",
+            states(&relay, &node)
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // Its last log lines cannot get out: the exit gives up on them.
     node.signal(libc::SIGTERM);
-    let status = node
-        .wait_exit(Duration::from_secs(8))
-        .unwrap_or_else(|| panic!("the node did not end within 8 s of SIGTERM"));
+    let status = node.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| {
+        panic!(
+            "the node did not end within 5 s of SIGTERM ({})",
+            states(&relay, &node)
+        )
+    });
     assert!(status.success(), "the node ended with {status}");
+    assert!(
+        !listed(relay_addr).contains(&node_addr),
+        "the node did not unregister on its way out"
+    );
+
+    // The relay's reader comes back: first what was queued, then how many
+    // lines did not fit, then the log goes on.
+    relay.resume_stderr();
+    let gap = relay.wait_for("log lines dropped here", READY);
+    eprintln!("the relay's log where its reader came back: {gap}");
+    assert_eq!(relay.state(), "still running");
+    assert_eq!(listed(relay_addr), Vec::<SocketAddr>::new());
+    relay.wait_for("listed 0 active nodes", READY);
+    let log = relay.log();
+    assert!(
+        log.find(&gap) < log.rfind("listed 0 active nodes"),
+        "the relay's log does not go on after the gap:\n{gap}\n...\n{}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
 }

@@ -10,7 +10,7 @@ pub mod netns;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -115,11 +115,15 @@ pub fn assert_anyone_can_reach(path: &Path) {
 struct Captured {
     text: Mutex<String>,
     grew: Condvar,
+    /// Set when a reader told to stall may read again.
+    resume: Mutex<bool>,
+    resumed: Condvar,
 }
 
 impl Captured {
     /// Reads lines from `stream` until its end or, with `stop_after`, until
-    /// a line containing that text; then drops `stream` (its read end).
+    /// a line containing that text; then drops `stream` (its read end), or
+    /// stalls until [`Captured::resume`] and then reads on to the end.
     fn spawn_reader(
         self: &Arc<Self>,
         stream: impl Read + Send + 'static,
@@ -127,6 +131,7 @@ impl Captured {
     ) -> thread::JoinHandle<()> {
         let me = Arc::clone(self);
         thread::spawn(move || {
+            let mut stop_after = stop_after;
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
@@ -151,12 +156,20 @@ impl Captured {
                     Some(AfterLast::Close) => return,
                     Some(AfterLast::Stall) => {
                         drop(text);
-                        // Hold the read end open, unread, for the rest of
-                        // the test process.
-                        let _unread = reader;
-                        loop {
-                            thread::park();
+                        // Hold the read end open, unread, until resumed.
+                        let mut resume = me.resume.lock().unwrap();
+                        while !*resume {
+                            resume = me.resumed.wait(resume).unwrap();
                         }
+                        drop(resume);
+                        // Once: from here on it reads to the end.
+                        stop_after = None;
+                        me.text
+                            .lock()
+                            .unwrap()
+                            .push_str("(here the test read stderr again)\n");
+                        line.clear();
+                        continue;
                     }
                     None => {}
                 }
@@ -182,6 +195,12 @@ impl Captured {
         }
     }
 
+    /// Lets a stalled reader read again.
+    fn resume(&self) {
+        *self.resume.lock().unwrap() = true;
+        self.resumed.notify_all();
+    }
+
     fn count(&self, needle: &str) -> usize {
         self.text
             .lock()
@@ -197,7 +216,8 @@ impl Captured {
 enum AfterLast {
     /// Closes the read end: writes fail with EPIPE.
     Close,
-    /// Keeps the read end open and reads no more: writes block.
+    /// Keeps the read end open and reads no more until told to (see
+    /// [`Proc::resume_stderr`]): once the pipe is full, writes block.
     Stall,
 }
 
@@ -206,6 +226,8 @@ pub struct Proc {
     name: String,
     child: Option<Child>,
     stderr: Arc<Captured>,
+    /// A copy of the read end of a stderr the test stalls, to fill it.
+    stalled: Option<OwnedFd>,
 }
 
 impl Proc {
@@ -224,7 +246,8 @@ impl Proc {
 
     /// Like [`Proc::spawn_then_close_stderr`], but keeps the pipe open and
     /// just stops reading it, as a log reader that hangs would: once the
-    /// pipe's buffer is full, every write the child makes to stderr blocks.
+    /// pipe's buffer is full, every write the child makes to stderr blocks
+    /// (see [`Proc::fill_stderr`]), until [`Proc::resume_stderr`].
     pub fn spawn_then_stall_stderr(name: &str, cmd: Command, last: &str) -> Proc {
         Proc::spawn_with(name, cmd, Some((last.to_string(), AfterLast::Stall)))
     }
@@ -240,13 +263,60 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let pipe = child.stderr.take().unwrap();
+        let stalled = match stop_after {
+            Some((_, AfterLast::Stall)) => Some(
+                pipe.as_fd()
+                    .try_clone_to_owned()
+                    .expect("a copy of the stderr pipe"),
+            ),
+            _ => None,
+        };
         let stderr = Arc::new(Captured::default());
-        stderr.spawn_reader(child.stderr.take().unwrap(), stop_after);
+        stderr.spawn_reader(pipe, stop_after);
         Proc {
             name: name.to_string(),
             child: Some(child),
             stderr,
+            stalled,
         }
+    }
+
+    /// Fills the pipe of a stderr the test stalls (or will stall) to its
+    /// last byte, with empty lines: from then on, until the test reads
+    /// again, any write the child makes to stderr blocks, as under a log
+    /// reader that stopped long ago.
+    pub fn fill_stderr(&self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let pipe = self
+            .stalled
+            .as_ref()
+            .expect("only a stderr from spawn_then_stall_stderr can be filled");
+        // A write end of its own (another open file description of the same
+        // pipe), so that O_NONBLOCK does not reach the child's write end.
+        let mut filler = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(format!("/proc/self/fd/{}", pipe.as_raw_fd()))
+            .expect("a write end on the stderr pipe");
+        let newlines = [b'\n'; 4096];
+        // Writes of up to 4 KiB (PIPE_BUF) are all or nothing: halve the
+        // size down to a byte, and the pipe has no room left at all.
+        let mut size = newlines.len();
+        loop {
+            match filler.write(&newlines[..size]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && size > 1 => size /= 2,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("cannot fill the stderr pipe of {}: {e}", self.name),
+            }
+        }
+    }
+
+    /// A stalled stderr is read again, from where the test stopped.
+    pub fn resume_stderr(&self) {
+        self.stderr.resume();
     }
 
     /// Waits for a stderr line containing `needle`; panics with the log if
@@ -339,6 +409,9 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        // A stalled reader reads what is left, to the end, and its thread
+        // ends rather than wait for the rest of the test process.
+        self.stderr.resume();
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Parser;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
 use proto::cli::{LogArgs, SecretArgs, parse_secs};
 use proto::exchange::Timeouts;
+use proto::logging::Delivery;
 use proto::secure::NodeKey;
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
@@ -115,7 +116,15 @@ fn parse_sources(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.log.init(tracing::Level::WARN);
+    // Direct, not queued as in the relay and the node. The client's stderr
+    // is its user's screen: beside its few log lines it carries the results
+    // (report.rs: which node served, what was missing, errors) and the
+    // prompt, written straight. A queued warning could show up after the
+    // status line that followed it, or after the next prompt, and a line
+    // dropped from a full queue would be a result the user never sees. A
+    // client whose stderr stops being read just waits, as it would on its
+    // stdout; unlike a server, nobody else waits for it.
+    let _log = cli.log.init(tracing::Level::WARN, Delivery::Direct);
     // Ctrl-C in the middle of a transfer: no partial file left behind, and
     // the shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
@@ -124,7 +133,7 @@ fn main() -> ExitCode {
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        std::process::exit(130);
+        proto::logging::exit(130);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,

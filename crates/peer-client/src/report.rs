@@ -1,6 +1,8 @@
 //! Status for the user on stderr: which node served a file, which did not
 //! have it, which could not be reached. These are results shown to a person,
-//! not log events, so they are plain lines; `-q` keeps only errors.
+//! not log events, so they are plain lines; `-q` keeps only errors. They
+//! are written by the thread that has them, in order with the client's log
+//! lines, which are written directly too (main.rs says why).
 
 use std::fmt::Display;
 use std::io::Write;

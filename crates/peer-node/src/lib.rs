@@ -153,7 +153,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             AnnounceError::Leaving => {}
             refusal => {
                 tracing::error!("{refusal}");
-                std::process::exit(2);
+                proto::logging::exit(2);
             }
         }
     })
@@ -188,9 +188,10 @@ fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
 const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 
 /// The hard bound on leaving, whatever blocks it: a relay that accepts and
-/// never answers, a resolver that hangs, or a log pipe whose reader stopped
-/// reading (a log line then blocks the thread that writes it). Past it the
-/// node exits without the goodbye; the relay drops the entry after its TTL.
+/// never answers, a resolver that hangs. Past it the node exits without the
+/// goodbye; the relay drops the entry after its TTL. It includes the last
+/// [`proto::logging::LAST_WORDS`], in which the log's queue is written out
+/// (or, if nobody reads stderr, given up on).
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
 /// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
@@ -201,8 +202,13 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
         let _ = std::thread::Builder::new()
             .name("exit-deadline".into())
             .spawn(|| {
-                std::thread::sleep(EXIT_WITHIN);
-                std::process::exit(0);
+                let leaving = EXIT_WITHIN - proto::logging::LAST_WORDS;
+                std::thread::sleep(leaving);
+                tracing::warn!(
+                    "could not leave within {}s; exiting without unregistering",
+                    leaving.as_secs_f64()
+                );
+                proto::logging::exit(0);
             });
         proto::crucial::run("signal", || {
             let relay = announcer.relay_label();
@@ -216,7 +222,7 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
             }
         });
-        std::process::exit(0);
+        proto::logging::exit(0);
     })
     .context("could not install the signal handler")
 }

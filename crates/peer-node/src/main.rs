@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
 use proto::exchange::Timeouts;
+use proto::logging::Delivery;
 
 /// Shares one directory: registers with the relay, then serves its files to
 /// peer clients.
@@ -85,7 +86,9 @@ fn parse_advertise(text: &str) -> Result<(Option<IpAddr>, u16), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.log.init(tracing::Level::INFO);
+    // Queued: a log reader that stops reading must not stop the serving.
+    // Kept to the end of main, so that an error logged on the way out is seen.
+    let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
     let server = cli.server.config();
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,

@@ -92,9 +92,14 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    /// Installs logging with `default` as the level when neither flag is given.
-    pub fn init(&self, default: tracing::Level) {
-        crate::logging::init(self.verbose, self.quiet, default);
+    /// Installs logging with `default` as the level when neither flag is
+    /// given; keep the guard until `main` returns (`logging::init`).
+    pub fn init(
+        &self,
+        default: tracing::Level,
+        delivery: crate::logging::Delivery,
+    ) -> crate::logging::Guard {
+        crate::logging::init(self.verbose, self.quiet, default, delivery)
     }
 }
 

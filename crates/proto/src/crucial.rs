@@ -40,7 +40,8 @@ pub fn run<F: FnOnce()>(name: &str, work: F) {
                 panic_message(&*payload)
             );
         });
-        std::process::exit(EXIT_STATUS);
+        // The line above is what a supervisor's log will show: out first.
+        crate::logging::exit(EXIT_STATUS);
     }
 }
 

@@ -22,7 +22,9 @@
 //!   connection caps, request deadline, thread per connection, graceful close.
 //! - [`error`]: what can go wrong on the wire, worded for a user.
 //! - [`logging`]: one log line per event, with time and level, on stderr;
-//!   a line that cannot be written is dropped.
+//!   servers queue lines for a writer thread so a stuck log reader never
+//!   stalls them (past a bound, lines are dropped and counted), exits wait
+//!   for the queue a bounded time; a line that cannot be written is dropped.
 //! - [`crucial`]: threads a program cannot live without; a panic on one
 //!   ends the process instead of leaving it half alive.
 //! - [`cli`]: command-line flags every binary shares (limits, `-v`/`-q`).

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use proto::logging::Delivery;
 use proto::secure::Key;
 
 /// The directory of active peer nodes: nodes register here, clients ask here
@@ -124,7 +125,9 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.log.init(tracing::Level::INFO);
+    // Queued: a log reader that stops reading must not stop the serving.
+    // Kept to the end of main, so that an error logged on the way out is seen.
+    let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
     let relay_key = match relay_key(&cli) {
         Ok(key) => key,
         Err(why) => {
