@@ -156,8 +156,9 @@ fn a_node_killed_mid_transfer_is_resumed_from_the_next_node() {
     let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
     share(&[&d1, &d2], "big.bin", big_content());
     let relay = Relay::start(&[]);
-    let mut node1 = Node::start(&relay, &d1, &[]);
-    let node2 = Node::start(&relay, &d2, &[]);
+    // Both indexed, so the relay names node 1 (registered first) first.
+    let mut node1 = Node::start(&relay, &d1, &[]).until_indexed();
+    let node2 = Node::start(&relay, &d2, &[]).until_indexed();
 
     // One node at a time: the resume from the next node is the subject
     // (tests/multisource.rs kills a holder of a parallel fetch).
@@ -195,8 +196,9 @@ fn a_node_killed_mid_transfer_to_a_file_is_resumed_and_the_file_is_whole() {
     fs::create_dir(&out).unwrap();
     let target = out.join("big.bin");
     let relay = Relay::start(&[]);
-    let mut node1 = Node::start(&relay, &d1, &[]);
-    let node2 = Node::start(&relay, &d2, &[]);
+    // Both indexed, so the relay names node 1 (registered first) first.
+    let mut node1 = Node::start(&relay, &d1, &[]).until_indexed();
+    let node2 = Node::start(&relay, &d2, &[]).until_indexed();
 
     let client = Client::start(
         &relay,
@@ -239,8 +241,9 @@ fn a_node_killed_mid_transfer_with_no_other_holder_leaves_no_file() {
     fs::create_dir(&out).unwrap();
     let target = out.join("big.bin");
     let relay = Relay::start(&[]);
-    let mut node1 = Node::start(&relay, &d1, &[]);
-    let _node2 = Node::start(&relay, &d2, &[]);
+    // Both indexed, so the relay names node 1 (registered first) first.
+    let mut node1 = Node::start(&relay, &d1, &[]).until_indexed();
+    let _node2 = Node::start(&relay, &d2, &[]).until_indexed();
 
     let client = Client::start(&relay, &["big.bin", "-o", target.to_str().unwrap()]);
     until_partial(&out);

@@ -535,6 +535,14 @@ impl Node {
         self.listed = addr_after(&line, " as ");
         self
     }
+
+    /// Waits until the relay has this node's catalog: from then on the
+    /// relay's index names it among a file's holders, in registration order.
+    /// A test that needs holders asked in a known order waits for every one.
+    pub fn until_indexed(self) -> Node {
+        self.proc.wait_for("catalog at relay", READY);
+        self
+    }
 }
 
 /// A test-only node: it registers with the relay like a peer-node, then
