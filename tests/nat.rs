@@ -190,32 +190,31 @@ fn a_node_behind_nat_is_relayed() {
     );
     assert!(fs::read(&saved).unwrap() == big, "64 MiB differ");
 
-    // The relay restarts: the NATed node is back within one TTL.
+    // The relay restarts. Its table starts empty and lists nodes in the order
+    // they join again (docs/PROTOCOL.md, "When the relay is down or
+    // restarts"); which one gets there first is a race between the NATed
+    // node's reconnect backoff and the direct node's heartbeat, and under
+    // load the direct node often wins. The failover below needs the NATed
+    // node to be the first holder, so the direct node is held (SIGSTOP)
+    // across the restart and let go once the NATed node is back: the order
+    // is then the one the test asks for, not the one the scheduler gives.
+    direct.signal(libc::SIGSTOP);
     relay.kill();
     let relay = start_relay(&lab, relay_h);
     let restarted = Instant::now();
-    let mut back_after = None;
-    loop {
+    // The NATed node is back within one TTL, on its own.
+    let back_after = loop {
         let listed = peers(&lab, client_h, &relay_ip);
-        if back_after.is_none() && listed.iter().any(|(_, relayed)| *relayed) {
-            back_after = Some(restarted.elapsed());
+        if listed.iter().any(|(_, relayed)| *relayed) {
+            break restarted.elapsed();
         }
         assert!(
-            back_after.is_some() || restarted.elapsed() < Duration::from_secs(TTL_SECS),
+            restarted.elapsed() < Duration::from_secs(TTL_SECS),
             "the NATed node was not back within one TTL; its log:\n{}",
             natted.log()
         );
-        // The direct node is back at its next heartbeat; both must be for
-        // the failover below.
-        if back_after.is_some() && listed.contains(&(direct_listed, false)) {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < READY,
-            "the direct node did not come back"
-        );
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
     eprintln!("NATed node back {back_after:?} after the restart");
     let nat_listed = loop {
         let again = last_listed(&natted);
@@ -224,6 +223,28 @@ fn a_node_behind_nat_is_relayed() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The direct node is back at its next heartbeat (both must be, for the
+    // failover below), listed after the NATed node.
+    direct.signal(libc::SIGCONT);
+    loop {
+        let listed = peers(&lab, client_h, &relay_ip);
+        if listed.len() == 2 {
+            assert_eq!(
+                listed,
+                [(nat_listed, true), (direct_listed, false)],
+                "after the restart: the NATed node first, relayed; the direct one after it; \
+                 the relay's log:\n{}",
+                relay.log()
+            );
+            break;
+        }
+        assert!(
+            listed.len() < 2 && restarted.elapsed() < READY,
+            "the direct node did not come back: {listed:?}; its log:\n{}",
+            direct.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The restarted relay's index has both catalogs again, so the holders
     // come in registration order: the NATed node first.
