@@ -20,9 +20,7 @@
 //!   [`WINDOW`] bytes, and this thread writes the claimed prefix out in
 //!   order. The plan hands out only pieces that end within the window of
 //!   what was written, so the ring never overflows and memory stays flat
-//!   whatever the file's size. Since every byte then passes through the
-//!   ring, holders beyond the first join only while the fetch runs slower
-//!   than [`crate::scheduler::JOIN_BELOW`] ([`Swarm::wait_until_needed`]).
+//!   whatever the file's size.
 //!
 //! With `--sources 1` the fetch is the sequential one of [`crate::lookup`],
 //! unchanged.
@@ -31,7 +29,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
 
 use proto::content::{RangeDecoder, RangeError, encoded_len};
 use proto::exchange::Closer;
@@ -46,10 +43,7 @@ use crate::lookup::{self, Fetched, response_name};
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
-use crate::scheduler::{
-    Assignment, Claim, Failure, MIN_PIECE, Next, PACE_PERIOD, Plan, SourceId, others_help,
-    piece_len,
-};
+use crate::scheduler::{Assignment, Claim, Failure, MIN_PIECE, Next, Plan, SourceId, piece_len};
 
 /// The reorder window for in-order outputs: 16 MiB. Room for two pieces per
 /// source with four sources (pieces shrink to fit), so that no source waits
@@ -132,12 +126,6 @@ pub fn fetch(
         threads,
         over: false,
         output: None,
-        // A positioned output takes every holder at once.
-        gate: Gate {
-            open: window.is_none(),
-            since: Instant::now(),
-            claimed: 0,
-        },
     };
     let (ended, state) = match out.positioned() {
         Some(file) => {
@@ -256,8 +244,6 @@ struct Swarm<'a> {
     /// Signalled whenever the plan changes: a claim, a finished or failed
     /// fetch, bytes written out, a thread gone.
     changed: Condvar,
-    /// Signalled when the fetch ends, for the holders waiting to join.
-    paced: Condvar,
 }
 
 struct State {
@@ -278,16 +264,6 @@ struct State {
     over: bool,
     /// Why the output refused bytes, if it did.
     output: Option<SinkError>,
-    /// Whether more holders may join the first (see [`Swarm::wait_until_needed`]).
-    gate: Gate,
-}
-
-/// The rate check that lets more holders join an in-order fetch.
-struct Gate {
-    open: bool,
-    /// Start of the period being measured, and the bytes claimed by then.
-    since: Instant,
-    claimed: u64,
 }
 
 impl State {
@@ -324,7 +300,6 @@ impl<'a> Swarm<'a> {
             file,
             state: Mutex::new(state),
             changed: Condvar::new(),
-            paced: Condvar::new(),
         }
     }
 
@@ -333,8 +308,8 @@ impl<'a> Swarm<'a> {
     /// otherwise hold the end until its timeout) and joins the threads.
     fn run(&self, threads: usize, main: impl FnOnce(&Self) -> Ended) -> Ended {
         std::thread::scope(|scope| {
-            for i in 0..threads {
-                scope.spawn(move || self.worker(i == 0));
+            for _ in 0..threads {
+                scope.spawn(|| self.worker());
             }
             let ended = main(self);
             let mut state = self.lock();
@@ -344,7 +319,6 @@ impl<'a> Swarm<'a> {
             }
             drop(state);
             self.changed.notify_all();
-            self.paced.notify_all();
             ended
         })
     }
@@ -362,56 +336,16 @@ impl<'a> Swarm<'a> {
     }
 
     /// A fetch thread: takes candidates in turn until the fetch is over.
-    /// All but the first wait until more holders would help.
-    fn worker(&self, first: bool) {
-        if first || self.wait_until_needed() {
-            while let Some((source, candidate)) = self.take_candidate() {
-                if !self.serve(source, &candidate) {
-                    break;
-                }
+    fn worker(&self) {
+        while let Some((source, candidate)) = self.take_candidate() {
+            if !self.serve(source, &candidate) {
+                break;
             }
         }
         let mut state = self.lock();
         state.threads -= 1;
         drop(state);
         self.changed.notify_all();
-    }
-
-    /// For an in-order output: waits until the holders at work claim bytes
-    /// slower than [`crate::scheduler::JOIN_BELOW`] over a [`PACE_PERIOD`] (a slow or stalled
-    /// holder), when more would help; false if the fetch ended first. Every
-    /// byte of such an output also passes through the reorder window, so a
-    /// holder that alone keeps the client busy is better left alone.
-    fn wait_until_needed(&self) -> bool {
-        let mut state = self.lock();
-        loop {
-            if state.is_over() || state.plan.is_complete() {
-                return false;
-            }
-            if state.gate.open {
-                return true;
-            }
-            let now = Instant::now();
-            let due = state.gate.since + PACE_PERIOD;
-            if now >= due {
-                let claimed = state.plan.claimed();
-                if others_help(claimed - state.gate.claimed, now - state.gate.since) {
-                    state.gate.open = true;
-                    drop(state);
-                    self.changed.notify_all();
-                    return true;
-                }
-                state.gate.since = now;
-                state.gate.claimed = claimed;
-                continue;
-            }
-            // Its own condition: `changed` is signalled for every group.
-            state = self
-                .paced
-                .wait_timeout(state, due - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
     }
 
     fn take_candidate(&self) -> Option<(SourceId, Candidate)> {

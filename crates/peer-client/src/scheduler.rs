@@ -30,36 +30,10 @@
 //!   is handed out only if it ends within `window` bytes of what the output
 //!   has taken ([`Plan::delivered`]), so the reorder buffer never holds more
 //!   than the window.
-//! - An in-order output gains from more sources only while its holders are
-//!   slower than the client ([`others_help`]): every byte then also passes
-//!   through the reorder window, and a holder that alone delivers more than
-//!   [`JOIN_BELOW`] already keeps the client busy.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use proto::content::{ByteRange, CHUNK_GROUP};
-
-/// Holders of an in-order fetch join the first only while the bytes claimed
-/// come in slower than this: 1 GiB/s. On loopback here one holder delivers
-/// about 2.5 GB/s to stdout and three together about 1.5 (each byte also
-/// copied into and out of the reorder window, three connections' worth of
-/// kernel work on the same 2 cores: docs/BENCHMARKS.md, section 9); holders
-/// behind 100 Mbit/s links give 12.5 MB/s each, and three give three times
-/// that. A positioned output (`-o`) writes at each offset with no window,
-/// and three holders win there even on loopback: it takes them all at once.
-pub const JOIN_BELOW: u64 = 1 << 30;
-
-/// How long the rate is measured over before more holders may join, and
-/// again each time they stay out: a holder that stalls lets them in within
-/// this time.
-pub const PACE_PERIOD: Duration = Duration::from_millis(100);
-
-/// Whether `bytes` claimed in `during` is slow enough for more holders to
-/// help an in-order fetch (see [`JOIN_BELOW`]).
-pub fn others_help(bytes: u64, during: Duration) -> bool {
-    u128::from(bytes) * 1000 < u128::from(JOIN_BELOW) * during.as_millis()
-}
 
 /// Fewest bytes in a piece: 1 MiB. A piece costs a fresh connection and a
 /// request (one round trip, a few hundred bytes of proof); at 100 Mbit/s a
@@ -414,21 +388,6 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn more_holders_join_only_below_a_gibibyte_a_second() {
-        let period = PACE_PERIOD;
-        // 100 Mbit/s for 100 ms: 1.25 MB.
-        assert!(others_help(1_250_000, period));
-        // A stalled holder: nothing in the period.
-        assert!(others_help(0, period));
-        // Loopback: 250 MB in 100 ms.
-        assert!(!others_help(250_000_000, period));
-        // Either side of 1 GiB/s (107.4 MB in 100 ms), and no time at all.
-        assert!(!others_help(108_000_000, period));
-        assert!(others_help(107_000_000, period));
-        assert!(!others_help(0, Duration::ZERO));
-    }
     use proptest::prelude::*;
 
     const G: u64 = CHUNK_GROUP;
