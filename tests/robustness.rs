@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -48,29 +49,10 @@ fn a_relay_and_a_node_whose_log_pipe_broke_serve_stay_listed_and_stop_on_sigterm
     let content = b"served without anyone reading the log\n";
     fs::write(dir.join("hello.txt"), content).unwrap();
 
-    let mut cmd = Command::new(bin("relay"));
-    cmd.args([
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "-v",
-        "--ttl",
-        &TTL_SECS.to_string(),
-    ]);
-    let relay = Proc::spawn_then_close_stderr("relay", cmd, "node joined");
-    let relay_addr = addr_after(&relay.wait_for("listening on", READY), "listening on ");
-    let mut cmd = Command::new(bin("peer-node"));
-    cmd.arg("127.0.0.1")
-        .arg(relay_addr.port().to_string())
-        .arg(&dir)
-        .arg("-v");
-    let mut node = Proc::spawn_then_close_stderr("peer-node", cmd, "registered with relay");
-    let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
+    let (relay, relay_addr, mut node, node_addr) =
+        start_verbose_pair(tmp.path(), &dir, Proc::spawn_then_close_stderr);
     // From here on, neither has anyone reading its stderr.
-    relay.wait_for("node joined", READY);
 
-    let states =
-        |relay: &Proc, node: &Proc| format!("relay {}, node {}", relay.state(), node.state());
     for i in 1..=40 {
         let mut cmd = harness::client(relay_addr.port());
         cmd.arg("hello.txt");
@@ -86,28 +68,14 @@ fn a_relay_and_a_node_whose_log_pipe_broke_serve_stay_listed_and_stop_on_sigterm
     }
 
     // Listed all along for three TTLs: the heartbeat survived its log lines.
-    let ttl = Duration::from_secs(TTL_SECS);
-    let until = Instant::now() + 3 * ttl + ttl / 2;
-    while Instant::now() < until {
-        assert!(
-            listed(relay_addr).contains(&node_addr),
-            "{node_addr} dropped off the relay's list ({})",
-            states(&relay, &node)
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    stays_listed(&relay, relay_addr, &node, node_addr);
 
-    node.signal(libc::SIGTERM);
-    let status = node.wait_exit(Duration::from_secs(2)).unwrap_or_else(|| {
-        panic!(
-            "the node did not end within 2 s of SIGTERM ({})",
-            states(&relay, &node)
-        )
-    });
-    assert!(status.success(), "the node ended with {status}");
-    assert!(
-        !listed(relay_addr).contains(&node_addr),
-        "the node did not unregister on its way out"
+    leaves_on_sigterm(
+        &relay,
+        relay_addr,
+        &mut node,
+        node_addr,
+        Duration::from_secs(2),
     );
     assert_eq!(relay.state(), "still running");
 }
@@ -311,32 +279,12 @@ fn a_relay_and_a_node_whose_log_reader_hangs_serve_stay_listed_and_stop_on_sigte
         fs::write(dir.join(name(i)), content(i)).unwrap();
     }
 
-    let mut cmd = Command::new(bin("relay"));
-    cmd.args([
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "-v",
-        "--ttl",
-        &TTL_SECS.to_string(),
-    ]);
-    let relay = Proc::spawn_then_stall_stderr("relay", cmd, "node joined");
-    let relay_addr = addr_after(&relay.wait_for("listening on", READY), "listening on ");
-    let mut cmd = Command::new(bin("peer-node"));
-    cmd.arg("127.0.0.1")
-        .arg(relay_addr.port().to_string())
-        .arg(&dir)
-        .arg("-v")
-        .env("XDG_CACHE_HOME", tmp.path().join("cache"));
-    let mut node = Proc::spawn_then_stall_stderr("peer-node", cmd, "registered with relay");
-    let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
-    relay.wait_for("node joined", READY);
+    let (relay, relay_addr, mut node, node_addr) =
+        start_verbose_pair(tmp.path(), &dir, Proc::spawn_then_stall_stderr);
     // From here on, neither's stderr is read, and neither has room left.
     relay.fill_stderr();
     node.fill_stderr();
 
-    let states =
-        |relay: &Proc, node: &Proc| format!("relay {}, node {}", relay.state(), node.state());
     let started = Instant::now();
     for i in 1..=FLOOD {
         match exchange::call(node_addr, &Request::ListFiles, &timeouts()) {
@@ -376,29 +324,15 @@ fn a_relay_and_a_node_whose_log_reader_hangs_serve_stay_listed_and_stop_on_sigte
     );
 
     // Listed all along for three TTLs: the heartbeat survived its log lines.
-    let ttl = Duration::from_secs(TTL_SECS);
-    let until = Instant::now() + 3 * ttl + ttl / 2;
-    while Instant::now() < until {
-        assert!(
-            listed(relay_addr).contains(&node_addr),
-            "{node_addr} dropped off the relay's list ({})",
-            states(&relay, &node)
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    stays_listed(&relay, relay_addr, &node, node_addr);
 
     // Its last log lines cannot get out: the exit gives up on them.
-    node.signal(libc::SIGTERM);
-    let status = node.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| {
-        panic!(
-            "the node did not end within 5 s of SIGTERM ({})",
-            states(&relay, &node)
-        )
-    });
-    assert!(status.success(), "the node ended with {status}");
-    assert!(
-        !listed(relay_addr).contains(&node_addr),
-        "the node did not unregister on its way out"
+    leaves_on_sigterm(
+        &relay,
+        relay_addr,
+        &mut node,
+        node_addr,
+        Duration::from_secs(5),
     );
 
     // The relay's reader comes back: first what was queued, then how many
@@ -414,5 +348,79 @@ fn a_relay_and_a_node_whose_log_reader_hangs_serve_stay_listed_and_stop_on_sigte
         log.find(&gap) < log.rfind("listed 0 active nodes"),
         "the relay's log does not go on after the gap:\n{gap}\n...\n{}",
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// A relay and a node sharing `dir`, both at `-v` (every request is a log
+/// line), each started with `spawn`, which stops reading its stderr once the
+/// line given to it has come. Returns once the relay has seen the node join:
+/// relay, its address, node, the address it is listed under.
+fn start_verbose_pair(
+    tmp: &Path,
+    dir: &Path,
+    spawn: fn(&str, Command, &str) -> Proc,
+) -> (Proc, SocketAddr, Proc, SocketAddr) {
+    let mut cmd = Command::new(bin("relay"));
+    cmd.args([
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "-v",
+        "--ttl",
+        &TTL_SECS.to_string(),
+    ]);
+    let relay = spawn("relay", cmd, "node joined");
+    let relay_addr = addr_after(&relay.wait_for("listening on", READY), "listening on ");
+    let mut cmd = Command::new(bin("peer-node"));
+    cmd.arg("127.0.0.1")
+        .arg(relay_addr.port().to_string())
+        .arg(dir)
+        .arg("-v")
+        .env("XDG_CACHE_HOME", tmp.join("cache"));
+    let node = spawn("peer-node", cmd, "registered with relay");
+    let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
+    relay.wait_for("node joined", READY);
+    (relay, relay_addr, node, node_addr)
+}
+
+/// How both programs are, for a failure message.
+fn states(relay: &Proc, node: &Proc) -> String {
+    format!("relay {}, node {}", relay.state(), node.state())
+}
+
+/// The node stays on the relay's list for three TTLs and a half: its
+/// heartbeat lives.
+fn stays_listed(relay: &Proc, relay_addr: SocketAddr, node: &Proc, node_addr: SocketAddr) {
+    let ttl = Duration::from_secs(TTL_SECS);
+    let until = Instant::now() + 3 * ttl + ttl / 2;
+    while Instant::now() < until {
+        assert!(
+            listed(relay_addr).contains(&node_addr),
+            "{node_addr} dropped off the relay's list ({})",
+            states(relay, node)
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM ends the node within `within`, with success, unregistered.
+fn leaves_on_sigterm(
+    relay: &Proc,
+    relay_addr: SocketAddr,
+    node: &mut Proc,
+    node_addr: SocketAddr,
+    within: Duration,
+) {
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(within).unwrap_or_else(|| {
+        panic!(
+            "the node did not end within {within:?} of SIGTERM ({})",
+            states(relay, node)
+        )
+    });
+    assert!(status.success(), "the node ended with {status}");
+    assert!(
+        !listed(relay_addr).contains(&node_addr),
+        "the node did not unregister on its way out"
     );
 }
