@@ -7,6 +7,12 @@
 //! group at a time and writes its outboard into the cache directory, so
 //! memory stays flat whatever the size, and no tree is ever held in memory.
 //!
+//! Each version's hash is also kept in the cache directory (one small file
+//! named after its key, holding `blake3:<hex>`), so a restarted node finds
+//! the hashes of files that did not change instead of reading them all
+//! again. A version file is only a hint: it is used only with its outboard
+//! in place, and a client checks every byte against the hash anyway.
+//!
 //! Hashing happens outside the lock: a request for a file whose hash is not
 //! ready waits for that one hash (and hashes it itself if nobody is), never
 //! for another file's. One low-priority thread hashes the whole directory
@@ -18,6 +24,7 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -65,6 +72,9 @@ pub struct Hashed {
 /// How often a file may change under the hasher before it gives up.
 const HASH_ATTEMPTS: usize = 3;
 
+/// The subdirectory of the cache that keeps each version's hash.
+const VERSIONS: &str = "versions";
+
 /// Shortest time between the end of one scan and the start of the next.
 const MIN_RESCAN_GAP: Duration = Duration::from_secs(1);
 
@@ -80,6 +90,8 @@ pub struct ContentIndex {
 
 struct Shared {
     cache: PathBuf,
+    /// Versions found hashed by an earlier run ([`ContentIndex::recalled`]).
+    recalled: AtomicU64,
     state: Mutex<State>,
     /// Signalled when a hash is done (or given up) and when a scan ends.
     changed: Condvar,
@@ -109,6 +121,7 @@ impl ContentIndex {
         ContentIndex {
             shared: Arc::new(Shared {
                 cache,
+                recalled: AtomicU64::new(0),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
             }),
@@ -146,7 +159,14 @@ impl ContentIndex {
                 }
             }
             let claim = Claim { index: self, key };
-            let hash = self.hash_version(file, key.size)?;
+            let hash = match self.recalled(&key) {
+                Some(hash) => hash,
+                None => {
+                    let hash = self.hash_version(file, key.size)?;
+                    self.record(&key, &hash);
+                    hash
+                }
+            };
             let after = FileKey::now(file)?;
             if after == key {
                 claim.fulfil(hash);
@@ -193,6 +213,54 @@ impl ContentIndex {
 
     fn outboard_path(&self, hash: &ContentHash) -> PathBuf {
         self.shared.cache.join(format!("{hash}.obao"))
+    }
+
+    /// Where the hash of version `key` is kept.
+    fn version_path(&self, key: &FileKey) -> PathBuf {
+        self.shared.cache.join(VERSIONS).join(format!(
+            "{}-{}-{}-{}.{}-{}.{}",
+            key.dev, key.ino, key.size, key.mtime.0, key.mtime.1, key.ctime.0, key.ctime.1
+        ))
+    }
+
+    /// The hash kept for version `key` by an earlier run, if there is one
+    /// and its outboard is in place (so the version can be served as is).
+    fn recalled(&self, key: &FileKey) -> Option<ContentHash> {
+        let text = fs::read_to_string(self.version_path(key)).ok()?;
+        let hash: ContentHash = text.trim().parse().ok()?;
+        if key.size > CHUNK_GROUP {
+            let len = fs::metadata(self.outboard_path(&hash)).ok()?.len();
+            if len != outboard_len(key.size) {
+                return None;
+            }
+        }
+        self.shared.recalled.fetch_add(1, Ordering::Relaxed);
+        Some(hash)
+    }
+
+    /// Keeps the hash of version `key` for the next run: written to a
+    /// temporary file and renamed, so a reader never sees half of one. Best
+    /// effort: without it the next run hashes the file again.
+    fn record(&self, key: &FileKey, hash: &ContentHash) {
+        let path = self.version_path(key);
+        let kept = (|| -> io::Result<()> {
+            let dir = self.shared.cache.join(VERSIONS);
+            fs::create_dir_all(&dir)?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".version-")
+                .tempfile_in(&dir)?;
+            writeln!(tmp, "{}{hash}", proto::content::HASH_PREFIX)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })();
+        if let Err(e) = kept {
+            tracing::debug!("cannot keep the hash of {}: {e}", path.display());
+        }
+    }
+
+    /// How many versions so far were found hashed by an earlier run.
+    pub fn recalled_count(&self) -> u64 {
+        self.shared.recalled.load(Ordering::Relaxed)
     }
 
     /// The outboard of a hashed file (None for a file of one chunk group or
@@ -345,6 +413,7 @@ impl ContentIndex {
     /// Hashes every shared file whose current version is not hashed yet.
     fn scan(&self, share: &SharedDir, first: bool) {
         let started = Instant::now();
+        let recalled_before = self.recalled_count();
         let (entries, _) = share.list();
         let (mut files, mut bytes, mut failed) = (0usize, 0u64, 0usize);
         for entry in entries {
@@ -367,9 +436,15 @@ impl ContentIndex {
                 }
             }
         }
+        let recalled = self.recalled_count() - recalled_before;
         let line = format!(
-            "hashed {files} shared files ({bytes} bytes) in {} ms{}",
+            "hashed {files} shared files ({bytes} bytes) in {} ms{}{}",
             started.elapsed().as_millis(),
+            if recalled > 0 {
+                format!(", {recalled} of them known from an earlier run")
+            } else {
+                String::new()
+            },
             if failed > 0 {
                 format!(", {failed} failed")
             } else {
@@ -483,6 +558,55 @@ mod tests {
         assert!(index.outboard(&a).is_err());
         let b = index.hash_of(&File::open(&path).unwrap()).unwrap();
         assert!(index.outboard(&b).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_restarted_node_recalls_the_hashes_of_unchanged_files_only() {
+        let (tmp, index, share) = setup();
+        let cache = tmp.path().join("cache");
+        let (big, small) = (share.join("big"), share.join("small"));
+        fs::write(&big, vec![7u8; 300_000]).unwrap();
+        fs::write(&small, b"small").unwrap();
+        let first_big = index.hash_of(&File::open(&big).unwrap()).unwrap();
+        let first_small = index.hash_of(&File::open(&small).unwrap()).unwrap();
+        assert_eq!(index.recalled_count(), 0);
+
+        // The next run, same cache: both recalled, the same hashes.
+        let again = ContentIndex::new(cache.clone());
+        assert_eq!(
+            again.hash_of(&File::open(&big).unwrap()).unwrap().hash,
+            first_big.hash
+        );
+        assert_eq!(
+            again.hash_of(&File::open(&small).unwrap()).unwrap().hash,
+            first_small.hash
+        );
+        assert_eq!(again.recalled_count(), 2);
+        assert!(again.outboard(&first_big).unwrap().is_some());
+
+        // A file written since is a new version: hashed, not recalled. (A
+        // new size, so the key differs whatever the clock's granularity.)
+        fs::write(&small, b"small, and changed").unwrap();
+        let third = ContentIndex::new(cache.clone());
+        let changed = third.hash_of(&File::open(&small).unwrap()).unwrap();
+        assert_eq!(changed.hash, ContentHash::of(b"small, and changed"));
+        assert_eq!(third.recalled_count(), 0);
+
+        // Without its outboard, or with a damaged record, a version is
+        // hashed again, and right.
+        fs::remove_file(cache.join(format!("{}.obao", first_big.hash))).unwrap();
+        let fourth = ContentIndex::new(cache.clone());
+        let rehashed = fourth.hash_of(&File::open(&big).unwrap()).unwrap();
+        assert_eq!(rehashed.hash, first_big.hash);
+        assert_eq!(fourth.recalled_count(), 0);
+        assert!(fourth.outboard(&rehashed).unwrap().is_some());
+        for entry in fs::read_dir(cache.join(VERSIONS)).unwrap() {
+            fs::write(entry.unwrap().path(), b"blake3:not a hash").unwrap();
+        }
+        let fifth = ContentIndex::new(cache);
+        let big_again = fifth.hash_of(&File::open(&big).unwrap()).unwrap();
+        assert_eq!(big_again.hash, first_big.hash);
+        assert_eq!(fifth.recalled_count(), 0);
     }
 
     #[test]
