@@ -75,6 +75,9 @@ const HASH_ATTEMPTS: usize = 3;
 /// The subdirectory of the cache that keeps each version's hash.
 const VERSIONS: &str = "versions";
 
+/// The most of a version record ever read (`blake3:` and 64 hex digits).
+const RECORD_MAX: u64 = 128;
+
 /// Shortest time between the end of one scan and the start of the next.
 const MIN_RESCAN_GAP: Duration = Duration::from_secs(1);
 
@@ -226,7 +229,14 @@ impl ContentIndex {
     /// The hash kept for version `key` by an earlier run, if there is one
     /// and its outboard is in place (so the version can be served as is).
     fn recalled(&self, key: &FileKey) -> Option<ContentHash> {
-        let text = fs::read_to_string(self.version_path(key)).ok()?;
+        // A record is one line of 72 bytes: read no more than that, whatever
+        // the file has become.
+        let mut text = String::new();
+        File::open(self.version_path(key))
+            .ok()?
+            .take(RECORD_MAX)
+            .read_to_string(&mut text)
+            .ok()?;
         let hash: ContentHash = text.trim().parse().ok()?;
         if key.size > CHUNK_GROUP {
             let len = fs::metadata(self.outboard_path(&hash)).ok()?.len();
