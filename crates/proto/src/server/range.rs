@@ -111,7 +111,11 @@ impl Gather {
             // SAFETY: writes from a slice valid for its length.
             let n =
                 unsafe { libc::write(self.write.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
-            if n >= 0 {
+            if n == 0 {
+                // Not what a pipe does; better an error than a spin.
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            if n > 0 {
                 done += n as usize;
                 self.held += n as usize;
                 continue;
