@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use proto::{
     CatalogAck, CatalogUpdate, ContentHash, Holder, HolderList, MAX_FRAME, MAX_HOLDERS,
@@ -65,10 +65,12 @@ impl Default for IndexLimits {
     }
 }
 
-/// The index, a cheap-to-clone handle.
+/// The index, a cheap-to-clone handle. Behind a read-write lock: a search
+/// walks every name, and who-has answers and other searches go on beside
+/// it; only catalogs, joins and leaves wait for it.
 #[derive(Clone)]
 pub struct Index {
-    shared: Arc<Mutex<State>>,
+    shared: Arc<RwLock<State>>,
 }
 
 /// No entry (end of an intrusive list).
@@ -132,7 +134,7 @@ pub struct IndexStats {
 impl Index {
     pub fn new(limits: IndexLimits) -> Index {
         Index {
-            shared: Arc::new(Mutex::new(State {
+            shared: Arc::new(RwLock::new(State {
                 limits,
                 by_addr: HashMap::new(),
                 nodes: Vec::new(),
@@ -148,33 +150,37 @@ impl Index {
     }
 
     pub fn limits(&self) -> IndexLimits {
-        self.lock().limits
+        self.read().limits
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update keeps the lists consistent before it can panic
-        // (allocation failure aborts), so a poisoned lock is still usable.
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    // Every update keeps the lists consistent before it can panic
+    // (allocation failure aborts), so a poisoned lock is still usable.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.shared.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Applies a catalog update from the node listed as `addr`.
     pub fn apply(&self, addr: SocketAddr, update: &CatalogUpdate) -> Result<CatalogAck, NotListed> {
-        self.lock().apply(addr, update)
+        self.write().apply(addr, update)
     }
 
     /// The holders of a name or a content, oldest registration first.
     pub fn who_has(&self, target: &Target) -> HolderList {
-        self.lock().who_has(target)
+        self.read().who_has(target)
     }
 
     /// Names containing `text` (ASCII letters in either case), one hit per
     /// name and content, at most `limit` (and at most what one frame holds).
     pub fn search(&self, text: &str, limit: usize) -> SearchResults {
-        self.lock().search(text, limit)
+        self.read().search(text, limit)
     }
 
     pub fn stats(&self) -> IndexStats {
-        let state = self.lock();
+        let state = self.read();
         IndexStats {
             nodes: state.by_addr.len(),
             entries: state.entries.len() - state.free_entries.len(),
@@ -185,7 +191,7 @@ impl Index {
 
     /// How many files the index holds for `addr` (None: not listed).
     pub fn files_of(&self, addr: SocketAddr) -> Option<usize> {
-        let state = self.lock();
+        let state = self.read();
         let slot = *state.by_addr.get(&addr)?;
         state.node(slot).map(|n| n.entries.len())
     }
@@ -193,11 +199,11 @@ impl Index {
 
 impl Membership for Index {
     fn joined(&self, addr: SocketAddr) {
-        self.lock().join(addr);
+        self.write().join(addr);
     }
 
     fn left(&self, addr: SocketAddr) {
-        self.lock().leave(addr);
+        self.write().leave(addr);
     }
 }
 
@@ -753,6 +759,30 @@ mod tests {
     }
 
     #[test]
+    fn who_has_and_searches_go_on_while_a_search_walks_the_names() {
+        let index = Index::new(IndexLimits::default());
+        index.joined(addr(1));
+        index
+            .apply(addr(1), &update(0, 1, true, vec![entry("a.txt", 1)], &[]))
+            .unwrap();
+        // What a long search holds while it walks a million names.
+        let walking = index.read();
+        let other = index.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let holders = holders(&other, "a.txt");
+            let hits = other.search("A.T", 10).hits.len();
+            let _ = tx.send((holders, hits));
+        });
+        let (holders, hits) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("who-has and search waited for the search in progress");
+        drop(walking);
+        assert_eq!(holders, [1]);
+        assert_eq!(hits, 1);
+    }
+
+    #[test]
     fn who_has_answers_in_registration_order_with_each_holders_version() {
         let index = Index::new(IndexLimits::default());
         for port in [3, 1, 2] {
@@ -988,7 +1018,7 @@ mod tests {
         }
         let stats = index.stats();
         assert_eq!((stats.entries, stats.names, stats.hashes), (500, 500, 7));
-        let state = index.lock();
+        let state = index.read();
         assert!(state.names.arena.len() <= 2 * state.names.live_bytes.max(1 << 20));
     }
 }
