@@ -20,8 +20,8 @@ use std::{fs, thread};
 
 use harness::netns::Lab;
 use harness::{Proc, READY, Run, addr_after, run};
+use net::exchange::{self, Timeouts};
 use proto::content::{ByteRange, encoded_len};
-use proto::exchange::{self, Timeouts};
 use proto::{ContentHash, RangeHeader, Registration, Request, Response, Target, frame};
 
 const MIB: usize = 1 << 20;

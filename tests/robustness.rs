@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{Node, Proc, READY, Relay, addr_after, bin};
-use proto::exchange::{self, Timeouts};
+use net::exchange::{self, Timeouts};
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
 fn timeouts() -> Timeouts {

@@ -13,8 +13,8 @@ use std::thread;
 use std::time::Duration;
 
 use harness::{Node, Proc, READY, Relay, Run, bin, run};
-use proto::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
-use proto::server::{Handler, Reply, Server, ServerConfig};
+use net::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
+use net::server::{Handler, Reply, Server, ServerConfig};
 use proto::{ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
 
 const SECRET: &str = "correct horse battery staple";
@@ -549,9 +549,9 @@ fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
         added: Vec::new(),
         removed: Vec::new(),
     });
-    let timeouts = proto::exchange::Timeouts::default();
+    let timeouts = net::exchange::Timeouts::default();
     for request in [unregister, catalog] {
-        match proto::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
+        match net::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
             Ok(Response::Error(e)) => {
                 assert_eq!(e.kind, ErrorKind::Unauthorized);
                 assert!(

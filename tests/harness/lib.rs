@@ -559,7 +559,7 @@ impl FakeNode {
         relay: &Relay,
         answer: impl Fn(proto::Request) -> Vec<u8> + Send + Sync + 'static,
     ) -> FakeNode {
-        use proto::exchange::{Timeouts, call};
+        use net::exchange::{Timeouts, call};
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a fake node");
         let addr = listener.local_addr().unwrap();

@@ -15,8 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use net::exchange::{self, Timeouts};
 use peer_node::catalog::Delta;
-use proto::exchange::{self, Timeouts};
 use proto::{
     CatalogEntry, CatalogUpdate, ContentHash, Registration, Request, Response, Target, frame,
 };

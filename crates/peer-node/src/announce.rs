@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto::exchange::{self, Timeouts};
-use proto::secure::Dial;
+use net::exchange::{self, Timeouts};
+use net::secure::Dial;
 use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
 
 /// Shortest pause between two refreshes, whatever the TTL says.

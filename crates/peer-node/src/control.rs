@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto::exchange::{self, Connection, Timeouts};
-use proto::server::{Handler, ServerConfig};
-use proto::stream::Stream;
+use net::exchange::{self, Connection, Timeouts};
+use net::server::{Handler, ServerConfig};
+use net::stream::Stream;
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
 use crate::announce::AnnounceError;
@@ -232,7 +232,7 @@ impl<H: Handler> Relayed<H> {
                 Ok(Response::Error(e)) => {
                     return format!(
                         "the relay said: {} ({})",
-                        exchange::printable(&e.message),
+                        proto::error::printable(&e.message),
                         e.kind.as_str()
                     );
                 }
@@ -262,10 +262,10 @@ impl<H: Handler> Relayed<H> {
         let started = thread::Builder::new()
             .name("circuit".into())
             .spawn(move || {
-                match proto::circuit::join(relay, id, &timeouts, &to_relay) {
+                match net::circuit::join(relay, id, &timeouts, &to_relay) {
                     Ok(stream) => {
                         tracing::debug!("joined circuit {id:016x} at relay {relay}");
-                        proto::server::serve_stream(stream, relay, &*service, &server);
+                        net::server::serve_stream(stream, relay, &*service, &server);
                     }
                     Err(e) => {
                         tracing::warn!("could not join circuit {id:016x} at relay {relay}: {e}")

@@ -18,7 +18,7 @@
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
-//! announcing, and serves on the shared skeleton in `proto::server`. When
+//! announcing, and serves on the shared skeleton in `net::server`. When
 //! the relay answers that it cannot connect back (or with `--relayed`), the
 //! node switches to relayed mode and keeps serving the same way.
 
@@ -38,10 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use net::exchange::Timeouts;
+use net::secure::{Identity, NetworkKeys, Security, default_key_path};
+use net::server::{Server, ServerConfig};
 use proto::Registration;
-use proto::exchange::Timeouts;
-use proto::secure::{Identity, NetworkKeys, Security, keys};
-use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
 pub use control::Relayed;
@@ -132,7 +132,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or
     // keeps its control connection) drops off the list while it looks alive.
-    proto::crucial::spawn("announce", move || {
+    cli::crucial::spawn("announce", move || {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
@@ -153,7 +153,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             AnnounceError::Leaving => {}
             refusal => {
                 tracing::error!("{refusal}");
-                proto::logging::exit(2);
+                cli::logging::exit(2);
             }
         }
     })
@@ -166,7 +166,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
 fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
     let path = match path {
         Some(p) => p.to_path_buf(),
-        None => keys::default_key_path().context(
+        None => default_key_path().context(
             "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
         )?,
     };
@@ -190,7 +190,7 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 /// The hard bound on leaving, whatever blocks it: a relay that accepts and
 /// never answers, a resolver that hangs. Past it the node exits without the
 /// goodbye; the relay drops the entry after its TTL. It includes the last
-/// [`proto::logging::LAST_WORDS`], in which the log's queue is written out
+/// [`cli::logging::LAST_WORDS`], in which the log's queue is written out
 /// (or, if nobody reads stderr, given up on).
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -202,15 +202,15 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
         let _ = std::thread::Builder::new()
             .name("exit-deadline".into())
             .spawn(|| {
-                let leaving = EXIT_WITHIN - proto::logging::LAST_WORDS;
+                let leaving = EXIT_WITHIN - cli::logging::LAST_WORDS;
                 std::thread::sleep(leaving);
                 tracing::warn!(
                     "could not leave within {}s; exiting without unregistering",
                     leaving.as_secs_f64()
                 );
-                proto::logging::exit(0);
+                cli::logging::exit(0);
             });
-        proto::crucial::run("signal", || {
+        cli::crucial::run("signal", || {
             let relay = announcer.relay_label();
             let mut quick = announcer.clone();
             quick.timeouts = Timeouts {
@@ -222,7 +222,7 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
             }
         });
-        proto::logging::exit(0);
+        cli::logging::exit(0);
     })
     .context("could not install the signal handler")
 }

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
-use proto::exchange::Timeouts;
-use proto::logging::Delivery;
+use cli::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use cli::logging::Delivery;
+use net::exchange::Timeouts;
 
 /// Shares one directory: registers with the relay, then serves its files to
 /// peer clients.
@@ -78,7 +78,7 @@ fn parse_advertise(text: &str) -> Result<(Option<IpAddr>, u16), String> {
     if host.is_empty() {
         return Ok((None, port));
     }
-    let ip = proto::exchange::resolve(host, port)
+    let ip = net::exchange::resolve(host, port)
         .map_err(|e| format!("cannot resolve `{host}`: {}", proto::error::io_reason(&e)))?[0]
         .ip();
     Ok((Some(ip), port))
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     // Queued: a log reader that stops reading must not stop the serving.
     // Kept to the end of main, so that an error logged on the way out is seen.
     let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
-    let server = cli.server.config();
+    let server = net::server::ServerConfig::from(&cli.server);
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,
         Err(why) => {

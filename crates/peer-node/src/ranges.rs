@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use net::server::Reply;
 use proto::content::{ByteRange, WindowedOutboard};
-use proto::server::Reply;
 use proto::{
     ContentHash, ErrorKind, FileEntryLong, FileListLong, MAX_FRAME, ProtoError, RangeHeader,
     RangeRequest, Response, Target,

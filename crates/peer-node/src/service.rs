@@ -3,8 +3,8 @@
 
 use std::io::{Seek, SeekFrom};
 
-use proto::secure::KeyKind;
-use proto::server::{Handler, Reply};
+use net::secure::KeyKind;
+use net::server::{Handler, Reply};
 use proto::{
     ErrorKind, FileEntry, FileHeader, FileList, FileRequest, MAX_FRAME, ProtoError, Request,
     Response,

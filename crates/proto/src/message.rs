@@ -150,7 +150,7 @@ pub struct NodeInfo {
     /// In a private network, the node's static public key, as its
     /// registration handshake proved it; a client accepts the node only if
     /// its handshake proves the same key. None in the clear.
-    pub key: Option<crate::secure::NodeKey>,
+    pub key: Option<crate::keys::NodeKey>,
 }
 
 /// How a client reaches a node. Sent as a big-endian u32 code, like

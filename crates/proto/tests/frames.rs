@@ -364,7 +364,7 @@ fn sample_responses() -> Vec<Response> {
                 addr: v6(41234),
                 age_secs: 0,
                 mode: NodeMode::Relayed,
-                key: Some(proto::secure::NodeKey([7; 32])),
+                key: Some(proto::keys::NodeKey([7; 32])),
             },
             NodeInfo {
                 addr: v4(2),

@@ -180,7 +180,7 @@ fn response() -> impl Strategy<Value = Response> {
             addr,
             age_secs,
             mode,
-            key: key.map(proto::secure::NodeKey),
+            key: key.map(proto::keys::NodeKey),
         });
     prop_oneof![
         (socket_addr(), any::<u32>())

@@ -1,8 +1,8 @@
 //! docs/vectors/secure/key-derivation.json: the relay key and the peer key of each
 //! example secret, so another implementation can check its derivation.
 
-use proto::secure::NetworkKeys;
-use proto::secure::keys::{PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
+use proto::keys::NetworkKeys;
+use proto::keys::{PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

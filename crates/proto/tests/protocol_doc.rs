@@ -407,7 +407,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
                     addr: relayed(),
                     age_secs: 0,
                     mode: NodeMode::Relayed,
-                    key: Some(proto::secure::NodeKey([0xab; 32])),
+                    key: Some(proto::keys::NodeKey([0xab; 32])),
                 },
             ])),
         ),

@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proto::server::Reply;
+use net::server::Reply;
 use proto::{ErrorKind, ProtoError, Response};
 
 use crate::control::Controls;

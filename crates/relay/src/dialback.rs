@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::exchange::{Connection, Timeouts};
-use proto::secure::{Dial, NodeKey, Security};
+use net::exchange::{Connection, Timeouts};
+use net::secure::{Dial, NodeKey, Security};
 use proto::{Request, Response};
 
 /// How long a successful dial-back is trusted before the next heartbeat

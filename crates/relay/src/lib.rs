@@ -14,7 +14,7 @@
 //!   of a circuit being joined.
 //! - [`splice`]: joining two connections byte for byte, with splice(2).
 //!
-//! [`run`] wires them to the shared server skeleton in `proto::server`.
+//! [`run`] wires them to the shared server skeleton in `net::server`.
 
 pub mod circuit;
 pub mod control;
@@ -30,8 +30,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::secure::{Identity, Key, NetworkKeys, Security};
-use proto::server::{Server, ServerConfig};
+use net::secure::{Identity, Key, NetworkKeys, Security};
+use net::server::{Server, ServerConfig};
 
 pub use circuit::CircuitLimits;
 pub use index::{Index, IndexLimits};
@@ -131,7 +131,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
 fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
     let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     // Without it the table would only shrink when someone asks for the list.
-    proto::crucial::spawn("expiry", move || {
+    cli::crucial::spawn("expiry", move || {
         loop {
             thread::sleep(period);
             service::log_expired(&registry.expire(Instant::now()));

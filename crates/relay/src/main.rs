@@ -3,9 +3,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
-use proto::logging::Delivery;
-use proto::secure::Key;
+use cli::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use cli::logging::Delivery;
+use net::secure::Key;
 
 /// The directory of active peer nodes: nodes register here, clients ask here
 /// which nodes are active.
@@ -150,7 +150,7 @@ fn main() -> ExitCode {
             entries: cli.max_index_entries.min(u32::MAX as usize - 1),
             ..Default::default()
         },
-        server: cli.server.config(),
+        server: net::server::ServerConfig::from(&cli.server),
         relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {
             max_total: cli.max_circuits.max(1),
             max_per_node: cli.max_circuits_per_node.max(1),

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use proto::secure::NodeKey;
-use proto::server::{Handler, Reply, Throttle};
+use net::secure::NodeKey;
+use net::server::{Handler, Reply, Throttle};
 use proto::{
     CatalogUpdate, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response,
     Target,

@@ -14,7 +14,7 @@ use std::net::TcpStream;
 /// Sends up to `len` bytes of `file` from its current position, advancing
 /// it; returns how many were sent, fewer than `len` only if the file ended
 /// first. The socket's write timeout applies as to any write.
-pub(crate) fn send_file(file: &mut File, stream: &mut TcpStream, len: u64) -> io::Result<u64> {
+pub fn send_file(file: &mut File, stream: &mut TcpStream, len: u64) -> io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
         linux::send_file(file, stream, len)

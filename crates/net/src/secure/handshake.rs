@@ -23,10 +23,14 @@ use std::io::{self, Read, Write};
 
 use snow::HandshakeState;
 
-use super::keys::{Identity, Key, KeyKind, NetworkKeys, NodeKey};
+use proto::frame::read_full;
+use proto::keys::{Key, KeyKind, NetworkKeys, NodeKey};
+use proto::{ErrorKind, ErrorReply, MAGIC, ProtoError, Response};
+
+use super::framing::{failed, read_handshake_message};
+use super::identity::Identity;
+use super::noise::builder;
 use super::transport::{SecureStream, TAG_LEN};
-use crate::frame::read_full;
-use crate::{ErrorKind, ErrorReply, MAGIC, ProtoError, Response, frame};
 
 /// First bytes of a handshake: a plain server reading them knows at once
 /// that the peer wants a private network.
@@ -147,47 +151,6 @@ impl Session {
         } else {
             stream.expecting_confirmation(self.kind)
         }
-    }
-}
-
-/// Reads one handshake message of exactly `want` bytes, or the plain
-/// refusal a responder sends in its place.
-pub(crate) fn read_handshake_message<S: Read>(
-    io: &mut S,
-    want: usize,
-) -> Result<Vec<u8>, ProtoError> {
-    let mut prefix = [0u8; 2];
-    match read_full(io, &mut prefix)? {
-        0 => return Err(ProtoError::Closed),
-        2 => {}
-        _ => return Err(ProtoError::Truncated),
-    }
-    if prefix == MAGIC[..2] {
-        return Err(refusal_frame(io, prefix));
-    }
-    let len = usize::from(u16::from_be_bytes(prefix));
-    if len != want {
-        return Err(failed(format!(
-            "a handshake message of {len} bytes where {want} belong (not a p2p-share peer?)"
-        )));
-    }
-    let mut msg = vec![0u8; len];
-    if read_full(io, &mut msg)? < len {
-        return Err(ProtoError::Truncated);
-    }
-    Ok(msg)
-}
-
-/// The plain frame that starts with `prefix`: a refusal.
-fn refusal_frame<S: Read>(io: &mut S, prefix: [u8; 2]) -> ProtoError {
-    let mut whole = (&prefix[..]).chain(io);
-    match frame::read::<Response>(&mut whole) {
-        Ok(Response::Error(mut e)) => {
-            e.message = crate::exchange::printable(&e.message);
-            ProtoError::HandshakeRefused(e)
-        }
-        Ok(other) => failed(format!("answered the handshake with a plain {other:?}")),
-        Err(e) => failed(format!("answered the handshake with garbage: {e}")),
     }
 }
 
@@ -348,11 +311,7 @@ fn read_exact_message<S: Read>(io: &mut S, want: usize) -> Result<Vec<u8>, Refus
 }
 
 fn build<'a>(psk: &'a Key, identity: &'a Identity) -> Result<snow::Builder<'a>, snow::Error> {
-    super::builder()
+    builder()
         .local_private_key(identity.private())?
         .psk(3, psk.bytes())
-}
-
-fn failed(why: String) -> ProtoError {
-    ProtoError::HandshakeFailed(why)
 }

@@ -194,7 +194,7 @@ fn report_panics_through(queue: &'static Queue) {
             thread.name().unwrap_or("<unnamed>"),
             info.location()
                 .map_or_else(|| "an unknown place".to_string(), |l| l.to_string()),
-            crate::crucial::panic_message(info.payload())
+            crate::panic_text::panic_message(info.payload())
         );
         // Only with RUST_BACKTRACE=1 (or RUST_LIB_BACKTRACE), as std does.
         let backtrace = Backtrace::capture();

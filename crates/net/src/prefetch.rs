@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use super::source::StreamSource;
+use proto::content::StreamSource;
 
 /// Bytes in a block. Half a megabyte measured faster than one (the blocks
 /// in flight stay in the caches) and keeps the client's peak memory at
@@ -167,7 +167,7 @@ fn read_blocks<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::source::testing::{Trickle, check_pieces};
+    use proto::content::source::testing::{Trickle, check_pieces};
 
     fn data() -> Vec<u8> {
         (0..3 * BLOCK as u32 + 777)

@@ -9,10 +9,11 @@
 //! Threads serving one connection are not crucial: a panic there drops that
 //! connection only (`server::workers`).
 
-use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::thread::{self, JoinHandle};
+
+pub use crate::panic_text::panic_message;
 
 /// Exit status when a crucial thread failed.
 pub const EXIT_STATUS: i32 = 2;
@@ -51,17 +52,6 @@ pub fn run<F: FnOnce()>(name: &str, work: F) {
 /// whatever the log does.
 pub fn report_panic(log: impl FnOnce()) {
     let _ = panic::catch_unwind(AssertUnwindSafe(log));
-}
-
-/// The text a panic was raised with, when it has one.
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "panicked"
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use crate::exchange::{Connection, Timeouts};
 use crate::secure::Dial;
-use crate::{ProtoError, Request, Response};
+use proto::{ProtoError, Request, Response};
 
 /// Opens a circuit through the first of `relay` that accepts a connection
 /// to the relayed node listed as `node`. The relay's refusal (busy, no such

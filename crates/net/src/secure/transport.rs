@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use snow::StatelessTransportState;
 
-use super::keys::{KeyKind, NodeKey};
-use crate::frame::read_full;
+use proto::frame::read_full;
+use proto::keys::{KeyKind, NodeKey};
 
 /// Most bytes of data in one transport message: Noise's 65 535 less the tag.
 pub const MAX_PAYLOAD: usize = MAX_MESSAGE - TAG_LEN;
@@ -279,15 +279,15 @@ impl Rx {
         io: &mut impl Read,
         keys: &Keys,
         kind: KeyKind,
-    ) -> Result<(), crate::ProtoError> {
-        let msg = super::handshake::read_handshake_message(io, TAG_LEN)?;
+    ) -> Result<(), proto::ProtoError> {
+        let msg = super::framing::read_handshake_message(io, TAG_LEN)?;
         let mut payload = [0u8; TAG_LEN];
         match keys.read_message(self.nonce, &msg, &mut payload) {
             Ok(0) => {
                 self.nonce += 1;
                 Ok(())
             }
-            _ => Err(crate::ProtoError::HandshakeFailed(format!(
+            _ => Err(proto::ProtoError::HandshakeFailed(format!(
                 "its answer does not decrypt with the {}: it does not hold this network's secret",
                 kind.as_str()
             ))),

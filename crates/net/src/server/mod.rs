@@ -11,7 +11,6 @@
 mod admission;
 mod descriptors;
 mod range;
-pub(crate) mod sendfile;
 mod workers;
 
 use std::fs::File;
@@ -24,10 +23,11 @@ use std::time::{Duration, Instant};
 use admission::Admission;
 use workers::Acceptors;
 
-use crate::content::{ByteRange, Outboard, encode_range};
+use proto::content::{ByteRange, Outboard, encode_range};
+use proto::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
+
 use crate::secure::{KeyKind, NodeKey, Security, handshake};
 use crate::stream::{Socket, Stream};
-use crate::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
 
 /// Limits and timeouts of one server.
 #[derive(Debug, Clone)]
@@ -43,6 +43,18 @@ pub struct ServerConfig {
     /// In a private network: the keys a handshake may use, and this
     /// server's static key pair. Plain: no handshake, as before.
     pub security: Security,
+}
+
+impl From<&cli::flags::ServerArgs> for ServerConfig {
+    fn from(args: &cli::flags::ServerArgs) -> ServerConfig {
+        ServerConfig {
+            max_connections: args.max_connections.max(1),
+            max_per_ip: args.max_per_ip.max(1),
+            request_deadline: args.request_timeout,
+            io_timeout: args.io_timeout,
+            security: Default::default(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -195,7 +207,7 @@ impl Server {
                 format!(
                     "could not listen on {}: {}",
                     addrs[0],
-                    crate::error::io_reason(&e)
+                    proto::error::io_reason(&e)
                 ),
             )
         })?;
@@ -416,7 +428,7 @@ fn ensure_descriptors(max_connections: usize) {
         Ok(_) => {}
         Err(e) => tracing::warn!(
             "cannot read or raise the open-file limit: {}",
-            crate::error::io_reason(&e)
+            proto::error::io_reason(&e)
         ),
     }
 }
@@ -440,7 +452,7 @@ const REFUSED_QUEUE: usize = 1024;
 /// One thread that closes refused connections gracefully, one at a time.
 fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
     let (tx, rx) = mpsc::sync_channel::<TcpStream>(REFUSED_QUEUE);
-    crate::crucial::spawn("closer", move || {
+    cli::crucial::spawn("closer", move || {
         for stream in rx {
             let _ = stream.set_nonblocking(false);
             close_gracefully(stream, Duration::from_millis(100));

@@ -5,8 +5,9 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 
 use super::handshake::{self, Refusal, WRONG_SECRET};
+use super::noise::builder;
 use super::*;
-use crate::ProtoError;
+use proto::ProtoError;
 
 /// A socket pair whose reads give up after a while, so a bug fails a test
 /// instead of hanging it.
@@ -39,7 +40,7 @@ fn responder(
         if let Err(refusal) = &session
             && let Some(answer) = &refusal.answer
         {
-            crate::frame::write(&mut b, &**answer).unwrap();
+            proto::frame::write(&mut b, &**answer).unwrap();
         }
         session.map(|s| s.over(b))
     });
@@ -163,11 +164,11 @@ fn a_relay_without_the_peer_key_refuses_a_peer_handshake_plainly() {
 #[test]
 fn a_plain_request_at_a_private_server_is_told_a_secret_is_required() {
     let (mut io, server) = responder(keys("s"), Identity::generate().unwrap());
-    crate::frame::write(&mut io, &crate::Request::ListNodes).unwrap();
+    proto::frame::write(&mut io, &proto::Request::ListNodes).unwrap();
     let refusal = server.join().unwrap().err().unwrap();
     assert!(refusal.answer.is_some());
-    match crate::frame::read::<crate::Response>(&mut io).unwrap() {
-        crate::Response::Error(e) => assert_eq!(e.message, handshake::SECRET_REQUIRED),
+    match proto::frame::read::<proto::Response>(&mut io).unwrap() {
+        proto::Response::Error(e) => assert_eq!(e.message, handshake::SECRET_REQUIRED),
         other => panic!("{other:?}"),
     }
 }

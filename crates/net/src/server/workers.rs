@@ -66,10 +66,10 @@ impl Acceptors {
                     let served =
                         panic::catch_unwind(AssertUnwindSafe(|| (self.on_accept)(stream, peer)));
                     if let Err(payload) = served {
-                        crate::crucial::report_panic(|| {
+                        cli::crucial::report_panic(|| {
                             tracing::error!(
                                 "{peer}: connection dropped: its handler panicked ({})",
-                                crate::crucial::panic_message(&*payload)
+                                cli::crucial::panic_message(&*payload)
                             );
                         });
                     }
@@ -87,7 +87,7 @@ impl Acceptors {
                         .unwrap_or_else(|p| p.into_inner())
                         .note();
                     if let Some(n) = due {
-                        tracing::warn!("{n} accept(s) failed: {}", crate::error::io_reason(&e));
+                        tracing::warn!("{n} accept(s) failed: {}", proto::error::io_reason(&e));
                     }
                     thread::sleep(Duration::from_millis(50));
                 }
@@ -105,7 +105,7 @@ impl Acceptors {
             .spawn(move || me.accept_loop(true));
         if let Err(e) = started {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!("cannot start a thread: {}", crate::error::io_reason(&e));
+            tracing::warn!("cannot start a thread: {}", proto::error::io_reason(&e));
         }
     }
 }

@@ -2,8 +2,11 @@
 //! handshake and carries only Noise transport messages (docs/SECURITY.md,
 //! docs/PROTOCOL.md "Private networks").
 //!
-//! - [`keys`]: the secret, the relay key and the peer key derived from it,
-//!   node identities (static key pairs) and their key files.
+//! - the keys derived from the secret are wire (`proto::keys`);
+//! - [`identity`]: a static key pair (a node's identity, or a throwaway
+//!   one) and the key file a node keeps it in;
+//! - [`noise`]: the Noise pattern and the resolver behind every session;
+//! - [`framing`]: a handshake message on the wire, or a refusal in its place;
 //! - [`handshake`]: both sides of the handshake, and the plain refusals
 //!   that let a peer without the secret (or with one, meeting a plain
 //!   server) read why it was turned away.
@@ -18,35 +21,19 @@
 //! the pure-Rust aes-gcm crate (docs/BENCHMARKS.md, "Private networks");
 //! Diffie-Hellman (X25519) and BLAKE2s come from snow's default resolver.
 
+pub mod framing;
 pub mod handshake;
-pub mod keys;
+pub mod identity;
+pub mod noise;
 pub mod transport;
 
 use std::sync::Arc;
 
 pub use handshake::{Refusal, Session};
-pub use keys::{Identity, Key, KeyKind, NetworkKeys, NodeKey};
+pub use identity::{Identity, default_key_path};
+pub use noise::PATTERN;
+pub use proto::keys::{Key, KeyKind, NetworkKeys, NodeKey};
 pub use transport::SecureStream;
-
-/// The Noise protocol name of every handshake.
-pub const PATTERN: &str = "Noise_XXpsk3_25519_AESGCM_BLAKE2s";
-
-/// A snow builder for [`PATTERN`] with the resolver chosen above.
-pub(crate) fn builder() -> snow::Builder<'static> {
-    use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
-    // The pattern is a constant that parses: tested below.
-    let params: snow::params::NoiseParams = match PATTERN.parse() {
-        Ok(p) => p,
-        Err(_) => unreachable!("{PATTERN} is a valid Noise pattern"),
-    };
-    snow::Builder::with_resolver(
-        params,
-        Box::new(FallbackResolver::new(
-            Box::new(RingResolver),
-            Box::new(DefaultResolver),
-        )),
-    )
-}
 
 /// How a program meets its peers: in the clear, or in a private network
 /// with its keys and its static key pair.

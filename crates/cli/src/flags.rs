@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::secure::{NetworkKeys, keys};
-use crate::server::ServerConfig;
+use proto::keys::{self, NetworkKeys};
 
-/// Limits of a server (relay or node); see docs/SECURITY.md.
+use crate::secret_file::read_secret_file;
+
+/// Limits of a server (relay or node); see docs/SECURITY.md. The network
+/// crate turns them into its `ServerConfig`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Connections served at once; past it a new one gets a `busy` answer.
@@ -24,18 +26,6 @@ pub struct ServerArgs {
     /// Seconds any later read or write may wait for the peer.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub io_timeout: Duration,
-}
-
-impl ServerArgs {
-    pub fn config(&self) -> ServerConfig {
-        ServerConfig {
-            max_connections: self.max_connections.max(1),
-            max_per_ip: self.max_per_ip.max(1),
-            request_deadline: self.request_timeout,
-            io_timeout: self.io_timeout,
-            security: Default::default(),
-        }
-    }
 }
 
 /// The environment variable that holds a network's secret.
@@ -60,7 +50,7 @@ impl SecretArgs {
         let secret = if let Some(s) = &self.secret {
             s.clone().into_bytes()
         } else if let Some(path) = &self.secret_file {
-            keys::read_secret_file(path).map_err(|e| e.to_string())?
+            read_secret_file(path).map_err(|e| e.to_string())?
         } else {
             match std::env::var_os(SECRET_ENV) {
                 Some(v) if !v.is_empty() => {

@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::TcpStream;
 
-use crate::content::{PAIR_LEN, RangeSink};
 use crate::secure::transport::BATCH;
+use proto::content::{PAIR_LEN, RangeSink};
 
 /// Sends the pieces of an encoded range to `stream`, groups from `file`.
 /// [`SocketSink::finish`] sends what is still gathered.

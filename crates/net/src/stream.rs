@@ -174,7 +174,7 @@ impl Stream {
     /// sent; fewer only if the file ended first.
     pub fn send_file(&mut self, file: &mut File, len: u64) -> io::Result<u64> {
         match self {
-            Stream::Plain(s) => crate::server::sendfile::send_file(file, &mut s.tcp, len),
+            Stream::Plain(s) => crate::sendfile::send_file(file, &mut s.tcp, len),
             Stream::Secure(s) => s.send_from(file, len),
         }
     }
