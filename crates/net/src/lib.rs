@@ -1,6 +1,6 @@
 //! Living on the network: everything the relay, the node and the client
 //! need to move the wire's messages (`proto`) over real sockets. It builds
-//! on `proto` (bytes and messages) and `cli` (logging, crucial threads);
+//! on `proto` (bytes and messages) and `plumbing` (logging, crucial threads);
 //! neither knows this crate.
 //!
 //! Module map, from the socket up:

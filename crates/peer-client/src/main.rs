@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cli::flags::{LogArgs, SecretArgs, parse_secs};
-use cli::logging::Delivery;
 use net::exchange::Timeouts;
 use net::secure::NodeKey;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
+use plumbing::flags::{LogArgs, SecretArgs, parse_secs};
+use plumbing::logging::Delivery;
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
 const OUTPUT_HELP: &str = "\
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        cli::logging::exit(130);
+        plumbing::logging::exit(130);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,

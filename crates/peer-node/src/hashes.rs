@@ -382,7 +382,7 @@ impl ContentIndex {
         let index = self.clone();
         // Crucial: without it, a file would be hashed only when asked for,
         // and the catalog would wait for hashes that never come.
-        cli::crucial::spawn("hash-scan", move || {
+        plumbing::crucial::spawn("hash-scan", move || {
             lower_priority();
             let mut last: Option<(Instant, Duration)> = None;
             loop {

@@ -132,7 +132,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or
     // keeps its control connection) drops off the list while it looks alive.
-    cli::crucial::spawn("announce", move || {
+    plumbing::crucial::spawn("announce", move || {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
@@ -153,7 +153,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             AnnounceError::Leaving => {}
             refusal => {
                 tracing::error!("{refusal}");
-                cli::logging::exit(2);
+                plumbing::logging::exit(2);
             }
         }
     })
@@ -190,7 +190,7 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 /// The hard bound on leaving, whatever blocks it: a relay that accepts and
 /// never answers, a resolver that hangs. Past it the node exits without the
 /// goodbye; the relay drops the entry after its TTL. It includes the last
-/// [`cli::logging::LAST_WORDS`], in which the log's queue is written out
+/// [`plumbing::logging::LAST_WORDS`], in which the log's queue is written out
 /// (or, if nobody reads stderr, given up on).
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -202,15 +202,15 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
         let _ = std::thread::Builder::new()
             .name("exit-deadline".into())
             .spawn(|| {
-                let leaving = EXIT_WITHIN - cli::logging::LAST_WORDS;
+                let leaving = EXIT_WITHIN - plumbing::logging::LAST_WORDS;
                 std::thread::sleep(leaving);
                 tracing::warn!(
                     "could not leave within {}s; exiting without unregistering",
                     leaving.as_secs_f64()
                 );
-                cli::logging::exit(0);
+                plumbing::logging::exit(0);
             });
-        cli::crucial::run("signal", || {
+        plumbing::crucial::run("signal", || {
             let relay = announcer.relay_label();
             let mut quick = announcer.clone();
             quick.timeouts = Timeouts {
@@ -222,7 +222,7 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
             }
         });
-        cli::logging::exit(0);
+        plumbing::logging::exit(0);
     })
     .context("could not install the signal handler")
 }

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cli::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
-use cli::logging::Delivery;
 use net::exchange::Timeouts;
+use plumbing::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use plumbing::logging::Delivery;
 
 /// Shares one directory: registers with the relay, then serves its files to
 /// peer clients.

@@ -128,7 +128,7 @@ pub fn start(
     };
     // Crucial: a node whose catalog thread died stays listed while the
     // relay's index of it goes stale.
-    cli::crucial::spawn("catalog", move || {
+    plumbing::crucial::spawn("catalog", move || {
         let _watcher = watcher;
         run(&share, &index, &announcer, &wake, rescan);
     })?;

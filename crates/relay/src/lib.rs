@@ -131,7 +131,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
 fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
     let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     // Without it the table would only shrink when someone asks for the list.
-    cli::crucial::spawn("expiry", move || {
+    plumbing::crucial::spawn("expiry", move || {
         loop {
             thread::sleep(period);
             service::log_expired(&registry.expire(Instant::now()));

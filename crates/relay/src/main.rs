@@ -3,9 +3,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cli::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
-use cli::logging::Delivery;
 use net::secure::Key;
+use plumbing::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+use plumbing::logging::Delivery;
 
 /// The directory of active peer nodes: nodes register here, clients ask here
 /// which nodes are active.

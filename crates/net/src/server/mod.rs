@@ -45,8 +45,8 @@ pub struct ServerConfig {
     pub security: Security,
 }
 
-impl From<&cli::flags::ServerArgs> for ServerConfig {
-    fn from(args: &cli::flags::ServerArgs) -> ServerConfig {
+impl From<&plumbing::flags::ServerArgs> for ServerConfig {
+    fn from(args: &plumbing::flags::ServerArgs) -> ServerConfig {
         ServerConfig {
             max_connections: args.max_connections.max(1),
             max_per_ip: args.max_per_ip.max(1),
@@ -452,7 +452,7 @@ const REFUSED_QUEUE: usize = 1024;
 /// One thread that closes refused connections gracefully, one at a time.
 fn spawn_closer() -> io::Result<SyncSender<TcpStream>> {
     let (tx, rx) = mpsc::sync_channel::<TcpStream>(REFUSED_QUEUE);
-    cli::crucial::spawn("closer", move || {
+    plumbing::crucial::spawn("closer", move || {
         for stream in rx {
             let _ = stream.set_nonblocking(false);
             close_gracefully(stream, Duration::from_millis(100));

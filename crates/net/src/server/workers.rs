@@ -66,10 +66,10 @@ impl Acceptors {
                     let served =
                         panic::catch_unwind(AssertUnwindSafe(|| (self.on_accept)(stream, peer)));
                     if let Err(payload) = served {
-                        cli::crucial::report_panic(|| {
+                        plumbing::crucial::report_panic(|| {
                             tracing::error!(
                                 "{peer}: connection dropped: its handler panicked ({})",
-                                cli::crucial::panic_message(&*payload)
+                                plumbing::crucial::panic_message(&*payload)
                             );
                         });
                     }
