@@ -16,6 +16,10 @@
 //! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
 //!   disk, hashed on demand and by a low-priority startup scan.
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
+//! - [`identity`]: the node's key, from a key file outside DIR, one per
+//!   shared directory by default.
+//! - [`claim`]: one node per directory and per key file on this host: a
+//!   second one is told who holds them.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `proto::server`. When
@@ -25,22 +29,24 @@
 pub mod announce;
 pub mod cache;
 pub mod catalog;
+pub mod claim;
 pub mod control;
 pub mod hashes;
+pub mod identity;
 pub mod ranges;
 pub mod service;
 pub mod share;
 pub mod watch;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use proto::Registration;
 use proto::exchange::Timeouts;
-use proto::secure::{Identity, NetworkKeys, Security, keys};
+use proto::secure::{NetworkKeys, Security};
 use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
@@ -71,7 +77,8 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// In a private network, the keys from the secret.
     pub keys: Option<NetworkKeys>,
-    /// The node's key file (`--key`); default under the user's config dir.
+    /// The node's key file (`--key`); default: one per shared directory,
+    /// under the user's config dir (see [`identity`]).
     pub key_file: Option<PathBuf>,
 }
 
@@ -79,8 +86,18 @@ pub struct NodeConfig {
 pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let share = SharedDir::open(&config.dir)
         .with_context(|| format!("cannot share {}", config.dir.display()))?;
+    if let Some(token) = &config.token {
+        anyhow::ensure!(
+            token.len() <= proto::MAX_TOKEN_LEN,
+            "the token is {} bytes long; a relay takes at most {}",
+            token.len(),
+            proto::MAX_TOKEN_LEN
+        );
+    }
+    let mut key_file = None;
     if let Some(keys) = config.keys.clone() {
-        let identity = load_identity(config.key_file.as_deref())?;
+        let (identity, path) = identity::load(config.key_file.as_deref(), share.root())?;
+        key_file = Some(path);
         config.server.security = Security::private(keys, identity);
     }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
@@ -91,6 +108,8 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.root().display(),
         cache.display()
     );
+    // Held until the process ends.
+    let _claims = claim::stake(share.root(), key_file.as_deref(), local);
     index
         .start_scanner(share.clone())
         .context("could not start the hashing thread")?;
@@ -159,27 +178,6 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     })
     .context("could not start the announce thread")?;
     server.serve(service).context("node stopped")
-}
-
-/// The node's static key pair, from its key file (made on first use), and
-/// its public half in the log: what the relay lists and `--node` pins.
-fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => keys::default_key_path().context(
-            "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
-        )?,
-    };
-    let (identity, created) = Identity::load_or_create(&path)?;
-    if created {
-        tracing::info!("created key file {} (mode 0600)", path.display());
-    }
-    tracing::info!(
-        "node key {} (from {}; clients may pin it with --node)",
-        identity.public(),
-        path.display()
-    );
-    Ok(identity)
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the

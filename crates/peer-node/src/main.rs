@@ -54,9 +54,10 @@ struct Cli {
     connect_timeout: Duration,
     #[command(flatten)]
     secret: SecretArgs,
-    /// The node's key file, made (mode 0600) on first use (default:
-    /// $XDG_CONFIG_HOME/p2p-share/node.key or ~/.config/p2p-share/node.key).
-    /// Only used with a secret.
+    /// The node's key file, made (mode 0600) on first use. Default: one
+    /// per shared directory, $XDG_CONFIG_HOME/p2p-share/nodes/NAME-HASH.key
+    /// (else under ~/.config), named after DIR's canonical path. Only used
+    /// with a secret.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     #[command(flatten)]
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
     // Kept to the end of main, so that an error logged on the way out is seen.
     let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
     let server = cli.server.config();
-    let keys = match cli.secret.keys() {
+    let keys = match cli.secret.keys_warning_if_weak() {
         Ok(keys) => keys,
         Err(why) => {
             tracing::error!("{why}");

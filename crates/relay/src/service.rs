@@ -286,6 +286,10 @@ impl RelayService {
 }
 
 impl Handler for RelayService {
+    fn role(&self) -> &'static str {
+        "relay"
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
         let response = match request {
