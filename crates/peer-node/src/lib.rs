@@ -6,8 +6,11 @@
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
-//!   size and hash, diffed and sent in frames that fit, in order.
+//!   size and hash (once known), diffed and sent in frames that fit, in
+//!   order.
 //! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
+//! - [`backlog`]: the files the catalog names before their hash, hashed
+//!   in the background.
 //! - [`control`]: relayed mode, for a node the relay cannot connect to: the
 //!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
@@ -27,6 +30,7 @@
 //! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod backlog;
 pub mod cache;
 pub mod catalog;
 pub mod claim;

@@ -139,7 +139,9 @@ impl Handler for NodeService {
             | Request::Unregister(_)
             | Request::ListNodes
             | Request::Catalog(_)
+            | Request::CatalogLong(_)
             | Request::WhoHas(_)
+            | Request::WhoHasLong(_)
             | Request::Search(_)
             | Request::ListNodesLong
             | Request::Control(_)

@@ -8,6 +8,8 @@
 //! - [`codec`] (private): the bincode options; every bincode call lives there,
 //!   so the codec can be swapped in one file.
 //! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
+//! - [`pending`]: names before hashes: the catalog and who-has forms in
+//!   which a file's hash may not be known yet.
 //! - [`content`]: content hashes (BLAKE3) and verified ranges: the proof
 //!   stream a node sends after a range header, and the reader that checks it.
 //! - [`exchange`]: the client side of one exchange: connect with a timeout,
@@ -41,6 +43,7 @@ pub mod exchange;
 pub mod frame;
 pub mod logging;
 pub mod message;
+pub mod pending;
 pub mod secure;
 pub mod server;
 pub mod stream;
@@ -53,6 +56,7 @@ pub use message::{
     NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
     SearchQuery, SearchResults, Target,
 };
+pub use pending::{CatalogUpdateLong, HolderListLong, HolderLong};
 
 /// First bytes of every request and every response, so a wrong program (an
 /// HTTP client, a TLS handshake, a port scanner) gets a clear error, not garbage.
