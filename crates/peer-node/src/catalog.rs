@@ -25,6 +25,23 @@ use proto::{
 use crate::hashes::{ContentIndex, FileKey};
 use crate::share::SharedDir;
 
+/// Largest file hashed while the catalog is built: a file this small is
+/// hashed about as fast as it is listed, so it goes with its hash at once.
+pub const INLINE_FILE: u64 = 1 << 20;
+
+/// Most bytes hashed while one catalog is built; past it, new files go
+/// without their hash, and [`crate::backlog`] hashes them.
+pub const INLINE_BUDGET: u64 = 8 << 20;
+
+/// The hash of `name`'s current version, hashed now; None if it cannot be
+/// (the backlog tries again, and gives up on a file that cannot be read).
+fn hash_now(share: &SharedDir, index: &ContentIndex, name: &str) -> Option<ContentHash> {
+    let shared = share.open_file(name).ok()?;
+    let hashed = index.hash_of(&shared.file).ok()?;
+    index.remember(name, hashed);
+    Some(hashed.hash)
+}
+
 /// What the node shares, by name: size, and hash once known.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
@@ -35,17 +52,21 @@ pub struct Catalog {
 
 impl Catalog {
     /// Every shared file with its hash when the current version is hashed,
-    /// without when not (nothing is hashed here: that is the backlog's
-    /// work). `gave_up` names versions that could not be hashed (a file
-    /// that cannot be read cannot be served either): those are left out.
+    /// without when not. Files of at most [`INLINE_FILE`] bytes not hashed
+    /// yet are hashed here, `budget` bytes in all (a few milliseconds: see
+    /// [`INLINE_BUDGET`]); the rest is the backlog's work. `gave_up` names
+    /// versions that could not be hashed (a file that cannot be read cannot
+    /// be served either): those are left out.
     pub fn build(
         share: &SharedDir,
         index: &ContentIndex,
         gave_up: impl Fn(&str, &FileKey) -> bool,
+        budget: u64,
     ) -> Catalog {
         let (entries, truncated) = share.list();
         let root = share.root();
         let mut files = BTreeMap::new();
+        let mut budget = budget;
         for entry in entries {
             let path = root.join(&entry.name);
             let hash = match index.known(&path) {
@@ -57,7 +78,12 @@ impl Catalog {
                     if gave_up(&entry.name, &FileKey::of(&meta)) {
                         continue;
                     }
-                    None
+                    if meta.len() <= INLINE_FILE && meta.len() <= budget {
+                        budget -= meta.len();
+                        hash_now(share, index, &entry.name)
+                    } else {
+                        None
+                    }
                 }
             };
             files.insert(entry.name, (entry.size, hash));

@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
+//! - [`exclude`]: what `--exclude GLOB` keeps out of the share.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
 //!   size and hash (once known), diffed and sent in frames that fit, in
@@ -35,6 +36,7 @@ pub mod cache;
 pub mod catalog;
 pub mod claim;
 pub mod control;
+pub mod exclude;
 pub mod hashes;
 pub mod identity;
 pub mod ranges;
@@ -81,6 +83,8 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// In a private network, the keys from the secret.
     pub keys: Option<NetworkKeys>,
+    /// `--exclude` patterns: kept out of the share (see [`exclude`]).
+    pub excludes: Vec<String>,
     /// The node's key file (`--key`); default: one per shared directory,
     /// under the user's config dir (see [`identity`]).
     pub key_file: Option<PathBuf>,
@@ -88,8 +92,10 @@ pub struct NodeConfig {
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
 pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
+    let excludes = exclude::Excludes::new(&config.excludes).map_err(anyhow::Error::msg)?;
     let share = SharedDir::open(&config.dir)
-        .with_context(|| format!("cannot share {}", config.dir.display()))?;
+        .with_context(|| format!("cannot share {}", config.dir.display()))?
+        .excluding(excludes.clone());
     if let Some(token) = &config.token {
         anyhow::ensure!(
             token.len() <= proto::MAX_TOKEN_LEN,
@@ -112,6 +118,9 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.root().display(),
         cache.display()
     );
+    if !excludes.is_empty() {
+        tracing::info!("not shared: {}", excludes.patterns().join(", "));
+    }
     // Held until the process ends.
     let _claims = claim::stake(share.root(), key_file.as_deref(), local);
     index

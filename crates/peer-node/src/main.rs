@@ -20,8 +20,14 @@ struct Cli {
     relay_ip: String,
     /// Port of the relay.
     relay_port: u16,
-    /// Directory to share (only files inside it are ever served).
+    /// Directory to share (only files inside it are ever served; files
+    /// whose names start with `.` are shared too, as rsync and nginx do).
     dir: PathBuf,
+    /// Keep out of the share (not listed, not indexed, not served) every
+    /// file or directory matching GLOB: `.git` or `*.tmp` at any depth, a
+    /// pattern with `/` from DIR (`build/*.o`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
     /// Directory for the hash trees (outboards, 0.1% of each file's size)
     /// of shared files; must be outside DIR. Default:
     /// $XDG_CACHE_HOME/p2p-share or $HOME/.cache/p2p-share.
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
     let config = peer_node::NodeConfig {
         keys,
         key_file: cli.key,
+        excludes: cli.exclude,
         relay_host: cli.relay_ip,
         relay_port: cli.relay_port,
         dir: cli.dir,

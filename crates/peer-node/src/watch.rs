@@ -20,7 +20,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::announce::Announcer;
 use crate::backlog::Backlog;
-use crate::catalog::{Catalog, CatalogSync, Synced};
+use crate::catalog::{Catalog, CatalogSync, INLINE_BUDGET, Synced};
 use crate::hashes::ContentIndex;
 use crate::share::SharedDir;
 use proto::Registration;
@@ -234,7 +234,10 @@ fn run(
         let round = Instant::now();
         // This round's walk sees every name that appeared until now.
         wake.lock().new_name = false;
-        let catalog = Catalog::build(share, index, |name, key| backlog.gave_up(name, key));
+        // A name just created is a file being written: it goes without a
+        // hash at once; a later round hashes it once written.
+        let budget = if woken.new_name { 0 } else { INLINE_BUDGET };
+        let catalog = Catalog::build(share, index, |name, key| backlog.gave_up(name, key), budget);
         backlog.want(catalog.unhashed());
         let unhashed = catalog.unhashed().count();
         if catalog.truncated && !warned_truncated {
