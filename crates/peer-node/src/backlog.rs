@@ -108,8 +108,12 @@ impl Backlog {
                         .unwrap_or_else(|p| p.into_inner());
                 }
             };
-            self.hash(share, index, &name);
-            done_since_report += 1;
+            // A file still being written is not worth a round: its next
+            // change brings it back, hashed or not, so a file that grows
+            // all the time is not hashed over and over.
+            if self.hash(share, index, &name) {
+                done_since_report += 1;
+            }
             if last_report.elapsed() >= REPORT_EVERY {
                 wake.hashed();
                 done_since_report = 0;
@@ -118,22 +122,26 @@ impl Backlog {
         }
     }
 
-    /// Hashes the current version of `name`, and remembers it.
-    fn hash(&self, share: &SharedDir, index: &ContentIndex, name: &str) {
+    /// Hashes the current version of `name`, and remembers it; true when
+    /// the catalog has news (a hash, or a file given up).
+    fn hash(&self, share: &SharedDir, index: &ContentIndex, name: &str) -> bool {
         let Ok(shared) = share.open_file(name) else {
-            return; // gone, or no longer servable: the next catalog says so
+            return true; // gone, or no longer servable: the next catalog says so
         };
         let Ok(before) = FileKey::now(&shared.file) else {
-            return;
+            return true;
         };
         match index.hash_of(&shared.file) {
-            Ok(hashed) => index.remember(name, hashed),
+            Ok(hashed) => {
+                index.remember(name, hashed);
+                true
+            }
             Err(e) => {
                 // Changed meanwhile: being written; its next change (or
                 // the rescan) brings it back.
                 if FileKey::now(&shared.file).ok() != Some(before) {
                     tracing::debug!("{} changed while it was hashed", name.escape_debug());
-                    return;
+                    return false;
                 }
                 tracing::warn!(
                     "cannot hash {}: {}; left out of the catalog until it changes",
@@ -145,6 +153,7 @@ impl Backlog {
                     state.given_up.clear();
                 }
                 state.given_up.insert(name.to_string(), before);
+                true
             }
         }
     }
