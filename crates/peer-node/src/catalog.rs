@@ -2,6 +2,12 @@
 //! content hash, built from DIR, diffed against what the relay was last
 //! told, and sent as deltas in frames that fit the request limit.
 //!
+//! A file not hashed yet is in the catalog at once, without its hash
+//! (`CatalogLong`, docs/PROTOCOL.md "Names before hashes"), so that a
+//! client finds it the moment it appears; [`crate::backlog`] hashes it
+//! meanwhile, and the next update carries the hash. A relay older than
+//! that form gets `Catalog`, with the hashed files only, as before.
+//!
 //! The relay applies updates in order: each carries the seq it follows
 //! (`base_seq`) and the seq it makes. When the relay's seq is not the one
 //! the node expects (the relay restarted, a delta was lost, the node was
@@ -12,49 +18,71 @@
 use std::collections::BTreeMap;
 
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, MAX_REQUEST_FRAME, Registration, Request,
-    Response,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ContentHash, FileEntryLong,
+    MAX_REQUEST_FRAME, Registration, Request, Response,
 };
 
-use crate::hashes::ContentIndex;
+use crate::hashes::{ContentIndex, FileKey};
 use crate::share::SharedDir;
 
-/// What the node shares, by name.
+/// Largest file hashed while the catalog is built: a file this small is
+/// hashed about as fast as it is listed, so it goes with its hash at once.
+pub const INLINE_FILE: u64 = 1 << 20;
+
+/// Most bytes hashed while one catalog is built; past it, new files go
+/// without their hash, and [`crate::backlog`] hashes them.
+pub const INLINE_BUDGET: u64 = 8 << 20;
+
+/// The hash of `name`'s current version, hashed now; None if it cannot be
+/// (the backlog tries again, and gives up on a file that cannot be read).
+fn hash_now(share: &SharedDir, index: &ContentIndex, name: &str) -> Option<ContentHash> {
+    let shared = share.open_file(name).ok()?;
+    let hashed = index.hash_of(&shared.file).ok()?;
+    index.remember(name, hashed);
+    Some(hashed.hash)
+}
+
+/// What the node shares, by name: size, and hash once known.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
-    pub files: BTreeMap<String, (u64, ContentHash)>,
+    pub files: BTreeMap<String, (u64, Option<ContentHash>)>,
     /// DIR holds more files than one listing (and so the catalog) takes.
     pub truncated: bool,
 }
 
 impl Catalog {
-    /// Every shared file with its hash; a file not hashed yet is hashed
-    /// now (a file that cannot be read is left out: it cannot be served
-    /// either).
-    pub fn build(share: &SharedDir, index: &ContentIndex) -> Catalog {
+    /// Every shared file with its hash when the current version is hashed,
+    /// without when not. Files of at most [`INLINE_FILE`] bytes not hashed
+    /// yet are hashed here, `budget` bytes in all (a few milliseconds: see
+    /// [`INLINE_BUDGET`]); the rest is the backlog's work. `gave_up` names
+    /// versions that could not be hashed (a file that cannot be read cannot
+    /// be served either): those are left out.
+    pub fn build(
+        share: &SharedDir,
+        index: &ContentIndex,
+        gave_up: impl Fn(&str, &FileKey) -> bool,
+        budget: u64,
+    ) -> Catalog {
         let (entries, truncated) = share.list();
         let root = share.root();
         let mut files = BTreeMap::new();
+        let mut budget = budget;
         for entry in entries {
-            let hash = match index.known(&root.join(&entry.name)) {
-                Some(hash) => hash,
+            let path = root.join(&entry.name);
+            let hash = match index.known(&path) {
+                Some(hash) => Some(hash),
                 None => {
-                    let Ok(shared) = share.open_file(&entry.name) else {
-                        continue;
+                    let Ok(meta) = std::fs::metadata(&path) else {
+                        continue; // gone since the listing
                     };
-                    match index.hash_of(&shared.file) {
-                        Ok(hashed) => {
-                            index.remember(&entry.name, hashed);
-                            hashed.hash
-                        }
-                        Err(e) => {
-                            tracing::debug!(
-                                "{} left out of the catalog: {}",
-                                entry.name.escape_debug(),
-                                proto::error::io_reason(&e)
-                            );
-                            continue;
-                        }
+                    if gave_up(&entry.name, &FileKey::of(&meta)) {
+                        continue;
+                    }
+                    if meta.len() <= INLINE_FILE && meta.len() <= budget {
+                        budget -= meta.len();
+                        hash_now(share, index, &entry.name)
+                    } else {
+                        None
                     }
                 }
             };
@@ -63,8 +91,30 @@ impl Catalog {
         Catalog { files, truncated }
     }
 
-    fn entry(name: &str, (size, hash): (u64, ContentHash)) -> CatalogEntry {
-        CatalogEntry {
+    /// The names whose hash is not known yet.
+    pub fn unhashed(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .filter(|(_, (_, hash))| hash.is_none())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The hashed files only: the catalog as a relay without the second
+    /// form can hold it.
+    fn hashed(&self) -> Catalog {
+        Catalog {
+            files: self
+                .files
+                .iter()
+                .filter(|(_, (_, hash))| hash.is_some())
+                .map(|(name, file)| (name.clone(), *file))
+                .collect(),
+            truncated: self.truncated,
+        }
+    }
+
+    fn entry(name: &str, (size, hash): (u64, Option<ContentHash>)) -> FileEntryLong {
+        FileEntryLong {
             name: name.to_string(),
             size,
             hash,
@@ -75,7 +125,7 @@ impl Catalog {
 /// What changed between two catalogs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    pub added: Vec<CatalogEntry>,
+    pub added: Vec<FileEntryLong>,
     pub removed: Vec<String>,
 }
 
@@ -139,7 +189,9 @@ impl Delta {
                 .push(name);
         }
         for entry in self.added {
-            room(8 + entry.name.len() + 8 + 32, &mut parts);
+            // Either form: name, size, then the hash (with its option
+            // byte in the second form).
+            room(8 + entry.name.len() + 8 + 1 + 32, &mut parts);
             parts
                 .last_mut()
                 .expect("one part at least")
@@ -174,12 +226,22 @@ pub struct CatalogSync {
     /// The relay's limits left entries out last time: send everything on
     /// the next change, so what fits is chosen again.
     refused: bool,
+    /// The relay refused `CatalogLong` (an older relay): `Catalog`, with
+    /// the hashed files only, until it lists this node anew.
+    first_form: bool,
 }
 
 impl CatalogSync {
-    /// Forget what the relay holds: the next sync starts with a reset.
+    /// Forget what the relay holds: the next sync starts with a reset (in
+    /// the second form again: the relay may have been upgraded).
     pub fn restart(&mut self) {
         self.sent = None;
+        self.first_form = false;
+    }
+
+    /// Whether the relay takes files without their hash.
+    pub fn takes_unhashed(&self) -> bool {
+        !self.first_form
     }
 
     /// Brings the relay's catalog of this node to `current`, through
@@ -192,6 +254,13 @@ impl CatalogSync {
         current: &Catalog,
         mut call: impl FnMut(&Request) -> Result<Response, String>,
     ) -> Synced {
+        let hashed;
+        let current = if self.first_form {
+            hashed = current.hashed();
+            &hashed
+        } else {
+            current
+        };
         // Two rounds at most: a delta, then a full resend if the relay
         // turned out not to be in step.
         for _ in 0..2 {
@@ -210,7 +279,7 @@ impl CatalogSync {
             let mut refused = 0u32;
             let mut in_step = true;
             for (i, part) in delta.batches(registration).into_iter().enumerate() {
-                let update = CatalogUpdate {
+                let update = CatalogUpdateLong {
                     registration: registration.clone(),
                     base_seq,
                     seq: base_seq.wrapping_add(1),
@@ -218,11 +287,30 @@ impl CatalogSync {
                     added: part.added,
                     removed: part.removed,
                 };
-                let ack = match call(&Request::Catalog(update.clone())) {
+                let seq = update.seq;
+                let request = if self.first_form {
+                    Request::Catalog(first_form(update))
+                } else {
+                    Request::CatalogLong(update)
+                };
+                let ack = match call(&request) {
                     Ok(Response::CatalogAck(ack)) => ack,
                     Ok(Response::NotFound) => {
                         self.sent = None;
                         return Synced::NotListed;
+                    }
+                    // A relay that does not know the second form: the
+                    // first, from a reset (nothing of this round applied).
+                    Ok(Response::Error(e))
+                        if e.kind == proto::ErrorKind::BadRequest && !self.first_form =>
+                    {
+                        tracing::debug!(
+                            "the relay refused CatalogLong ({}): sending Catalog, hashed files only",
+                            e.message
+                        );
+                        self.first_form = true;
+                        self.sent = None;
+                        return self.sync(registration, current, call);
                     }
                     Ok(Response::Error(e)) if e.kind == proto::ErrorKind::BadRequest => {
                         self.sent = None;
@@ -241,14 +329,14 @@ impl CatalogSync {
                         return Synced::Failed(why);
                     }
                 };
-                if ack.seq != update.seq {
+                if ack.seq != seq {
                     // Not in step: the relay is at another seq.
                     self.seq = ack.seq;
                     self.sent = None;
                     in_step = false;
                     break;
                 }
-                base_seq = update.seq;
+                base_seq = seq;
                 refused = refused.saturating_add(ack.refused);
                 last = ack;
             }
@@ -268,15 +356,42 @@ impl CatalogSync {
     }
 }
 
+/// An update in the first form, `Catalog`: its files without a hash are
+/// left out (a relay of that form cannot hold them).
+fn first_form(update: CatalogUpdateLong) -> CatalogUpdate {
+    CatalogUpdate {
+        registration: update.registration,
+        base_seq: update.base_seq,
+        seq: update.seq,
+        reset: update.reset,
+        added: update
+            .added
+            .into_iter()
+            .filter_map(|e| {
+                Some(CatalogEntry {
+                    hash: e.hash?,
+                    name: e.name,
+                    size: e.size,
+                })
+            })
+            .collect(),
+        removed: update.removed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Files by name and hash byte; hash byte 0: not hashed yet.
     fn catalog(files: &[(&str, u8)]) -> Catalog {
         Catalog {
             files: files
                 .iter()
-                .map(|(n, h)| (n.to_string(), (u64::from(*h), ContentHash([*h; 32]))))
+                .map(|(n, h)| {
+                    let hash = (*h != 0).then_some(ContentHash([*h; 32]));
+                    (n.to_string(), (u64::from(*h), hash))
+                })
                 .collect(),
             truncated: false,
         }
@@ -293,22 +408,32 @@ mod tests {
     /// A relay's catalog of one node, as the relay's index keeps it.
     #[derive(Default)]
     struct FakeRelay {
-        files: BTreeMap<String, ContentHash>,
+        files: BTreeMap<String, Option<ContentHash>>,
         seq: u64,
         listed: bool,
         calls: usize,
+        /// An older relay: `CatalogLong` is an unknown tag.
+        first_form_only: bool,
     }
 
     impl FakeRelay {
         fn answer(&mut self, request: &Request) -> Result<Response, String> {
             self.calls += 1;
-            let Request::Catalog(u) = request else {
-                return Err("not a catalog".into());
-            };
             assert!(
                 proto::frame::encode(request).is_ok(),
                 "fits a request frame"
             );
+            let u: CatalogUpdateLong = match request {
+                Request::Catalog(u) => u.clone().into(),
+                Request::CatalogLong(_) if self.first_form_only => {
+                    return Ok(Response::error(
+                        proto::ErrorKind::BadRequest,
+                        "unknown message tag 16",
+                    ));
+                }
+                Request::CatalogLong(u) => u.clone(),
+                _ => return Err("not a catalog".into()),
+            };
             if !self.listed {
                 return Ok(Response::NotFound);
             }
@@ -358,7 +483,7 @@ mod tests {
         let total: usize = parts.iter().map(|p| p.added.len()).sum();
         assert_eq!(total, 2000);
         for part in parts {
-            let update = CatalogUpdate {
+            let update = CatalogUpdateLong {
                 registration: Registration {
                     advertised_ip: Some("2001:db8::1".parse().unwrap()),
                     ..registration()
@@ -369,7 +494,8 @@ mod tests {
                 added: part.added,
                 removed: part.removed,
             };
-            proto::frame::encode(&Request::Catalog(update)).expect("fits");
+            proto::frame::encode(&Request::CatalogLong(update.clone())).expect("fits");
+            proto::frame::encode(&Request::Catalog(first_form(update))).expect("fits");
         }
         assert_eq!(Delta::default().batches(&registration()).len(), 1);
     }
@@ -413,6 +539,47 @@ mod tests {
         );
         assert_eq!(restarted.files.keys().collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(restarted.calls, 2, "one check, one reset");
+    }
+
+    #[test]
+    fn names_go_before_their_hash_and_an_older_relay_gets_the_hashed_ones() {
+        let mut relay = FakeRelay {
+            listed: true,
+            ..FakeRelay::default()
+        };
+        let mut sync = CatalogSync::default();
+        let reg = registration();
+        let fresh = catalog(&[("a", 1), ("new", 0)]);
+        assert_eq!(fresh.unhashed().collect::<Vec<_>>(), ["new"]);
+        sync.sync(&reg, &fresh, |r| relay.answer(r));
+        assert_eq!(relay.files.get("new"), Some(&None), "named, without a hash");
+        let hashed = catalog(&[("a", 1), ("new", 5)]);
+        sync.sync(&reg, &hashed, |r| relay.answer(r));
+        assert_eq!(relay.files.get("new"), Some(&Some(ContentHash([5; 32]))));
+
+        // An older relay refuses the second form: the first, from a reset,
+        // with the hashed files only; then deltas in the first form.
+        let mut older = FakeRelay {
+            listed: true,
+            first_form_only: true,
+            ..FakeRelay::default()
+        };
+        let mut sync = CatalogSync::default();
+        assert_eq!(
+            sync.sync(&reg, &fresh, |r| older.answer(r)),
+            Synced::Done {
+                files: 1,
+                refused: 0
+            }
+        );
+        assert!(!sync.takes_unhashed());
+        assert_eq!(older.files.keys().collect::<Vec<_>>(), ["a"]);
+        let calls = older.calls;
+        sync.sync(&reg, &hashed, |r| older.answer(r));
+        assert_eq!(older.calls, calls + 1, "one delta, in the first form");
+        assert_eq!(older.files.get("new"), Some(&Some(ContentHash([5; 32]))));
+        sync.restart();
+        assert!(sync.takes_unhashed(), "listed anew: the second form again");
     }
 
     #[test]

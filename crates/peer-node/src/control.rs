@@ -25,7 +25,7 @@ use net::server::{Handler, ServerConfig};
 use net::stream::Stream;
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
-use crate::announce::AnnounceError;
+use crate::announce::{AnnounceError, final_refusal};
 
 /// First pause after a failed connection; it doubles up to the keepalive
 /// interval, so a relay that comes back finds every node within one.
@@ -127,8 +127,10 @@ impl<H: Handler> Relayed<H> {
                     opened = Some(conn);
                     break;
                 }
-                Err(e) if e.is_handshake() => return Ended::Refused(format!("relay {relay} {e}")),
-                Err(e) => last = e.to_string(),
+                Err(e) => match final_refusal(&e, &relay) {
+                    Some(why) => return Ended::Refused(why),
+                    None => last = e.to_string(),
+                },
             }
         }
         let Some(mut conn) = opened else {
@@ -140,7 +142,9 @@ impl<H: Handler> Relayed<H> {
             Ok(Response::Error(e)) => {
                 let why = format!("relay {relay}: {} ({})", e.message, e.kind.as_str());
                 return match e.kind {
-                    ErrorKind::Unauthorized | ErrorKind::Forbidden => Ended::Refused(why),
+                    ErrorKind::Unauthorized
+                    | ErrorKind::Forbidden
+                    | ErrorKind::UnsupportedVersion => Ended::Refused(why),
                     // An older relay does not know the request.
                     ErrorKind::BadRequest => {
                         Ended::Refused(format!("{why}: this relay does not support relayed nodes"))
@@ -148,13 +152,22 @@ impl<H: Handler> Relayed<H> {
                     _ => Ended::NotConnected(why),
                 };
             }
+            // A relay answers `Control` with `Registered` or an error.
             Ok(other) => {
-                return Ended::NotConnected(format!(
-                    "unexpected {} answer to Control",
+                return Ended::Refused(format!(
+                    "{relay} is not a relay: it answered the control request with a {}; check \
+                     the relay's address and port",
                     other.name()
                 ));
             }
-            Err(e) => return Ended::NotConnected(e.to_string()),
+            // A refused handshake shows here, not in the dial: the
+            // relay's confirmation (or its refusal) comes before its answer.
+            Err(e) => {
+                return match final_refusal(&e, &relay) {
+                    Some(why) => Ended::Refused(why),
+                    None => Ended::NotConnected(e.to_string()),
+                };
+            }
         };
         let ttl = Duration::from_secs(u64::from(registered.ttl_secs));
         *every = self.heartbeat.min(ttl / 3).max(MIN_KEEPALIVE);

@@ -513,7 +513,7 @@ impl Read for FileAt<'_> {
 
 /// Lowers this thread to nice 19: hashing a large directory must not slow
 /// a transfer down.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on our own thread id has no memory effects; on
     // Linux a thread id names just this thread.

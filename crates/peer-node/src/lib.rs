@@ -4,10 +4,14 @@
 //! Module map:
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
+//! - [`exclude`]: what `--exclude GLOB` keeps out of the share.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
-//!   size and hash, diffed and sent in frames that fit, in order.
+//!   size and hash (once known), diffed and sent in frames that fit, in
+//!   order.
 //! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
+//! - [`backlog`]: the files the catalog names before their hash, hashed
+//!   in the background.
 //! - [`control`]: relayed mode, for a node the relay cannot connect to: the
 //!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
@@ -16,6 +20,10 @@
 //! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
 //!   disk, hashed on demand and by a low-priority startup scan.
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
+//! - [`identity`]: the node's key, from a key file outside DIR, one per
+//!   shared directory by default.
+//! - [`claim`]: one node per directory and per key file on this host: a
+//!   second one is told who holds them.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `net::server`. When
@@ -23,23 +31,27 @@
 //! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod backlog;
 pub mod cache;
 pub mod catalog;
+pub mod claim;
 pub mod control;
+pub mod exclude;
 pub mod hashes;
+pub mod identity;
 pub mod ranges;
 pub mod service;
 pub mod share;
 pub mod watch;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use net::exchange::Timeouts;
-use net::secure::{Identity, NetworkKeys, Security, default_key_path};
+use net::secure::{NetworkKeys, Security};
 use net::server::{Server, ServerConfig};
 use proto::Registration;
 
@@ -71,16 +83,31 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// In a private network, the keys from the secret.
     pub keys: Option<NetworkKeys>,
-    /// The node's key file (`--key`); default under the user's config dir.
+    /// `--exclude` patterns: kept out of the share (see [`exclude`]).
+    pub excludes: Vec<String>,
+    /// The node's key file (`--key`); default: one per shared directory,
+    /// under the user's config dir (see [`identity`]).
     pub key_file: Option<PathBuf>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
 pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
+    let excludes = exclude::Excludes::new(&config.excludes).map_err(anyhow::Error::msg)?;
     let share = SharedDir::open(&config.dir)
-        .with_context(|| format!("cannot share {}", config.dir.display()))?;
+        .with_context(|| format!("cannot share {}", config.dir.display()))?
+        .excluding(excludes.clone());
+    if let Some(token) = &config.token {
+        anyhow::ensure!(
+            token.len() <= proto::MAX_TOKEN_LEN,
+            "the token is {} bytes long; a relay takes at most {}",
+            token.len(),
+            proto::MAX_TOKEN_LEN
+        );
+    }
+    let mut key_file = None;
     if let Some(keys) = config.keys.clone() {
-        let identity = load_identity(config.key_file.as_deref())?;
+        let (identity, path) = identity::load(config.key_file.as_deref(), share.root())?;
+        key_file = Some(path);
         config.server.security = Security::private(keys, identity);
     }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
@@ -91,6 +118,11 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.root().display(),
         cache.display()
     );
+    if !excludes.is_empty() {
+        tracing::info!("not shared: {}", excludes.patterns().join(", "));
+    }
+    // Held until the process ends.
+    let _claims = claim::stake(share.root(), key_file.as_deref(), local);
     index
         .start_scanner(share.clone())
         .context("could not start the hashing thread")?;
@@ -159,27 +191,6 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     })
     .context("could not start the announce thread")?;
     server.serve(service).context("node stopped")
-}
-
-/// The node's static key pair, from its key file (made on first use), and
-/// its public half in the log: what the relay lists and `--node` pins.
-fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => default_key_path().context(
-            "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
-        )?,
-    };
-    let (identity, created) = Identity::load_or_create(&path)?;
-    if created {
-        tracing::info!("created key file {} (mode 0600)", path.display());
-    }
-    tracing::info!(
-        "node key {} (from {}; clients may pin it with --node)",
-        identity.public(),
-        path.display()
-    );
-    Ok(identity)
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the

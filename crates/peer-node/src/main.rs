@@ -20,8 +20,14 @@ struct Cli {
     relay_ip: String,
     /// Port of the relay.
     relay_port: u16,
-    /// Directory to share (only files inside it are ever served).
+    /// Directory to share (only files inside it are ever served; files
+    /// whose names start with `.` are shared too, as rsync and nginx do).
     dir: PathBuf,
+    /// Keep out of the share (not listed, not indexed, not served) every
+    /// file or directory matching GLOB: `.git` or `*.tmp` at any depth, a
+    /// pattern with `/` from DIR (`build/*.o`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
     /// Directory for the hash trees (outboards, 0.1% of each file's size)
     /// of shared files; must be outside DIR. Default:
     /// $XDG_CACHE_HOME/p2p-share or $HOME/.cache/p2p-share.
@@ -54,9 +60,10 @@ struct Cli {
     connect_timeout: Duration,
     #[command(flatten)]
     secret: SecretArgs,
-    /// The node's key file, made (mode 0600) on first use (default:
-    /// $XDG_CONFIG_HOME/p2p-share/node.key or ~/.config/p2p-share/node.key).
-    /// Only used with a secret.
+    /// The node's key file, made (mode 0600) on first use. Default: one
+    /// per shared directory, $XDG_CONFIG_HOME/p2p-share/nodes/NAME-HASH.key
+    /// (else under ~/.config), named after DIR's canonical path. Only used
+    /// with a secret.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     #[command(flatten)]
@@ -90,7 +97,7 @@ fn main() -> ExitCode {
     // Kept to the end of main, so that an error logged on the way out is seen.
     let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
     let server = net::server::ServerConfig::from(&cli.server);
-    let keys = match cli.secret.keys() {
+    let keys = match cli.secret.keys_warning_if_weak() {
         Ok(keys) => keys,
         Err(why) => {
             tracing::error!("{why}");
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
     let config = peer_node::NodeConfig {
         keys,
         key_file: cli.key,
+        excludes: cli.exclude,
         relay_host: cli.relay_ip,
         relay_port: cli.relay_port,
         dir: cli.dir,

@@ -101,6 +101,10 @@ impl NodeService {
 }
 
 impl Handler for NodeService {
+    fn role(&self) -> &'static str {
+        "node"
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         // The relay key admits the relay's dial-back, nothing more: files
         // are for holders of the peer key, which a relay never has.
@@ -135,7 +139,9 @@ impl Handler for NodeService {
             | Request::Unregister(_)
             | Request::ListNodes
             | Request::Catalog(_)
+            | Request::CatalogLong(_)
             | Request::WhoHas(_)
+            | Request::WhoHasLong(_)
             | Request::Search(_)
             | Request::ListNodesLong
             | Request::Control(_)

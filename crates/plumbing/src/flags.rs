@@ -35,7 +35,11 @@ pub const SECRET_ENV: &str = "P2P_SECRET";
 #[derive(Debug, Clone, Args)]
 pub struct SecretArgs {
     /// Private network: encrypt and authenticate every connection with this
-    /// secret (visible in `ps`: prefer --secret-file or P2P_SECRET).
+    /// secret (visible in `ps`: prefer --secret-file or P2P_SECRET)
+    /// [env: P2P_SECRET]
+    // Written out, not clap's `env`: clap would count the variable as a
+    // --secret given, which then conflicts with --secret-file, and an empty
+    // one as an empty secret; here the file wins and empty means unset.
     #[arg(long, value_name = "SECRET", conflicts_with = "secret_file")]
     pub secret: Option<String>,
     /// Read the secret from PATH (all of it, less one trailing newline).
@@ -68,6 +72,35 @@ impl SecretArgs {
     pub fn keys(&self) -> Result<Option<NetworkKeys>, String> {
         Ok(self.secret()?.map(|s| NetworkKeys::from_secret(&s)))
     }
+
+    /// Like [`SecretArgs::keys`], for a server starting: a weak secret is
+    /// said in its log, once, with how to make a good one.
+    pub fn keys_warning_if_weak(&self) -> Result<Option<NetworkKeys>, String> {
+        let secret = self.secret()?;
+        if let Some(why) = secret.as_deref().and_then(weak_secret) {
+            tracing::warn!("{why}");
+        }
+        Ok(secret.map(|s| NetworkKeys::from_secret(&s)))
+    }
+}
+
+/// Shortest secret taken without a warning. Anyone who guesses the secret
+/// joins the network, and a secret is tried offline against one captured
+/// handshake at the speed of BLAKE3: 16 random bytes are out of reach, a
+/// word or a short phrase is not.
+pub const GOOD_SECRET_LEN: usize = 16;
+
+/// Why `secret` is weak, with how to make a good one; None when it is long
+/// enough.
+pub fn weak_secret(secret: &[u8]) -> Option<String> {
+    (secret.len() < GOOD_SECRET_LEN).then(|| {
+        format!(
+            "the secret is only {} bytes long: a secret under {GOOD_SECRET_LEN} bytes can be \
+             guessed; make a good one with `head -c 32 /dev/urandom | base64 > p2p.secret` \
+             and give every program --secret-file p2p.secret",
+            secret.len()
+        )
+    })
 }
 
 /// `-v` and `-q`, for every binary.
@@ -107,6 +140,13 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_under_16_bytes_is_weak() {
+        assert!(weak_secret(b"wrong").unwrap().contains("only 5 bytes"));
+        assert!(weak_secret(b"fifteen bytes!!").is_some());
+        assert_eq!(weak_secret(b"sixteen bytes!!!"), None);
+    }
 
     #[test]
     fn parses_seconds_with_fractions_and_refuses_nonsense() {

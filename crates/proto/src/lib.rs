@@ -13,6 +13,8 @@
 //!   bincode call lives there, so the codec can be swapped in one file.
 //! - [`message`], "Messages" (relay, file, index and relayed-mode messages):
 //!   the REQUEST and RESPONSE types and their stable tags.
+//! - [`pending`], "Names before hashes": the catalog and who-has forms in
+//!   which a file's hash may not be known yet.
 //! - [`content`], "Verified ranges": content hashes (BLAKE3), the proof
 //!   stream a node sends after a range header, and the decoder that checks
 //!   it.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod frame;
 pub mod keys;
 pub mod message;
+pub mod pending;
 
 pub use content::ContentHash;
 pub use error::ProtoError;
@@ -37,6 +40,7 @@ pub use message::{
     NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
     SearchQuery, SearchResults, Target,
 };
+pub use pending::{CatalogUpdateLong, HolderListLong, HolderLong};
 
 /// First bytes of every request and every response, so a wrong program (an
 /// HTTP client, a TLS handshake, a port scanner) gets a clear error, not garbage.

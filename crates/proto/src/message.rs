@@ -66,6 +66,13 @@ pub enum Request {
     /// Tag 15, from a node to the relay, on a fresh connection: this is my
     /// end of circuit N. After `CircuitReady` it carries the client's bytes.
     JoinCircuit(u64),
+    // Names before hashes (docs/PROTOCOL.md, crate::pending).
+    /// Tag 16, to the relay: `Catalog`, with files whose hash may not be
+    /// known yet. Answered as `Catalog` is.
+    CatalogLong(crate::pending::CatalogUpdateLong),
+    /// Tag 17, to the relay: `WhoHas`, answered with `HoldersLong`, which
+    /// also names the holders still hashing the file.
+    WhoHasLong(Target),
 }
 
 /// What the relay or a node answers.
@@ -109,6 +116,9 @@ pub enum Response {
     /// Tag 15: the circuit is joined; from the next byte on, this connection
     /// is a pipe to the other end.
     CircuitReady,
+    /// Tag 16: who holds the name or content asked for (`WhoHasLong`),
+    /// holders still hashing it included, their hash absent.
+    HoldersLong(crate::pending::HolderListLong),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -486,7 +496,7 @@ impl Response {
             Response::Range(_) => "range",
             Response::FilesLong(_) => "long file listing",
             Response::CatalogAck(_) => "catalog acknowledgement",
-            Response::Holders(_) => "holder list",
+            Response::Holders(_) | Response::HoldersLong(_) => "holder list",
             Response::SearchResults(_) => "search results",
         }
     }
@@ -513,7 +523,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 16;
+    const TAG_COUNT: u32 = 18;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -534,6 +544,7 @@ impl Message for Request {
                 ..
             })
             | Request::WhoHas(Target::Name(name))
+            | Request::WhoHasLong(Target::Name(name))
             | Request::Search(SearchQuery { text: name, .. })
                 if name.len() > MAX_NAME_LEN =>
             {
@@ -542,31 +553,40 @@ impl Message for Request {
                     name.len()
                 )))
             }
-            Request::Catalog(update) => {
-                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
-                    return Err(ProtoError::Limit(format!(
-                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
-                    )));
-                }
-                let names = update.added.iter().map(|e| &e.name);
-                match names
-                    .chain(&update.removed)
-                    .find(|n| n.len() > MAX_NAME_LEN)
-                {
-                    Some(name) => Err(ProtoError::Limit(format!(
-                        "file name of {} bytes refused (limit {MAX_NAME_LEN})",
-                        name.len()
-                    ))),
-                    None => Ok(()),
-                }
-            }
+            Request::Catalog(update) => check_catalog(
+                &update.registration,
+                update.added.iter().map(|e| &e.name).chain(&update.removed),
+            ),
+            Request::CatalogLong(update) => check_catalog(
+                &update.registration,
+                update.added.iter().map(|e| &e.name).chain(&update.removed),
+            ),
             _ => Ok(()),
         }
     }
 }
 
+/// The token and name limits of a catalog update, either form.
+fn check_catalog<'a>(
+    registration: &Registration,
+    mut names: impl Iterator<Item = &'a String>,
+) -> Result<(), ProtoError> {
+    if registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+        return Err(ProtoError::Limit(format!(
+            "token refused (limit {MAX_TOKEN_LEN} bytes)"
+        )));
+    }
+    match names.find(|n| n.len() > MAX_NAME_LEN) {
+        Some(name) => Err(ProtoError::Limit(format!(
+            "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+            name.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Message for Response {
-    const TAG_COUNT: u32 = 16;
+    const TAG_COUNT: u32 = 17;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -596,6 +616,15 @@ impl Message for Response {
                 )))
             }
             Response::Holders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::HoldersLong(list)
                 if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
             {
                 Err(ProtoError::Limit(format!(

@@ -29,10 +29,11 @@ use std::path::{Path, PathBuf};
 
 use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_to_vec};
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
-    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
-    NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
-    SearchHit, SearchQuery, SearchResults, Target, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList,
+    HolderListLong, HolderLong, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -390,6 +391,47 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 truncated: true,
             })),
         ),
+        // Names before hashes.
+        (
+            "catalog-long-request",
+            request(Request::CatalogLong(CatalogUpdateLong {
+                registration: registration(None, None),
+                base_seq: 2,
+                seq: 3,
+                reset: false,
+                added: vec![
+                    FileEntryLong {
+                        name: "new.iso".into(),
+                        size: 4_700_000_000,
+                        hash: None,
+                    },
+                    FileEntryLong {
+                        name: "hello.txt".into(),
+                        size: 6,
+                        hash: Some(hello_hash()),
+                    },
+                ],
+                removed: vec![],
+            })),
+        ),
+        (
+            "who-has-long-request",
+            request(Request::WhoHasLong(Target::Name("new.iso".into()))),
+        ),
+        (
+            "holders-long-response",
+            response(Response::HoldersLong(HolderListLong {
+                nodes: 3,
+                holders: vec![HolderLong {
+                    addr: node_v4(),
+                    name: "new.iso".into(),
+                    size: 4_700_000_000,
+                    hash: None,
+                }],
+                unindexed: vec![node_v6()],
+                truncated: false,
+            })),
+        ),
         // Relayed mode.
         ("hello-request", request(Request::Hello)),
         ("hello-response", response(Response::Hello)),
@@ -527,6 +569,27 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::Keepalive => ("Keepalive", json!({})),
         Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
         Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
+        Request::CatalogLong(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| {
+                    json!({"name": e.name, "size": e.size, "hash": e.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            (
+                "CatalogLong",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": u.removed,
+                }),
+            )
+        }
+        Request::WhoHasLong(t) => ("WhoHasLong", json!({ "target": target_json(t) })),
     }
 }
 
@@ -629,6 +692,22 @@ fn response_json(r: &Response) -> (&'static str, Value) {
         }
         Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
         Response::CircuitReady => ("CircuitReady", json!({})),
+        Response::HoldersLong(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| {
+                    json!({"addr": h.addr.to_string(), "name": h.name, "size": h.size,
+                           "hash": h.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
+            (
+                "HoldersLong",
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
+            )
+        }
     }
 }
 

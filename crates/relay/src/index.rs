@@ -27,8 +27,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use proto::{
-    CatalogAck, CatalogUpdate, ContentHash, Holder, HolderList, MAX_FRAME, MAX_HOLDERS,
-    MAX_LIST_FILES, SearchHit, SearchResults, Target,
+    CatalogAck, CatalogUpdateLong, ContentHash, Holder, HolderList, HolderListLong, HolderLong,
+    MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, SearchHit, SearchResults, Target,
 };
 
 use crate::registry::Membership;
@@ -108,6 +108,8 @@ struct Node {
 struct Entry {
     node: u32,
     name: u32,
+    /// NIL while the node has not hashed this file yet (its name is
+    /// known, its content not): in no hash's holder list.
     hash: u32,
     /// Next holder of the same name (NIL at the end).
     next_by_name: u32,
@@ -163,14 +165,28 @@ impl Index {
         self.shared.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies a catalog update from the node listed as `addr`.
-    pub fn apply(&self, addr: SocketAddr, update: &CatalogUpdate) -> Result<CatalogAck, NotListed> {
+    /// Applies a catalog update from the node listed as `addr` (an update
+    /// of the first form converts: all its hashes are known).
+    pub fn apply(
+        &self,
+        addr: SocketAddr,
+        update: &CatalogUpdateLong,
+    ) -> Result<CatalogAck, NotListed> {
         self.write().apply(addr, update)
     }
 
-    /// The holders of a name or a content, oldest registration first.
+    /// The holders of a name or a content, oldest registration first, one
+    /// per node. A node still hashing a file of that name is no holder
+    /// here (a holder has a hash): it is listed among the unindexed nodes,
+    /// which a client asks by name, older clients too.
     pub fn who_has(&self, target: &Target) -> HolderList {
         self.read().who_has(target)
+    }
+
+    /// As [`Index::who_has`], with the nodes still hashing a file of that
+    /// name among the holders, without a hash.
+    pub fn who_has_long(&self, target: &Target) -> HolderListLong {
+        self.read().who_has_long(target)
     }
 
     /// Names containing `text` (ASCII letters in either case), one hit per
@@ -265,7 +281,11 @@ impl State {
         }
     }
 
-    fn apply(&mut self, addr: SocketAddr, update: &CatalogUpdate) -> Result<CatalogAck, NotListed> {
+    fn apply(
+        &mut self,
+        addr: SocketAddr,
+        update: &CatalogUpdateLong,
+    ) -> Result<CatalogAck, NotListed> {
         let slot = *self.by_addr.get(&addr).ok_or(NotListed)?;
         let node = self.node_mut(slot);
         if !update.reset && update.base_seq != node.seq {
@@ -282,7 +302,7 @@ impl State {
         }
         let mut refused = 0usize;
         for entry in &update.added {
-            if !self.add(slot, &entry.name, entry.size, &entry.hash) {
+            if !self.add(slot, &entry.name, entry.size, entry.hash.as_ref()) {
                 refused += 1;
             }
         }
@@ -311,11 +331,19 @@ impl State {
         None
     }
 
-    /// Adds or replaces `name` in the node's catalog; false if a limit
-    /// refused it.
-    fn add(&mut self, slot: u32, name: &str, size: u64, hash: &ContentHash) -> bool {
+    /// The hash of entry `id`; None while its node is hashing it.
+    fn hash_of(&self, id: u32) -> Option<ContentHash> {
+        match self.entries[id as usize].hash {
+            NIL => None,
+            hash => Some(ContentHash(self.hashes.bytes(hash).try_into().ok()?)),
+        }
+    }
+
+    /// Adds or replaces `name` in the node's catalog (`hash` None: not
+    /// hashed yet); false if a limit refused it.
+    fn add(&mut self, slot: u32, name: &str, size: u64, hash: Option<&ContentHash>) -> bool {
         if let Some(id) = self.find(slot, name) {
-            if self.hashes.bytes(self.entries[id as usize].hash) == hash.0 {
+            if self.hash_of(id).as_ref() == hash {
                 self.entries[id as usize].size = size;
                 return true;
             }
@@ -333,7 +361,7 @@ impl State {
             return false;
         }
         let name_id = self.names.intern(name.as_bytes());
-        let hash_id = self.hashes.intern(&hash.0);
+        let hash_id = hash.map_or(NIL, |h| self.hashes.intern(&h.0));
         let node = self.node_mut(slot);
         let pos = u32::try_from(node.entries.len()).expect("node files are capped");
         let entry = Entry {
@@ -341,7 +369,10 @@ impl State {
             name: name_id,
             hash: hash_id,
             next_by_name: self.names.recs[name_id as usize].head,
-            next_by_hash: self.hashes.recs[hash_id as usize].head,
+            next_by_hash: match hash_id {
+                NIL => NIL,
+                h => self.hashes.recs[h as usize].head,
+            },
             pos,
             size,
         };
@@ -356,7 +387,9 @@ impl State {
             }
         };
         self.names.recs[name_id as usize].head = id;
-        self.hashes.recs[hash_id as usize].head = id;
+        if hash_id != NIL {
+            self.hashes.recs[hash_id as usize].head = id;
+        }
         self.node_mut(slot).entries.push(id);
         true
     }
@@ -382,6 +415,9 @@ impl State {
         if self.names.recs[e.name as usize].head == NIL {
             self.names.release(e.name);
         }
+        if e.hash == NIL {
+            return;
+        }
         let head = &mut self.hashes.recs[e.hash as usize].head;
         unlink_from(&mut self.entries, head, id, |e| &mut e.next_by_hash);
         if self.hashes.recs[e.hash as usize].head == NIL {
@@ -389,7 +425,10 @@ impl State {
         }
     }
 
-    fn who_has(&self, target: &Target) -> HolderList {
+    /// The entries holding `target`, one per node (for a content held
+    /// under several names, the first name bytewise), oldest registration
+    /// first: a node is one holder, however many names it has for it.
+    fn holding(&self, target: &Target) -> Vec<u32> {
         let (head, by_name) = match target {
             Target::Name(name) => (
                 self.names
@@ -404,12 +443,12 @@ impl State {
                 false,
             ),
         };
-        let mut found: Vec<(u64, u32)> = Vec::new();
+        let mut found: Vec<(u64, &[u8], u32)> = Vec::new();
         let mut id = head.unwrap_or(NIL);
         while id != NIL {
             let e = &self.entries[id as usize];
             if let Some(node) = self.node(e.node) {
-                found.push((node.order, id));
+                found.push((node.order, self.names.bytes(e.name), id));
             }
             id = if by_name {
                 e.next_by_name
@@ -418,34 +457,83 @@ impl State {
             };
         }
         found.sort_unstable();
-        let mut unindexed: Vec<(u64, SocketAddr)> = Vec::new();
-        if self.uncataloged > 0 {
-            unindexed.extend(
-                self.nodes
-                    .iter()
-                    .flatten()
-                    .filter(|n| !n.cataloged)
-                    .map(|n| (n.order, n.addr)),
-            );
-            unindexed.sort_unstable();
+        found.dedup_by_key(|(order, _, _)| *order);
+        found.into_iter().map(|(_, _, id)| id).collect()
+    }
+
+    /// The active nodes that have sent no catalog, oldest first.
+    fn uncataloged(&self) -> Vec<(u64, SocketAddr)> {
+        if self.uncataloged == 0 {
+            return Vec::new();
         }
-        let truncated = found.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
-        let holders = found
-            .into_iter()
-            .take(MAX_HOLDERS)
-            .filter_map(|(_, id)| {
-                let e = &self.entries[id as usize];
-                Some(Holder {
-                    addr: self.node(e.node)?.addr,
-                    name: self.names.text(e.name).to_string(),
-                    size: e.size,
-                    hash: ContentHash(self.hashes.bytes(e.hash).try_into().ok()?),
-                })
-            })
+        let mut found: Vec<(u64, SocketAddr)> = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter(|n| !n.cataloged)
+            .map(|n| (n.order, n.addr))
             .collect();
+        found.sort_unstable();
+        found
+    }
+
+    fn holder_long(&self, id: u32) -> Option<HolderLong> {
+        let e = &self.entries[id as usize];
+        Some(HolderLong {
+            addr: self.node(e.node)?.addr,
+            name: self.names.text(e.name).to_string(),
+            size: e.size,
+            hash: self.hash_of(id),
+        })
+    }
+
+    fn who_has(&self, target: &Target) -> HolderList {
+        let mut holders = Vec::new();
+        let mut unindexed = self.uncataloged();
+        for id in self.holding(target) {
+            let Some(holder) = self.holder_long(id) else {
+                continue;
+            };
+            match holder.hash {
+                Some(hash) => holders.push(Holder {
+                    addr: holder.addr,
+                    name: holder.name,
+                    size: holder.size,
+                    hash,
+                }),
+                // Not hashed yet: asked by name, like a node without a
+                // catalog, by every client.
+                None => {
+                    let e = &self.entries[id as usize];
+                    if let Some(node) = self.node(e.node) {
+                        unindexed.push((node.order, node.addr));
+                    }
+                }
+            }
+        }
+        unindexed.sort_unstable();
+        let truncated = holders.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
+        holders.truncate(MAX_HOLDERS);
+        unindexed.truncate(MAX_HOLDERS);
         HolderList {
             nodes: count(self.by_addr.len()),
             holders,
+            unindexed: unindexed.into_iter().map(|(_, a)| a).collect(),
+            truncated,
+        }
+    }
+
+    fn who_has_long(&self, target: &Target) -> HolderListLong {
+        let holding = self.holding(target);
+        let unindexed = self.uncataloged();
+        let truncated = holding.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
+        HolderListLong {
+            nodes: count(self.by_addr.len()),
+            holders: holding
+                .into_iter()
+                .take(MAX_HOLDERS)
+                .filter_map(|id| self.holder_long(id))
+                .collect(),
             unindexed: unindexed
                 .into_iter()
                 .take(MAX_HOLDERS)
@@ -476,6 +564,11 @@ impl State {
             let mut id = rec.head;
             while id != NIL {
                 let e = &self.entries[id as usize];
+                if e.hash == NIL {
+                    // Not hashed yet: a hit names a content.
+                    id = e.next_by_name;
+                    continue;
+                }
                 match versions.iter_mut().find(|v| v.0 == e.hash) {
                     Some(v) => v.2 += 1,
                     None => versions.push((e.hash, e.size, 1)),
@@ -710,7 +803,7 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::{CatalogEntry, Registration};
+    use proto::{CatalogEntry, CatalogUpdate, Registration};
 
     fn addr(n: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], n))
@@ -734,7 +827,7 @@ mod tests {
         reset: bool,
         added: Vec<CatalogEntry>,
         removed: &[&str],
-    ) -> CatalogUpdate {
+    ) -> CatalogUpdateLong {
         CatalogUpdate {
             registration: Registration {
                 port: 1,
@@ -746,6 +839,16 @@ mod tests {
             reset,
             added,
             removed: removed.iter().map(|s| s.to_string()).collect(),
+        }
+        .into()
+    }
+
+    /// A file `name` of `size` bytes that the node has not hashed yet.
+    fn hashing(name: &str, size: u64) -> proto::FileEntryLong {
+        proto::FileEntryLong {
+            name: name.into(),
+            size,
+            hash: None,
         }
     }
 
@@ -804,8 +907,7 @@ mod tests {
         assert_eq!(list.holders[1].hash, hash(2));
         let by_hash = index.who_has(&Target::Hash(hash(3)));
         let names: Vec<&str> = by_hash.holders.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names.len(), 2);
-        assert!(names.contains(&"a.txt") && names.contains(&"b"));
+        assert_eq!(names, ["a.txt"], "one holder per node");
         let none = index.who_has(&Target::Name("zzz".into()));
         assert!(none.holders.is_empty());
         let unindexed: Vec<u16> = none.unindexed.iter().map(|a| a.port()).collect();
@@ -825,6 +927,87 @@ mod tests {
             index.who_has(&Target::Name("zzz".into())).unindexed.len(),
             1
         );
+    }
+
+    #[test]
+    fn a_name_not_hashed_yet_is_found_at_once_and_its_hash_follows() {
+        let index = Index::new(IndexLimits::default());
+        for port in [1, 2] {
+            index.joined(addr(port));
+        }
+        index
+            .apply(addr(1), &update(0, 1, true, vec![entry("new.bin", 1)], &[]))
+            .unwrap();
+        let mut fresh = update(0, 1, true, vec![], &[]);
+        fresh.added.push(hashing("new.bin", 9));
+        index.apply(addr(2), &fresh).unwrap();
+
+        // The first form: node 2 is asked by name, as an unindexed node.
+        let list = index.who_has(&Target::Name("new.bin".into()));
+        assert_eq!(holders(&index, "new.bin"), [1]);
+        assert_eq!(list.unindexed, [addr(2)]);
+        // The long form: a holder, without a hash.
+        let long = index.who_has_long(&Target::Name("new.bin".into()));
+        let seen: Vec<(u16, Option<ContentHash>, u64)> = long
+            .holders
+            .iter()
+            .map(|h| (h.addr.port(), h.hash, h.size))
+            .collect();
+        assert_eq!(seen, [(1, Some(hash(1)), 1), (2, None, 9)]);
+        assert!(long.unindexed.is_empty());
+        // Not a content yet: not found by hash, not a search hit.
+        assert!(index.who_has(&Target::Hash(hash(9))).holders.is_empty());
+        assert_eq!(index.search("new", 10).hits.len(), 1);
+
+        // Its hash comes: an ordinary holder.
+        let mut hashed = update(1, 2, false, vec![entry("new.bin", 1)], &[]);
+        hashed.added[0].size = 9;
+        index.apply(addr(2), &hashed).unwrap();
+        assert_eq!(holders(&index, "new.bin"), [1, 2]);
+        assert!(
+            index
+                .who_has(&Target::Name("new.bin".into()))
+                .unindexed
+                .is_empty()
+        );
+        assert_eq!(index.who_has(&Target::Hash(hash(1))).holders.len(), 2);
+        // Rewritten: back to hashing, out of that content's holders.
+        let mut rewritten = update(2, 3, false, vec![], &[]);
+        rewritten.added.push(hashing("new.bin", 10));
+        index.apply(addr(2), &rewritten).unwrap();
+        assert_eq!(holders(&index, "new.bin"), [1]);
+        assert_eq!(index.who_has(&Target::Hash(hash(1))).holders.len(), 1);
+        // Removed while hashing, and gone with its node: nothing left.
+        index
+            .apply(addr(2), &update(3, 4, false, vec![], &["new.bin"]))
+            .unwrap();
+        assert_eq!(index.stats().entries, 1);
+        index.left(addr(1));
+        let stats = index.stats();
+        assert_eq!((stats.entries, stats.names, stats.hashes), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_node_holding_a_content_under_many_names_is_one_holder() {
+        let index = Index::new(IndexLimits::default());
+        for port in [1, 2] {
+            index.joined(addr(port));
+        }
+        let many: Vec<CatalogEntry> = ["c", "a", "b"].iter().map(|n| entry(n, 7)).collect();
+        index
+            .apply(addr(2), &update(0, 1, true, many, &[]))
+            .unwrap();
+        index
+            .apply(addr(1), &update(0, 1, true, vec![entry("z", 7)], &[]))
+            .unwrap();
+        let list = index.who_has(&Target::Hash(hash(7)));
+        let seen: Vec<(u16, &str)> = list
+            .holders
+            .iter()
+            .map(|h| (h.addr.port(), h.name.as_str()))
+            .collect();
+        assert_eq!(seen, [(1, "z"), (2, "a")], "once per node, its first name");
+        assert_eq!(index.who_has_long(&Target::Hash(hash(7))).holders.len(), 2);
     }
 
     #[test]

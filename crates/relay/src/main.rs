@@ -100,7 +100,7 @@ fn relay_key(cli: &Cli) -> Result<Option<Key>, String> {
             .map(Some)
             .map_err(|why| format!("relay key file {}: {why}", path.display()));
     }
-    Ok(cli.secret.keys()?.map(|keys| keys.relay))
+    Ok(cli.secret.keys_warning_if_weak()?.map(|keys| keys.relay))
 }
 
 /// A number of seconds, at least [`relay::MIN_TTL`].

@@ -10,8 +10,8 @@ use std::time::Instant;
 use net::secure::NodeKey;
 use net::server::{Handler, Reply, Throttle};
 use proto::{
-    CatalogUpdate, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request, Response,
-    Target,
+    CatalogUpdateLong, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request,
+    Response, Target,
 };
 
 use crate::circuit::{self, Circuits};
@@ -224,7 +224,7 @@ impl RelayService {
 impl RelayService {
     /// `key`: in a private network, the caller's proven static key; only
     /// the node listed with that key may change its catalog.
-    fn catalog(&self, update: CatalogUpdate, seen: IpAddr, key: Option<NodeKey>) -> Response {
+    fn catalog(&self, update: CatalogUpdateLong, seen: IpAddr, key: Option<NodeKey>) -> Response {
         if let Some(refusal) = self.check_token(&update.registration, seen) {
             return refusal;
         }
@@ -286,6 +286,10 @@ impl RelayService {
 }
 
 impl Handler for RelayService {
+    fn role(&self) -> &'static str {
+        "relay"
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
         let response = match request {
@@ -297,21 +301,37 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
-            Request::Catalog(update) => self.catalog(update, seen, reply.peer_key()),
+            Request::Catalog(update) => self.catalog(update.into(), seen, reply.peer_key()),
+            Request::CatalogLong(update) => self.catalog(update, seen, reply.peer_key()),
             Request::WhoHas(target) => {
                 log_expired(&self.registry.expire(Instant::now()));
                 let list = self.index.who_has(&target);
-                let what = match &target {
-                    Target::Name(name) => name.escape_debug().to_string(),
-                    Target::Hash(hash) => format!("blake3:{}", hash.short()),
-                };
                 tracing::info!(
-                    "{}: who has {what}: {} of {} nodes",
+                    "{}: who has {}: {} of {} nodes",
                     reply.peer(),
+                    shown(&target),
                     list.holders.len(),
                     list.nodes
                 );
                 Response::Holders(list)
+            }
+            Request::WhoHasLong(target) => {
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = self.index.who_has_long(&target);
+                let hashing = list.holders.iter().filter(|h| h.hash.is_none()).count();
+                tracing::info!(
+                    "{}: who has {}: {} of {} nodes{}",
+                    reply.peer(),
+                    shown(&target),
+                    list.holders.len(),
+                    list.nodes,
+                    if hashing > 0 {
+                        format!(" ({hashing} still hashing it)")
+                    } else {
+                        String::new()
+                    }
+                );
+                Response::HoldersLong(list)
             }
             Request::Search(query) => {
                 log_expired(&self.registry.expire(Instant::now()));
@@ -380,6 +400,14 @@ impl RelayService {
             &relaying.controls,
             relaying.io_timeout,
         )
+    }
+}
+
+/// A who-has target for the log.
+fn shown(target: &Target) -> String {
+    match target {
+        Target::Name(name) => name.escape_debug().to_string(),
+        Target::Hash(hash) => format!("blake3:{}", hash.short()),
     }
 }
 

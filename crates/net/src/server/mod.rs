@@ -72,6 +72,11 @@ impl Default for ServerConfig {
 /// Answers one request. Implemented by the relay and by the node.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError>;
+
+    /// What this server is, for its log: "relay", "node".
+    fn role(&self) -> &'static str {
+        "server"
+    }
 }
 
 /// A shared handler serves too: the node answers connections it accepted
@@ -79,6 +84,10 @@ pub trait Handler: Send + Sync + 'static {
 impl<H: Handler> Handler for std::sync::Arc<H> {
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         (**self).handle(request, reply)
+    }
+
+    fn role(&self) -> &'static str {
+        (**self).role()
     }
 }
 
@@ -310,7 +319,14 @@ fn serve_connection(
         }
         Err(ProtoError::Closed) => tracing::debug!("{peer}: closed without a request"),
         Err(e) => {
-            tracing::warn!("{peer}: bad request: {e}");
+            match e {
+                // The first bytes of a handshake: a secret, and none here.
+                ProtoError::BadMagic(handshake::SECURE_MAGIC) => tracing::warn!(
+                    "{peer}: a client with a secret connected; this {} has none",
+                    handler.role()
+                ),
+                _ => tracing::warn!("{peer}: bad request: {e}"),
+            }
             if let Some(answer) = answer_to_bad_request(&e, config) {
                 let _ = frame::write(&mut stream, &answer);
             }
