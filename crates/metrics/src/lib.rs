@@ -13,6 +13,7 @@
 //! - [`families`]: writing metric families from a program's own counters
 //!   at scrape time (the programs keep plain atomics; see their
 //!   `metrics.rs`).
+//! - [`status`]: small helpers for the `/status` pages.
 //!
 //! Each program defines its metric families in its own `metrics.rs`; this
 //! crate knows none of them.
@@ -22,6 +23,7 @@ pub mod endpoint;
 pub mod families;
 pub mod format;
 mod site;
+pub mod status;
 
 pub use endpoint::{Endpoint, Limits, Pages};
 pub use format::Format;
