@@ -16,6 +16,9 @@
 //! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
 //!   disk, hashed on demand and by a low-priority startup scan.
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
+//! - [`metrics`]: what `--metrics` serves: requests, bytes served and
+//!   hashed, what is shared, the state of the registration; `/status`.
+//! - [`cli`]: the command line, and the [`NodeConfig`] it makes.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `proto::server`. When
@@ -25,14 +28,16 @@
 pub mod announce;
 pub mod cache;
 pub mod catalog;
+pub mod cli;
 pub mod control;
 pub mod hashes;
+pub mod metrics;
 pub mod ranges;
 pub mod service;
 pub mod share;
 pub mod watch;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +78,8 @@ pub struct NodeConfig {
     pub keys: Option<NetworkKeys>,
     /// The node's key file (`--key`); default under the user's config dir.
     pub key_file: Option<PathBuf>,
+    /// Where to serve metrics and the status page (`--metrics`); None: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
@@ -109,7 +116,27 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     )
     .with_dial(config.server.security.to_relay());
-    let service = Arc::new(NodeService::new(share.clone(), index.clone()));
+    if let Some(addr) = config.metrics {
+        let about = metrics::About {
+            dir: share.root().to_path_buf(),
+            relay: announcer.relay_label(),
+            started: std::time::Instant::now(),
+        };
+        let pages = ::metrics::Pages {
+            registry: metrics::families(),
+            status: Box::new(move || metrics::status(&about)),
+        };
+        let endpoint = ::metrics::Endpoint::start(addr, pages, Default::default())?;
+        tracing::info!(
+            "metrics on http://{}/metrics, status on http://{}/status",
+            endpoint.addr,
+            endpoint.addr
+        );
+    }
+    let service = Arc::new(metrics::Metered(NodeService::new(
+        share.clone(),
+        index.clone(),
+    )));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
         relay_port: config.relay_port,
@@ -136,11 +163,18 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
-        let relayed_listed = |listed_as| wake.relayed(listed_as);
+        let relayed_listed = |listed_as| {
+            metrics::registration(metrics::Registration::Relayed);
+            wake.relayed(listed_as)
+        };
         let outcome = if force_relayed {
             relayed.run_with(&relayed_listed)
         } else {
-            match announcer.run_with(|| wake.registered()) {
+            let listed = || {
+                metrics::registration(metrics::Registration::Registered);
+                wake.registered()
+            };
+            match announcer.run_with(listed) {
                 AnnounceError::NeedsRelay(why) => {
                     tracing::warn!("{why}; switching to relayed mode");
                     relayed.run_with(&relayed_listed)

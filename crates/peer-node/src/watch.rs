@@ -164,6 +164,10 @@ fn run(
             continue;
         }
         let catalog = Catalog::build(share, index);
+        crate::metrics::sharing(
+            catalog.files.len(),
+            catalog.files.values().map(|(size, _)| size).sum(),
+        );
         if catalog.truncated && !warned_truncated {
             warned_truncated = true;
             tracing::warn!(
