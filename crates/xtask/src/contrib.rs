@@ -37,7 +37,7 @@ pub fn files() -> io::Result<Vec<(PathBuf, Vec<u8>)>> {
         }
         let mut page = Vec::new();
         clap_mangen::Man::new(command.clone()).render(&mut page)?;
-        files.push((Path::new("contrib/man").join(format!("{name}.1")), page));
+        files.push((Path::new("contrib/man/man1").join(format!("{name}.1")), page));
     }
     Ok(files)
 }
