@@ -31,6 +31,19 @@ pub fn counter(
     metric.encode(encoder)
 }
 
+/// A counter of a quantity that is not whole (seconds).
+pub fn counter_f64(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    value: f64,
+) -> fmt::Result {
+    let metric = ConstCounter::new(value);
+    let encoder = out.encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?;
+    metric.encode(encoder)
+}
+
 /// A gauge without labels.
 pub fn gauge(
     out: &mut DescriptorEncoder,

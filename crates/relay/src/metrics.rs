@@ -76,7 +76,9 @@ pub enum Refusal {
 
 const REASONS: [&str; 4] = ["token", "nodes_per_address", "table_full", "circuit_cap"];
 
-const ZERO: AtomicU64 = AtomicU64::new(0);
+const fn zero() -> AtomicU64 {
+    AtomicU64::new(0)
+}
 
 struct Counts {
     requests: [[AtomicU64; OUTCOMES.len()]; KINDS.len()],
@@ -88,11 +90,11 @@ struct Counts {
 }
 
 static COUNTS: Counts = Counts {
-    requests: [const { [ZERO; OUTCOMES.len()] }; KINDS.len()],
-    refusals: [ZERO; REASONS.len()],
-    dialbacks: [ZERO; 2],
-    circuits: ZERO,
-    relayed_bytes: ZERO,
+    requests: [const { [const { zero() }; OUTCOMES.len()] }; KINDS.len()],
+    refusals: [const { zero() }; REASONS.len()],
+    dialbacks: [const { zero() }; 2],
+    circuits: zero(),
+    relayed_bytes: zero(),
 };
 
 /// Counts a refusal.

@@ -15,7 +15,7 @@ pub(crate) mod sendfile;
 mod stats;
 mod workers;
 
-pub use stats::{ServerStats, stats};
+pub use stats::{OUTCOMES, ServerStats, outcome, stats};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};

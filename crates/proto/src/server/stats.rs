@@ -7,6 +7,50 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::Answered;
+use crate::ErrorKind;
+
+/// The outcome of a request, as a metric's label: what was answered
+/// ([`Answered`]), or `failed` when the exchange broke off.
+pub const OUTCOMES: [&str; 12] = [
+    "ok",
+    "not_found",
+    "bad_request",
+    "busy",
+    "forbidden",
+    "unauthorized",
+    "unsupported_version",
+    "internal",
+    "out_of_range",
+    "unreachable",
+    "other_error",
+    "failed",
+];
+
+/// The index in [`OUTCOMES`] of a handler's outcome: `failed` when it
+/// returned an error, else what it answered (nothing sent through the
+/// reply, as on a control connection, counts as `ok`).
+pub fn outcome(failed: bool, answered: Option<Answered>) -> usize {
+    if failed {
+        return 11;
+    }
+    match answered {
+        None | Some(Answered::Ok) => 0,
+        Some(Answered::NotFound) => 1,
+        Some(Answered::Error(kind)) => match kind {
+            ErrorKind::BadRequest => 2,
+            ErrorKind::Busy => 3,
+            ErrorKind::Forbidden => 4,
+            ErrorKind::Unauthorized => 5,
+            ErrorKind::UnsupportedVersion => 6,
+            ErrorKind::Internal => 7,
+            ErrorKind::OutOfRange => 8,
+            ErrorKind::Unreachable => 9,
+            ErrorKind::Other(_) => 10,
+        },
+    }
+}
+
 /// The skeleton's counts; read them with [`stats`].
 #[derive(Debug, Default)]
 pub struct ServerStats {
