@@ -22,7 +22,9 @@ fn metrics_addr(proc: &Proc) -> SocketAddr {
 /// One HTTP GET; returns the status code and the body.
 fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
@@ -50,7 +52,12 @@ fn promtool_check(addr: SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian package prometheus; .ci/run installs it)");
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -91,7 +98,10 @@ fn query(prometheus: SocketAddr, promql: &str) -> Option<String> {
     // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1.7e9,"5"]}]}}
     let value = body.split("\"value\":[").nth(1)?;
     let text = value.split(',').nth(1)?;
-    Some(text.trim_matches(|c| c == '"' || c == ']' || c == '}').to_string())
+    Some(
+        text.trim_matches(|c| c == '"' || c == ']' || c == '}')
+            .to_string(),
+    )
 }
 
 #[test]
@@ -140,7 +150,10 @@ fn a_real_prometheus_scrapes_relay_and_node_and_sees_what_the_test_did() {
     prometheus.wait_for("Server is ready to receive web requests", READY);
 
     let wanted = [
-        (r#"p2p_relay_requests_total{kind="who_has",outcome="ok"}"#, "5"),
+        (
+            r#"p2p_relay_requests_total{kind="who_has",outcome="ok"}"#,
+            "5",
+        ),
         (r#"p2p_relay_nodes{mode="direct"}"#, "1"),
         (r#"p2p_node_registration_state{state="registered"}"#, "1"),
         (r#"p2p_node_shared_files"#, "1"),
@@ -172,7 +185,10 @@ fn the_status_pages_sum_up_nodes_index_and_circuits() {
     let node = Node::start(&relay, tmp.path(), &["--metrics", "127.0.0.1:0"]).until_indexed();
     let (status, page) = get(metrics_addr(&relay.proc), "/status", "*/*");
     assert_eq!(status, 200);
-    assert!(page.contains("nodes      1 active (1 direct, 0 relayed)"), "{page}");
+    assert!(
+        page.contains("nodes      1 active (1 direct, 0 relayed)"),
+        "{page}"
+    );
     assert!(page.contains("index      1 files from 1 nodes"), "{page}");
     assert!(page.contains("circuits   0 open (at most 128)"), "{page}");
     let (status, page) = get(metrics_addr(&node.proc), "/status", "*/*");
@@ -210,18 +226,21 @@ fn the_secret_comes_from_a_systemd_credential() {
 /// binary just built (systemd-analyze wants it to exist).
 fn units_at_built_binaries(dir: &Path) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [("p2p-relay.service", "relay"), ("p2p-node.service", "peer-node")]
-        .iter()
-        .map(|(unit, program)| {
-            let text = std::fs::read_to_string(root.join("contrib/systemd").join(unit)).unwrap();
-            let installed = format!("/usr/local/bin/{program} ");
-            assert!(text.contains(&installed), "{unit} runs {installed}");
-            let text = text.replace(&installed, &format!("{} ", bin(program).display()));
-            let path = dir.join(unit);
-            std::fs::write(&path, text).unwrap();
-            path
-        })
-        .collect()
+    [
+        ("p2p-relay.service", "relay"),
+        ("p2p-node.service", "peer-node"),
+    ]
+    .iter()
+    .map(|(unit, program)| {
+        let text = std::fs::read_to_string(root.join("contrib/systemd").join(unit)).unwrap();
+        let installed = format!("/usr/local/bin/{program} ");
+        assert!(text.contains(&installed), "{unit} runs {installed}");
+        let text = text.replace(&installed, &format!("{} ", bin(program).display()));
+        let path = dir.join(unit);
+        std::fs::write(&path, text).unwrap();
+        path
+    })
+    .collect()
 }
 
 #[test]

@@ -55,7 +55,10 @@ fn accept_loop(
             }
         };
         let Some(slot) = Slot::take(open, limits.max_connections) else {
-            tracing::debug!("metrics endpoint: refused {peer}: {} connections open", limits.max_connections);
+            tracing::debug!(
+                "metrics endpoint: refused {peer}: {} connections open",
+                limits.max_connections
+            );
             refuse(stream);
             continue;
         };
@@ -153,7 +156,12 @@ fn read_head(client: &TcpStream, deadline: Instant, max: usize) -> Result<Vec<u8
         let n = match (&*client).read(&mut buf) {
             Ok(0) => return Err(Refusal::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(Refusal::Reply(TOO_SLOW));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -173,7 +181,10 @@ fn read_head(client: &TcpStream, deadline: Instant, max: usize) -> Result<Vec<u8
 
 /// The end (exclusive) of the first `\r\n\r\n` in `bytes`.
 fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
 }
 
 fn remaining(deadline: Instant) -> io::Result<Duration> {

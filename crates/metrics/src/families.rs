@@ -104,7 +104,13 @@ mod tests {
 
     impl Collector for Sample {
         fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
-            counter(&mut out, "p2p_x_relayed", "Bytes relayed.", Some(Unit::Bytes), 7)?;
+            counter(
+                &mut out,
+                "p2p_x_relayed",
+                "Bytes relayed.",
+                Some(Unit::Bytes),
+                7,
+            )?;
             gauge(&mut out, "p2p_x_nodes", "Nodes listed.", None, 3)?;
             counters(
                 &mut out,
@@ -121,7 +127,10 @@ mod tests {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Sample));
         let open = Format::OpenMetrics.encode(&registry).unwrap();
-        assert!(open.contains("# TYPE p2p_x_relayed_bytes counter\n"), "{open}");
+        assert!(
+            open.contains("# TYPE p2p_x_relayed_bytes counter\n"),
+            "{open}"
+        );
         assert!(open.contains("p2p_x_relayed_bytes_total 7\n"), "{open}");
         assert!(
             open.contains("p2p_x_requests_total{kind=\"who_has\",outcome=\"ok\"} 5\n"),
@@ -129,8 +138,14 @@ mod tests {
         );
         assert!(open.ends_with("# EOF\n"), "{open}");
         let classic = Format::Classic.encode(&registry).unwrap();
-        assert!(classic.contains("# TYPE p2p_x_relayed_bytes_total counter\n"), "{classic}");
+        assert!(
+            classic.contains("# TYPE p2p_x_relayed_bytes_total counter\n"),
+            "{classic}"
+        );
         assert!(classic.contains("p2p_x_nodes 3\n"), "{classic}");
-        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
+        assert!(
+            !classic.contains("# EOF") && !classic.contains("# UNIT"),
+            "{classic}"
+        );
     }
 }

@@ -101,7 +101,11 @@ mod tests {
             Some(";;;,,,=;q=;q=nan"),
             Some("text/plain;q=NaN, application/openmetrics-text"),
         ] {
-            assert_eq!(Format::from_accept(accept), Format::OpenMetrics, "{accept:?}");
+            assert_eq!(
+                Format::from_accept(accept),
+                Format::OpenMetrics,
+                "{accept:?}"
+            );
         }
         // Odd but harmless: quality outside 0..1 is clamped.
         assert_eq!(

@@ -56,13 +56,22 @@ fn serves_both_formats_the_status_and_nothing_else() {
     let open = get(addr, "/metrics", None);
     assert!(open.starts_with("HTTP/1.1 200"), "{open}");
     assert!(open.contains("application/openmetrics-text"), "{open}");
-    assert!(open.ends_with("\nsample_requests_total 5\n# EOF\n"), "{open}");
+    assert!(
+        open.ends_with("\nsample_requests_total 5\n# EOF\n"),
+        "{open}"
+    );
     let classic = get(addr, "/metrics", Some("text/plain;version=0.0.4"));
     assert!(classic.contains("text/plain; version=0.0.4"), "{classic}");
-    assert!(classic.contains("# TYPE sample_requests_total counter"), "{classic}");
+    assert!(
+        classic.contains("# TYPE sample_requests_total counter"),
+        "{classic}"
+    );
     assert!(!classic.contains("# EOF"), "{classic}");
     let status = get(addr, "/status", None);
-    assert!(status.starts_with("HTTP/1.1 200") && status.ends_with("all is well\n"), "{status}");
+    assert!(
+        status.starts_with("HTTP/1.1 200") && status.ends_with("all is well\n"),
+        "{status}"
+    );
     assert!(get(addr, "/nope", None).starts_with("HTTP/1.1 404"));
     let post = exchange(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
@@ -84,7 +93,10 @@ fn the_door_caps_connections_and_bounds_each_request() {
         if answer.starts_with("HTTP/1.1 503") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "never refused: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never refused: {answer}"
+        );
     }
     // The deadline frees them: a silent one gets 408 and is closed.
     for mut stream in held {
@@ -102,7 +114,10 @@ fn the_door_caps_connections_and_bounds_each_request() {
         if answer.starts_with("HTTP/1.1 200") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "still refused: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still refused: {answer}"
+        );
     }
     // A request longer than the limit is refused, not buffered.
     let long = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(4096));

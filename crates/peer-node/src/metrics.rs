@@ -270,7 +270,12 @@ pub fn status(about: &About) -> String {
     let mut page = String::new();
     let server = stats();
     let state = STATES[usize::from(COUNTS.registration.load(Relaxed)).min(STATES.len() - 1)];
-    let answered: u64 = COUNTS.requests.iter().flatten().map(|n| n.load(Relaxed)).sum();
+    let answered: u64 = COUNTS
+        .requests
+        .iter()
+        .flatten()
+        .map(|n| n.load(Relaxed))
+        .sum();
     let hashed = COUNTS.hashed_bytes.load(Relaxed);
     let hashing = Duration::from_nanos(COUNTS.hashing_nanos.load(Relaxed));
     let _ = writeln!(
@@ -306,6 +311,10 @@ pub fn status(about: &About) -> String {
         server.refused_busy(),
         server.handshakes_failed()
     );
-    let _ = writeln!(page, "log        {} lines dropped", proto::logging::dropped_lines());
+    let _ = writeln!(
+        page,
+        "log        {} lines dropped",
+        proto::logging::dropped_lines()
+    );
     page
 }

@@ -124,7 +124,8 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     let mut service = RelayService::new(registry, index, config.policy);
     match config.relaying {
         Some(limits) => {
-            let (controls, circuits) = (control::Controls::default(), circuit::Circuits::new(limits));
+            let (controls, circuits) =
+                (control::Controls::default(), circuit::Circuits::new(limits));
             tables.relaying = Some((circuits.clone(), controls.clone()));
             service = service.with_relaying(Relaying {
                 dialback: dialback::DialBack::with_security(

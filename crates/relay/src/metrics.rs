@@ -237,7 +237,10 @@ impl Collector for Tables {
             None,
             [
                 (&[("result", "ok")][..], COUNTS.dialbacks[0].load(Relaxed)),
-                (&[("result", "failed")][..], COUNTS.dialbacks[1].load(Relaxed)),
+                (
+                    &[("result", "failed")][..],
+                    COUNTS.dialbacks[1].load(Relaxed),
+                ),
             ],
         )?;
         families::gauge(
@@ -291,7 +294,12 @@ pub fn status(tables: &Tables) -> String {
     let (direct, relayed) = tables.nodes();
     let index = tables.index.stats();
     let server = stats();
-    let answered: u64 = COUNTS.requests.iter().flatten().map(|n| n.load(Relaxed)).sum();
+    let answered: u64 = COUNTS
+        .requests
+        .iter()
+        .flatten()
+        .map(|n| n.load(Relaxed))
+        .sum();
     let _ = writeln!(
         page,
         "relay {}, up {}",
@@ -359,6 +367,10 @@ pub fn status(tables: &Tables) -> String {
         COUNTS.dialbacks[0].load(Relaxed),
         COUNTS.dialbacks[1].load(Relaxed)
     );
-    let _ = writeln!(page, "log        {} lines dropped", proto::logging::dropped_lines());
+    let _ = writeln!(
+        page,
+        "log        {} lines dropped",
+        proto::logging::dropped_lines()
+    );
     page
 }

@@ -37,7 +37,10 @@ pub fn files() -> io::Result<Vec<(PathBuf, Vec<u8>)>> {
         }
         let mut page = Vec::new();
         clap_mangen::Man::new(command.clone()).render(&mut page)?;
-        files.push((Path::new("contrib/man/man1").join(format!("{name}.1")), page));
+        files.push((
+            Path::new("contrib/man/man1").join(format!("{name}.1")),
+            page,
+        ));
     }
     Ok(files)
 }
@@ -84,10 +87,18 @@ mod tests {
     fn every_program_gets_three_completions_and_a_man_page() {
         let files = files().unwrap();
         assert_eq!(files.len(), 12);
-        let relay_page = &files.iter().find(|(p, _)| p.ends_with("relay.1")).unwrap().1;
+        let relay_page = &files
+            .iter()
+            .find(|(p, _)| p.ends_with("relay.1"))
+            .unwrap()
+            .1;
         let page = String::from_utf8_lossy(relay_page);
         assert!(page.contains("\\-\\-metrics"), "{page}");
-        let bash = &files.iter().find(|(p, _)| p.ends_with("peer-node.bash")).unwrap().1;
+        let bash = &files
+            .iter()
+            .find(|(p, _)| p.ends_with("peer-node.bash"))
+            .unwrap()
+            .1;
         assert!(String::from_utf8_lossy(bash).contains("--metrics"));
     }
 }

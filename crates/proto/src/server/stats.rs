@@ -78,9 +78,7 @@ impl ServerStats {
         // Read `finished` first: a connection that ends between the two
         // reads is then counted as still in flight, never as less than 0.
         let finished = self.finished.load(Ordering::Relaxed);
-        self.served
-            .load(Ordering::Relaxed)
-            .saturating_sub(finished)
+        self.served.load(Ordering::Relaxed).saturating_sub(finished)
     }
 
     /// Connections answered `busy` at a connection cap, in all.
