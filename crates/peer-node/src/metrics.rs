@@ -231,7 +231,7 @@ impl Collector for Collect {
         families::gauge(
             &mut out,
             "p2p_node_connections_in_flight",
-            "Connections being served now (relayed circuits included).",
+            "Connections accepted and being served now (not those through a relay).",
             None,
             level(server.in_flight()),
         )?;
