@@ -2,6 +2,7 @@
 //! at a time for a file, and prints or saves it.
 //!
 //! Module map:
+//! - [`cli`]: the command line.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
@@ -22,6 +23,7 @@
 //! - [`scheduler`]: the range plan of a multi-source fetch, as data: which
 //!   pieces are wanted, who fetches which, what each source gave.
 
+pub mod cli;
 pub mod dial;
 pub mod holders;
 pub mod index;

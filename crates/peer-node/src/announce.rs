@@ -219,6 +219,7 @@ impl Announcer {
                     // Log "registered" again once the relay answers: after an
                     // outage it may have restarted with an empty table.
                     registered_as = None;
+                    crate::metrics::registration(crate::metrics::Registration::Retrying);
                     tracing::warn!(
                         "could not register with relay {relay}: {why}; retrying in {}",
                         secs(retry)

@@ -80,7 +80,9 @@ impl<H: Handler> Relayed<H> {
         let mut every = self.heartbeat.max(MIN_KEEPALIVE);
         let mut retry = FIRST_RETRY;
         loop {
-            match self.session(&mut every, &open_circuits, listed) {
+            let ended = self.session(&mut every, &open_circuits, listed);
+            crate::metrics::registration(crate::metrics::Registration::Retrying);
+            match ended {
                 Ended::Refused(why) => return AnnounceError::Refused(why),
                 Ended::Lost(why) => {
                     tracing::warn!(

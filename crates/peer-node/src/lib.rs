@@ -24,6 +24,9 @@
 //!   shared directory by default.
 //! - [`claim`]: one node per directory and per key file on this host: a
 //!   second one is told who holds them.
+//! - [`metrics`]: what `--metrics` serves: requests, bytes served and
+//!   hashed, what is shared, the state of the registration; `/status`.
+//! - [`cli`]: the command line, and the [`NodeConfig`] it makes.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `net::server`. When
@@ -35,16 +38,18 @@ pub mod backlog;
 pub mod cache;
 pub mod catalog;
 pub mod claim;
+pub mod cli;
 pub mod control;
 pub mod exclude;
 pub mod hashes;
 pub mod identity;
+pub mod metrics;
 pub mod ranges;
 pub mod service;
 pub mod share;
 pub mod watch;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +93,8 @@ pub struct NodeConfig {
     /// The node's key file (`--key`); default: one per shared directory,
     /// under the user's config dir (see [`identity`]).
     pub key_file: Option<PathBuf>,
+    /// Where to serve metrics and the status page (`--metrics`); None: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
@@ -141,7 +148,27 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     )
     .with_dial(config.server.security.to_relay());
-    let service = Arc::new(NodeService::new(share.clone(), index.clone()));
+    if let Some(addr) = config.metrics {
+        let about = metrics::About {
+            dir: share.root().to_path_buf(),
+            relay: announcer.relay_label(),
+            started: std::time::Instant::now(),
+        };
+        let pages = ::metrics::Pages {
+            registry: metrics::families(),
+            status: Box::new(move || metrics::status(&about)),
+        };
+        let endpoint = ::metrics::Endpoint::start(addr, pages, Default::default())?;
+        tracing::info!(
+            "metrics on http://{}/metrics, status on http://{}/status",
+            endpoint.addr,
+            endpoint.addr
+        );
+    }
+    let service = Arc::new(metrics::Metered(NodeService::new(
+        share.clone(),
+        index.clone(),
+    )));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
         relay_port: config.relay_port,
@@ -168,11 +195,18 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
-        let relayed_listed = |listed_as| wake.relayed(listed_as);
+        let relayed_listed = |listed_as| {
+            metrics::registration(metrics::Registration::Relayed);
+            wake.relayed(listed_as)
+        };
         let outcome = if force_relayed {
             relayed.run_with(&relayed_listed)
         } else {
-            match announcer.run_with(|| wake.registered()) {
+            let listed = || {
+                metrics::registration(metrics::Registration::Registered);
+                wake.registered()
+            };
+            match announcer.run_with(listed) {
                 AnnounceError::NeedsRelay(why) => {
                     tracing::warn!("{why}; switching to relayed mode");
                     relayed.run_with(&relayed_listed)

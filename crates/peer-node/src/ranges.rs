@@ -103,6 +103,7 @@ impl NodeService {
             return Ok(());
         }
         sent?;
+        crate::metrics::served(crate::metrics::Served::Verified, range.len);
         tracing::info!(
             "{peer}: sent {shown} bytes {}..{} verified (blake3 {})",
             range.offset,

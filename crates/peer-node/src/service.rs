@@ -85,6 +85,7 @@ impl NodeService {
             offset: req.offset,
         };
         let sent = reply.send_file(header, &mut shared.file)?;
+        crate::metrics::served(crate::metrics::Served::Plain, sent);
         if sent < header.body_len() {
             tracing::warn!(
                 "{peer}: {name}: the file shrank while it was sent ({sent} of {} bytes)",

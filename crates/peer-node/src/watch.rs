@@ -240,6 +240,10 @@ fn run(
         let catalog = Catalog::build(share, index, |name, key| backlog.gave_up(name, key), budget);
         backlog.want(catalog.unhashed());
         let unhashed = catalog.unhashed().count();
+        crate::metrics::sharing(
+            catalog.files.len(),
+            catalog.files.values().map(|(size, _)| size).sum(),
+        );
         if catalog.truncated && !warned_truncated {
             warned_truncated = true;
             tracing::warn!(

@@ -31,6 +31,18 @@ pub struct ServerArgs {
 /// The environment variable that holds a network's secret.
 pub const SECRET_ENV: &str = "P2P_SECRET";
 
+/// The name of the secret among systemd's credentials
+/// (`LoadCredential=secret:/etc/p2p-share/secret`, contrib/systemd).
+pub const SECRET_CREDENTIAL: &str = "secret";
+
+/// A credential systemd passed to this service (`LoadCredential=NAME:...`
+/// puts it in `$CREDENTIALS_DIRECTORY/NAME`), if there is one by `name`.
+pub fn credential(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
+    let path = std::path::Path::new(&dir).join(name);
+    path.exists().then_some(path)
+}
+
 /// A private network's secret, for every binary (docs/SECURITY.md).
 #[derive(Debug, Clone, Args)]
 pub struct SecretArgs {
@@ -43,17 +55,24 @@ pub struct SecretArgs {
     #[arg(long, value_name = "SECRET", conflicts_with = "secret_file")]
     pub secret: Option<String>,
     /// Read the secret from PATH (all of it, less one trailing newline).
+    /// Without it, a systemd credential named `secret` is read if the
+    /// service has one ($CREDENTIALS_DIRECTORY/secret).
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
 }
 
 impl SecretArgs {
-    /// The secret from --secret, else --secret-file, else P2P_SECRET; None
-    /// without any of them (plain mode). An empty P2P_SECRET counts as unset.
+    /// The secret from --secret, else --secret-file, else the systemd
+    /// credential `secret`, else P2P_SECRET; None without any of them
+    /// (plain mode). An empty P2P_SECRET counts as unset.
     pub fn secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let file = self
+            .secret_file
+            .clone()
+            .or_else(|| credential(SECRET_CREDENTIAL));
         let secret = if let Some(s) = &self.secret {
             s.clone().into_bytes()
-        } else if let Some(path) = &self.secret_file {
+        } else if let Some(path) = &file {
             read_secret_file(path).map_err(|e| e.to_string())?
         } else {
             match std::env::var_os(SECRET_ENV) {

@@ -88,6 +88,7 @@ impl DialBack {
             Dial::Plain => Dial::Plain,
         };
         let result = probe(addr, self.timeout, &dial);
+        crate::metrics::dialed_back(result.is_ok());
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, c| {

@@ -131,6 +131,8 @@ pub struct IndexStats {
     pub entries: usize,
     pub names: usize,
     pub hashes: usize,
+    /// Bytes of the distinct names held (limit [`MAX_NAME_BYTES`]).
+    pub name_bytes: usize,
 }
 
 impl Index {
@@ -202,6 +204,7 @@ impl Index {
             entries: state.entries.len() - state.free_entries.len(),
             names: state.names.len,
             hashes: state.hashes.len,
+            name_bytes: state.names.live_bytes,
         }
     }
 

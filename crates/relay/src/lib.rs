@@ -13,18 +13,23 @@
 //! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
 //!   of a circuit being joined.
 //! - [`splice`]: joining two connections byte for byte, with splice(2).
+//! - [`metrics`]: what `--metrics` serves: counts by request, refusal and
+//!   circuit, levels read from the tables above, the `/status` page.
+//! - [`cli`]: the command line, and the [`RelayConfig`] it makes.
 //!
 //! [`run`] wires them to the shared server skeleton in `net::server`.
 
 pub mod circuit;
+pub mod cli;
 pub mod control;
 pub mod dialback;
 pub mod index;
+pub mod metrics;
 pub mod registry;
 pub mod service;
 pub mod splice;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -65,6 +70,8 @@ pub struct RelayConfig {
     /// In a private network, the relay key: every connection must complete
     /// a handshake under it. A relay never holds the peer key.
     pub relay_key: Option<Key>,
+    /// Where to serve metrics and the status page (`--metrics`); None: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -108,22 +115,45 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
             "private network: every connection must complete a handshake under the relay key"
         );
     }
+    let mut tables = metrics::Tables {
+        registry: registry.clone(),
+        index: index.clone(),
+        relaying: None,
+        started: Instant::now(),
+    };
     let mut service = RelayService::new(registry, index, config.policy);
     match config.relaying {
         Some(limits) => {
+            let (controls, circuits) =
+                (control::Controls::default(), circuit::Circuits::new(limits));
+            tables.relaying = Some((circuits.clone(), controls.clone()));
             service = service.with_relaying(Relaying {
                 dialback: dialback::DialBack::with_security(
                     dialback::TIMEOUT,
                     config.server.security.clone(),
                 ),
-                controls: control::Controls::default(),
-                circuits: circuit::Circuits::new(limits),
+                controls,
+                circuits,
                 io_timeout: config.server.io_timeout,
             });
         }
         None => tracing::info!("relaying is off: registrations are listed unchecked"),
     }
-    server.serve(service).context("relay stopped")
+    if let Some(addr) = config.metrics {
+        let pages = ::metrics::Pages {
+            registry: metrics::families(&tables),
+            status: Box::new(move || metrics::status(&tables)),
+        };
+        let endpoint = ::metrics::Endpoint::start(addr, pages, Default::default())?;
+        tracing::info!(
+            "metrics on http://{}/metrics, status on http://{}/status",
+            endpoint.addr,
+            endpoint.addr
+        );
+    }
+    server
+        .serve(metrics::Metered(service))
+        .context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows

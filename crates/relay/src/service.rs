@@ -101,6 +101,7 @@ impl RelayService {
             "wrong token"
         };
         tracing::warn!("{seen}: registration refused: {why}");
+        crate::metrics::refused(crate::metrics::Refusal::Token);
         Some(Response::error(
             ErrorKind::Unauthorized,
             format!("registration refused: {why} (this relay requires --token)"),
@@ -172,6 +173,10 @@ impl RelayService {
     /// The answer to a registration the table has no room for, logged
     /// at most once a second with a count.
     fn refuse(&self, addr: SocketAddr, seen: IpAddr, refused: registry::Refused) -> Response {
+        crate::metrics::refused(match refused {
+            registry::Refused::TooManyFromSource { .. } => crate::metrics::Refusal::NodesPerAddress,
+            registry::Refused::TableFull => crate::metrics::Refusal::TableFull,
+        });
         let why = match refused {
             registry::Refused::TooManyFromSource { limit } => format!(
                 "too many nodes registered from {seen} (limit {limit} per address, \

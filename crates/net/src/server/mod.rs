@@ -11,7 +11,10 @@
 mod admission;
 mod descriptors;
 mod range;
+mod stats;
 mod workers;
+
+pub use stats::{OUTCOMES, ServerStats, outcome, stats};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -96,6 +99,16 @@ pub struct Reply<'a> {
     stream: &'a mut Stream,
     peer: SocketAddr,
     admitted_with: Option<KeyKind>,
+    answered: Option<Answered>,
+}
+
+/// What a handler answered first, for the programs' metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// Anything but the two below: a list, a file, a range, a hello.
+    Ok,
+    NotFound,
+    Error(ErrorKind),
 }
 
 impl Reply<'_> {
@@ -122,7 +135,19 @@ impl Reply<'_> {
     }
 
     pub fn send(&mut self, response: &Response) -> Result<(), ProtoError> {
+        self.answered.get_or_insert(match response {
+            Response::NotFound => Answered::NotFound,
+            Response::Error(e) => Answered::Error(e.kind),
+            _ => Answered::Ok,
+        });
         frame::write(self.stream, response)
+    }
+
+    /// What was answered first, if anything was sent through this reply:
+    /// read after the handler returns (a cached list or a file counts as
+    /// `Ok`).
+    pub fn answered(&self) -> Option<Answered> {
+        self.answered
     }
 
     /// The socket itself, for the few exchanges that outlive one answer
@@ -146,6 +171,7 @@ impl Reply<'_> {
 
     /// Sends a frame encoded earlier with [`frame::encode`] (a cached answer).
     pub fn send_encoded(&mut self, frame: &[u8]) -> Result<(), ProtoError> {
+        self.answered.get_or_insert(Answered::Ok);
         self.stream.write_all(frame)?;
         Ok(())
     }
@@ -174,6 +200,7 @@ impl Reply<'_> {
     ) -> Result<(), ProtoError> {
         let range = ByteRange::clamp(header.size, header.offset, header.len)
             .ok_or_else(|| ProtoError::Malformed("range outside the content".into()))?;
+        self.answered.get_or_insert(Answered::Ok);
         match self.stream.as_plain() {
             Some(stream) => {
                 let _cork = range::Cork::new(stream);
@@ -236,10 +263,12 @@ impl Server {
             .admit(peer.ip().to_canonical())
         {
             Ok(permit) => {
+                let serving = stats().serving();
                 serve_connection(stream, peer, &handler, &config);
-                drop(permit);
+                drop((permit, serving));
             }
             Err(why) => {
+                stats().note_busy();
                 let due = refusals.lock().unwrap_or_else(|p| p.into_inner()).note();
                 if let Some(n) = due {
                     tracing::warn!("refused {n} connection(s): {why}");
@@ -287,7 +316,10 @@ fn serve_connection(
         Err(refusal) => {
             match refusal.error {
                 ProtoError::Closed => tracing::debug!("{peer}: closed without a handshake"),
-                ref e => tracing::warn!("{peer}: handshake failed: {e}"),
+                ref e => {
+                    stats().note_handshake_failed();
+                    tracing::warn!("{peer}: handshake failed: {e}")
+                }
             }
             let mut tcp = socket.into_tcp();
             if let Some(answer) = refusal.answer {
@@ -312,6 +344,7 @@ fn serve_connection(
                 stream: &mut stream,
                 peer,
                 admitted_with,
+                answered: None,
             };
             if let Err(e) = handler.handle(request, &mut reply) {
                 tracing::info!("{peer}: exchange failed: {e}");

@@ -101,6 +101,12 @@ pub fn init(verbose: u8, quiet: bool, default: tracing::Level, delivery: Deliver
     Guard(())
 }
 
+/// Log lines dropped because stderr was not read fast enough (the queue
+/// was full), since the start.
+pub fn dropped_lines() -> u64 {
+    queue::DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Waits until the lines logged so far are written, at most `within`;
 /// returns whether they were (false: stderr is stuck, or the lines are
 /// still coming out). Returns at once when lines are not queued.

@@ -53,6 +53,10 @@ struct State {
     closed: bool,
 }
 
+/// Lines every queue of this process dropped, in all (for the metrics;
+/// `State::dropped` counts only since the last report in the log).
+pub(super) static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Queue {
     pub fn new(budget: usize) -> Queue {
         Queue {
@@ -70,6 +74,7 @@ impl Queue {
         let mut state = self.lock();
         if state.dropped > 0 || state.held + line.len() > self.budget {
             state.dropped += 1;
+            DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         state.pending.extend_from_slice(line);
