@@ -118,6 +118,10 @@ pub fn circuit_closed(bytes: u64) {
 pub struct Metered<H>(pub H);
 
 impl<H: Handler> Handler for Metered<H> {
+    fn role(&self) -> &'static str {
+        self.0.role()
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let kind = kind(&request);
         let result = self.0.handle(request, reply);
