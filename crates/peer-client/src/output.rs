@@ -16,6 +16,14 @@
 //! opened (never created, never truncated) and the bytes stream into it, so
 //! no file is ever created beside it (no temporary files in /dev).
 //!
+//! During a fetch the workers hand verified bytes on in one of three ways
+//! ([`crate::worker`] picks one): written at their offset into the
+//! temporary file of a save ([`Output::positioned`]), in any order and from
+//! any worker; straight out in order, when one worker fetches for stdout, a
+//! FIFO or a device; or, with several workers and such an in-order output,
+//! through a [`Ring`] of [`WINDOW`] bytes that the fetch's own thread writes
+//! out in order.
+//!
 //! The saved file's mode is what `cp` and `curl -o` give:
 //! - a new file gets 0666 less the umask. The temporary file is created with
 //!   mode 0666 and the kernel applies the umask at open(2). Reading the umask
@@ -162,6 +170,50 @@ impl Output {
                 s.written
             )),
             _ => None,
+        }
+    }
+}
+
+/// The reorder window for in-order outputs fetched by several workers:
+/// 16 MiB. Room for two pieces per source with four sources (pieces shrink
+/// to fit), so that no source waits for the slowest one while the output is
+/// keeping up, and well inside the client's 32 MiB memory budget.
+pub const WINDOW: u64 = 16 << 20;
+
+/// The reorder window of an in-order output: byte `offset` of the content
+/// lives at `offset % capacity`. The range plan keeps every claimed byte not
+/// yet written out within one capacity of the write position, so they never
+/// overlap.
+pub struct Ring {
+    buf: Vec<u8>,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        Ring {
+            buf: vec![0; capacity.max(1)],
+        }
+    }
+
+    pub fn put(&mut self, offset: u64, mut bytes: &[u8]) {
+        let cap = self.buf.len();
+        let mut pos = (offset % cap as u64) as usize;
+        while !bytes.is_empty() {
+            let n = bytes.len().min(cap - pos);
+            self.buf[pos..pos + n].copy_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            pos = 0;
+        }
+    }
+
+    pub fn take(&self, offset: u64, mut len: usize, out: &mut Vec<u8>) {
+        let cap = self.buf.len();
+        let mut pos = (offset % cap as u64) as usize;
+        while len > 0 {
+            let n = len.min(cap - pos);
+            out.extend_from_slice(&self.buf[pos..pos + n]);
+            len -= n;
+            pos = 0;
         }
     }
 }
@@ -435,6 +487,19 @@ fn remove_partial_files_where(pick: impl Fn(&Path) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_wraps_and_gives_back_what_it_got() {
+        let mut ring = Ring::new(10);
+        ring.put(8, b"abcd");
+        let mut out = Vec::new();
+        ring.take(8, 4, &mut out);
+        assert_eq!(out, b"abcd");
+        ring.put(12, b"efghijkl");
+        out.clear();
+        ring.take(10, 10, &mut out);
+        assert_eq!(out, b"cdefghijkl");
+    }
 
     #[test]
     fn text_with_tabs_and_newlines_is_safe_and_escapes_are_not() {
