@@ -18,45 +18,35 @@ use crate::relay::Relay;
 pub const SEARCH_LIMIT: u32 = 100;
 
 /// One request to the relay's index (under the relay key in a private
-/// network); None when the relay has none.
-fn ask(relay: &Relay, request: &Request) -> anyhow::Result<Option<Response>> {
+/// network), for an answer `want` takes; None when the relay has none.
+fn ask<T>(
+    relay: &Relay,
+    request: &Request,
+    what: &str,
+    want: impl FnOnce(Response) -> Result<T, Response>,
+) -> anyhow::Result<Option<T>> {
     match relay.ask(request)? {
         Response::Error(e) if e.kind == ErrorKind::BadRequest => {
             tracing::debug!("relay {}: {} (no index)", relay.label(), e.message);
             Ok(None)
         }
-        // Only a private network refuses as unauthorized: this client has
-        // no secret, and the relay requires one.
-        Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
-            "relay {} refused the handshake: {}",
-            relay.label(),
-            proto::error::printable(&e.message)
-        )),
-        Response::Error(e) => Err(anyhow::anyhow!(
-            "relay {} refused: {} ({})",
-            relay.label(),
-            e.message,
-            e.kind.as_str()
-        )),
-        response => Ok(Some(response)),
+        response => want(response)
+            .map(Some)
+            .map_err(|other| relay.refused(what, other)),
     }
-}
-
-fn unexpected(relay: &Relay, what: &str, response: &Response) -> anyhow::Error {
-    anyhow::anyhow!(
-        "relay {} answered a {} to a {what}; is that a relay?",
-        relay.label(),
-        response.name()
-    )
 }
 
 /// Who holds `target`, oldest registration first; None from an older relay.
 pub fn who_has(relay: &Relay, target: &Target) -> anyhow::Result<Option<HolderList>> {
-    match ask(relay, &Request::WhoHas(target.clone()))? {
-        None => Ok(None),
-        Some(Response::Holders(list)) => Ok(Some(list)),
-        Some(other) => Err(unexpected(relay, "who-has request", &other)),
-    }
+    ask(
+        relay,
+        &Request::WhoHas(target.clone()),
+        "who-has request",
+        |r| match r {
+            Response::Holders(list) => Ok(list),
+            other => Err(other),
+        },
+    )
 }
 
 /// Names containing `text`; None from an older relay.
@@ -65,9 +55,8 @@ pub fn search(relay: &Relay, text: &str, limit: u32) -> anyhow::Result<Option<Se
         text: text.to_string(),
         limit,
     };
-    match ask(relay, &Request::Search(query))? {
-        None => Ok(None),
-        Some(Response::SearchResults(found)) => Ok(Some(found)),
-        Some(other) => Err(unexpected(relay, "search", &other)),
-    }
+    ask(relay, &Request::Search(query), "search", |r| match r {
+        Response::SearchResults(found) => Ok(found),
+        other => Err(other),
+    })
 }

@@ -76,25 +76,31 @@ impl Relay {
     }
 
     fn list_refused<T>(&self, response: Response) -> anyhow::Result<T> {
+        Err(self.refused("list request", response))
+    }
+
+    /// Why an answer to a `what` is not the one wanted: the relay's refusal,
+    /// or an answer of another kind.
+    pub(crate) fn refused(&self, what: &str, response: Response) -> anyhow::Error {
         match response {
-            // Only a private network refuses a list as unauthorized: this
-            // client has no secret, and the relay requires one.
-            Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
+            // Only a private network refuses as unauthorized: this client
+            // has no secret, and the relay requires one.
+            Response::Error(e) if e.kind == ErrorKind::Unauthorized => anyhow::anyhow!(
                 "relay {} refused the handshake: {}",
                 self.label(),
                 proto::error::printable(&e.message)
-            )),
-            Response::Error(e) => Err(anyhow::anyhow!(
+            ),
+            Response::Error(e) => anyhow::anyhow!(
                 "relay {} refused: {} ({})",
                 self.label(),
                 e.message,
                 e.kind.as_str()
-            )),
-            other => Err(anyhow::anyhow!(
-                "relay {} answered a {} to a list request; is that a relay?",
+            ),
+            other => anyhow::anyhow!(
+                "relay {} answered a {} to a {what}; is that a relay?",
                 self.label(),
                 other.name()
-            )),
+            ),
         }
     }
 

@@ -102,6 +102,22 @@ enum Sink<'o> {
     Window,
 }
 
+impl Sink<'_> {
+    /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
+    /// window is filled under the lock instead, and written out in order
+    /// by the fetch's own thread.)
+    fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Sink::At(file) => file.write_all_at(bytes, offset).map_err(SinkError::Io),
+            Sink::Straight(out) => out
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_chunk(bytes),
+            Sink::Window => Ok(()),
+        }
+    }
+}
+
 /// The workers' shared state: the plan and what goes with it, under one
 /// lock (claims are per 64 KiB group, so the lock is taken a few hundred
 /// times per second per worker and held for a copy at most).
@@ -438,14 +454,7 @@ impl<'a> Crew<'a> {
         } else {
             state.writing += 1;
             drop(state);
-            let written = match &self.sink {
-                Sink::At(file) => file.write_all_at(part, fresh.offset).map_err(SinkError::Io),
-                Sink::Straight(out) => out
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .write_chunk(part),
-                Sink::Window => Ok(()),
-            };
+            let written = self.sink.write(fresh.offset, part);
             let mut state = self.lock();
             state.writing -= 1;
             let failed = match written {
