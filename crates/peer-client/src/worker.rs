@@ -187,6 +187,13 @@ impl<'a> Crew<'a> {
     /// returns, cuts every connection still open (a stalled one would
     /// otherwise hold the end until its timeout) and joins the workers.
     fn run(&self, workers: usize, main: impl FnOnce(&Self) -> Ended) -> Ended {
+        if workers == 1 && !matches!(self.sink, Sink::Window) {
+            // One worker whose bytes need no writer thread runs on this
+            // thread: the common fetch starts no thread of its own (and
+            // touches no second stack or allocator arena).
+            self.worker();
+            return main(self);
+        }
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| self.worker());
