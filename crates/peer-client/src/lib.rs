@@ -16,12 +16,15 @@
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
-//! - [`prompt`]: the interactive prompt and its commands.
+//! - [`prompt`]: the interactive prompt and its commands, read as a shell
+//!   reads words.
+//! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`report`]: status lines for the user on stderr.
 //! - [`scheduler`]: the range plan of a multi-source fetch, as data: which
 //!   pieces are wanted, who fetches which, what each source gave.
 
+pub mod complete;
 pub mod dial;
 pub mod holders;
 pub mod index;
@@ -572,7 +575,14 @@ impl Session {
 
     fn prompt(&mut self) -> u8 {
         self.at_prompt = true;
-        let mut input = Input::open();
+        let relay = self.relay.clone();
+        let mut input = Input::open(Box::new(move || {
+            let limit = proto::MAX_LIST_FILES as u32;
+            match index::search(&relay, "", limit) {
+                Ok(Some(found)) => found.hits.into_iter().map(|hit| hit.name).collect(),
+                _ => Vec::new(),
+            }
+        }));
         let mut code = EXIT_OK;
         while let Some(line) = input.next_line() {
             let command = Command::parse(&line);
