@@ -41,10 +41,13 @@
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`listing`]: node-by-node listings, search hits and the node list,
 //!   printed.
-//! - [`prompt`]: the interactive prompt and its commands.
+//! - [`prompt`]: the interactive prompt and its commands, read as a shell
+//!   reads words.
+//! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
 
 pub mod cli;
+pub mod complete;
 pub mod dial;
 pub mod failure;
 pub mod fetch;
@@ -449,7 +452,14 @@ impl Session {
 
     fn prompt(&mut self) -> u8 {
         self.at_prompt = true;
-        let mut input = Input::open();
+        let relay = self.relay.clone();
+        let mut input = Input::open(Box::new(move || {
+            let limit = proto::MAX_LIST_FILES as u32;
+            match index::search(&relay, "", limit) {
+                Ok(Some(found)) => found.hits.into_iter().map(|hit| hit.name).collect(),
+                _ => Vec::new(),
+            }
+        }));
         let mut code = EXIT_OK;
         while let Some(line) = input.next_line() {
             let command = Command::parse(&line);
