@@ -132,15 +132,18 @@ impl Dht {
     pub fn new(config: Config) -> Result<Self, std::io::Error> {
         let (sender, receiver) = flume::unbounded();
 
-        thread::Builder::new()
-            .name("Mainline Dht actor thread".to_string())
-            .spawn(move || run(config, receiver))?;
-
+        // Queued before the thread starts: if binding fails, `run` finds it
+        // at once and answers with the error (sent after the spawn, it could
+        // come too late, and this would panic instead of returning Err).
         let (tx, rx) = flume::bounded(1);
 
         sender
             .send(ActorMessage::Check(tx))
             .expect("actor thread unexpectedly shutdown");
+
+        thread::Builder::new()
+            .name("Mainline Dht actor thread".to_string())
+            .spawn(move || run(config, receiver))?;
 
         rx.recv().expect("actor thread unexpectedly shutdown")?;
 

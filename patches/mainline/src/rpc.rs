@@ -24,7 +24,7 @@ use crate::common::{
     GetMutableResponseArguments, GetPeersResponseArguments, GetValueRequestArguments, Id, Message,
     MessageType, MutableItem, NoMoreRecentValueResponseArguments, NoValuesResponseArguments, Node,
     PutRequestSpecific, RequestSpecific, RequestTypeSpecific, ResponseSpecific, RoutingTable,
-    MAX_BUCKET_SIZE_K,
+    TransactionId, MAX_BUCKET_SIZE_K,
 };
 use server::Server;
 
@@ -259,14 +259,19 @@ impl Rpc {
     pub fn response(
         &mut self,
         address: SocketAddrV4,
-        transaction_id: u32,
+        transaction_id: TransactionId,
         response: ResponseSpecific,
     ) {
         self.socket.response(address, transaction_id, response)
     }
 
     /// Send an error to the given address.
-    pub fn error(&mut self, address: SocketAddrV4, transaction_id: u32, error: ErrorSpecific) {
+    pub fn error(
+        &mut self,
+        address: SocketAddrV4,
+        transaction_id: TransactionId,
+        error: ErrorSpecific,
+    ) {
         self.socket.error(address, transaction_id, error)
     }
 
@@ -446,6 +451,7 @@ impl Rpc {
     /// Parameters:
     /// - `from`: Source socket address of the requester.
     /// - `transaction_id`: Transaction ID to echo in any response/error.
+    /// - `read_only`: the requester said it answers no queries (BEP 43).
     /// - `request_specific`: Parsed request payload and type.
     ///
     /// Side effects:
@@ -459,15 +465,17 @@ impl Rpc {
     fn handle_request(
         &mut self,
         from: SocketAddrV4,
-        transaction_id: u32,
+        transaction_id: TransactionId,
+        read_only: bool,
         request_specific: RequestSpecific,
     ) {
         // By default we only add nodes that responds to our requests.
         //
         // This is the only exception; the first node creating the DHT,
         // without this exception, the bootstrapping node's routing table
-        // will never be populated.
-        if self.bootstrap.is_empty() {
+        // will never be populated. A read-only requester (BEP 43) answers
+        // no queries: adding it would cost every later lookup a timeout.
+        if self.bootstrap.is_empty() && !read_only {
             if let RequestTypeSpecific::FindNode(param) = &request_specific.request_type {
                 self.routing_table.add(Node::new(param.target, from));
             }
@@ -542,12 +550,15 @@ impl Rpc {
     /// - `Some((target, Response))` when a terminal value is obtained for the query.
     /// - `None` otherwise.
     fn handle_response(&mut self, from: SocketAddrV4, message: Message) -> Option<(Id, Response)> {
+        // Only a 4-byte id can answer one of our requests.
+        let transaction_id = message.transaction_id.to_u32()?;
+
         // If someone claims to be readonly, then let's not store anything even if they respond.
         if message.read_only {
             if let Some(query) = self
                 .iterative_queries
                 .values_mut()
-                .find(|query| query.is_inflight_query_request(message.transaction_id))
+                .find(|query| query.is_inflight_query_request(transaction_id))
             {
                 query.record_invalid_response();
             }
@@ -559,7 +570,7 @@ impl Rpc {
         if let Some(query) = self
             .put_queries
             .values_mut()
-            .find(|query| query.inflight(message.transaction_id))
+            .find(|query| query.inflight(transaction_id))
         {
             match message.message_type {
                 MessageType::Response(ResponseSpecific::Ping(_)) => {
@@ -581,9 +592,9 @@ impl Rpc {
         if let Some(query) = self
             .iterative_queries
             .values_mut()
-            .find(|query| query.is_inflight(message.transaction_id))
+            .find(|query| query.is_inflight(transaction_id))
         {
-            let is_query_response = query.is_inflight_query_request(message.transaction_id);
+            let is_query_response = query.is_inflight_query_request(transaction_id);
             let is_mutable_get_query_response = is_query_response
                 && matches!(
                     &query.request.request_type,
@@ -1088,7 +1099,12 @@ impl Rpc {
             .recv_from()
             .and_then(|(message, from)| match message.message_type {
                 MessageType::Request(request_specific) => {
-                    self.handle_request(from, message.transaction_id, request_specific);
+                    self.handle_request(
+                        from,
+                        message.transaction_id,
+                        message.read_only,
+                        request_specific,
+                    );
                     None
                 }
                 _ => self.handle_response(from, message),
@@ -1233,7 +1249,7 @@ mod tests {
         let response = rpc.handle_response(
             responder,
             Message {
-                transaction_id: 0,
+                transaction_id: 0.into(),
                 message_type: MessageType::Response(ResponseSpecific::FindNode(
                     FindNodeResponseArguments {
                         responder_id: Id::random(),

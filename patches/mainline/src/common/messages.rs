@@ -13,9 +13,53 @@ use crate::common::{Id, Node, ID_SIZE};
 
 use super::InvalidIdSize;
 
+/// The longest transaction id accepted in a message (`t`).
+pub const MAX_TRANSACTION_ID_LEN: usize = 16;
+
+/// A KRPC transaction id (`t`). BEP 5 makes it a string "typically 2
+/// characters long" that the responder echoes: libtorrent sends 2 bytes,
+/// this crate's own requests 4 (a `u32`, big-endian). A request's id of any
+/// length from 1 to [MAX_TRANSACTION_ID_LEN] bytes is kept to be echoed as
+/// it came.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, Hash)]
+pub struct TransactionId {
+    len: u8,
+    bytes: [u8; MAX_TRANSACTION_ID_LEN],
+}
+
+impl TransactionId {
+    /// None when empty or longer than [MAX_TRANSACTION_ID_LEN].
+    pub fn from_bytes(bytes: &[u8]) -> Option<TransactionId> {
+        if bytes.is_empty() || bytes.len() > MAX_TRANSACTION_ID_LEN {
+            return None;
+        }
+        let mut id = TransactionId {
+            len: bytes.len() as u8,
+            bytes: [0; MAX_TRANSACTION_ID_LEN],
+        };
+        id.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(id)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// The id of one of this crate's own requests: only 4 bytes can be one.
+    pub fn to_u32(&self) -> Option<u32> {
+        self.as_bytes().try_into().ok().map(u32::from_be_bytes)
+    }
+}
+
+impl From<u32> for TransactionId {
+    fn from(tid: u32) -> TransactionId {
+        TransactionId::from_bytes(&tid.to_be_bytes()).expect("4 bytes")
+    }
+}
+
 #[derive(Debug, PartialEq, Clone)]
 pub(crate) struct Message {
-    pub transaction_id: u32,
+    pub transaction_id: TransactionId,
 
     /// The version of the requester or responder.
     pub version: Option<[u8; 4]>,
@@ -214,7 +258,7 @@ pub struct PutMutableRequestArguments {
 impl Message {
     fn into_serde_message(self) -> internal::DHTMessage {
         internal::DHTMessage {
-            transaction_id: self.transaction_id.to_be_bytes(),
+            transaction_id: self.transaction_id.as_bytes().to_vec(),
             version: self.version,
             ip: self
                 .requester_ip
@@ -401,7 +445,8 @@ impl Message {
 
     fn from_serde_message(msg: internal::DHTMessage) -> Result<Message, DecodeMessageError> {
         Ok(Message {
-            transaction_id: u32::from_be_bytes(msg.transaction_id),
+            transaction_id: TransactionId::from_bytes(&msg.transaction_id)
+                .ok_or(DecodeMessageError::InvalidTransactionId)?,
             version: msg.version,
             requester_ip: match msg.ip {
                 Some(ip) => Some(bytes_to_sockaddr(ip)?),
@@ -771,6 +816,9 @@ pub enum DecodeMessageError {
     #[error("Wrong number of bytes for sockaddr")]
     InvalidSocketAddrEncodingLength,
 
+    #[error("Transaction id empty or longer than 16 bytes")]
+    InvalidTransactionId,
+
     #[error("mutable put message is missing a sequence number")]
     MissingMutableSequence,
 
@@ -792,9 +840,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn transaction_ids_of_any_length_up_to_16_bytes_round_trip() {
+        // libtorrent's ping, with its 2-byte transaction id.
+        let query = b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q4:ping1:t2:aa1:y1:qe";
+        let parsed = Message::from_bytes(query).unwrap();
+        assert_eq!(parsed.transaction_id.as_bytes(), b"aa");
+        assert_eq!(parsed.transaction_id.to_u32(), None);
+        let answer = Message {
+            transaction_id: parsed.transaction_id,
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            message_type: MessageType::Response(ResponseSpecific::Ping(PingResponseArguments {
+                responder_id: Id::random(),
+            })),
+        };
+        let bytes = answer.to_bytes().unwrap();
+        assert!(bytes.windows(7).any(|w| w == b"1:t2:aa"));
+
+        for len in 1..=MAX_TRANSACTION_ID_LEN {
+            let tid = TransactionId::from_bytes(&vec![7; len]).unwrap();
+            assert_eq!(tid.as_bytes(), vec![7; len]);
+            assert_eq!(tid.to_u32().is_some(), len == 4);
+        }
+        assert_eq!(TransactionId::from(258).to_u32(), Some(258));
+        assert!(TransactionId::from_bytes(b"").is_none());
+        assert!(TransactionId::from_bytes(&[7; MAX_TRANSACTION_ID_LEN + 1]).is_none());
+        let empty = b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q4:ping1:t0:1:y1:qe";
+        assert!(Message::from_bytes(empty).is_err());
+    }
+
+    #[test]
     fn test_ping_request() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: None,
             requester_ip: None,
             read_only: false,
@@ -814,7 +893,7 @@ mod tests {
     #[test]
     fn test_ping_response() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([0xde, 0xad, 0, 1]),
             requester_ip: Some("99.100.101.102:1030".parse().unwrap()),
             read_only: false,
@@ -833,7 +912,7 @@ mod tests {
     #[test]
     fn test_find_node_request() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([0x62, 0x61, 0x72, 0x66]),
             requester_ip: None,
             read_only: false,
@@ -855,7 +934,7 @@ mod tests {
     #[test]
     fn test_find_node_request_read_only() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([0x62, 0x61, 0x72, 0x66]),
             requester_ip: None,
             read_only: true,
@@ -877,7 +956,7 @@ mod tests {
     #[test]
     fn test_find_node_response() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: false,
@@ -909,7 +988,7 @@ mod tests {
     #[test]
     fn test_get_peers_request() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([72, 73, 0, 1]),
             requester_ip: None,
             read_only: false,
@@ -931,7 +1010,7 @@ mod tests {
     #[test]
     fn test_get_peers_response() {
         let original_msg = Message {
-            transaction_id: 3,
+            transaction_id: 3.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: true,
@@ -970,7 +1049,7 @@ mod tests {
     #[test]
     fn test_get_peers_response_peers() {
         let original_msg = Message {
-            transaction_id: 3,
+            transaction_id: 3.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: false,
@@ -996,7 +1075,7 @@ mod tests {
         let serde_message = internal::DHTMessage {
             ip: None,
             read_only: None,
-            transaction_id: [1, 2, 3, 4],
+            transaction_id: vec![1, 2, 3, 4],
             version: None,
             variant: internal::DHTMessageVariant::Response(
                 internal::DHTResponseSpecific::NoValues {
@@ -1018,7 +1097,7 @@ mod tests {
     #[test]
     fn test_get_immutable_request() {
         let original_msg = Message {
-            transaction_id: 258,
+            transaction_id: 258.into(),
             version: Some([72, 73, 0, 1]),
             requester_ip: None,
             read_only: false,
@@ -1042,7 +1121,7 @@ mod tests {
     #[test]
     fn test_get_immutable_response() {
         let original_msg = Message {
-            transaction_id: 3,
+            transaction_id: 3.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: false,
@@ -1066,7 +1145,7 @@ mod tests {
     #[test]
     fn test_put_immutable_request() {
         let original_msg = Message {
-            transaction_id: 3,
+            transaction_id: 3.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: false,
@@ -1094,7 +1173,7 @@ mod tests {
     #[test]
     fn test_put_mutable_request() {
         let original_msg = Message {
-            transaction_id: 3,
+            transaction_id: 3.into(),
             version: Some([1, 2, 3, 4]),
             requester_ip: Some("50.51.52.53:5455".parse().unwrap()),
             read_only: false,
@@ -1127,7 +1206,7 @@ mod tests {
         let message = internal::DHTMessage {
             ip: None,
             read_only: None,
-            transaction_id: [1, 2, 3, 4],
+            transaction_id: vec![1, 2, 3, 4],
             version: None,
             variant: internal::DHTMessageVariant::Request(internal::DHTRequestSpecific::PutValue {
                 arguments: internal::DHTPutValueRequestArguments {
@@ -1155,7 +1234,7 @@ mod tests {
         let message = internal::DHTMessage {
             ip: None,
             read_only: None,
-            transaction_id: [1, 2, 3, 4],
+            transaction_id: vec![1, 2, 3, 4],
             version: None,
             variant: internal::DHTMessageVariant::Request(internal::DHTRequestSpecific::PutValue {
                 arguments: internal::DHTPutValueRequestArguments {
@@ -1183,7 +1262,7 @@ mod tests {
         let immutable_put = || internal::DHTMessage {
             ip: None,
             read_only: None,
-            transaction_id: [1, 2, 3, 4],
+            transaction_id: vec![1, 2, 3, 4],
             version: None,
             variant: internal::DHTMessageVariant::Request(internal::DHTRequestSpecific::PutValue {
                 arguments: internal::DHTPutValueRequestArguments {

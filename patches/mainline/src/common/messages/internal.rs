@@ -4,9 +4,8 @@ use serde_bytes::ByteBuf;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DHTMessage {
     #[serde(rename = "t", with = "serde_bytes")]
-    // Only few messages received seems to not use exactly 2 bytes,
-    // and they don't seem to have a version.
-    pub transaction_id: [u8; 4],
+    // BEP 5: any string; libtorrent sends 2 bytes, this crate 4.
+    pub transaction_id: Vec<u8>,
 
     #[serde(default)]
     #[serde(rename = "v", with = "serde_bytes")]
