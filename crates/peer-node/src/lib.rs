@@ -16,6 +16,8 @@
 //! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
 //!   disk, hashed on demand and by a low-priority startup scan.
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
+//! - [`dht`]: `--dht`: every hashed file announced on the Mainline DHT,
+//!   unless the node is relayed.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `proto::server`. When
@@ -26,6 +28,7 @@ pub mod announce;
 pub mod cache;
 pub mod catalog;
 pub mod control;
+pub mod dht;
 pub mod hashes;
 pub mod ranges;
 pub mod service;
@@ -73,6 +76,8 @@ pub struct NodeConfig {
     pub keys: Option<NetworkKeys>,
     /// The node's key file (`--key`); default under the user's config dir.
     pub key_file: Option<PathBuf>,
+    /// `--dht`: announce shared files on the DHT.
+    pub dht: Option<dht::DhtConfig>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
@@ -109,6 +114,14 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     )
     .with_dial(config.server.security.to_relay());
+    let dht = dht::start(
+        config.dht.as_ref(),
+        config.bind,
+        port,
+        config.relayed,
+        share.clone(),
+        index.clone(),
+    )?;
     let service = Arc::new(NodeService::new(share.clone(), index.clone()));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
@@ -136,11 +149,18 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
-        let relayed_listed = |listed_as| wake.relayed(listed_as);
+        let relayed_listed = |listed_as| {
+            dht.relayed();
+            wake.relayed(listed_as)
+        };
         let outcome = if force_relayed {
             relayed.run_with(&relayed_listed)
         } else {
-            match announcer.run_with(|| wake.registered()) {
+            let direct_listed = || {
+                dht.direct();
+                wake.registered()
+            };
+            match announcer.run_with(direct_listed) {
                 AnnounceError::NeedsRelay(why) => {
                     tracing::warn!("{why}; switching to relayed mode");
                     relayed.run_with(&relayed_listed)

@@ -7,6 +7,7 @@ use clap::Parser;
 use proto::cli::{LogArgs, SecretArgs, ServerArgs, parse_secs};
 use proto::exchange::Timeouts;
 use proto::logging::Delivery;
+use proto::secure::NetworkKeys;
 
 /// Shares one directory: registers with the relay, then serves its files to
 /// peer clients.
@@ -52,6 +53,19 @@ struct Cli {
     /// Seconds to wait for the relay to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
+    /// Announce every shared file on the BitTorrent Mainline DHT, so clients
+    /// find this node without a relay (off by default: it tells the public
+    /// DHT what this node shares). Starts from the public routers unless
+    /// --dht-bootstrap is given.
+    #[arg(long)]
+    dht: bool,
+    /// A DHT node to bootstrap from instead of the public routers
+    /// (repeatable; turns --dht on).
+    #[arg(long, value_name = "HOST:PORT", value_parser = dht::bootstrap::parse_host_port)]
+    dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node (0 takes a free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    dht_port: u16,
     #[command(flatten)]
     secret: SecretArgs,
     /// The node's key file, made (mode 0600) on first use (default:
@@ -90,13 +104,19 @@ fn main() -> ExitCode {
     // Kept to the end of main, so that an error logged on the way out is seen.
     let _log = cli.log.init(tracing::Level::INFO, Delivery::Queued);
     let server = cli.server.config();
-    let keys = match cli.secret.keys() {
-        Ok(keys) => keys,
+    let secret = match cli.secret.secret() {
+        Ok(secret) => secret,
         Err(why) => {
             tracing::error!("{why}");
             return ExitCode::from(2);
         }
     };
+    let keys = secret.as_deref().map(NetworkKeys::from_secret);
+    let dht = (cli.dht || !cli.dht_bootstrap.is_empty()).then(|| peer_node::dht::DhtConfig {
+        bootstrap: dht::Bootstrap::from_given(cli.dht_bootstrap),
+        port: cli.dht_port,
+        key: secret.as_deref().map(dht::NetworkKey::from_secret),
+    });
     let config = peer_node::NodeConfig {
         keys,
         key_file: cli.key,
@@ -110,6 +130,7 @@ fn main() -> ExitCode {
         heartbeat: cli.heartbeat,
         token: cli.token.filter(|t| !t.is_empty()),
         relayed: cli.relayed,
+        dht,
         timeouts: Timeouts {
             connect: cli.connect_timeout,
             io: server.io_timeout,
