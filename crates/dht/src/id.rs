@@ -15,7 +15,7 @@
 //! network to an announce of the same file in another (docs/SECURITY.md,
 //! "The DHT").
 //!
-//! Pure functions with known-answer vectors in docs/vectors/dht_ids.json.
+//! Pure functions with known-answer vectors in docs/vectors/dht/dht_ids.json.
 
 use std::fmt;
 

@@ -9,7 +9,7 @@
 //!
 //! Module map:
 //! - [`id`]: the derived id of a file, plain or keyed with a private
-//!   network's key (vectors in docs/vectors/dht_ids.json).
+//!   network's key (vectors in docs/vectors/dht/dht_ids.json).
 //! - [`bootstrap`]: the bootstrap list: the public routers when none is
 //!   given, else only the given `HOST:PORT`s.
 //! - [`node`]: the local DHT node (one UDP socket, mainline's thread).

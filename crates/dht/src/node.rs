@@ -11,7 +11,11 @@
 //! - the bootstrap list is resolved by [`Bootstrap`] with clear errors;
 //! - a node others bootstrap from must be a server from the start
 //!   ([`NodeConfig::server`]); otherwise mainline's adaptive mode answers
-//!   queries only once it has seen, after 15 minutes, that it is reachable.
+//!   queries only once it has seen, after 15 minutes, that it is reachable;
+//! - a server stores other nodes' announces: at most [`MAX_INFO_HASHES`]
+//!   ids with [`MAX_PEERS`] holders each (mainline's default is 500 holders,
+//!   about 75 MiB at worst; ours about 15 MiB), and mainline's 1 000 values
+//!   of each BEP 44 kind (up to 1 000 bytes each).
 #![allow(deprecated)]
 
 use std::io;
@@ -20,6 +24,11 @@ use std::time::Duration;
 
 use crate::bootstrap::Bootstrap;
 use crate::id::DhtId;
+
+/// Ids a server node keeps holders for, at most (least recently used go).
+pub const MAX_INFO_HASHES: usize = 2000;
+/// Holders kept per id, at most: a lookup takes 10 at random from each node.
+pub const MAX_PEERS: usize = 100;
 
 /// How a node starts.
 #[derive(Debug, Clone)]
@@ -78,6 +87,11 @@ impl DhtNode {
         if config.server {
             builder.server_mode();
         }
+        builder.server_settings(mainline::ServerSettings {
+            max_info_hashes: MAX_INFO_HASHES,
+            max_peers_per_info_hash: MAX_PEERS,
+            ..Default::default()
+        });
         if let Some(timeout) = config.request_timeout {
             builder.request_timeout(timeout);
         }

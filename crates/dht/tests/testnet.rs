@@ -224,3 +224,22 @@ fn a_port_already_taken_is_an_error() {
         );
     }
 }
+
+/// A datagram of 2 000 nested lists once overflowed the stack of
+/// mainline's thread (debug build) and aborted the whole process: one
+/// packet from anyone. Patched: refused before it is decoded.
+#[test]
+fn a_deeply_nested_datagram_does_not_bring_a_node_down() {
+    let mut config = NodeConfig::new(Bootstrap::Nobody);
+    config.bind = Ipv4Addr::LOCALHOST;
+    config.server = true;
+    let server = DhtNode::start(&config).unwrap();
+    let addr = SocketAddr::V4(server.local_addr());
+    let mut deep = b"d1:t2:aa1:y1:q1:q4:ping1:ad2:id20:AAAAAAAAAAAAAAAAAAAA1:x".to_vec();
+    deep.extend(std::iter::repeat_n(b'l', 2000));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        sock.send_to(&deep, addr).unwrap();
+    }
+    assert!(answer_to(addr, b"up").is_some(), "the node stopped answering");
+}

@@ -1,4 +1,4 @@
-//! docs/vectors/dht_ids.json: the derived ids, computed apart from this
+//! docs/vectors/dht/dht_ids.json: the derived ids, computed apart from this
 //! code (with the Python blake3 package), match ours.
 
 use dht::{DhtId, NetworkKey};
@@ -21,7 +21,7 @@ fn hex(bytes: &[u8]) -> String {
 fn derived_ids_match_the_vectors() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/vectors/dht_ids.json"
+        "/../../docs/vectors/dht/dht_ids.json"
     );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(doc["id_context"], dht::id::ID_CONTEXT);

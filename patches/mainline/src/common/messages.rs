@@ -13,6 +13,56 @@ use crate::common::{Id, Node, ID_SIZE};
 
 use super::InvalidIdSize;
 
+/// The deepest nesting of lists and dictionaries a message may have. KRPC
+/// needs 3 (a dictionary in a dictionary, holding a list); serde_bencode
+/// recurses once per level, so a datagram of 2 000 `l`s would overflow the
+/// actor thread's stack (it does in a debug build) and abort the process.
+const MAX_NESTING: usize = 16;
+
+/// Whether the bencoded `bytes` open more than `max` lists or dictionaries
+/// inside one another. Only the structure is looked at; whatever is
+/// malformed is left for the decoder to refuse.
+fn nested_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'd' | b'l' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+                i += 1;
+            }
+            b'e' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'i' => match bytes[i..].iter().position(|&b| b == b'e') {
+                Some(end) => i += end + 1,
+                None => return false,
+            },
+            b'0'..=b'9' => {
+                let Some(colon) = bytes[i..].iter().position(|&b| b == b':') else {
+                    return false;
+                };
+                let Some(len) = std::str::from_utf8(&bytes[i..i + colon])
+                    .ok()
+                    .and_then(|text| text.parse::<usize>().ok())
+                else {
+                    return false;
+                };
+                i = match (i + colon + 1).checked_add(len) {
+                    Some(next) => next,
+                    None => return false,
+                };
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The longest transaction id accepted in a message (`t`).
 pub const MAX_TRANSACTION_ID_LEN: usize = 16;
 
@@ -645,6 +695,8 @@ impl Message {
             return Err(DecodeMessageError::TooShort);
         } else if bytes[0] != 100 {
             return Err(DecodeMessageError::NotBencodeDictionary);
+        } else if nested_deeper_than(bytes, MAX_NESTING) {
+            return Err(DecodeMessageError::TooDeep);
         }
 
         Message::from_serde_message(internal::DHTMessage::from_bytes(bytes)?)
@@ -819,6 +871,9 @@ pub enum DecodeMessageError {
     #[error("Transaction id empty or longer than 16 bytes")]
     InvalidTransactionId,
 
+    #[error("Lists and dictionaries nested too deep")]
+    TooDeep,
+
     #[error("mutable put message is missing a sequence number")]
     MissingMutableSequence,
 
@@ -838,6 +893,22 @@ pub enum DecodeMessageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_before_it_is_decoded() {
+        let mut deep = b"d1:t2:aa1:y1:q1:q4:ping1:ad2:id20:AAAAAAAAAAAAAAAAAAAA1:x".to_vec();
+        deep.extend(std::iter::repeat(b'l').take(2000));
+        assert!(matches!(
+            Message::from_bytes(&deep),
+            Err(DecodeMessageError::TooDeep)
+        ));
+        assert!(nested_deeper_than(b"lllle", 3));
+        assert!(!nested_deeper_than(b"llleeelllleeee", 4));
+        // Strings and integers may hold any bytes, `l`s and `d`s included.
+        assert!(!nested_deeper_than(b"d1:x5:lllll1:yi12345ee", 1));
+        let ping = b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q4:ping1:t2:aa1:y1:qe";
+        assert!(Message::from_bytes(ping).is_ok());
+    }
 
     #[test]
     fn transaction_ids_of_any_length_up_to_16_bytes_round_trip() {
