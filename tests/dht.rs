@@ -248,3 +248,76 @@ fn a_dht_port_already_taken_stops_the_node_with_a_clear_line() {
     let status = node.proc.wait_exit(FIRST_ANNOUNCE).expect("still running");
     assert_eq!(status.code(), Some(2));
 }
+
+/// Behind a real NAT (network namespaces and an nftables router, as in
+/// tests/nat.rs): the relay cannot dial the node back, the node is relayed,
+/// and it announces nothing, while a direct node on the same DHT is found.
+/// Needs root and nftables; skips without them unless `P2P_REQUIRE_NETNS`.
+#[test]
+fn a_node_behind_nat_announces_nothing_on_the_dht() {
+    use harness::netns::{Lab, skip_or_fail};
+    use harness::{Proc, READY};
+
+    let Some(mut lab) = Lab::or_skip("dn") else {
+        return;
+    };
+    let relay_h = lab.host("relay", "10.64.0.1");
+    let direct_h = lab.host("direct", "10.64.0.11");
+    let (_router, nat_h) = match lab.nat("gw", "10.64.0.2", "10.65.0.1", "natted", "10.65.0.2") {
+        Ok(hosts) => hosts,
+        Err(why) => {
+            skip_or_fail::<()>(&why);
+            return;
+        }
+    };
+    let relay_ip: Ipv4Addr = "10.64.0.1".parse().unwrap();
+    // The DHT lives on the relay's host.
+    let net = lab.within(relay_h, || LocalDht::start_on(relay_ip, 8).unwrap());
+    let boot = bootstrap_args(&net);
+
+    let mut relay_cmd = lab.command(relay_h, "relay");
+    relay_cmd.arg("7000");
+    let relay = Proc::spawn("relay", relay_cmd);
+    relay.wait_for("listening on", READY);
+    let tmp = tempfile::tempdir().unwrap();
+    let node = |h: usize, name: &str, content: &[u8]| {
+        let dir = tmp.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{name}.txt")), content).unwrap();
+        let mut cmd = lab.command(h, "peer-node");
+        cmd.arg(relay_ip.to_string())
+            .arg("7000")
+            .arg(&dir)
+            .args(["--port", "4000"])
+            .args(&boot)
+            .env("XDG_CACHE_HOME", tmp.path().join(format!("{name}-cache")));
+        Proc::spawn("peer-node", cmd)
+    };
+    let natted = node(nat_h, "natted", b"behind the router\n");
+    let direct = node(direct_h, "direct", b"on the bridge\n");
+    natted.wait_for("switching to relayed mode", READY);
+    natted.wait_for("relayed: this node's files are not announced", READY);
+    direct.wait_for("announced 1 shared files on the DHT", READY);
+
+    let (theirs, ours) = lab.within(relay_h, || {
+        let mut config = NodeConfig::new(Bootstrap::Given(net.bootstrap()));
+        config.bind = relay_ip;
+        let lookup = Lookup::new(DhtNode::start(&config).unwrap());
+        let soon = || Instant::now() + Duration::from_secs(5);
+        (
+            lookup.find(&hash_of(b"behind the router\n"), None, soon()),
+            lookup.find(&hash_of(b"on the bridge\n"), None, soon()),
+        )
+    });
+    assert_eq!(ours, ["10.64.0.11:4000".parse::<SocketAddr>().unwrap()]);
+    assert!(
+        theirs.is_empty(),
+        "the NATed node was announced: {theirs:?}"
+    );
+    assert_eq!(
+        natted.count("shared files on the DHT"),
+        0,
+        "{}",
+        natted.log()
+    );
+}

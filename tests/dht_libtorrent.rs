@@ -20,8 +20,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use dht::{Bootstrap, DhtId, DhtNode, LocalDht, Lookup, NodeConfig};
-use harness::Node;
 use harness::netns::{loopback_only, skip_or_fail};
+use harness::{Node, READY};
 use proto::ContentHash;
 use serde_json::Value;
 
@@ -150,10 +150,10 @@ fn libtorrent_finds_our_announces_and_we_find_libtorrents() {
         args.extend(["--bind", "127.0.0.1"]);
         // No relay: the DHT needs none (the node retries it quietly).
         let node = Node::spawn("127.0.0.1", 9, dir.path(), &args);
-        node.proc.wait_for(
-            "announced 1 shared files on the DHT",
-            Duration::from_secs(10),
-        );
+        // The relay is down: it announces once it has waited 5 s for the
+        // relay's verdict on its address.
+        node.proc
+            .wait_for("announced 1 shared files on the DHT", READY);
         let id = DhtId::derive(&ContentHash::of(content).0, None);
         let holder = SocketAddr::from((Ipv4Addr::LOCALHOST, node.listen.port()));
         let peers = lt.get_peers_until(id, holder);

@@ -5,7 +5,7 @@
 //! and never reach a public address.
 //!
 //! The nodes take free ports, except that mainline's `Testnet` first tries
-//! UDP 6881 for its first node (on 127.0.0.1 only; if it is taken, a free
+//! UDP 6881 for its first node (on its address only; if it is taken, a free
 //! port): nothing leaves the machine either way.
 
 use std::io;
@@ -19,13 +19,19 @@ pub struct LocalDht {
 impl LocalDht {
     /// `nodes` server nodes on 127.0.0.1.
     pub fn start(nodes: usize) -> io::Result<LocalDht> {
+        LocalDht::start_on(Ipv4Addr::LOCALHOST, nodes)
+    }
+
+    /// `nodes` server nodes on `ip` (a test host's address in a network
+    /// namespace of the test's own).
+    pub fn start_on(ip: Ipv4Addr, nodes: usize) -> io::Result<LocalDht> {
         let testnet = mainline::Testnet::builder(nodes.max(1))
-            .bind_address(Ipv4Addr::LOCALHOST)
+            .bind_address(ip)
             .build()?;
         Ok(LocalDht { testnet })
     }
 
-    /// Every node's `127.0.0.1:PORT`, to bootstrap from.
+    /// Every node's `IP:PORT`, to bootstrap from.
     pub fn bootstrap(&self) -> Vec<String> {
         self.testnet.bootstrap.clone()
     }

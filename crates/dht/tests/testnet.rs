@@ -241,5 +241,8 @@ fn a_deeply_nested_datagram_does_not_bring_a_node_down() {
     for _ in 0..3 {
         sock.send_to(&deep, addr).unwrap();
     }
-    assert!(answer_to(addr, b"up").is_some(), "the node stopped answering");
+    assert!(
+        answer_to(addr, b"up").is_some(),
+        "the node stopped answering"
+    );
 }

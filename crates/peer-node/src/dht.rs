@@ -17,10 +17,12 @@
 //! router's address, where nobody can connect. So a node stops announcing
 //! (and says so once) as soon as it is relayed: from the start with
 //! `--relayed`, or when the relay answers that it cannot connect back.
-//! Its announces already stored expire on their own (within 32 to 45
-//! minutes), and clients find its files through the relay's index, as
-//! before. Until the relay has said anything (it may be down), a node
-//! announces: a wrong guess costs a client one refused connection.
+//! Its files are found through the relay's index, as before. A node waits
+//! up to [`VERDICT_WAIT`] for the relay's verdict (its dial-back) before its
+//! first announce; if the relay has said nothing by then (it may be down),
+//! the node announces, and stops if the relay later says it is relayed:
+//! what it announced meanwhile expires on its own (32 to 45 minutes), and
+//! a wrong guess costs a client one refused connection.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -40,6 +42,11 @@ const POLL: Duration = Duration::from_secs(1);
 /// without a new hash in between): one stat per shared file.
 const REBUILD: Duration = Duration::from_secs(5);
 
+/// How long a node waits for the relay to say whether it can be reached
+/// before it announces anyway: the dial-back takes 1.5 s at most, and the
+/// first announces must still go out within 10 s of the start.
+const VERDICT_WAIT: Duration = Duration::from_secs(5);
+
 /// Shortest time between two warnings about failed announces.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -56,7 +63,9 @@ pub struct DhtConfig {
 /// Whether the node can be reached at the address it would announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reach {
-    /// Nothing said yet, or the relay listed the node as direct.
+    /// The relay has said nothing yet.
+    Unknown,
+    /// The relay listed the node as direct.
     Direct,
     /// Relayed: nothing is announced.
     Relayed,
@@ -139,7 +148,7 @@ pub fn start(
         reach: Mutex::new(if relayed {
             Reach::Relayed
         } else {
-            Reach::Direct
+            Reach::Unknown
         }),
         changed: Condvar::new(),
     });
@@ -172,6 +181,9 @@ fn run(
     key: Option<&NetworkKey>,
     port: u16,
 ) {
+    let started = Instant::now();
+    // The reach at the last look, and what the set was last built from.
+    let mut seen: Option<Reach> = None;
     let mut last: Option<(Reach, u64)> = None;
     let mut built = Instant::now();
     let mut reported_complete = 0usize;
@@ -180,17 +192,23 @@ fn run(
     loop {
         let reach = {
             let reach = lock(&shared.reach);
-            let current = *reach;
             // Woken early by a change of reach; otherwise once per POLL.
-            if last.is_some_and(|(r, _)| r == current) {
+            if seen == Some(*reach) {
                 *shared
                     .changed
                     .wait_timeout(reach, POLL)
                     .unwrap_or_else(|p| p.into_inner())
                     .0
             } else {
-                current
+                *reach
             }
+        };
+        seen = Some(reach);
+        // No verdict within the wait: the relay is down or slow; announce.
+        let reach = match reach {
+            Reach::Unknown if started.elapsed() < VERDICT_WAIT => continue,
+            Reach::Unknown => Reach::Direct,
+            known => known,
         };
         let generation = index.generation();
         if last != Some((reach, generation)) || built.elapsed() >= REBUILD {
@@ -202,7 +220,7 @@ fn run(
                 );
             }
             let ids = match reach {
-                Reach::Direct => {
+                Reach::Direct | Reach::Unknown => {
                     let (ids, unhashed) = hashed_ids(share, index, key);
                     if unhashed {
                         index.request_scan();
