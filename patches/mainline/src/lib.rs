@@ -30,6 +30,27 @@ pub use rpc::{
 
 pub use ed25519_dalek::SigningKey;
 
+#[doc(hidden)]
+pub mod __fuzz {
+    //! Not part of upstream's API: p2p-share's hook into the KRPC decoder
+    //! for its cargo-fuzz target (fuzz/fuzz_targets/krpc.rs in p2p-share).
+
+    use crate::common::Message;
+
+    /// Decodes `bytes` as one KRPC message, as a received datagram is; if
+    /// it decodes, encodes it (as a reply echoes parts of a query) and
+    /// decodes that again. Panics if the encoding fails or does not decode.
+    /// Returns whether `bytes` decoded.
+    pub fn decode_round_trip(bytes: &[u8]) -> bool {
+        let Ok(message) = Message::from_bytes(bytes) else {
+            return false;
+        };
+        let encoded = message.to_bytes().expect("a decoded message encodes");
+        Message::from_bytes(&encoded).expect("an encoded message decodes");
+        true
+    }
+}
+
 pub mod errors {
     //! Exported errors
     #[cfg(feature = "node")]
