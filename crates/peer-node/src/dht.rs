@@ -7,8 +7,8 @@
 //! removed), makes the set of ids the announcer keeps ([`::dht::Announcer`])
 //! the ids of the files in DIR whose hash is known now. So a file's first
 //! announce goes out within about a second of its hash (the startup scan's,
-//! or the catalog's), well inside 10 s, and the announcer spreads and
-//! rate-limits the rest. A file found without a hash makes it ask the
+//! or the catalog's), or of the relay's verdict at the start (below), well
+//! inside 10 s, and the announcer spreads and rate-limits the rest. A file found without a hash makes it ask the
 //! low-priority scanner for a scan: with the relay down, nothing else
 //! would hash a file added since the start.
 //!

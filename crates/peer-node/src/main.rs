@@ -14,7 +14,7 @@ use proto::secure::NetworkKeys;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000"
+    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000\n  peer-node relay.lan 7000 ~/share --dht-bootstrap 192.0.2.9:6881   (also found on the DHT)"
 )]
 struct Cli {
     /// Host name or IP address of the relay.
