@@ -321,3 +321,58 @@ fn a_node_behind_nat_announces_nothing_on_the_dht() {
         natted.log()
     );
 }
+
+/// Two nodes with `--dht-server`, each bootstrapped from the other and no
+/// one else, make a DHT of their own (a LAN without the public routers):
+/// each file is found through either.
+#[test]
+fn nodes_with_dht_server_make_a_dht_of_their_own() {
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (pa, pb) = (free(), free());
+    let tmp = tempfile::tempdir().unwrap();
+    let node = |name: &str, port: u16, other: u16| {
+        let dir = tmp.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("f.txt"), format!("held by {name}\n")).unwrap();
+        let (port, other) = (port.to_string(), format!("127.0.0.1:{other}"));
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--dht-server",
+            "--dht-port",
+            &port,
+            "--dht-bootstrap",
+            &other,
+        ];
+        Node::spawn("127.0.0.1", dead_port(), &dir, &args)
+    };
+    let a = node("a", pa, pb);
+    let b = node("b", pb, pa);
+    for n in [&a, &b] {
+        n.proc
+            .wait_for("DHT server node on UDP 127.0.0.1:", FIRST_ANNOUNCE);
+        n.proc
+            .wait_for("announced 1 shared files on the DHT", harness::READY);
+    }
+    for via in [pa, pb] {
+        let mut config = NodeConfig::new(Bootstrap::Given(vec![format!("127.0.0.1:{via}")]));
+        config.bind = Ipv4Addr::LOCALHOST;
+        let lookup = Lookup::new(DhtNode::start(&config).unwrap());
+        for (holder, content) in [(&a, "held by a\n"), (&b, "held by b\n")] {
+            let found = find_until(
+                &lookup,
+                &hash_of(content.as_bytes()),
+                None,
+                holder.listen,
+                FIRST_ANNOUNCE,
+            );
+            assert_eq!(found, [holder.listen], "through 127.0.0.1:{via}");
+        }
+    }
+}

@@ -56,6 +56,8 @@ pub struct DhtConfig {
     pub bootstrap: Bootstrap,
     /// The UDP port (0: a free one).
     pub port: u16,
+    /// Answer other nodes' queries from the start (`--dht-server`).
+    pub server: bool,
     /// In a private network, the key from the secret: ids are keyed.
     pub key: Option<NetworkKey>,
 }
@@ -127,11 +129,13 @@ pub fn start(
     let node = DhtNode::start(&NodeConfig {
         bind,
         port: config.port,
+        server: config.server,
         ..NodeConfig::new(config.bootstrap.clone())
     })
     .context("cannot start the DHT node")?;
     tracing::info!(
-        "DHT node on UDP {} (bootstrap: {}); shared files announced with port {serving_port}{}",
+        "DHT {} on UDP {} (bootstrap: {}); shared files announced with port {serving_port}{}",
+        if config.server { "server node" } else { "node" },
         node.local_addr(),
         match &config.bootstrap {
             Bootstrap::Given(names) => names.join(", "),

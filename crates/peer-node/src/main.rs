@@ -66,6 +66,13 @@ struct Cli {
     /// UDP port of the DHT node (0 takes a free port).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     dht_port: u16,
+    /// Answer other DHT nodes' queries from the start, so they can
+    /// bootstrap from this node (a DHT of your own, on a LAN without the
+    /// public routers: give each such node the others with --dht-bootstrap
+    /// and a fixed --dht-port). Without it a node serves the DHT only once
+    /// it has run 15 minutes and found itself reachable. Turns --dht on.
+    #[arg(long)]
+    dht_server: bool,
     #[command(flatten)]
     secret: SecretArgs,
     /// The node's key file, made (mode 0600) on first use (default:
@@ -112,10 +119,13 @@ fn main() -> ExitCode {
         }
     };
     let keys = secret.as_deref().map(NetworkKeys::from_secret);
-    let dht = (cli.dht || !cli.dht_bootstrap.is_empty()).then(|| peer_node::dht::DhtConfig {
-        bootstrap: dht::Bootstrap::from_given(cli.dht_bootstrap),
-        port: cli.dht_port,
-        key: secret.as_deref().map(dht::NetworkKey::from_secret),
+    let dht = (cli.dht || cli.dht_server || !cli.dht_bootstrap.is_empty()).then(|| {
+        peer_node::dht::DhtConfig {
+            bootstrap: dht::Bootstrap::from_given(cli.dht_bootstrap),
+            port: cli.dht_port,
+            server: cli.dht_server,
+            key: secret.as_deref().map(dht::NetworkKey::from_secret),
+        }
     });
     let config = peer_node::NodeConfig {
         keys,
