@@ -27,8 +27,11 @@
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`scrape`]: section 11, `--metrics`: list requests per second with
 //!   metrics on beside off, and one scrape at 100 000 nodes.
+//! - [`dht`]: section 12, the DHT: time to find a holder on 50 nodes, and
+//!   what announces and lookups cost in packets and bytes.
 //! - [`report`]: medians and the Markdown table.
 
+mod dht;
 mod index;
 mod load;
 mod lookup;
@@ -57,7 +60,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, metrics; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, metrics, dht; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
@@ -83,8 +86,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
+    "dht",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
@@ -191,6 +195,7 @@ fn run() -> Result<(), String> {
             "multi" => swarm::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
             "metrics" => scrape::run(&settings, &mut table),
+            "dht" => dht::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
