@@ -175,7 +175,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let f = in_private_net(|private| measure(s, private))?;
     let (first, whole) = (median(&f.first), median(&f.whole));
     table.add(Row {
-        what: format!("11. find a file's holder on a {NODES}-node DHT, from a new DHT node"),
+        what: format!("12. find a file's holder on a {NODES}-node DHT, from a new DHT node"),
         ours: format!("{first:.1} ms median"),
         baseline: format!("{:.1} ms 95th percentile", p95(&f.first)),
         ratio: None,
