@@ -47,7 +47,7 @@ impl Want {
 
 /// The first request to each holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Opening {
+pub enum Opening {
     /// The whole content (one worker follows).
     Whole,
     /// An empty range: a proof of the size (several workers follow).
@@ -55,7 +55,7 @@ pub(crate) enum Opening {
 }
 
 /// The content and the first holder that has it.
-pub(crate) struct Found {
+pub struct Found {
     /// The holder's place in the list.
     pub at: usize,
     pub content: Content,
@@ -64,14 +64,14 @@ pub(crate) struct Found {
 }
 
 /// An exchange whose answer is checked and whose body is still to be read.
-pub(crate) struct Opened {
+pub struct Opened {
     pub conn: Connection,
     pub answer: Answer,
 }
 
 /// Why no holder was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NoHolder {
+pub enum NoHolder {
     /// No node has it; each one's answer is already reported.
     Missing,
     /// Some node cannot serve ranges (an older node): asked in turn with
@@ -81,7 +81,7 @@ pub(crate) enum NoHolder {
 
 /// Asks `holders` in turn until one has the content `want` names,
 /// reporting each one that does not.
-pub(crate) fn first(
+pub fn first(
     want: &Want,
     holders: &[Holder],
     opening: Opening,

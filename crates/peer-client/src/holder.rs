@@ -41,14 +41,14 @@ impl Holder {
     }
 
     /// A connection to it.
-    pub(crate) fn connect(&self, dialer: &Dialer) -> Result<Connection, Failed> {
+    pub fn connect(&self, dialer: &Dialer) -> Result<Connection, Failed> {
         dialer.connect(&self.node).map_err(Failed::of_dial)
     }
 }
 
 /// Asks for `len` bytes (`u64::MAX`: to the end) from `offset` of the
 /// content `by` names; the header, unchecked.
-pub(crate) fn ask_range(
+pub fn ask_range(
     conn: &mut Connection,
     by: &Target,
     offset: u64,
@@ -77,11 +77,7 @@ pub(crate) fn ask_range(
 
 /// Asks an older node for the file `name` from byte `offset`: its bytes
 /// come without a proof.
-pub(crate) fn ask_file(
-    conn: &mut Connection,
-    name: &str,
-    offset: u64,
-) -> Result<FileHeader, Failed> {
+pub fn ask_file(conn: &mut Connection, name: &str, offset: u64) -> Result<FileHeader, Failed> {
     let request = Request::GetFile(FileRequest {
         name: name.to_string(),
         offset,
@@ -96,7 +92,7 @@ pub(crate) fn ask_file(
 /// An older node asked for a content it cannot prove: by hash it cannot
 /// serve at all, and by name its copy cannot be shown to be the content
 /// the fetch already has (or the index named).
-pub(crate) fn cannot_prove(by_hash: bool, why: String) -> Failed {
+pub fn cannot_prove(by_hash: bool, why: String) -> Failed {
     if by_hash {
         return Failed::new(Failure::NotHere, Why::NoRanges(why));
     }

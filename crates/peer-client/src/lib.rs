@@ -128,7 +128,8 @@ pub struct Session {
     /// Names come from the prompt, so hints speak its language (`get NAME
     /// -o PATH`, not `-o PATH`).
     at_prompt: bool,
-    /// Most holders one fetch pulls from at once; 1 is the sequential fetch.
+    /// Most holders one fetch pulls from at once: its workers (1: one
+    /// worker, which asks the holders in turn).
     sources: usize,
     /// Never ask the relay's index; ask nodes in turn (`--no-index`).
     pub no_index: bool,

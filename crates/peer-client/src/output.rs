@@ -17,12 +17,11 @@
 //! no file is ever created beside it (no temporary files in /dev).
 //!
 //! During a fetch the workers hand verified bytes on in one of three ways
-//! ([`crate::worker`] picks one): written at their offset into the
-//! temporary file of a save ([`Output::positioned`]), in any order and from
-//! any worker; straight out in order, when one worker fetches for stdout, a
-//! FIFO or a device; or, with several workers and such an in-order output,
-//! through a [`Ring`] of [`WINDOW`] bytes that the fetch's own thread writes
-//! out in order.
+//! ([`Delivery`]): written at their offset into the temporary file of a
+//! save, in any order and from any worker; straight out in order, when one
+//! worker fetches for stdout, a FIFO or a device; or, with several workers
+//! and such an in-order output, through a [`Ring`] of [`WINDOW`] bytes that
+//! the fetch's own thread writes out in order.
 //!
 //! The saved file's mode is what `cp` and `curl -o` give:
 //! - a new file gets 0666 less the umask. The temporary file is created with
@@ -41,7 +40,7 @@
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,6 +213,35 @@ impl Ring {
             out.extend_from_slice(&self.buf[pos..pos + n]);
             len -= n;
             pos = 0;
+        }
+    }
+}
+
+/// How the workers of a fetch hand their verified bytes to the output.
+pub enum Delivery<'o> {
+    /// The temporary file of a save ([`Output::positioned`]), written at
+    /// offsets by any worker.
+    At(&'o File),
+    /// An in-order output fed by one worker, whose ranges come in order:
+    /// straight out, without a copy.
+    Straight(Mutex<&'o mut Output>),
+    /// An in-order output fed by several workers: their bytes go into a
+    /// [`Ring`] under the plan's lock, and the fetch's own thread writes
+    /// the claimed prefix out in order.
+    Window,
+}
+
+impl Delivery<'_> {
+    /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
+    /// window is filled under the lock instead.)
+    pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Delivery::At(file) => file.write_all_at(bytes, offset).map_err(SinkError::Io),
+            Delivery::Straight(out) => out
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_chunk(bytes),
+            Delivery::Window => Ok(()),
         }
     }
 }

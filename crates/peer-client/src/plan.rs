@@ -56,7 +56,7 @@ pub const MAX_PIECE: u64 = 8 << 20;
 /// Pieces each source should get at least, for the shared queue to have
 /// something to balance: with 8, a source half as fast as the others costs
 /// the finish at most about one piece of its time.
-const PIECES_PER_SOURCE: u64 = 8;
+pub const PIECES_PER_SOURCE: u64 = 8;
 
 /// At most this many fetches of one piece at a time: the one it was given
 /// to and one endgame duplicate.

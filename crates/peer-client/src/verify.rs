@@ -72,7 +72,7 @@ impl Content {
 /// A holder's answer to a request for bytes, checked: the body follows it
 /// on the connection.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// A verified range of the content: its proof is in the body.
     Range(RangeHeader),
     /// An older node's file from an offset: raw bytes.
@@ -81,7 +81,7 @@ pub(crate) enum Answer {
 
 /// What a request for bytes asked for.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Asked<'a> {
+pub struct Asked<'a> {
     /// The name or the hash the request carried.
     pub by: &'a Target,
     pub offset: u64,
@@ -111,7 +111,7 @@ impl Asked<'_> {
 /// hash (or known already), and exactly the range asked (clamped to the
 /// content's size). A holder asked by name that holds another content than
 /// the known one does not have it; any other mismatch is a lie.
-pub(crate) fn check_range(header: &RangeHeader, asked: &Asked) -> Result<(), Failed> {
+pub fn check_range(header: &RangeHeader, asked: &Asked) -> Result<(), Failed> {
     let sent = |asked_for: ContentHash| {
         Failed::new(
             Failure::Lied,
@@ -160,11 +160,7 @@ pub(crate) fn check_range(header: &RangeHeader, asked: &Asked) -> Result<(), Fai
 
 /// Checks an older node's file header: from the byte asked, and of the size
 /// the first answer declared (a copy of another size cannot continue it).
-pub(crate) fn check_file(
-    header: &FileHeader,
-    offset: u64,
-    size: Option<u64>,
-) -> Result<(), Failed> {
+pub fn check_file(header: &FileHeader, offset: u64, size: Option<u64>) -> Result<(), Failed> {
     if header.offset != offset || header.offset > header.size {
         return Err(Failed::new(
             Failure::Lied,
@@ -189,7 +185,7 @@ pub(crate) fn check_file(
 /// Reads the proof of an empty range (the content's last chunk group with
 /// its hashes) and checks it: the content's size is then proven as well as
 /// its hash.
-pub(crate) fn prove_size(mut conn: Connection, header: &RangeHeader) -> Result<(), Failed> {
+pub fn prove_size(mut conn: Connection, header: &RangeHeader) -> Result<(), Failed> {
     let empty = ByteRange { offset: 0, len: 0 };
     let body = conn.body(encoded_len(header.size, empty));
     let mut decoder = RangeDecoder::new(header.hash, header.size, empty, body)
@@ -216,7 +212,7 @@ pub(crate) fn prove_size(mut conn: Connection, header: &RangeHeader) -> Result<(
 /// of a range, or an older node's raw bytes as they come. `deliver` returns
 /// false to stop (the bytes are not wanted any more); Ok then too. With
 /// `read_ahead`, the socket is read on a thread of its own.
-pub(crate) fn receive(
+pub fn receive(
     mut conn: Connection,
     answer: &Answer,
     read_ahead: bool,
@@ -344,4 +340,111 @@ fn copy(
         left -= n as u64;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ContentHash = ContentHash([1; 32]);
+    const B: ContentHash = ContentHash([2; 32]);
+
+    fn header(hash: ContentHash, size: u64, offset: u64, len: u64) -> RangeHeader {
+        RangeHeader {
+            size,
+            hash,
+            offset,
+            len,
+        }
+    }
+
+    fn refusal(result: Result<(), Failed>) -> (Failure, String) {
+        match result {
+            Err(Failed {
+                kind,
+                why: Why::Refused(why),
+            }) => (kind, why),
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_range_header_must_be_the_range_and_the_content_asked() {
+        let by_hash = Target::Hash(A);
+        let by_name = Target::Name("a".into());
+        let rest = |by, content| Asked {
+            by,
+            offset: 5,
+            len: u64::MAX,
+            content,
+        };
+        // From byte 5 to the end, of the content asked for.
+        assert!(check_range(&header(A, 9, 5, 4), &rest(&by_hash, None)).is_ok());
+        assert!(check_range(&header(A, 9, 5, 4), &rest(&by_name, Some((A, 9)))).is_ok());
+        // Another range.
+        let (kind, why) = refusal(check_range(&header(A, 9, 4, 5), &rest(&by_hash, None)));
+        assert_eq!(kind, Failure::Lied);
+        assert_eq!(why, "it answered bytes 4..9 when asked from byte 5");
+        let piece = Asked {
+            by: &by_hash,
+            offset: 0,
+            len: 4,
+            content: Some((A, 9)),
+        };
+        let (_, why) = refusal(check_range(&header(A, 9, 0, 9), &piece));
+        assert_eq!(why, "it answered bytes 0..9 when asked for bytes 0..4");
+        // Another content, asked by hash: a lie.
+        let (kind, why) = refusal(check_range(&header(B, 9, 5, 4), &rest(&by_hash, None)));
+        assert_eq!(kind, Failure::Lied);
+        assert!(why.starts_with(&format!("it sent blake3 {} (9 bytes)", B.short())));
+        // The right hash with another size, known: a lie too.
+        let (kind, _) = refusal(check_range(
+            &header(A, 8, 5, 3),
+            &rest(&by_hash, Some((A, 9))),
+        ));
+        assert_eq!(kind, Failure::Lied);
+        // Another content, asked by name: another version, not a lie.
+        match check_range(&header(B, 9, 5, 4), &rest(&by_name, Some((A, 9)))) {
+            Err(Failed {
+                kind: Failure::NotHere,
+                why: Why::AnotherVersion(what),
+            }) => assert_eq!(what, format!("blake3 {}, 9 bytes", B.short())),
+            other => panic!("{other:?}"),
+        }
+        // An offset past the end is never a range.
+        let past = Asked {
+            by: &by_hash,
+            offset: 10,
+            len: 0,
+            content: None,
+        };
+        let (_, why) = refusal(check_range(&header(A, 9, 9, 0), &past));
+        assert_eq!(why, "it answered bytes 9..9 when asked for none at byte 10");
+    }
+
+    #[test]
+    fn an_older_nodes_file_must_start_where_asked_and_keep_its_size() {
+        let file = |size, offset| FileHeader { size, offset };
+        assert!(check_file(&file(9, 3), 3, Some(9)).is_ok());
+        assert!(check_file(&file(9, 0), 0, None).is_ok());
+        let (kind, why) = refusal(check_file(&file(9, 2), 3, Some(9)));
+        assert_eq!(kind, Failure::Lied);
+        assert_eq!(why, "it answered from byte 2 when asked from byte 3");
+        let (kind, why) = refusal(check_file(&file(8, 3), 3, Some(9)));
+        assert_eq!(kind, Failure::NotHere);
+        assert_eq!(why, "its copy has 8 bytes, not 9; cannot resume from it");
+    }
+
+    #[test]
+    fn the_status_line_names_the_proof() {
+        let verified = Content::Verified { hash: A, size: 3 };
+        assert_eq!(verified.proof(), format!("blake3 {}", A.short()));
+        assert_eq!((verified.size(), verified.hash()), (3, Some(A)));
+        let unverified = Content::Unverified { size: 4 };
+        assert_eq!(
+            unverified.proof(),
+            "unverified: an older node without content hashes"
+        );
+        assert_eq!((unverified.size(), unverified.hash()), (4, None));
+    }
 }

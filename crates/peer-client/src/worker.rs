@@ -1,15 +1,16 @@
 //! The workers of a fetch: blocking threads that carry out the range plan
-//! ([`crate::plan`]). Each one loops: it takes the next holder from the
-//! plan, asks the plan for a range, fetches it from that holder with one
-//! request on a fresh connection (through the [`Dialer`], so a relayed
-//! holder is reached via the relay), passes the bytes through
-//! [`crate::verify`], and claims each verified group from the plan before
-//! it is used. A holder that fails, lies or stalls (its read times out) is
-//! reported, its unclaimed bytes go back to the plan, and the worker takes
-//! the next holder once the plan drops it. With one worker that is the walk
-//! through the holders in turn, each one resuming where the last stopped.
+//! ([`crate::plan`]); a lone worker runs on the fetch's own thread. Each
+//! one loops: it takes the next holder from the plan, asks the plan for a
+//! range, fetches it from that holder with one request on a fresh
+//! connection (through the [`Dialer`], so a relayed holder is reached via
+//! the relay), passes the bytes through [`crate::verify`], and claims each
+//! verified group from the plan before it is used. A holder that fails,
+//! lies or stalls (its read times out) is reported, its unclaimed bytes go
+//! back to the plan, and the worker takes the next holder once the plan
+//! drops it. With one worker that is the walk through the holders in turn,
+//! each one resuming where the last stopped.
 //!
-//! Where the verified bytes go (see [`crate::output`]):
+//! Where the verified bytes go ([`Delivery`]):
 //! - a file being saved (`-o`): each fresh group is written at its offset
 //!   (positioned writes) into the temporary file, which is renamed into
 //!   place only when every byte is claimed;
@@ -22,8 +23,6 @@
 //!   stays flat whatever the file's size.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use net::exchange::{Closer, Connection};
@@ -33,7 +32,7 @@ use crate::dial::Dialer;
 use crate::failure::{Failed, Why};
 use crate::find::{Opened, Want};
 use crate::holder::{self, Holder};
-use crate::output::{Output, Ring, SinkError, WINDOW};
+use crate::output::{Delivery, Output, Ring, SinkError, WINDOW};
 use crate::plan::{Assignment, Claim, Failure, Next, Plan, SourceId};
 use crate::progress::Progress;
 use crate::report::Report;
@@ -45,7 +44,7 @@ use crate::verify::{self, Answer, Asked, Content};
 const WRITE_CHUNK: u64 = 256 * 1024;
 
 /// What the workers fetch, from whom, and where they say how it goes.
-pub(crate) struct Job<'a> {
+pub struct Job<'a> {
     pub want: &'a Want,
     pub content: Content,
     /// The holders, the first one (which has the content) first; the plan
@@ -59,7 +58,7 @@ pub(crate) struct Job<'a> {
 }
 
 /// How the workers ended.
-pub(crate) enum Ended {
+pub enum Ended {
     Complete,
     /// Every holder failed before every byte was claimed.
     Incomplete,
@@ -69,53 +68,27 @@ pub(crate) enum Ended {
 
 /// The in-order window the plan needs for `workers` workers writing to
 /// `out`: only several workers with an output that takes bytes in order.
-pub(crate) fn window(out: &Output, workers: usize) -> Option<u64> {
+pub fn window(out: &Output, workers: usize) -> Option<u64> {
     (workers > 1 && out.positioned().is_none()).then_some(WINDOW)
 }
 
 /// Runs `workers` workers on `plan` until the content is complete or no
 /// holder can go on; returns how it ended and the plan, which says what
 /// each holder gave.
-pub(crate) fn run(job: Job, plan: Plan, workers: usize, out: &mut Output) -> (Ended, Plan) {
+pub fn run(job: Job, plan: Plan, workers: usize, out: &mut Output) -> (Ended, Plan) {
     if let Some(file) = out.positioned() {
-        let crew = Crew::new(job, Sink::At(file), plan, workers);
+        let crew = Crew::new(job, Delivery::At(file), plan, workers);
         let ended = crew.run(workers, Crew::wait_until_complete);
         return (ended, crew.into_plan());
     }
     if workers <= 1 {
-        let crew = Crew::new(job, Sink::Straight(Mutex::new(out)), plan, 1);
+        let crew = Crew::new(job, Delivery::Straight(Mutex::new(out)), plan, 1);
         let ended = crew.run(1, Crew::wait_until_complete);
         return (ended, crew.into_plan());
     }
-    let crew = Crew::new(job, Sink::Window, plan, workers);
+    let crew = Crew::new(job, Delivery::Window, plan, workers);
     let ended = crew.run(workers, |crew| crew.write_in_order(out));
     (ended, crew.into_plan())
-}
-
-/// Where the workers put what they claim.
-enum Sink<'o> {
-    /// The temporary file of a save, written at offsets.
-    At(&'o File),
-    /// An in-order output with one worker: straight out.
-    Straight(Mutex<&'o mut Output>),
-    /// An in-order output with several workers: the ring in [`State`].
-    Window,
-}
-
-impl Sink<'_> {
-    /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
-    /// window is filled under the lock instead, and written out in order
-    /// by the fetch's own thread.)
-    fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        match self {
-            Sink::At(file) => file.write_all_at(bytes, offset).map_err(SinkError::Io),
-            Sink::Straight(out) => out
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_chunk(bytes),
-            Sink::Window => Ok(()),
-        }
-    }
 }
 
 /// The workers' shared state: the plan and what goes with it, under one
@@ -123,7 +96,7 @@ impl Sink<'_> {
 /// times per second per worker and held for a copy at most).
 struct Crew<'a> {
     job: Job<'a>,
-    sink: Sink<'a>,
+    delivery: Delivery<'a>,
     /// More than one worker: the lines name ranges and the queue.
     several: bool,
     state: Mutex<State>,
@@ -160,13 +133,13 @@ impl State {
 }
 
 impl<'a> Crew<'a> {
-    fn new(mut job: Job<'a>, sink: Sink<'a>, plan: Plan, workers: usize) -> Crew<'a> {
-        let ring = matches!(sink, Sink::Window)
+    fn new(mut job: Job<'a>, delivery: Delivery<'a>, plan: Plan, workers: usize) -> Crew<'a> {
+        let ring = matches!(delivery, Delivery::Window)
             .then(|| Ring::new(WINDOW.min(plan.size()).max(1) as usize));
         let opened = job.opened.take();
         Crew {
             job,
-            sink,
+            delivery,
             several: workers > 1,
             state: Mutex::new(State {
                 plan,
@@ -187,7 +160,7 @@ impl<'a> Crew<'a> {
     /// returns, cuts every connection still open (a stalled one would
     /// otherwise hold the end until its timeout) and joins the workers.
     fn run(&self, workers: usize, main: impl FnOnce(&Self) -> Ended) -> Ended {
-        if workers == 1 && !matches!(self.sink, Sink::Window) {
+        if workers == 1 && !matches!(self.delivery, Delivery::Window) {
             // One worker whose bytes need no writer thread runs on this
             // thread: the common fetch starts no thread of its own (and
             // touches no second stack or allocator arena).
@@ -452,7 +425,7 @@ impl<'a> Crew<'a> {
             state.cut.extend(losers);
         }
         let claimed = state.plan.claimed();
-        if let Sink::Window = self.sink {
+        if let Delivery::Window = self.delivery {
             if let Some(ring) = state.ring.as_mut() {
                 ring.put(fresh.offset, part);
             }
@@ -461,7 +434,7 @@ impl<'a> Crew<'a> {
         } else {
             state.writing += 1;
             drop(state);
-            let written = self.sink.write(fresh.offset, part);
+            let written = self.delivery.write(fresh.offset, part);
             let mut state = self.lock();
             state.writing -= 1;
             let failed = match written {
