@@ -109,6 +109,10 @@ fn request_tag(r: &Request) -> u32 {
         Request::Keepalive => 13,
         Request::OpenCircuit(_) => 14,
         Request::JoinCircuit(_) => 15,
+        Request::ControlPunch(_) => 16,
+        Request::Punch(_) => 17,
+        Request::JoinPunch(_) => 18,
+        Request::ListPunchable => 19,
     }
 }
 
@@ -131,6 +135,8 @@ fn response_tag(r: &Response) -> u32 {
         Response::NodesLong(_) => 13,
         Response::OpenData(_) => 14,
         Response::CircuitReady => 15,
+        Response::OpenPunch(_) => 16,
+        Response::Rendezvous(_) => 17,
     }
 }
 
@@ -245,6 +251,15 @@ fn sample_requests() -> Vec<Request> {
         Request::OpenCircuit(v4(41234)),
         Request::OpenCircuit(v6(1)),
         Request::JoinCircuit(u64::MAX),
+        Request::ControlPunch(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: None,
+        }),
+        Request::Punch(v4(41234)),
+        Request::Punch(v6(41234)),
+        Request::JoinPunch(0),
+        Request::ListPunchable,
     ]
 }
 
@@ -375,6 +390,22 @@ fn sample_responses() -> Vec<Response> {
         ]),
         Response::OpenData(0x0123_4567_89ab_cdef),
         Response::CircuitReady,
+        Response::OpenPunch(u64::MAX),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 7,
+            peer: v4(50000),
+            way: proto::PunchWay::Reverse,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 8,
+            peer: v6(50001),
+            way: proto::PunchWay::Simultaneous,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 9,
+            peer: v4(1),
+            way: proto::PunchWay::Other(77),
+        }),
     ];
     for kind in ALL_ERROR_KINDS {
         responses.push(Response::error(kind, format!("because {}", kind.as_str())));
