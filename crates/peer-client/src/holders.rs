@@ -23,7 +23,7 @@ use proto::{
     ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
 };
 
-use crate::dial::{self, Dialer};
+use crate::dial::Dialer;
 use crate::lookup::response_name;
 use crate::report::Report;
 
@@ -72,7 +72,7 @@ pub fn find(
         format!(
             "{}{}, node {} of {total}",
             node.addr,
-            dial::via(node),
+            dialer.via(node),
             i + 1
         )
     };

@@ -519,10 +519,21 @@ impl Session {
     /// stdout for `--peers`, stderr at the prompt (whose stdout carries file
     /// content only). A relayed node is marked `relayed`; a direct node's
     /// line is as it always was, so scripts reading it keep working.
+    /// A relayed node the relay would punch through to is marked
+    /// `relayed, punchable`.
     fn print_peers(&self, out: &mut dyn Write) -> u8 {
+        let punchable: Vec<SocketAddr> =
+            if self.relay.punch && self.nodes.iter().any(|n| n.mode == NodeMode::Relayed) {
+                self.relay.punchable()
+            } else {
+                Vec::new()
+            };
         for node in &self.nodes {
             let mode = match node.mode {
                 NodeMode::Direct => String::new(),
+                NodeMode::Relayed if punchable.contains(&node.addr) => {
+                    "relayed, punchable  ".to_string()
+                }
                 other => format!("{}  ", other.as_str()),
             };
             let key = match node.key {

@@ -18,7 +18,6 @@ use proto::{
     Request, Response, Target,
 };
 
-use crate::dial;
 pub use crate::dial::Dialer;
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
@@ -44,6 +43,8 @@ pub struct Relay {
     pub security: Security,
     /// `--node KEY`: fetch only from the node holding this static key.
     pub pin: Option<NodeKey>,
+    /// Reach relayed nodes by hole punching first (off with `--no-punch`).
+    pub punch: bool,
 }
 
 impl Relay {
@@ -64,6 +65,29 @@ impl Relay {
             timeouts: self.timeouts,
             security: self.security.clone(),
             pin: self.pin,
+            punch: self.punch,
+            routes: Default::default(),
+        }
+    }
+
+    /// The relayed nodes this relay would try to punch through to for this
+    /// client (`ListPunchable`); none from an older relay, which does not
+    /// know the request.
+    pub fn punchable(&self) -> Vec<SocketAddr> {
+        match self.ask(&Request::ListPunchable) {
+            Ok(Response::Nodes(nodes)) => nodes.into_iter().map(|n| n.addr).collect(),
+            Ok(other) => {
+                tracing::debug!(
+                    "relay {} answered {} to ListPunchable",
+                    self.label(),
+                    response_name(&other)
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::debug!("no punchable list: {e}");
+                Vec::new()
+            }
         }
     }
 
@@ -206,7 +230,7 @@ pub fn fetch_expecting(
         let label = format!(
             "{}{}, node {} of {total}",
             node.addr,
-            dial::via(node),
+            dialer.via(node),
             i + 1
         );
         let mut tried = if transfer.unverified {
@@ -232,6 +256,8 @@ pub fn fetch_expecting(
                 ))
             };
         }
+        // Reaching the node may have gone another way than it is listed.
+        let label = dialer.restate(&label, node);
         match tried {
             Ok(()) => {
                 if let Some(p) = progress.take() {
@@ -457,7 +483,7 @@ pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report
         let label = format!(
             "{}{}, node {} of {total}",
             node.addr,
-            dial::via(node),
+            dialer.via(node),
             i + 1
         );
         let ask = |request: &Request| {

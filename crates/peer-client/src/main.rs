@@ -80,6 +80,11 @@ struct Cli {
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     no_index: bool,
+    /// Reach relayed nodes only through the relay's circuits: no hole
+    /// punching (by default the relay first helps the client and the node
+    /// connect directly).
+    #[arg(long)]
+    no_punch: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
         timeouts,
         security,
         pin: cli.node,
+        punch: !cli.no_punch,
     };
     let task = if cli.peers {
         Task::Peers

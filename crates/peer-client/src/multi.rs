@@ -169,7 +169,10 @@ pub fn fetch(
             let proof = format!("{size} bytes, blake3 {}", holders.hash.short());
             let line = match given.as_slice() {
                 [] => format!("found on {} ({proof})", first.unwrap_or_default()),
-                [(_, one)] => format!("found on {} ({proof})", one.label),
+                [(_, one)] => format!(
+                    "found on {} ({proof})",
+                    dialer.restate(&one.label, &one.node)
+                ),
                 many => format!(
                     "found on {} nodes ({proof}): {} MiB from {}",
                     many.len(),
@@ -178,7 +181,7 @@ pub fn fetch(
                         .collect::<Vec<_>>()
                         .join(" / "),
                     many.iter()
-                        .map(|(_, c)| format!("{}{}", c.node.addr, crate::dial::via(&c.node)))
+                        .map(|(_, c)| format!("{}{}", c.node.addr, dialer.via(&c.node)))
                         .collect::<Vec<_>>()
                         .join(" / ")
                 ),

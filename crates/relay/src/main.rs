@@ -49,6 +49,10 @@ struct Cli {
     /// comes (docs/SECURITY.md).
     #[arg(long)]
     no_relaying: bool,
+    /// Never help a client and a relayed node connect directly (hole
+    /// punching): carry all their bytes through circuits.
+    #[arg(long)]
+    no_punch: bool,
     /// Relayed circuits open at once, in all.
     #[arg(long, value_name = "N", default_value_t = 128)]
     max_circuits: usize,
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
             ..Default::default()
         },
         server: net::server::ServerConfig::from(&cli.server),
+        punching: !cli.no_punch,
         relaying: (!cli.no_relaying).then(|| relay::CircuitLimits {
             max_total: cli.max_circuits.max(1),
             max_per_node: cli.max_circuits_per_node.max(1),
