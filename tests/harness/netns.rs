@@ -61,6 +61,18 @@ pub struct Host {
     pub ip: String,
 }
 
+/// How a router's NAT behaves ([`Lab::nat_with`]); the default is
+/// [`Lab::nat`]'s: Linux masquerade as it comes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NatKind {
+    /// `masquerade fully-random`: each new connection leaves from a random
+    /// port, as behind a symmetric NAT; nobody outside can predict it.
+    pub random_ports: bool,
+    /// Drop what arrives unasked (a WAN firewall, as on most home
+    /// routers), where Linux without one answers a SYN with a reset.
+    pub drop_unsolicited: bool,
+}
+
 /// The namespaces one test created; removed on drop, also on a panic.
 /// Deleting a namespace deletes the interfaces in it, so the veth pairs and
 /// the bridge go with them. Declare it before the processes that run in it,
@@ -142,6 +154,26 @@ impl Lab {
         inner: &str,
         inner_ip: &str,
     ) -> Result<(usize, usize), String> {
+        self.nat_with(
+            router,
+            outside_ip,
+            router_ip,
+            inner,
+            inner_ip,
+            NatKind::default(),
+        )
+    }
+
+    /// As [`Lab::nat`], with a NAT of the given kind.
+    pub fn nat_with(
+        &mut self,
+        router: &str,
+        outside_ip: &str,
+        router_ip: &str,
+        inner: &str,
+        inner_ip: &str,
+        kind: NatKind,
+    ) -> Result<(usize, usize), String> {
         let r = self.host(router, outside_ip);
         let rns = self.hosts[r].ns.clone();
         let ins = self.new_ns(inner);
@@ -178,22 +210,39 @@ impl Lab {
         ip_ok(&["-n", &ins, "link", "set", "eth0", "up"]);
         ip_ok(&["-n", &ins, "route", "add", "default", "via", router_ip]);
         run_in(&rns, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None)?;
-        let rules = "\
-table ip nat {
-    chain postrouting {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname \"eth0\" masquerade
+        let masquerade = if kind.random_ports {
+            "masquerade fully-random"
+        } else {
+            "masquerade"
+        };
+        let input = if kind.drop_unsolicited {
+            "    chain input {
+        type filter hook input priority filter; policy accept;
+        iifname \"eth0\" ct state established,related accept
+        iifname \"eth0\" drop
     }
-}
-table ip filter {
-    chain forward {
+"
+        } else {
+            ""
+        };
+        let rules = format!(
+            "\
+table ip nat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"eth0\" {masquerade}
+    }}
+}}
+table ip filter {{
+    chain forward {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
         iifname \"lan0\" oifname \"eth0\" accept
-    }
-}
-";
-        run_in(&rns, "nft", &["-f", "-"], Some(rules))
+    }}
+{input}}}
+"
+        );
+        run_in(&rns, "nft", &["-f", "-"], Some(&rules))
             .map_err(|why| format!("{why} (install the nftables package)"))?;
         Ok((r, i))
     }
@@ -242,6 +291,31 @@ table ip filter {
                 "100ms",
             ],
         )
+    }
+
+    /// Bytes host `h` has sent and received on its link (`eth0`), from the
+    /// kernel's counters: what a program there carried, whatever it logs.
+    pub fn traffic(&self, h: usize) -> u64 {
+        let count = |which: &str| -> u64 {
+            let out = Command::new(IP)
+                .args(["netns", "exec", &self.hosts[h].ns, "cat"])
+                .arg(format!("/sys/class/net/eth0/statistics/{which}"))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot read {which} of {}: {e}", self.hosts[h].ns));
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("no {which} count for {}", self.hosts[h].ns))
+        };
+        count("rx_bytes") + count("tx_bytes")
+    }
+
+    /// A command run in the bridge's namespace (`tcpdump -i br0` sees every
+    /// packet between the hosts on the bridge).
+    pub fn on_bridge(&self, program: &str) -> Command {
+        let mut cmd = Command::new(IP);
+        cmd.args(["netns", "exec", &self.bridge_ns]).arg(program);
+        cmd
     }
 
     /// Cuts host `h` off the bridge.

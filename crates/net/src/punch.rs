@@ -722,3 +722,196 @@ pub fn answer(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            io: Duration::from_secs(10),
+        }
+    }
+
+    fn node_addr() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    /// A relay that introduces one client to one node as `way` says, on
+    /// loopback: the client's `Punch`, then the node's `JoinPunch`.
+    /// Returns its address, and the thread, which ends with the client's
+    /// last word on its connection (None: it closed).
+    fn fake_relay(way: PunchWay) -> (SocketAddr, thread::JoinHandle<Option<Request>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let relay = thread::spawn(move || {
+            let (mut client, client_seen) = listener.accept().unwrap();
+            assert_eq!(
+                frame::read::<Request>(&mut client).unwrap(),
+                Request::Punch(node_addr())
+            );
+            // The node: asked for punch 42 (as on its control connection).
+            let node = thread::spawn(move || answer(addr, 42, &timeouts(), &Dial::Plain));
+            let (mut joined, node_seen) = listener.accept().unwrap();
+            assert_eq!(
+                frame::read::<Request>(&mut joined).unwrap(),
+                Request::JoinPunch(42)
+            );
+            let to = |peer| Response::Rendezvous(Rendezvous { id: 42, peer, way });
+            frame::write(&mut client, &to(node_seen)).unwrap();
+            frame::write(&mut joined, &to(client_seen)).unwrap();
+            drop(joined);
+            // The node's end: greeted, it is served as an accepted one.
+            let served = thread::spawn(move || {
+                let (mut stream, seen) = node.join().unwrap().expect("the node's side");
+                assert_eq!(seen, client_seen);
+                let request = frame::read::<Request>(&mut stream).unwrap();
+                assert_eq!(request, Request::Hello);
+                frame::write(&mut stream, &Response::Hello).unwrap();
+            });
+            let last = frame::read::<Request>(&mut client).ok();
+            served.join().unwrap();
+            last
+        });
+        (addr, relay)
+    }
+
+    fn punch_with(way: PunchWay) {
+        let (relay, relay_thread) = fake_relay(way);
+        let mut conn = open(
+            &[relay],
+            node_addr(),
+            &timeouts(),
+            &Dial::Plain,
+            &Dial::Plain,
+        )
+        .unwrap();
+        assert_eq!(conn.route(), Route::HolePunched);
+        assert_eq!(conn.peer(), node_addr(), "named after the node");
+        assert_eq!(conn.request(&Request::Hello).unwrap(), Response::Hello);
+        // Success: the client closed its connection to the relay.
+        assert_eq!(relay_thread.join().unwrap(), None);
+    }
+
+    #[test]
+    fn a_reversal_on_loopback_gets_through() {
+        punch_with(PunchWay::Reverse);
+    }
+
+    #[test]
+    fn a_simultaneous_open_on_loopback_gets_through_whichever_connection_opens() {
+        // On loopback both sides' connections open (each accepts the
+        // other's): the greeting picks one.
+        punch_with(PunchWay::Simultaneous);
+    }
+
+    #[test]
+    fn an_older_relay_is_asked_for_a_circuit_instead() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = listener.local_addr().unwrap();
+        let old = thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            // It does not know the tag.
+            assert!(matches!(
+                frame::read::<Request>(&mut first),
+                Err(ProtoError::UnknownTag(17)) | Ok(Request::Punch(_))
+            ));
+            frame::write(
+                &mut first,
+                &Response::error(proto::ErrorKind::BadRequest, "unknown message tag 17"),
+            )
+            .unwrap();
+            drop(first);
+            let (mut second, _) = listener.accept().unwrap();
+            assert_eq!(
+                frame::read::<Request>(&mut second).unwrap(),
+                Request::OpenCircuit(node_addr())
+            );
+            frame::write(&mut second, &Response::CircuitReady).unwrap();
+            // The node's answer, through the circuit.
+            assert_eq!(frame::read::<Request>(&mut second).unwrap(), Request::Hello);
+            frame::write(&mut second, &Response::Hello).unwrap();
+        });
+        let mut conn = open(
+            &[relay],
+            node_addr(),
+            &timeouts(),
+            &Dial::Plain,
+            &Dial::Plain,
+        )
+        .unwrap();
+        assert_eq!(conn.route(), Route::Relayed);
+        assert_eq!(conn.request(&Request::Hello).unwrap(), Response::Hello);
+        old.join().unwrap();
+    }
+
+    #[test]
+    fn a_punch_nobody_answers_gives_up_within_its_bound_and_relays() {
+        // The "node" never joins anything: the rendezvous points at a port
+        // where nothing listens, and nobody connects to the client.
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            frame::read::<Request>(&mut client).unwrap();
+            let rendezvous = Rendezvous {
+                id: 1,
+                peer: dead,
+                way: PunchWay::Simultaneous,
+            };
+            frame::write(&mut client, &Response::Rendezvous(rendezvous)).unwrap();
+            let started = Instant::now();
+            let next = frame::read::<Request>(&mut client).unwrap();
+            let waited = started.elapsed();
+            frame::write(&mut client, &Response::CircuitReady).unwrap();
+            (next, waited)
+        });
+        let conn = open(
+            &[relay],
+            node_addr(),
+            &timeouts(),
+            &Dial::Plain,
+            &Dial::Plain,
+        )
+        .unwrap();
+        assert_eq!(conn.route(), Route::Relayed);
+        let (next, waited) = fake.join().unwrap();
+        assert_eq!(next, Request::OpenCircuit(node_addr()));
+        assert!(waited >= WITHIN, "gave up after {waited:?}");
+        assert!(waited < WITHIN + GREETING + ATTEMPT, "took {waited:?}");
+    }
+
+    #[test]
+    fn a_connection_with_the_wrong_greeting_is_not_taken() {
+        let port = PunchPort::open("127.0.0.1:1".parse().unwrap()).unwrap();
+        let there = SocketAddr::from(([127, 0, 0, 1], port.local().port()));
+        let stranger = thread::spawn(move || {
+            let mut s = TcpStream::connect(there).unwrap();
+            frame::write(&mut s, &Request::JoinPunch(666)).unwrap();
+            // Not answered: closed.
+            let mut rest = Vec::new();
+            let _ = io::Read::read_to_end(&mut s, &mut rest);
+            rest
+        });
+        let mut tally = Tally::default();
+        let got = meet(
+            &port,
+            "127.0.0.1:1".parse().unwrap(),
+            false,
+            Side::Client { id: 7 },
+            Instant::now() + Duration::from_millis(300),
+            Vec::new(),
+            &mut tally,
+        );
+        assert!(got.is_none());
+        assert_eq!(tally.strangers, 1);
+        assert!(stranger.join().unwrap().is_empty(), "no CircuitReady sent");
+    }
+}
