@@ -68,6 +68,12 @@ const DIALBACK_IO: Duration = Duration::from_secs(2);
 /// the other NAT closed each time.
 const RETRY_JITTER_US: u32 = 200;
 
+/// Most connection attempts one punch makes. Between NATs a few
+/// milliseconds apart, a refusal comes back after a round trip, so this
+/// covers the whole second down to 15 ms; it also bounds the SYNs a relay
+/// can make a node send to an address of its choosing (docs/SECURITY.md).
+pub const MAX_ATTEMPTS: u32 = 64;
+
 /// Pause after an attempt that could not even start (no route): it will
 /// not start a moment later either.
 const START_FAILED_PAUSE: Duration = Duration::from_millis(50);
@@ -187,7 +193,8 @@ struct Pending {
 
 /// Tries to get a connection to `peer` until `deadline`: listening on
 /// `port` all along and, when `dial`, connecting from it to `peer` again and
-/// again. Every connection that opens is greeted as `side` says; the first
+/// again ([`MAX_ATTEMPTS`] times at most; the port keeps listening to the
+/// end, so a punch takes its time whatever the attempts cost). Every connection that opens is greeted as `side` says; the first
 /// whose greeting succeeds is returned. `pending` are connections accepted
 /// earlier (by the client, while it waited for its `Rendezvous`).
 fn meet(
@@ -209,7 +216,8 @@ fn meet(
         }
         // No new attempt while a connection that opened is greeting: it
         // would only collide with it.
-        if dial && now < deadline && attempt.is_none() && pending.is_empty() && now >= next_at {
+        let may_dial = dial && tally.attempts < MAX_ATTEMPTS;
+        if may_dial && now < deadline && attempt.is_none() && pending.is_empty() && now >= next_at {
             tally.attempts += 1;
             match start_attempt(port.local, peer) {
                 Ok(socket) => attempt = Some((socket, now)),
@@ -233,7 +241,7 @@ fn meet(
         };
         match &attempt {
             Some((_, started)) => wake = wake.min(*started + ATTEMPT),
-            None if dial && pending.is_empty() => wake = wake.min(next_at),
+            None if may_dial && pending.is_empty() => wake = wake.min(next_at),
             None => {}
         }
         for p in &pending {
