@@ -214,12 +214,14 @@ fn a_node_behind_nat_connects_out_to_a_client_the_relay_can_reach() {
 const HOME: NatKind = NatKind {
     random_ports: false,
     drop_unsolicited: true,
+    delay: None,
 };
 
 /// A router that gives every connection a random port: a symmetric NAT.
 const SYMMETRIC: NatKind = NatKind {
     random_ports: true,
     drop_unsolicited: true,
+    delay: None,
 };
 
 #[test]
@@ -595,4 +597,37 @@ fn a_node_asks_an_older_relay_for_plain_relayed_mode() {
         Some(&["tag 16".to_string(), "Control".to_string()][..]),
         "{asked:?}"
     );
+}
+
+/// Linux routers without a firewall answer a SYN that comes before their
+/// own side's with a reset, and then forget the connection their side had
+/// begun: on veth, where a hop takes microseconds, two SYNs cannot cross
+/// (docs/BENCHMARKS.md). A few milliseconds apart, as routers are on the
+/// Internet, they do, and the first attempt gets through.
+#[test]
+fn routers_that_reset_are_punched_through_when_they_are_milliseconds_apart() {
+    let Some(mut world) = World::new("rs") else {
+        return;
+    };
+    let linux = NatKind {
+        random_ports: false,
+        drop_unsolicited: false,
+        delay: Some(Duration::from_millis(5)),
+    };
+    let Some(client_h) = world.behind_nat("client", 3, linux) else {
+        return;
+    };
+    let Some(node_h) = world.behind_nat("node", 2, linux) else {
+        return;
+    };
+    // Small: the point is the punch, and the delay line is no fast wire.
+    let small = &content()[..256 << 10];
+    let dir = world.tmp.path().join("share");
+    write(&dir, "small.bin", small);
+    let relay = world.relay(&[]);
+    let (_node, listed) = world.node(&relay, node_h, &dir, &[]);
+
+    let out = world.fetch(client_h, "small.bin", small, &[]);
+    assert!(out.stderr.contains(&punched(listed)), "{}", out.stderr);
+    relay.wait_for(&format!("to {listed}: direct by simultaneous open"), READY);
 }

@@ -71,6 +71,9 @@ pub struct NatKind {
     /// Drop what arrives unasked (a WAN firewall, as on most home
     /// routers), where Linux without one answers a SYN with a reset.
     pub drop_unsolicited: bool,
+    /// The router's uplink adds this one-way delay (a delay line, see
+    /// [`crate::delay`]): routers milliseconds apart, as on the Internet.
+    pub delay: Option<std::time::Duration>,
 }
 
 /// The namespaces one test created; removed on drop, also on a panic.
@@ -82,6 +85,8 @@ pub struct Lab {
     pub tag: String,
     bridge_ns: String,
     pub hosts: Vec<Host>,
+    /// Delay lines, closed before the namespaces are deleted.
+    wires: Vec<crate::delay::Wire>,
 }
 
 /// Labs created by this process, for unique names when tests run in
@@ -100,6 +105,7 @@ impl Lab {
             tag,
             bridge_ns,
             hosts: Vec::new(),
+            wires: Vec::new(),
         };
         let br = lab.bridge_ns.as_str();
         ip_ok(&["-n", br, "link", "set", "lo", "up"]);
@@ -114,6 +120,33 @@ impl Lab {
             Ok(lab) => Some(lab),
             Err(why) => skip_or_fail(&format!("cannot create a network namespace ({why})")),
         }
+    }
+
+    /// Like [`Lab::host`], its link to the bridge `delay` long each way:
+    /// two TAP devices joined by a delay line in this process.
+    pub fn far_host(&mut self, name: &str, ip: &str, delay: std::time::Duration) -> usize {
+        let ns = self.new_ns(name);
+        let port = format!("v{name}");
+        assert!(port.len() <= 15, "interface name {port} too long");
+        self.hosts.push(Host {
+            ns: ns.clone(),
+            port: Some(port.clone()),
+            ip: ip.to_string(),
+        });
+        let inside = crate::delay::tap(&ns, "eth0")
+            .unwrap_or_else(|e| panic!("cannot make a TAP device in {ns}: {e}"));
+        let outside = crate::delay::tap(&self.bridge_ns, &port)
+            .unwrap_or_else(|e| panic!("cannot make a TAP device on the bridge: {e}"));
+        self.wires.push(
+            crate::delay::join(inside, outside, delay)
+                .unwrap_or_else(|e| panic!("cannot start a delay line: {e}")),
+        );
+        let br = self.bridge_ns.as_str();
+        ip_ok(&["-n", br, "link", "set", &port, "master", "br0", "up"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
+        self.hosts.len() - 1
     }
 
     /// Adds a host named `name` (a few letters: it names an interface)
@@ -174,7 +207,10 @@ impl Lab {
         inner_ip: &str,
         kind: NatKind,
     ) -> Result<(usize, usize), String> {
-        let r = self.host(router, outside_ip);
+        let r = match kind.delay {
+            Some(delay) => self.far_host(router, outside_ip, delay),
+            None => self.host(router, outside_ip),
+        };
         let rns = self.hosts[r].ns.clone();
         let ins = self.new_ns(inner);
         self.hosts.push(Host {
@@ -359,6 +395,8 @@ table ip filter {{
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // A TAP device's open file would keep its namespace alive.
+        self.wires.clear();
         for host in &self.hosts {
             if let Err(why) = ip(&["netns", "del", &host.ns]) {
                 eprintln!("cleanup: {why}");

@@ -25,13 +25,19 @@
 //!   shaped holders at once beside one holder and beside aria2c.
 //! - [`secure`]: section 10, private networks: an encrypted transfer beside
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
+//! - [`punch`]: section 11 (`--only punch`, root), hole punching: a punched
+//!   transfer beside the same path forwarded and beside the relay, the
+//!   time to a punched connection, how often punches get through per NAT.
+//! - [`lab`]: network namespaces and NAT routers for sections 9 and 11.
 //! - [`report`]: medians and the Markdown table.
 
 mod index;
+mod lab;
 mod load;
 mod lookup;
 mod nginx;
 mod procs;
+mod punch;
 mod raw;
 mod relay;
 mod relayed;
@@ -55,7 +61,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
                   index, relayed, secure; multi (root: namespaces, tc; aria2c and nginx
-                  for its anchor) only when named
+                  for its anchor) and punch (root: namespaces, nftables) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -84,7 +90,7 @@ const SECTIONS: [&str; 8] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure",
 ];
 /// Sections run only when named with --only (they need root).
-const EXTRA_SECTIONS: [&str; 1] = ["multi"];
+const EXTRA_SECTIONS: [&str; 2] = ["multi", "punch"];
 
 struct Args {
     quick: bool,
@@ -186,6 +192,7 @@ fn run() -> Result<(), String> {
             "index" => index::run(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
+            "punch" => punch::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

@@ -510,6 +510,7 @@ pub fn open(
     to_relay: &Dial,
     to_node: &Dial,
 ) -> Result<Connection, ProtoError> {
+    let asked = Instant::now();
     let mut last = ProtoError::Closed;
     for &addr in relay {
         let port = PunchPort::open(addr)?;
@@ -521,16 +522,17 @@ pub fn open(
             }
         };
         let conn = Connection::over(tcp, addr, timeouts)?.secure(to_relay)?;
-        return punch_via(conn, &port, node, timeouts, to_relay, to_node);
+        return punch_via(conn, &port, node, asked, timeouts, to_relay, to_node);
     }
     Err(last)
 }
 
-/// [`open`] on a connection to the relay from `port`.
+/// [`open`] on a connection to the relay from `port`, made at `asked`.
 fn punch_via(
     mut conn: Connection,
     port: &PunchPort,
     node: SocketAddr,
+    asked: Instant,
     timeouts: &Timeouts,
     to_relay: &Dial,
     to_node: &Dial,
@@ -594,9 +596,10 @@ fn punch_via(
     match punched {
         Some(stream) => {
             tracing::debug!(
-                "hole-punched to {node} at {} by {} in {:.1} ms ({tally})",
+                "hole-punched to {node} at {} by {} in {:.1} ms, {:.1} ms after the rendezvous ({tally})",
                 rendezvous.peer,
                 rendezvous.way.as_str(),
+                asked.elapsed().as_secs_f64() * 1000.0,
                 started.elapsed().as_secs_f64() * 1000.0
             );
             // Closing the relay's connection tells it the punch worked.
