@@ -4,15 +4,20 @@
 //! fails.
 //!
 //! 1. The client sends `Punch(node)` from a port it listens on. Unless the
-//!    pair is known not to punch, the relay dials that port back (the
-//!    address it sees): if a client answers, the node can simply connect
-//!    to it (reversal); if not, both must connect at once (simultaneous
-//!    open). It files the punch as pending under a random id and sends
-//!    `OpenPunch(id)` on the node's control connection.
+//!    pair is known not to punch, the relay files the punch as pending
+//!    under a random id, sends `OpenPunch(id)` on the node's control
+//!    connection, and meanwhile dials the client's port back (the address
+//!    it sees), on a thread of its own.
 //! 2. The node joins with `JoinPunch(id)` from a fresh port. That thread
-//!    hands the address it sees to the client's thread and answers the node
-//!    with `Rendezvous`: the client's address and the way. The client's
-//!    thread answers the client with the node's address and the same way.
+//!    hands the address it sees to the client's thread, which picks the
+//!    way: if a client answered the dial-back (by then, or within
+//!    [`DIALBACK_GRACE`]), the node can simply connect to it (reversal);
+//!    if not, both connect at once (simultaneous open, in which the client
+//!    listens too, so a reachable client is reached that way as well). Both
+//!    sides then get their `Rendezvous`, with the other's address and the
+//!    way, at the same moment. The dial-back never delays a punch by more
+//!    than the grace: a client behind a firewall that drops it costs 0.1 s
+//!    once a minute, not its timeout at every punch.
 //! 3. The client either closes its connection (the punch worked) or sends
 //!    `OpenCircuit` on it (it did not), and the relay relays as for any
 //!    circuit. Whenever the relay cannot punch (a node that cannot, a pair
@@ -51,6 +56,11 @@ pub const OUTCOME_WITHIN: Duration = Duration::from_secs(4);
 /// A client behind a NAT is usually refused at once (the NAT resets); this
 /// bounds a firewall that drops the SYN.
 pub const CLIENT_DIALBACK: Duration = Duration::from_millis(300);
+
+/// How long the way waits for an unfinished dial-back once the node has
+/// joined. A reachable client answers within a round trip or two, while
+/// the node's join took at least two; past the grace, simultaneous open.
+pub const DIALBACK_GRACE: Duration = Duration::from_millis(100);
 
 /// How long each read and write of the dial-back may take once connected
 /// (a handshake under the relay key, in a private network).
@@ -96,10 +106,13 @@ struct State {
 struct Pending {
     /// The client's `Punch` connection, as seen here.
     client: SocketAddr,
-    way: PunchWay,
-    /// Where the node's address goes once it has joined.
-    joined: SyncSender<SocketAddr>,
+    /// Where the node's address goes once it has joined, with where the
+    /// client's thread sends back the way it picked.
+    joined: SyncSender<Joined>,
 }
+
+/// The node's `JoinPunch` connection as seen here, and where the way goes.
+type Joined = (SocketAddr, SyncSender<PunchWay>);
 
 #[derive(Debug, Clone, Copy)]
 struct Outcome {
@@ -170,50 +183,54 @@ impl Punches {
             .insert((client, node), Outcome { at: now, worked });
     }
 
-    /// Reversal or simultaneous open: whether a client answers at `client`
-    /// (the address its `Punch` came from), from the memory while fresh.
-    fn way_to(&self, client: SocketAddr) -> PunchWay {
+    /// Starts the dial-back of `client` (the address its `Punch` came
+    /// from) on a thread of its own; its answer, whether a client answered
+    /// there, arrives on the receiver. None when that address did not
+    /// answer lately: no dial-back, simultaneous open.
+    fn dial_back(&self, client: SocketAddr) -> Option<Receiver<bool>> {
         let ip = client.ip();
         if let Some(at) = self.lock().unreachable.get(&ip)
             && at.elapsed() < UNREACHABLE_FOR
         {
-            return PunchWay::Simultaneous;
+            return None;
         }
-        let timeouts = net::exchange::Timeouts {
-            connect: CLIENT_DIALBACK,
-            io: CLIENT_DIALBACK_IO,
-        };
-        match dialback::probe_client(client, timeouts, &self.shared.security) {
-            Ok(()) => PunchWay::Reverse,
-            Err(why) => {
-                tracing::debug!("client {client} cannot be dialled back: {why}");
-                let mut state = self.lock();
-                if state.unreachable.len() >= MAX_REMEMBERED {
-                    forget_oldest(&mut state.unreachable, |at| *at);
-                }
-                state.unreachable.insert(ip, Instant::now());
-                PunchWay::Simultaneous
-            }
-        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let punches = self.clone();
+        let started = std::thread::Builder::new()
+            .name("dial-back".into())
+            .spawn(move || {
+                let timeouts = net::exchange::Timeouts {
+                    connect: CLIENT_DIALBACK,
+                    io: CLIENT_DIALBACK_IO,
+                };
+                let answered =
+                    match dialback::probe_client(client, timeouts, &punches.shared.security) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            tracing::debug!("client {client} cannot be dialled back: {why}");
+                            let mut state = punches.lock();
+                            if state.unreachable.len() >= MAX_REMEMBERED {
+                                forget_oldest(&mut state.unreachable, |at| *at);
+                            }
+                            state.unreachable.insert(ip, Instant::now());
+                            false
+                        }
+                    };
+                let _ = tx.send(answered);
+            });
+        started.ok().map(|_| rx)
     }
 
     /// Files a punch as pending; returns its id and where the node's
     /// address will arrive.
-    fn file(&self, client: SocketAddr, way: PunchWay) -> (u64, Receiver<SocketAddr>) {
+    fn file(&self, client: SocketAddr) -> (u64, Receiver<Joined>) {
         let (joined, rx) = mpsc::sync_channel(1);
         let mut state = self.lock();
         let mut id = circuit::random_id();
         while state.pending.contains_key(&id) {
             id = circuit::random_id();
         }
-        state.pending.insert(
-            id,
-            Pending {
-                client,
-                way,
-                joined,
-            },
-        );
+        state.pending.insert(id, Pending { client, joined });
         (id, rx)
     }
 
@@ -257,14 +274,14 @@ pub fn punch(
     if let Plan::Relay(why) = punches.plan(client.ip(), node, &relaying.controls) {
         return relay(why, reply);
     }
-    let way = punches.way_to(client);
-    let (id, joined) = punches.file(client, way);
+    let (id, joined) = punches.file(client);
     if let Err(why) = relaying.controls.ask_for_punch(node, id) {
         punches.take(id);
         return relay(why, reply);
     }
-    let node_seen = match joined.recv_timeout(JOIN_WITHIN) {
-        Ok(addr) => addr,
+    let dial_back = punches.dial_back(client);
+    let (node_seen, way_to_node) = match joined.recv_timeout(JOIN_WITHIN) {
+        Ok(joined) => joined,
         Err(RecvTimeoutError::Timeout) if punches.take(id).is_some() => {
             return relay(
                 format!(
@@ -276,13 +293,23 @@ pub fn punch(
         }
         // The node took it just now: its address is on the way.
         Err(RecvTimeoutError::Timeout) => match joined.recv_timeout(JOIN_WITHIN) {
-            Ok(addr) => addr,
+            Ok(joined) => joined,
             Err(_) => return Err(ProtoError::Timeout),
         },
         Err(RecvTimeoutError::Disconnected) => {
             return relay(format!("punch {id:016x} was dropped"), reply);
         }
     };
+    // Reversal if the client answered the dial-back by now, or soon.
+    let reachable =
+        dial_back.is_some_and(|answer| answer.recv_timeout(DIALBACK_GRACE).unwrap_or(false));
+    let way = if reachable {
+        PunchWay::Reverse
+    } else {
+        PunchWay::Simultaneous
+    };
+    // The node's thread sends its side at the same moment.
+    let _ = way_to_node.send(way);
     reply.send(&Response::Rendezvous(Rendezvous {
         id,
         peer: node_seen,
@@ -325,24 +352,32 @@ pub fn punch(
 }
 
 /// The node's side: `JoinPunch(id)` on a connection from its punching
-/// port. Answers with the client's address and the way, and gives the
-/// client's thread the address this connection comes from.
+/// port. Gives the client's thread the address this connection comes from,
+/// and answers with the client's address and the way that thread picked.
 pub fn join(punches: &Punches, id: u64, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
-    let Some(pending) = punches.take(id) else {
+    let gone = |reply: &mut Reply<'_>| {
         tracing::info!("{}: join of unknown punch {id:016x}", reply.peer());
-        return reply.send(&Response::error(
+        reply.send(&Response::error(
             proto::ErrorKind::BadRequest,
             "no such punch (the client gave up, or it was never asked for)",
-        ));
+        ))
     };
-    // The client's thread answers its side as soon as it has the address:
-    // both sides hear at about the same moment.
-    let _ = pending.joined.send(reply.peer());
-    reply.send(&Response::Rendezvous(Rendezvous {
-        id,
-        peer: pending.client,
-        way: pending.way,
-    }))
+    let Some(pending) = punches.take(id) else {
+        return gone(reply);
+    };
+    let (way_tx, way_rx) = mpsc::sync_channel(1);
+    if pending.joined.send((reply.peer(), way_tx)).is_err() {
+        return gone(reply);
+    }
+    // The client's thread picks the way within the dial-back's grace.
+    match way_rx.recv_timeout(DIALBACK_GRACE + JOIN_WITHIN) {
+        Ok(way) => reply.send(&Response::Rendezvous(Rendezvous {
+            id,
+            peer: pending.client,
+            way,
+        })),
+        Err(_) => gone(reply),
+    }
 }
 
 /// The answer to `ListPunchable`: the relayed nodes that can punch and
@@ -392,14 +427,28 @@ mod tests {
     #[test]
     fn a_pending_punch_is_taken_once() {
         let punches = Punches::new(Security::Plain);
-        let (id, joined) = punches.file("10.0.0.1:5000".parse().unwrap(), PunchWay::Simultaneous);
+        let (id, joined) = punches.file("10.0.0.1:5000".parse().unwrap());
         let pending = punches.take(id).expect("filed");
         assert_eq!(pending.client, "10.0.0.1:5000".parse().unwrap());
         assert!(punches.take(id).is_none());
+        let (way, _) = mpsc::sync_channel(1);
         pending
             .joined
-            .send("10.0.0.2:6000".parse().unwrap())
+            .send(("10.0.0.2:6000".parse().unwrap(), way))
             .unwrap();
-        assert_eq!(joined.recv().unwrap(), "10.0.0.2:6000".parse().unwrap());
+        assert_eq!(joined.recv().unwrap().0, "10.0.0.2:6000".parse().unwrap());
+    }
+
+    #[test]
+    fn a_client_address_that_did_not_answer_is_not_dialled_again_for_a_while() {
+        let punches = Punches::new(Security::Plain);
+        // Nothing listens there: refused at once.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let answer = punches.dial_back(dead).expect("dialled");
+        assert!(!answer.recv().unwrap());
+        assert!(punches.dial_back(dead).is_none(), "remembered");
     }
 }
