@@ -90,9 +90,11 @@ fn fetch_list_and_relayed_fetch_with_the_secret_and_with_a_relay_key_only_relay(
         NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex()
     );
 
+    // Circuits (--no-punch): punched fetches in a private network are in
+    // tests/punch.rs.
     for relay_args in [
-        vec!["--secret", SECRET],
-        vec!["--relay-key", relay_key.as_str()],
+        vec!["--secret", SECRET, "--no-punch"],
+        vec!["--relay-key", relay_key.as_str(), "--no-punch"],
     ] {
         let relay = Relay::start(&relay_args);
         let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
@@ -267,6 +269,9 @@ fn the_secret_comes_from_the_environment_and_from_a_file() {
 /// What a test-only hostile relay lists, and how it treats a circuit.
 struct HostileRelay {
     nodes: Vec<NodeInfo>,
+    /// Where it sends a client that asks for a punch: the impostor's own
+    /// port ([`impostor_punch_port`]). None: it refuses punches.
+    punch_to: Option<SocketAddr>,
     /// Its own static key pair, and the keys it holds: the relay key, and
     /// in the peer key's place whatever it has (here the relay key again).
     impostor: Arc<(NetworkKeys, Identity)>,
@@ -293,9 +298,41 @@ impl Handler for HostileRelay {
                 let _ = tcp.write_all(&[0x55; 32]);
                 Ok(())
             }
+            Request::Punch(_) if self.punch_to.is_some() => {
+                reply.send(&Response::Rendezvous(proto::Rendezvous {
+                    id: IMPOSTOR_PUNCH,
+                    peer: self.punch_to.unwrap(),
+                    way: proto::PunchWay::Simultaneous,
+                }))
+            }
             _ => reply.send(&Response::error(ErrorKind::BadRequest, "not here")),
         }
     }
+}
+
+/// The punch id a hostile relay hands out.
+const IMPOSTOR_PUNCH: u64 = 0x5eed;
+
+/// An impostor's punching port: it greets whoever connects as the node of
+/// the hostile relay's punch would, then answers the client's end-to-end
+/// handshake itself. Returns its address.
+fn impostor_punch_port(keys: NetworkKeys, identity: Identity) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = proto::frame::write(&mut stream, &Request::JoinPunch(IMPOSTOR_PUNCH));
+            let _ = proto::frame::read::<Response>(&mut stream);
+            if let Err(refusal) = handshake::respond(&mut stream, &keys, &identity)
+                && let Some(answer) = refusal.answer
+            {
+                let _ = proto::frame::write(&mut stream, &*answer);
+            }
+        }
+    });
+    addr
 }
 
 /// Starts a server for `handler` on loopback with the relay key only (and
@@ -313,7 +350,8 @@ fn serve_hostile(handler: impl Handler, keys: NetworkKeys, identity: Identity) -
 /// A hostile relay holding only the relay key lists a real node (1) with a
 /// key that is not the node's, (2) under its own address and its own key,
 /// and (3) as relayed, then answers the client's end-to-end handshake in
-/// the circuit itself and splices its own bytes. Each time the client
+/// the circuit itself and splices its own bytes, (4) as relayed, and
+/// sends the client to punch through to its own port. Each time the client
 /// refuses with a clear line and saves nothing.
 #[test]
 fn a_relay_with_only_the_relay_key_cannot_pose_as_a_node() {
@@ -333,6 +371,7 @@ fn a_relay_with_only_the_relay_key_cannot_pose_as_a_node() {
     let impostor_at = serve_hostile(
         HostileRelay {
             nodes: vec![],
+            punch_to: None,
             impostor: Arc::new((impostor_keys.clone(), impostor.clone())),
         },
         impostor_keys.clone(),
@@ -344,24 +383,36 @@ fn a_relay_with_only_the_relay_key_cannot_pose_as_a_node() {
         mode,
         key: Some(key),
     };
+    let punch_port = impostor_punch_port(impostor_keys.clone(), impostor.clone());
     let cases = [
         (
             entry(real.listen, NodeMode::Direct, impostor_key),
+            None,
             format!("answered with key {real_key}, not with the key {impostor_key}"),
         ),
         (
             entry(impostor_at, NodeMode::Direct, impostor_key),
+            None,
             "refused the handshake: wrong or missing secret".to_string(),
         ),
         (
             entry(real.listen, NodeMode::Relayed, impostor_key),
+            None,
+            "refused the handshake: wrong or missing secret".to_string(),
+        ),
+        // (4) It "punches" the client through to its own port: the
+        // connection opens, but the node's end must still prove the peer key.
+        (
+            entry(real.listen, NodeMode::Relayed, impostor_key),
+            Some(punch_port),
             "refused the handshake: wrong or missing secret".to_string(),
         ),
     ];
-    for (listed, want) in cases {
+    for (listed, punch_to, want) in cases {
         let hostile = serve_hostile(
             HostileRelay {
                 nodes: vec![listed],
+                punch_to,
                 impostor: Arc::new((impostor_keys.clone(), impostor.clone())),
             },
             relay_only.clone(),
@@ -494,7 +545,9 @@ fn captures_of_encrypted_transfers_hold_neither_name_nor_content() {
     );
     drop(pn);
 
-    let relay = secret_relay(&[]);
+    // Through a circuit (--no-punch), so the capture on the relay's port
+    // holds the whole transfer.
+    let relay = secret_relay(&["--no-punch"]);
     let direct = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);
     let cap = Capture::start(tmp.path(), &[direct.listen.port(), relay.port()]);
     let got = fetch(relay.port(), &[name, "--secret", SECRET]);
@@ -594,8 +647,8 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
     let relay_key = NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex();
 
     for relay_args in [
-        vec!["--secret", SECRET],
-        vec!["--relay-key", relay_key.as_str()],
+        vec!["--secret", SECRET, "--no-punch"],
+        vec!["--relay-key", relay_key.as_str(), "--no-punch"],
     ] {
         let relay = Relay::start(&relay_args);
         let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]);

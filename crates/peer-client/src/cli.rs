@@ -80,6 +80,11 @@ pub struct Cli {
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     pub no_index: bool,
+    /// Reach relayed nodes only through the relay's circuits: no hole
+    /// punching (by default the relay first helps the client and the node
+    /// connect directly).
+    #[arg(long)]
+    pub no_punch: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,

@@ -107,7 +107,7 @@ pub fn fetch(
     match ended {
         Ended::Complete => {
             progress.finish();
-            report.status(&found_line(&plan, holders, content, workers));
+            report.status(&found_line(&plan, holders, content, workers, dialer));
             Fetched::Found { size }
         }
         Ended::Incomplete if plan.claimed() == 0 => {
@@ -147,7 +147,13 @@ pub fn fetch(
 
 /// The line of a complete fetch: the holder that finished it, or, when
 /// several workers shared it between holders, how much each one gave.
-fn found_line(plan: &Plan, holders: &[Holder], content: Content, workers: usize) -> String {
+fn found_line(
+    plan: &Plan,
+    holders: &[Holder],
+    content: Content,
+    workers: usize,
+    dialer: &Dialer,
+) -> String {
     let proof = format!("{} bytes, {}", content.size(), content.proof());
     let mut given: Vec<(u64, &Holder)> = plan
         .contributions()
@@ -167,12 +173,16 @@ fn found_line(plan: &Plan, holders: &[Holder], content: Content, workers: usize)
                 .join(" / "),
             given
                 .iter()
-                .map(|(_, h)| format!("{}{}", h.node.addr, crate::dial::via(&h.node)))
+                .map(|(_, h)| format!("{}{}", h.node.addr, dialer.via(&h.node)))
                 .collect::<Vec<_>>()
                 .join(" / ")
         );
     }
     // An empty content has no claim: the holder that has it.
     let finisher = &holders[plan.last_claim().unwrap_or(0)];
-    format!("found on {} ({proof})", finisher.label)
+    // Reaching it may have gone another way than it is listed (punched).
+    format!(
+        "found on {} ({proof})",
+        dialer.restate(&finisher.label, &finisher.node)
+    )
 }

@@ -141,6 +141,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// The relayed nodes the relay would punch through to, asked only when
+    /// some node is relayed and punching is on.
+    fn punchable(&self) -> Vec<SocketAddr> {
+        let relayed = self.nodes.iter().any(|n| n.mode == NodeMode::Relayed);
+        if self.relay.punch && relayed {
+            self.relay.punchable()
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn new(relay: Relay, timeouts: Timeouts, report: Report) -> Session {
         Session {
             relay,
@@ -176,7 +187,7 @@ impl Session {
         let mut stdout = std::io::stdout().lock();
         let done = match task {
             Task::Peers => {
-                listing::print_peers(&self.nodes, &mut stdout, &self.report);
+                listing::print_peers(&self.nodes, &self.punchable(), &mut stdout, &self.report);
                 Ok(EXIT_OK)
             }
             Task::List { long, per_node } => self.list(long, per_node, &mut stdout),
@@ -478,7 +489,12 @@ impl Session {
                 Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
-                    listing::print_peers(&self.nodes, &mut std::io::stderr().lock(), &self.report);
+                    listing::print_peers(
+                        &self.nodes,
+                        &self.punchable(),
+                        &mut std::io::stderr().lock(),
+                        &self.report,
+                    );
                 }
                 Command::List { long, per_node } => {
                     if let Err(e) = self.list(long, per_node, &mut std::io::stderr().lock()) {

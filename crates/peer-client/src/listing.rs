@@ -167,11 +167,20 @@ pub fn print_found(
 
 /// The active nodes, one per line starting with `IP:PORT`. A relayed node
 /// is marked `relayed`; a direct node's line is as it always was, so
-/// scripts reading it keep working.
-pub fn print_peers(nodes: &[NodeInfo], out: &mut dyn Write, report: &Report) {
+/// scripts reading it keep working. A relayed node the relay would punch
+/// through to (`punchable`) is marked `relayed, punchable`.
+pub fn print_peers(
+    nodes: &[NodeInfo],
+    punchable: &[SocketAddr],
+    out: &mut dyn Write,
+    report: &Report,
+) {
     for node in nodes {
         let mode = match node.mode {
             NodeMode::Direct => String::new(),
+            NodeMode::Relayed if punchable.contains(&node.addr) => {
+                "relayed, punchable  ".to_string()
+            }
             other => format!("{}  ", other.as_str()),
         };
         let key = match node.key {

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         timeouts,
         security,
         pin: cli.node,
+        punch: !cli.no_punch,
     };
     let task = if cli.peers {
         Task::Peers

@@ -19,6 +19,8 @@ pub struct Relay {
     pub security: Security,
     /// `--node KEY`: fetch only from the node holding this static key.
     pub pin: Option<NodeKey>,
+    /// Reach relayed nodes by hole punching first (off with `--no-punch`).
+    pub punch: bool,
 }
 
 impl Relay {
@@ -39,6 +41,22 @@ impl Relay {
             timeouts: self.timeouts,
             security: self.security.clone(),
             pin: self.pin,
+            punch: self.punch,
+            routes: Default::default(),
+        }
+    }
+
+    /// The relayed nodes this relay would try to punch through to for this
+    /// client (`ListPunchable`); none from an older relay, which does not
+    /// know the request.
+    pub fn punchable(&self) -> Vec<std::net::SocketAddr> {
+        match self.ask(&Request::ListPunchable) {
+            Ok(Response::Nodes(nodes)) => nodes.into_iter().map(|n| n.addr).collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::debug!("no punchable list: {e}");
+                Vec::new()
+            }
         }
     }
 

@@ -44,6 +44,10 @@ fn kind(request: &Request) -> usize {
         | Request::Search(_)
         | Request::ListNodesLong
         | Request::Control(_)
+        | Request::ControlPunch(_)
+        | Request::Punch(_)
+        | Request::JoinPunch(_)
+        | Request::ListPunchable
         | Request::Keepalive
         | Request::OpenCircuit(_)
         | Request::JoinCircuit(_) => 5,

@@ -148,7 +148,11 @@ impl Handler for NodeService {
             | Request::Control(_)
             | Request::Keepalive
             | Request::OpenCircuit(_)
-            | Request::JoinCircuit(_) => {
+            | Request::JoinCircuit(_)
+            | Request::ControlPunch(_)
+            | Request::Punch(_)
+            | Request::JoinPunch(_)
+            | Request::ListPunchable => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

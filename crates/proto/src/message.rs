@@ -73,6 +73,23 @@ pub enum Request {
     /// Tag 17, to the relay: `WhoHas`, answered with `HoldersLong`, which
     /// also names the holders still hashing the file.
     WhoHasLong(Target),
+    // Hole punching (docs/PROTOCOL.md, "Hole punching"), after relayed
+    // mode; together and in this order, as above.
+    /// Tag 18, to the relay: as `Control`, from a node that also answers
+    /// `OpenPunch` on its control connection.
+    ControlPunch(Registration),
+    /// Tag 19, to the relay: reach this relayed node directly if you can
+    /// (`Rendezvous`), else through a circuit (`CircuitReady`). Sent from a
+    /// port the client also listens on.
+    Punch(SocketAddr),
+    /// Tag 20, from a node: this is my side of punch N. To the relay on a
+    /// fresh connection from the node's punching port (answered
+    /// `Rendezvous`), then to the client as the first frame on the punched
+    /// connection (answered `CircuitReady`).
+    JoinPunch(u64),
+    /// Tag 21, to the relay: which relayed nodes would you try to punch
+    /// through to for me? Answered `Nodes`.
+    ListPunchable,
 }
 
 /// What the relay or a node answers.
@@ -119,6 +136,12 @@ pub enum Response {
     /// Tag 16: who holds the name or content asked for (`WhoHasLong`),
     /// holders still hashing it included, their hash absent.
     HoldersLong(crate::pending::HolderListLong),
+    // Hole punching, as in `Request`.
+    /// Tag 17, on a control connection: open a connection from a fresh port
+    /// and send `JoinPunch(N)` on it.
+    OpenPunch(u64),
+    /// Tag 18: the other side of a punch, and how to meet it.
+    Rendezvous(crate::punch::Rendezvous),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -493,6 +516,8 @@ impl Response {
             Response::Hello => "hello",
             Response::OpenData(_) => "data-connection request",
             Response::CircuitReady => "circuit-ready",
+            Response::OpenPunch(_) => "punch request",
+            Response::Rendezvous(_) => "rendezvous",
             Response::Range(_) => "range",
             Response::FilesLong(_) => "long file listing",
             Response::CatalogAck(_) => "catalog acknowledgement",
@@ -523,12 +548,15 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 18;
+    const TAG_COUNT: u32 = 22;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
-            Request::Register(r) | Request::Unregister(r) | Request::Control(r) => match &r.token {
+            Request::Register(r)
+            | Request::Unregister(r)
+            | Request::Control(r)
+            | Request::ControlPunch(r) => match &r.token {
                 Some(t) if t.len() > MAX_TOKEN_LEN => Err(ProtoError::Limit(format!(
                     "token of {} bytes refused (limit {MAX_TOKEN_LEN})",
                     t.len()
@@ -586,7 +614,7 @@ fn check_catalog<'a>(
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 17;
+    const TAG_COUNT: u32 = 19;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {

@@ -112,6 +112,10 @@ fn request_tag(r: &Request) -> u32 {
         Request::JoinCircuit(_) => 15,
         Request::CatalogLong(_) => 16,
         Request::WhoHasLong(_) => 17,
+        Request::ControlPunch(_) => 18,
+        Request::Punch(_) => 19,
+        Request::JoinPunch(_) => 20,
+        Request::ListPunchable => 21,
     }
 }
 
@@ -135,6 +139,8 @@ fn response_tag(r: &Response) -> u32 {
         Response::OpenData(_) => 14,
         Response::CircuitReady => 15,
         Response::HoldersLong(_) => 16,
+        Response::OpenPunch(_) => 17,
+        Response::Rendezvous(_) => 18,
     }
 }
 
@@ -274,6 +280,15 @@ fn sample_requests() -> Vec<Request> {
         }),
         Request::WhoHasLong(Target::Name("new".into())),
         Request::WhoHasLong(Target::Hash(ContentHash([3; 32]))),
+        Request::ControlPunch(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: None,
+        }),
+        Request::Punch(v4(41234)),
+        Request::Punch(v6(41234)),
+        Request::JoinPunch(0),
+        Request::ListPunchable,
     ]
 }
 
@@ -422,6 +437,22 @@ fn sample_responses() -> Vec<Response> {
             ],
             unindexed: vec![v4(9)],
             truncated: true,
+        }),
+        Response::OpenPunch(u64::MAX),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 7,
+            peer: v4(50000),
+            way: proto::PunchWay::Reverse,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 8,
+            peer: v6(50001),
+            way: proto::PunchWay::Simultaneous,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 9,
+            peer: v4(1),
+            way: proto::PunchWay::Other(77),
         }),
     ];
     for kind in ALL_ERROR_KINDS {

@@ -23,7 +23,7 @@ use crate::control::Controls;
 use crate::{Index, Registry};
 
 /// Request kinds, as the `kind` label.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "register",
     "unregister",
     "list_nodes",
@@ -37,6 +37,7 @@ const KINDS: [&str; 13] = [
     "join_circuit",
     "keepalive",
     "for_a_node",
+    "punch",
 ];
 
 fn kind(request: &Request) -> usize {
@@ -50,10 +51,11 @@ fn kind(request: &Request) -> usize {
         Request::WhoHas(_) | Request::WhoHasLong(_) => 5,
         Request::Search(_) => 6,
         Request::Hello => 7,
-        Request::Control(_) => 8,
+        Request::Control(_) | Request::ControlPunch(_) => 8,
         Request::OpenCircuit(_) => 9,
         Request::JoinCircuit(_) => 10,
         Request::Keepalive => 11,
+        Request::Punch(_) | Request::JoinPunch(_) | Request::ListPunchable => 13,
         Request::GetFile(_)
         | Request::ListFiles
         | Request::GetRange(_)
