@@ -170,7 +170,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             endpoint.addr
         );
     }
-    let service = Arc::new(metrics::Metered(NodeService::new(
+    let service = Arc::new(metrics::metered(NodeService::new(
         share.clone(),
         index.clone(),
     )));

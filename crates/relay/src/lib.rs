@@ -164,7 +164,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         );
     }
     server
-        .serve(metrics::Metered(service))
+        .serve(metrics::metered(service))
         .context("relay stopped")
 }
 
