@@ -47,7 +47,8 @@ A file held by several nodes comes from up to --sources of them at once, in rang
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
 only an older node without hashes serves unverified, and the status line says so.
 
-Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
+Exit status: 0 all found, 1 some file not found, 2 usage or local error or relay
+unreachable, 128+N on signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work).

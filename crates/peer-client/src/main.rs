@@ -21,12 +21,14 @@ fn main() -> ExitCode {
     // Ctrl-C in the middle of a transfer: no partial file left behind, and
     // the shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
-    let _ = ctrlc::set_handler(|| {
+    // The exit status names the signal, 128+N as shells and curl give it:
+    // 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+    let _ = peer_client::signals::on_termination(|signal| {
         peer_client::output::remove_partial_files();
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        plumbing::logging::exit(130);
+        plumbing::logging::exit(128 + signal);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,
