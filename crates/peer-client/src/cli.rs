@@ -11,7 +11,8 @@ use plumbing::flags::{LogArgs, SecretArgs, parse_secs};
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
 const OUTPUT_HELP: &str = "\
-Save the file to PATH instead of printing it (one NAME only). By what PATH is:
+Save the file to PATH instead of printing it (several NAMEs: into the
+directory PATH). By what PATH is:
   missing or a file   saved beside it, renamed into place when complete
                       (a failed transfer leaves nothing); a new file gets
                       mode 0666 less the umask, a replaced one keeps its mode
@@ -59,7 +60,8 @@ pub struct Cli {
     pub relay_port: Option<u16>,
     /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     pub names: Vec<String>,
-    /// Save the file to PATH instead of printing it (one NAME only).
+    /// Save the file to PATH instead of printing it (several NAMEs: into the
+    /// directory PATH).
     #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
     pub output: Option<PathBuf>,
     /// Print the active nodes, one per line, then exit.

@@ -114,7 +114,8 @@ pub const DEFAULT_SOURCES: usize = 4;
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
 pub enum Task {
-    /// Fetch each name (to `output` if given: one name only), then exit.
+    /// Fetch each name (to `output` if given: a directory for several),
+    /// then exit.
     Fetch {
         names: Vec<String>,
         output: Option<PathBuf>,
@@ -250,7 +251,12 @@ impl Session {
             {
                 Some(found) => {
                     listing::print_found(&found, false, text, out, &self.report);
-                    return Ok(EXIT_OK);
+                    // Nothing found is status 1, as grep gives it.
+                    return Ok(if found.hits.is_empty() {
+                        EXIT_MISSING
+                    } else {
+                        EXIT_OK
+                    });
                 }
                 None => self.older_relay("searching node by node")?,
             }
@@ -263,7 +269,7 @@ impl Session {
             count(shown, "result"),
             count(self.nodes.len(), "active node")
         ));
-        Ok(EXIT_OK)
+        Ok(if shown == 0 { EXIT_MISSING } else { EXIT_OK })
     }
 
     /// Says the relay has no index, and fetches the node list for the

@@ -64,8 +64,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if cli.output.is_some() && cli.names.len() != 1 {
-        peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
+    // Several names go into a directory, as `cp a b dir/` does.
+    if let Some(path) = &cli.output
+        && cli.names.len() > 1
+        && !path.is_dir()
+    {
+        peer_client::report::stderr_line(format!(
+            "error: with several NAMEs, -o PATH must be a directory, and {} is not",
+            path.display()
+        ));
         return ExitCode::from(EXIT_USAGE);
     }
     let timeouts = Timeouts {
