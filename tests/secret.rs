@@ -147,11 +147,22 @@ fn fetch_list_and_relayed_fetch_with_the_secret_and_with_a_relay_key_only_relay(
         let pinned = fetch(port, &["direct.txt", "--secret", SECRET, "--node", &k2s]);
         assert_eq!(pinned.code(), 1, "{}", pinned.stderr);
         assert!(pinned.stdout.is_empty());
-        assert!(
-            pinned.stderr.contains(&format!("not the pinned {k2}")),
-            "{}",
-            pinned.stderr
+        // Only the pinned node is asked, so only its absence is told.
+        assert_eq!(
+            pinned.stderr,
+            format!(
+                "direct.txt: not found on the node with key {}... (the relay's index)\n",
+                &k2s[..8]
+            )
         );
+        // A key no active node has: one line, exit 1, nobody asked.
+        let nobody = NodeKey([0x81; 32]).to_string();
+        let unknown = fetch(port, &["direct.txt", "--secret", SECRET, "--node", &nobody]);
+        assert_eq!(
+            (unknown.code(), unknown.stderr.as_str()),
+            (1, "no active node has key 81818181...\n")
+        );
+        assert!(unknown.stdout.is_empty());
     }
 }
 

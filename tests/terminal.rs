@@ -463,13 +463,14 @@ fn the_prompt_never_reaches_stdout() {
 }
 
 /// A binary file named on the command line is refused on a terminal with
-/// the command line's hint, and exits 1.
+/// the command line's hint, and exits 2 (a local error: the file is
+/// there).
 #[test]
 fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     let logo = binary();
     let cluster = Cluster::start(1, |_, dir| write(dir, "logo.png", &logo));
     let tmux = Tmux::start(&client_command(&cluster, "logo.png"));
-    assert_eq!(tmux.wait_exit(), 1);
+    assert_eq!(tmux.wait_exit(), 2);
     let screen = tmux.screen();
     assert!(
         screen.contains("use -o FILE to save it, or redirect stdout"),

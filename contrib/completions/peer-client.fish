@@ -1,4 +1,4 @@
-complete -c peer-client -s o -l output -d 'Save the file to PATH instead of printing it (one NAME only)' -r -F
+complete -c peer-client -s o -l output -d 'Save the file to PATH instead of printing it (several NAMEs: into the directory PATH)' -r -F
 complete -c peer-client -l search -d 'Print the files whose names contain TEXT (either case) across the network: size, short hash, number of holders, name. Then exit' -r
 complete -c peer-client -l connect-timeout -d 'Seconds to wait for a relay or node to accept a connection' -r
 complete -c peer-client -l timeout -d 'Seconds any read or write may wait for a relay or node' -r

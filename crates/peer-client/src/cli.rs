@@ -11,7 +11,8 @@ use plumbing::flags::{LogArgs, SecretArgs, parse_secs};
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
 const OUTPUT_HELP: &str = "\
-Save the file to PATH instead of printing it (one NAME only). By what PATH is:
+Save the file to PATH instead of printing it (several NAMEs: into the
+directory PATH). By what PATH is:
   missing or a file   saved beside it, renamed into place when complete
                       (a failed transfer leaves nothing); a new file gets
                       mode 0666 less the umask, a replaced one keeps its mode
@@ -47,7 +48,8 @@ A file held by several nodes comes from up to --sources of them at once, in rang
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
 only an older node without hashes serves unverified, and the status line says so.
 
-Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
+Exit status: 0 all found, 1 some file not found, 2 usage or local error or relay
+unreachable, 128+N on signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work).
@@ -58,7 +60,8 @@ pub struct Cli {
     pub relay_port: Option<u16>,
     /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     pub names: Vec<String>,
-    /// Save the file to PATH instead of printing it (one NAME only).
+    /// Save the file to PATH instead of printing it (several NAMEs: into the
+    /// directory PATH).
     #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
     pub output: Option<PathBuf>,
     /// Print the active nodes, one per line, then exit.

@@ -24,7 +24,7 @@ use crate::holder::Holder;
 use crate::output::{Output, SinkError};
 use crate::plan::{MIN_PIECE, Plan};
 use crate::progress::Progress;
-use crate::report::Report;
+use crate::report::{Report, count};
 use crate::verify::Content;
 use crate::worker::{self, Ended, Job};
 
@@ -80,7 +80,11 @@ pub fn fetch(
         // holders in turn (and reports each one again).
         Err(NoHolder::OlderNodes) => return fetch(want, nodes, dialer, 1, out, report),
         Err(NoHolder::Missing) => {
-            report.status(&format!("not found on any of {} active nodes", nodes.len()));
+            report.missing(&format!(
+                "{}: not found on any of {}",
+                want.name(),
+                count(nodes.len(), "active node")
+            ));
             return Fetched::Nothing;
         }
     };
@@ -112,7 +116,11 @@ pub fn fetch(
         }
         Ended::Incomplete if plan.claimed() == 0 => {
             progress.abandon();
-            report.status(&format!("not found on any of {} active nodes", nodes.len()));
+            report.missing(&format!(
+                "{}: not found on any of {}",
+                want.name(),
+                count(nodes.len(), "active node")
+            ));
             Fetched::Nothing
         }
         Ended::Incomplete => {

@@ -45,6 +45,8 @@
 //!   reads words.
 //! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP told apart, for the exit
+//!   status.
 
 pub mod cli;
 pub mod complete;
@@ -62,6 +64,7 @@ pub mod progress;
 pub mod prompt;
 pub mod relay;
 pub mod report;
+pub mod signals;
 pub mod target;
 pub mod verify;
 pub mod worker;
@@ -95,9 +98,14 @@ pub fn security(keys: Option<net::secure::NetworkKeys>) -> Result<net::secure::S
     }
 }
 
-/// Exit codes.
+/// Exit codes (README, "Exit status"). Of several names, the worst one's.
+/// A signal ends the client with 128+N (main.rs).
 pub const EXIT_OK: u8 = 0;
+/// Some file (or the pinned node) was not found.
 pub const EXIT_MISSING: u8 = 1;
+/// A usage or local error (a bad hash, `-o` into a missing directory, a
+/// binary file refused on a terminal), or the relay could not be reached
+/// or is not a relay.
 pub const EXIT_USAGE: u8 = 2;
 
 /// Holders a fetch pulls from at once unless told otherwise (`--sources`).
@@ -106,7 +114,8 @@ pub const DEFAULT_SOURCES: usize = 4;
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
 pub enum Task {
-    /// Fetch each name (to `output` if given: one name only), then exit.
+    /// Fetch each name (to `output` if given: a directory for several),
+    /// then exit.
     Fetch {
         names: Vec<String>,
         output: Option<PathBuf>,
@@ -204,8 +213,7 @@ impl Session {
                         return EXIT_USAGE;
                     }
                     match self.get(name, output.as_deref()) {
-                        Ok(true) => {}
-                        Ok(false) => code = EXIT_MISSING,
+                        Ok(got) => code = code.max(got),
                         Err(e) => {
                             self.report.error(&e);
                             return EXIT_USAGE;
@@ -254,7 +262,12 @@ impl Session {
             {
                 Some(found) => {
                     listing::print_found(&found, false, text, out, &self.report);
-                    return Ok(EXIT_OK);
+                    // Nothing found is status 1, as grep gives it.
+                    return Ok(if found.hits.is_empty() {
+                        EXIT_MISSING
+                    } else {
+                        EXIT_OK
+                    });
                 }
                 None => self.older_relay("searching node by node")?,
             }
@@ -267,7 +280,7 @@ impl Session {
             count(shown, "result"),
             count(self.nodes.len(), "active node")
         ));
-        Ok(EXIT_OK)
+        Ok(if shown == 0 { EXIT_MISSING } else { EXIT_OK })
     }
 
     /// Says the relay has no index, and fetches the node list for the
@@ -295,32 +308,33 @@ impl Session {
         }
     }
 
-    /// Fetches one name (or `blake3:HASH`) to stdout or `output`; true if
-    /// it was found whole, Err if the relay could not be asked.
+    /// Fetches one name (or `blake3:HASH`) to stdout or `output`; its exit
+    /// code ([`EXIT_OK`] if it was found whole), Err if the relay could not
+    /// be asked.
     ///
     /// The sources name the holders ([`Session::holders`]); each version
     /// they name is then fetched in turn ([`holders::Holders::attempts`])
     /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
-    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<bool, String> {
+    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<u8, String> {
         let target = if ContentHash::looks_like(name) {
             match name.parse::<ContentHash>() {
                 Ok(hash) => Target::Hash(hash),
                 Err(e) => {
                     self.report.error(&format!("{name}: {e}"));
-                    return Ok(false);
+                    return Ok(EXIT_USAGE);
                 }
             }
         } else {
             Target::Name(name.to_string())
         };
         let Some(holders) = self.holders(name, &target)? else {
-            return Ok(false);
+            return Ok(EXIT_MISSING);
         };
         let mut out = match Output::open(output, name, !self.report.quiet) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
-                return Ok(false);
+                return Ok(EXIT_USAGE);
             }
         };
         let dialer = self.dialer();
@@ -350,12 +364,26 @@ impl Session {
     /// (or `--no-index`), every active node. None when the index says
     /// nobody has it (said here).
     fn holders(&mut self, name: &str, target: &Target) -> Result<Option<Holders>, String> {
-        if self.no_index {
-            return Ok(Some(holders::of_nodes(&self.nodes)));
+        // `--node KEY`: only that node's copy, so a pin that matches no
+        // active node is one line, and nobody else is asked.
+        if let Some(pin) = self.relay.pin {
+            if !self.no_index {
+                self.refresh_nodes()?;
+            }
+            if !self.nodes.iter().any(|n| n.key == Some(pin)) {
+                self.report.missing(&format!(
+                    "no active node has key {}...",
+                    &pin.to_string()[..8]
+                ));
+                return Ok(None);
+            }
         }
-        let Some(list) = index::who_has(&self.relay, target).map_err(|e| e.to_string())? else {
+        if self.no_index {
+            return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
+        }
+        let Some(mut list) = index::who_has(&self.relay, target).map_err(|e| e.to_string())? else {
             self.older_relay("asking nodes in turn")?;
-            return Ok(Some(holders::of_nodes(&self.nodes)));
+            return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         };
         let listed = list.holders.iter().map(|h| h.addr);
         let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
@@ -367,12 +395,19 @@ impl Session {
                 key: None,
             })
         };
+        if let Some(pin) = self.relay.pin {
+            let pinned = |addr: &SocketAddr| node_of(*addr).key == Some(pin);
+            list.holders.retain(|h| pinned(&h.addr));
+            list.unindexed.retain(pinned);
+        }
         let holders = holders::of_who_has(&list, node_of);
         if holders.is_empty() {
-            self.report.status(&format!(
-                "{name}: not found on any of {} (the relay's index)",
-                count(list.nodes as usize, "active node")
-            ));
+            let nodes = match self.relay.pin {
+                Some(pin) => format!("the node with key {}...", &pin.to_string()[..8]),
+                None => format!("any of {}", count(list.nodes as usize, "active node")),
+            };
+            self.report
+                .missing(&format!("{name}: not found on {nodes} (the relay's index)"));
             return Ok(None);
         }
         // Nodes that sent no catalog (just started, or older nodes): asked
@@ -388,9 +423,16 @@ impl Session {
         Ok(Some(holders))
     }
 
+    /// The nodes `--node KEY` allows: all of them without a pin.
+    fn pinned(&self, nodes: &[NodeInfo]) -> Vec<NodeInfo> {
+        let allowed = |n: &&NodeInfo| self.relay.pin.is_none_or(|pin| n.key == Some(pin));
+        nodes.iter().filter(allowed).copied().collect()
+    }
+
     /// Ends a fetch of `name`: commits the output when it is complete, or
-    /// says what was left. True if the file is whole where it should be.
-    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> bool {
+    /// says what was left. Its exit code: [`EXIT_OK`] if the file is whole
+    /// where it should be, [`EXIT_USAGE`] for a local error.
+    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> u8 {
         match fetched {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
@@ -399,11 +441,11 @@ impl Session {
                         if let Some(line) = done {
                             self.report.status(&line);
                         }
-                        true
+                        EXIT_OK
                     }
                     Err(e) => {
                         self.report.error(&proto::error::describe(e.chain()));
-                        false
+                        EXIT_USAGE
                     }
                 }
             }
@@ -418,13 +460,19 @@ impl Session {
                 self.report.error(&format!(
                     "{name} is not text; refusing to print it to the terminal ({hint})"
                 ));
-                false
+                EXIT_USAGE
             }
-            Fetched::Missing | Fetched::Nothing | Fetched::OutputFailed => {
+            Fetched::OutputFailed => {
                 if let Some(line) = out.abandoned_line(name) {
                     self.report.error(&line);
                 }
-                false
+                EXIT_USAGE
+            }
+            Fetched::Missing | Fetched::Nothing => {
+                if let Some(line) = out.abandoned_line(name) {
+                    self.report.error(&line);
+                }
+                EXIT_MISSING
             }
         }
     }
@@ -507,8 +555,7 @@ impl Session {
                     }
                 }
                 Command::Get { name, output } => match self.get(&name, output.as_deref()) {
-                    Ok(true) => {}
-                    Ok(false) => code = EXIT_MISSING,
+                    Ok(got) => code = code.max(got.min(EXIT_MISSING)),
                     Err(e) => {
                         self.report.error(&e);
                         code = EXIT_MISSING;

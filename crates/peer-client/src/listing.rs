@@ -98,12 +98,12 @@ pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
 /// The files in the listings whose names contain `text` (either case), one
 /// line each: size, short hash, node, name. Returns how many.
 pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> usize {
-    let needle = text.to_ascii_lowercase();
+    let needle = text.to_lowercase();
     let mut shown = 0;
     for (addr, entries, _) in listing {
         for e in entries
             .iter()
-            .filter(|e| e.name.to_ascii_lowercase().contains(&needle))
+            .filter(|e| e.name.to_lowercase().contains(&needle))
         {
             let hash = e.hash.map_or("(not hashed yet)".to_string(), |h| {
                 format!("blake3:{}", h.short())

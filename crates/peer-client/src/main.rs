@@ -21,12 +21,14 @@ fn main() -> ExitCode {
     // Ctrl-C in the middle of a transfer: no partial file left behind, and
     // the shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
-    let _ = ctrlc::set_handler(|| {
+    // The exit status names the signal, 128+N as shells and curl give it:
+    // 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+    let _ = peer_client::signals::on_termination(|signal| {
         peer_client::output::remove_partial_files();
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        plumbing::logging::exit(130);
+        plumbing::logging::exit(128 + signal);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,
@@ -62,8 +64,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if cli.output.is_some() && cli.names.len() != 1 {
-        peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
+    // Several names go into a directory, as `cp a b dir/` does.
+    if let Some(path) = &cli.output
+        && cli.names.len() > 1
+        && !path.is_dir()
+    {
+        peer_client::report::stderr_line(format!(
+            "error: with several NAMEs, -o PATH must be a directory, and {} is not",
+            path.display()
+        ));
         return ExitCode::from(EXIT_USAGE);
     }
     let timeouts = Timeouts {

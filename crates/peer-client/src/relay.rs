@@ -8,6 +8,9 @@ use proto::{ErrorKind, NodeEntry, NodeInfo, NodeMode, ProtoError, Request, Respo
 
 use crate::dial::Dialer;
 
+/// How a peer-node begins its refusal of a request meant for the relay.
+const PEER_NODE_REFUSAL: &str = "this is a peer-node";
+
 /// How to reach the relay.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -140,6 +143,16 @@ impl Relay {
                 // It answered, but not with anything we can use.
                 other => anyhow::anyhow!("relay {} sent a bad answer: {other}", self.label()),
             })?;
+        // A node refuses every request meant for the relay with this
+        // BadRequest (crates/peer-node, service.rs). Taken for an older
+        // relay's "unknown request", it would send the client asking nodes
+        // in turn, and fail there: say once what the address is.
+        if let Response::Error(e) = &response
+            && e.kind == ErrorKind::BadRequest
+            && e.message.starts_with(PEER_NODE_REFUSAL)
+        {
+            anyhow::bail!("{} is a peer-node, not a relay", self.label());
+        }
         Ok(response)
     }
 }

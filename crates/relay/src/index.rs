@@ -559,7 +559,7 @@ impl State {
                 continue;
             }
             let name = self.names.text(name_id as u32);
-            if !contains_ignoring_ascii_case(name.as_bytes(), needle) {
+            if !contains_ignoring_case(name, text, needle) {
                 continue;
             }
             // This name's contents: (hash id, size, holders), few per name.
@@ -634,6 +634,16 @@ fn unlink_from(entries: &mut [Entry], head: &mut u32, id: u32, next: fn(&mut Ent
         }
         at = after;
     }
+}
+
+/// Whether `name` contains `text` in either case, for all of Unicode
+/// (`CAFÉ` finds `café.txt`). ASCII, the common case, is compared in place;
+/// other names are lowercased first.
+fn contains_ignoring_case(name: &str, text: &str, needle: &[u8]) -> bool {
+    if name.is_ascii() && text.is_ascii() {
+        return contains_ignoring_ascii_case(name.as_bytes(), needle);
+    }
+    name.to_lowercase().contains(&text.to_lowercase())
 }
 
 fn contains_ignoring_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
@@ -1122,6 +1132,32 @@ mod tests {
             "one entry left in the index, one name too long"
         );
         assert_eq!(index.stats().entries, 4);
+    }
+
+    #[test]
+    fn search_folds_case_for_all_of_unicode() {
+        let index = Index::new(IndexLimits::default());
+        index.joined(addr(1));
+        let files = vec![
+            entry("café.txt", 1),
+            entry("ΣΟΦΙΑ.md", 2),
+            entry("plain", 3),
+        ];
+        index
+            .apply(addr(1), &update(0, 1, true, files, &[]))
+            .unwrap();
+        let names = |text: &str| -> Vec<String> {
+            index
+                .search(text, 10)
+                .hits
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names("CAFÉ"), ["café.txt"]);
+        assert_eq!(names("σοφ"), ["ΣΟΦΙΑ.md"]);
+        assert_eq!(names("PLAIN"), ["plain"]);
+        assert!(names("nowhere").is_empty());
     }
 
     #[test]
