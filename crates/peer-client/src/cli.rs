@@ -80,6 +80,9 @@ pub struct Cli {
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     pub no_index: bool,
+    /// Start a save from scratch: remove the part an earlier run kept.
+    #[arg(long)]
+    pub no_resume: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,

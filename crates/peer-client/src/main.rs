@@ -18,13 +18,17 @@ fn main() -> ExitCode {
     // client whose stderr stops being read just waits, as it would on its
     // stdout; unlike a server, nobody else waits for it.
     let _log = cli.log.init(tracing::Level::WARN, Delivery::Direct);
-    // Ctrl-C in the middle of a transfer: no partial file left behind, and
-    // the shell's prompt starts on a fresh line. (At the line-editing prompt
+    // Ctrl-C or SIGTERM in the middle of a transfer: a save keeps its
+    // verified part for the next run, which resumes it, and says so; the
+    // shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
     let _ = ctrlc::set_handler(|| {
-        peer_client::output::remove_partial_files();
+        let kept = peer_client::output::keep_partial_files();
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
+        }
+        for line in kept {
+            peer_client::report::stderr_line(line);
         }
         plumbing::logging::exit(130);
     });
@@ -103,5 +107,6 @@ fn main() -> ExitCode {
     )
     .with_sources(cli.sources);
     session.no_index = cli.no_index;
+    session.no_resume = cli.no_resume;
     ExitCode::from(session.run(task))
 }
