@@ -224,7 +224,7 @@ fn resume(
         Ok(Kept::Nothing) => Ok(None),
         Ok(Kept::Other { why }) => {
             report.status(&format!(
-                "{}: starting over, not resuming the part kept at {}: {why}",
+                "{}: starting over; the part kept at {} is not used: {why}",
                 want.name(),
                 part.path().display()
             ));

@@ -465,12 +465,6 @@ impl Part {
         if !matches!(kept, Kept::Some { .. }) {
             self.file.set_len(0)?;
         }
-        // The part is as long as the content from the start: a disk too
-        // small for it fails now (where the filesystem allocates lazily, it
-        // fails on the write that finds no room, and the part is kept).
-        if self.file.metadata()?.len() != size {
-            self.file.set_len(size)?;
-        }
         state.record = Some(record);
         save(&self.rec_path, &mut state)?;
         Ok(kept)
