@@ -372,7 +372,7 @@ impl Part {
         if !meta.is_file() {
             anyhow::bail!("{}: not a regular file", path.display());
         }
-        if file.try_lock().is_err() {
+        if !lock(&file) {
             anyhow::bail!(
                 "{} is in use: another peer-client is saving to {}",
                 path.display(),
@@ -603,6 +603,14 @@ fn save(rec_path: &Path, state: &mut LiveState) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes an exclusive flock on `file` without waiting; false when another
+/// process holds it. (std's `File::try_lock` is newer than our MSRV.)
+fn lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a descriptor we own; no memory is passed.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 fn read_record(path: &Path) -> Result<Option<Record>, RecordError> {
     let file = match OpenOptions::new()
         .read(true)
@@ -703,8 +711,20 @@ mod tests {
     #[test]
     fn a_record_reads_back_and_damage_is_refused() {
         let mut rec = record(10 * G + 5);
-        rec.groups.mark(ByteRange { offset: 0, len: 3 * G }, rec.size);
-        rec.groups.mark(ByteRange { offset: 10 * G, len: 5 }, rec.size);
+        rec.groups.mark(
+            ByteRange {
+                offset: 0,
+                len: 3 * G,
+            },
+            rec.size,
+        );
+        rec.groups.mark(
+            ByteRange {
+                offset: 10 * G,
+                len: 5,
+            },
+            rec.size,
+        );
         let bytes = rec.encode();
         assert_eq!(Record::decode(&bytes), Ok(rec.clone()));
         for i in 0..bytes.len() {
@@ -720,20 +740,44 @@ mod tests {
     fn groups_give_what_is_kept_and_what_is_missing() {
         let size = 5 * G + 7;
         let mut groups = Groups::none(size);
-        groups.mark(ByteRange { offset: G, len: 2 * G }, size);
+        groups.mark(
+            ByteRange {
+                offset: G,
+                len: 2 * G,
+            },
+            size,
+        );
         // A range that ends inside a group leaves it unmarked.
-        groups.mark(ByteRange { offset: 4 * G, len: G / 2 }, size);
-        groups.mark(ByteRange { offset: 5 * G, len: 7 }, size);
+        groups.mark(
+            ByteRange {
+                offset: 4 * G,
+                len: G / 2,
+            },
+            size,
+        );
+        groups.mark(
+            ByteRange {
+                offset: 5 * G,
+                len: 7,
+            },
+            size,
+        );
         assert_eq!(groups.bytes(size), 2 * G + 7);
         assert_eq!(
             groups.runs(size, false),
             vec![
                 ByteRange { offset: 0, len: G },
-                ByteRange { offset: 3 * G, len: 2 * G }
+                ByteRange {
+                    offset: 3 * G,
+                    len: 2 * G
+                }
             ]
         );
         groups.cut(2 * G, size);
-        assert_eq!(groups.runs(size, true), vec![ByteRange { offset: G, len: G }]);
+        assert_eq!(
+            groups.runs(size, true),
+            vec![ByteRange { offset: G, len: G }]
+        );
         assert!(Groups::none(0).runs(0, false).is_empty());
     }
 
@@ -754,7 +798,10 @@ mod tests {
         let hash = ContentHash::of(b"x");
         let size = 4 * G;
         let part = Part::open(&target, false, false).unwrap();
-        assert_eq!(part.begin(Some((hash, size)), "big.bin").unwrap(), Kept::Nothing);
+        assert_eq!(
+            part.begin(Some((hash, size)), "big.bin").unwrap(),
+            Kept::Nothing
+        );
         part.write_at(&vec![7; 2 * G as usize], 0).unwrap();
         // A second run cannot use it meanwhile.
         assert!(Part::open(&target, false, false).is_err());
@@ -765,8 +812,14 @@ mod tests {
         assert_eq!(
             part.begin(Some((hash, size)), "big.bin").unwrap(),
             Kept::Some {
-                kept: vec![ByteRange { offset: 0, len: 2 * G }],
-                missing: vec![ByteRange { offset: 2 * G, len: 2 * G }],
+                kept: vec![ByteRange {
+                    offset: 0,
+                    len: 2 * G
+                }],
+                missing: vec![ByteRange {
+                    offset: 2 * G,
+                    len: 2 * G
+                }],
                 bytes: 2 * G
             }
         );
@@ -787,13 +840,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.bin");
         let part = Part::open(&target, false, false).unwrap();
-        part.begin(Some((ContentHash::of(b"x"), G)), "a.bin").unwrap();
+        part.begin(Some((ContentHash::of(b"x"), G)), "a.bin")
+            .unwrap();
         part.write_at(&vec![1; G as usize], 0).unwrap();
         drop(part);
         std::fs::write(dir.path().join(".mine.part"), b"not ours").unwrap();
         remove_old(dir.path(), SystemTime::now());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
-        remove_old(dir.path(), SystemTime::now() + MAX_AGE + Duration::from_secs(60));
+        remove_old(
+            dir.path(),
+            SystemTime::now() + MAX_AGE + Duration::from_secs(60),
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

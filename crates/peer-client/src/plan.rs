@@ -757,9 +757,11 @@ mod tests {
             assert!(plan.is_complete());
             assert_eq!(plan.claimed(), size);
             assert_eq!(got.iter().map(|r| r.len).sum::<u64>(), 3 * MIB + 5);
-            assert!(got.iter().all(|r| missing
-                .iter()
-                .any(|m| m.offset <= r.offset && r.end() <= m.end())));
+            assert!(got.iter().all(|r| {
+                missing
+                    .iter()
+                    .any(|m| m.offset <= r.offset && r.end() <= m.end())
+            }));
         }
         // Nothing missing: complete at once.
         assert!(Plan::for_missing(size, &[], 1, 1, None).is_complete());
