@@ -299,7 +299,7 @@ fn breaks_at_random_points_always_resume_to_the_right_file() {
     let mut rng = bytes(seed, 64).into_iter();
     for round in 0..6 {
         let how = rng.next().unwrap() % 4;
-        let sources = if rng.next().unwrap() % 2 == 0 {
+        let sources = if rng.next().unwrap().is_multiple_of(2) {
             "1"
         } else {
             "4"
@@ -341,7 +341,7 @@ fn breaks_at_random_points_always_resume_to_the_right_file() {
             fs::read(&target).unwrap() == mid(),
             "{ctx}: the file differs"
         );
-        assert_eq!(files(&out), [target.clone()], "{ctx}");
+        assert_eq!(files(&out), std::slice::from_ref(&target), "{ctx}");
         fs::remove_file(&target).unwrap();
     }
 }
