@@ -12,6 +12,7 @@ complete -c peer-client -s l -l long -d 'With --list: show each file\'s whole co
 complete -c peer-client -l nodes -d 'With --list: ask each active node for its own listing instead'
 complete -c peer-client -l no-index -d 'Do not use the relay\'s index: ask every active node in turn'
 complete -c peer-client -l no-punch -d 'Reach relayed nodes only through the relay\'s circuits: no hole punching (by default the relay first helps the client and the node connect directly)'
+complete -c peer-client -l no-resume -d 'Start a save from scratch: remove the part an earlier run kept'
 complete -c peer-client -l show-relay-key -d 'Print the relay key derived from the secret, for `relay --relay-key` on a relay someone else runs (it cannot read the network), then exit'
 complete -c peer-client -s v -l verbose -d 'More detail in the log (-v debug, -vv trace); RUST_LOG overrides'
 complete -c peer-client -s q -l quiet -d 'Only errors in the log'

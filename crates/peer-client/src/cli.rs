@@ -88,6 +88,9 @@ pub struct Cli {
     /// connect directly).
     #[arg(long)]
     pub no_punch: bool,
+    /// Start a save from scratch: remove the part an earlier run kept.
+    #[arg(long)]
+    pub no_resume: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,

@@ -59,6 +59,7 @@ pub mod holders;
 pub mod index;
 pub mod listing;
 pub mod output;
+pub mod part;
 pub mod plan;
 pub mod progress;
 pub mod prompt;
@@ -147,6 +148,8 @@ pub struct Session {
     sources: usize,
     /// Never ask the relay's index; ask nodes in turn (`--no-index`).
     pub no_index: bool,
+    /// Start saves from scratch, removing any part kept (`--no-resume`).
+    pub no_resume: bool,
 }
 
 impl Session {
@@ -169,6 +172,7 @@ impl Session {
             nodes: Vec::new(),
             at_prompt: false,
             no_index: false,
+            no_resume: false,
             sources: DEFAULT_SOURCES,
         }
     }
@@ -330,7 +334,7 @@ impl Session {
         let Some(holders) = self.holders(name, &target)? else {
             return Ok(EXIT_MISSING);
         };
-        let mut out = match Output::open(output, name, !self.report.quiet) {
+        let mut out = match Output::open_for(output, name, !self.report.quiet, self.no_resume) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));

@@ -18,15 +18,19 @@ fn main() -> ExitCode {
     // client whose stderr stops being read just waits, as it would on its
     // stdout; unlike a server, nobody else waits for it.
     let _log = cli.log.init(tracing::Level::WARN, Delivery::Direct);
-    // Ctrl-C in the middle of a transfer: no partial file left behind, and
-    // the shell's prompt starts on a fresh line. (At the line-editing prompt
+    // Ctrl-C or SIGTERM in the middle of a transfer: a save keeps its
+    // verified part for the next run, which resumes it, and says so; the
+    // shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
     // The exit status names the signal, 128+N as shells and curl give it:
     // 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
     let _ = peer_client::signals::on_termination(|signal| {
-        peer_client::output::remove_partial_files();
+        let kept = peer_client::output::keep_partial_files();
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
+        }
+        for line in kept {
+            peer_client::report::stderr_line(line);
         }
         plumbing::logging::exit(128 + signal);
     });
@@ -113,5 +117,6 @@ fn main() -> ExitCode {
     )
     .with_sources(cli.sources);
     session.no_index = cli.no_index;
+    session.no_resume = cli.no_resume;
     ExitCode::from(session.run(task))
 }
