@@ -3,6 +3,9 @@
 //! as relayed (a node behind NAT). Either way the result is an ordinary
 //! [`Connection`], and what is said over it does not change.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use net::exchange::{self, Connection, Timeouts};
 use net::secure::{NodeKey, Security};
 use proto::{NodeInfo, NodeMode, ProtoError};
@@ -19,6 +22,10 @@ pub struct Dialer {
     pub security: Security,
     /// `--node KEY`: the only node key accepted.
     pub pin: Option<NodeKey>,
+    /// Holders found on the DHT, which no relay lists with a key: in a
+    /// private network, completing the handshake under the network's peer
+    /// key is what admits them (any node key is accepted, unless pinned).
+    pub admitted_by_peer_key: Arc<Vec<SocketAddr>>,
 }
 
 impl Dialer {
@@ -35,7 +42,10 @@ impl Dialer {
             (Some(pin), _) => Some(pin),
             (None, key) => key,
         };
-        if self.security.is_private() && expect.is_none() {
+        if self.security.is_private()
+            && expect.is_none()
+            && !self.admitted_by_peer_key.contains(&node.addr)
+        {
             return Err(ProtoError::HandshakeFailed(
                 "the relay lists no key for it, so it cannot be checked; skipped".into(),
             ));
