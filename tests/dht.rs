@@ -4,8 +4,9 @@
 //! relay dead, for a file added later, with keyed ids in a private network;
 //! a relayed node announces nothing.
 //!
-//! The client side (fetching from what a lookup finds) is not here yet: the
-//! lookups are made with the `dht` crate, as a client will make them.
+//! The client side: with the relay dead, `peer-client --dht-bootstrap ...
+//! blake3:HASH` fetches from the holders a lookup finds, two at once, and
+//! drops a lying holder.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -208,14 +208,19 @@ impl Relay {
         }
         let why = match failures.as_slice() {
             [one] => one.clone(),
-            _ => format!("could not reach any of {} relays: {}", all.len(), failures.join("; ")),
+            _ => format!(
+                "could not reach any of {} relays: {}",
+                all.len(),
+                failures.join("; ")
+            ),
         };
         Err(Unreachable(why).into())
     }
 
     fn ask_one(&self, host: &str, port: u16, request: &Request) -> Result<Response, Asked> {
         let name = label(host, port);
-        let unreachable = |why: String| Asked::Unreachable(format!("could not reach relay {name}: {why}"));
+        let unreachable =
+            |why: String| Asked::Unreachable(format!("could not reach relay {name}: {why}"));
         let addrs = exchange::resolve(host, port)
             .map_err(|e| unreachable(format!("cannot resolve: {}", proto::error::io_reason(&e))))?;
         let to_relay = self.security.to_relay();
