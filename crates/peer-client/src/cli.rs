@@ -38,11 +38,18 @@ Examples:
   peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
   peer-client 127.0.0.1 7000 --peers               the active nodes
   peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
+  peer-client 127.0.0.1 7000 --relay 10.0.0.9:7000 a.txt   a second relay, asked when the first is down
+  peer-client 127.0.0.1 7000 --dht-bootstrap 10.0.0.5:6881 blake3:3f2a...   holders from the DHT too
 
 The relay's index says who holds a file, so only holders are contacted and a missing
 file costs one question to the relay; against an older relay without an index (or with
 --no-index) every active node is asked in turn. When holders disagree on a file's
 content, the earliest-registered holder's version is fetched and the others are named.
+
+With several relays (--relay), each request goes to the one that answered last, and to
+the next when it cannot be reached. When none can, a blake3: hash is looked up on the
+BitTorrent Mainline DHT (the public routers, or the --dht-bootstrap nodes given);
+holders found there are checked like any other (--no-dht: never).
 
 A file held by several nodes comes from up to --sources of them at once, in ranges.
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
@@ -103,6 +110,22 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_SOURCES,
           value_parser = parse_sources)]
     pub sources: usize,
+    /// Another relay of the network, asked when the ones before it cannot
+    /// be reached (repeatable; asked in order after the positional one).
+    #[arg(long = "relay", value_name = "HOST:PORT", value_parser = crate::relay::parse_relay)]
+    pub relays: Vec<(String, u16)>,
+    /// Look for holders of blake3: hashes on the BitTorrent Mainline DHT
+    /// too, beside the relays. Without it the DHT is asked only when no
+    /// relay can be reached.
+    #[arg(long)]
+    pub dht: bool,
+    /// A DHT node to start from instead of the public routers (repeatable;
+    /// turns --dht on).
+    #[arg(long, value_name = "HOST:PORT", value_parser = dht::bootstrap::parse_host_port)]
+    pub dht_bootstrap: Vec<String>,
+    /// Never use the DHT, not even when no relay can be reached.
+    #[arg(long, conflicts_with_all = ["dht", "dht_bootstrap"])]
+    pub no_dht: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Fetch (and list) only from the node holding this static key (64 hex

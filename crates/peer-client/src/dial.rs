@@ -29,6 +29,10 @@ pub struct Dialer {
     pub punch: bool,
     /// How each node was reached last, for the status lines.
     pub routes: Routes,
+    /// Holders found on the DHT, which no relay lists with a key: in a
+    /// private network, completing the handshake under the network's peer
+    /// key is what admits them (any node key is accepted, unless pinned).
+    pub admitted_by_peer_key: Arc<Vec<SocketAddr>>,
 }
 
 /// How each node was reached last; shared by a dialer's clones.
@@ -67,7 +71,10 @@ impl Dialer {
             (Some(pin), _) => Some(pin),
             (None, key) => key,
         };
-        if self.security.is_private() && expect.is_none() {
+        if self.security.is_private()
+            && expect.is_none()
+            && !self.admitted_by_peer_key.contains(&node.addr)
+        {
             return Err(ProtoError::HandshakeFailed(
                 "the relay lists no key for it, so it cannot be checked; skipped".into(),
             ));

@@ -7,8 +7,11 @@
 //! - the relay's list of active nodes ([`of_nodes`]), against an older
 //!   relay or with `--no-index`: every node, holding who knows what.
 //!
-//! Another source (a DHT, another relay) adds its candidates the same way
-//! ([`Holders::add`]); nothing below sees where a candidate came from.
+//! - the DHT ([`Holders::add_found`], `crate::dht_source`): addresses
+//!   alone, after the relays' candidates, each reached directly.
+//!
+//! Another source adds its candidates the same way ([`Holders::add`]);
+//! nothing below sees where a candidate came from.
 //!
 //! [`Holders::attempts`] turns the candidates into the fetches to try in
 //! turn: the version of the earliest-registered holder first, from its
@@ -93,6 +96,29 @@ impl Holders {
         if !self.candidates.iter().any(same) {
             self.candidates.push(candidate);
         }
+    }
+
+    /// Adds the holders another source found by address alone (the DHT),
+    /// after those already named and once each; the addresses it added
+    /// (those no other source had named).
+    pub fn add_found(&mut self, addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+        let mut added = Vec::new();
+        for &addr in addrs {
+            if self.candidates.iter().any(|c| c.node.addr == addr) {
+                continue;
+            }
+            self.add(Candidate {
+                node: NodeInfo {
+                    addr,
+                    age_secs: 0,
+                    mode: proto::NodeMode::Direct,
+                    key: None,
+                },
+                holds: None,
+            });
+            added.push(addr);
+        }
+        added
     }
 
     pub fn is_empty(&self) -> bool {

@@ -19,11 +19,14 @@
 //!
 //! Module map:
 //! - [`cli`]: the command line.
-//! - [`relay`]: reaching the relay, and its list of active nodes.
+//! - [`relay`]: reaching the relays (the next when one is unreachable),
+//!   and their list of active nodes.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
-//! - [`holders`]: holders come from sources (who-has, the node list):
-//!   candidates, grouped into the versions to try in turn.
+//! - [`holders`]: holders come from sources (who-has, the node list, the
+//!   DHT): candidates, grouped into the versions to try in turn.
+//! - [`dht_source`]: the Mainline DHT as a source of holders of a hash,
+//!   with `--dht`, or when every relay is unreachable.
 //! - [`fetch`]: the one fetch path: find, plan, workers, the closing line.
 //! - [`find`]: the holders in turn until one answers for the content.
 //! - [`plan`]: the range plan as data: which holders, which ranges, what
@@ -50,6 +53,7 @@
 
 pub mod cli;
 pub mod complete;
+pub mod dht_source;
 pub mod dial;
 pub mod failure;
 pub mod fetch;
@@ -74,10 +78,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use net::exchange::Timeouts;
 use proto::{ContentHash, NodeInfo, NodeMode, Target};
 
+use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
 use fetch::Fetched;
 use holders::Holders;
@@ -150,6 +156,10 @@ pub struct Session {
     pub no_index: bool,
     /// Start saves from scratch, removing any part kept (`--no-resume`).
     pub no_resume: bool,
+    /// The DHT as a source of holders of a hash.
+    dht: DhtSource,
+    /// The holders of the fetch under way that only the DHT named.
+    found_on_dht: Vec<SocketAddr>,
 }
 
 impl Session {
@@ -174,7 +184,16 @@ impl Session {
             no_index: false,
             no_resume: false,
             sources: DEFAULT_SOURCES,
+            dht: DhtSource::new(DhtSettings::default()),
+            found_on_dht: Vec::new(),
         }
+    }
+
+    /// How the session uses the DHT (`--dht`, `--dht-bootstrap`,
+    /// `--no-dht`).
+    pub fn with_dht(mut self, settings: DhtSettings) -> Session {
+        self.dht = DhtSource::new(settings);
+        self
     }
 
     /// Pulls each file from up to `sources` holders at once (1: one node
@@ -341,7 +360,10 @@ impl Session {
                 return Ok(EXIT_USAGE);
             }
         };
-        let dialer = self.dialer();
+        let dialer = Dialer {
+            admitted_by_peer_key: Arc::new(std::mem::take(&mut self.found_on_dht)),
+            ..self.dialer()
+        };
         let mut fetched = Fetched::Nothing;
         for attempt in holders.attempts(name, &target) {
             if !matches!(fetched, Fetched::Nothing) {
@@ -363,16 +385,75 @@ impl Session {
     }
 
     /// The candidate holders of `target` (typed as `name`), from the
-    /// sources: the relay's index, so that a missing file costs that one
-    /// round trip and only holders are contacted; against an older relay
-    /// (or `--no-index`), every active node. None when the index says
-    /// nobody has it (said here).
+    /// sources: the relays ([`Session::relay_holders`]) and, for a hash,
+    /// the DHT: with `--dht` beside the relays, and in their place when
+    /// none of them can be reached. None when no source names anyone (said
+    /// here).
     fn holders(&mut self, name: &str, target: &Target) -> Result<Option<Holders>, String> {
+        self.found_on_dht.clear();
+        let hash = match target {
+            Target::Hash(hash) => Some(*hash),
+            Target::Name(_) => None,
+        };
+        let with_dht = hash.is_some() && self.dht.always();
+        let (from_relays, ask_dht) = match self.relay_holders(name, target, with_dht) {
+            Ok(found) => (found, with_dht),
+            Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
+                (Some(_), Some(why)) if self.dht.as_fallback() => {
+                    self.report.status(&format!(
+                        "{why}; looking for {name} on the DHT (bootstrap: {})",
+                        self.dht.bootstrap_label()
+                    ));
+                    (None, true)
+                }
+                _ => return Err(e.to_string()),
+            },
+        };
+        let (Some(hash), true) = (hash, ask_dht) else {
+            return Ok(from_relays);
+        };
+        let mut holders = from_relays.unwrap_or_default();
+        let found = match self.dht.holders(&hash) {
+            Ok(found) => found,
+            Err(why) => {
+                self.report.error(&why);
+                Vec::new()
+            }
+        };
+        let added = holders.add_found(&found);
+        if found.is_empty() {
+            self.report.status(&format!(
+                "{name}: no holder on the DHT (bootstrap: {})",
+                self.dht.bootstrap_label()
+            ));
+        } else {
+            self.report.status(&format!(
+                "{name}: the DHT names {}: {}",
+                count(found.len(), "holder"),
+                dht_source::addrs_line(&found)
+            ));
+        }
+        self.found_on_dht = added;
+        Ok((!holders.is_empty()).then_some(holders))
+    }
+
+    /// The candidate holders of `target` from the relays: their index, so
+    /// that a missing file costs that one round trip and only holders are
+    /// contacted; against an older relay (or `--no-index`), every active
+    /// node. None when the index says nobody has it (said here, as a step
+    /// when `more` sources follow). A relay.rs [`relay::Unreachable`] error
+    /// when no relay can be reached.
+    fn relay_holders(
+        &mut self,
+        name: &str,
+        target: &Target,
+        more: bool,
+    ) -> anyhow::Result<Option<Holders>> {
         // `--node KEY`: only that node's copy, so a pin that matches no
         // active node is one line, and nobody else is asked.
         if let Some(pin) = self.relay.pin {
             if !self.no_index {
-                self.refresh_nodes()?;
+                self.refresh_nodes().map_err(anyhow::Error::msg)?;
             }
             if !self.nodes.iter().any(|n| n.key == Some(pin)) {
                 self.report.missing(&format!(
@@ -385,12 +466,15 @@ impl Session {
         if self.no_index {
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         }
-        let Some(mut list) = index::who_has(&self.relay, target).map_err(|e| e.to_string())? else {
-            self.older_relay("asking nodes in turn")?;
+        let Some(mut list) = index::who_has(&self.relay, target)? else {
+            self.older_relay("asking nodes in turn")
+                .map_err(anyhow::Error::msg)?;
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         };
         let listed = list.holders.iter().map(|h| h.addr);
-        let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
+        let known = self
+            .nodes_of(listed.chain(list.unindexed.iter().copied()))
+            .map_err(anyhow::Error::msg)?;
         let node_of = |addr| {
             known.get(&addr).copied().unwrap_or(NodeInfo {
                 addr,
@@ -410,8 +494,10 @@ impl Session {
                 Some(pin) => format!("the node with key {}...", &pin.to_string()[..8]),
                 None => format!("any of {}", count(list.nodes as usize, "active node")),
             };
-            self.report
-                .missing(&format!("{name}: not found on {nodes} (the relay's index)"));
+            self.report.missing(&format!(
+                "{name}: not found on {nodes} (the relay's index){}",
+                if more { "; asking the DHT" } else { "" }
+            ));
             return Ok(None);
         }
         // Nodes that sent no catalog (just started, or older nodes): asked

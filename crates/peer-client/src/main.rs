@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use net::exchange::Timeouts;
 use peer_client::cli::Cli;
+use peer_client::dht_source::DhtSettings;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
 use plumbing::logging::Delivery;
 
@@ -61,6 +62,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    let secret = match cli.secret.secret() {
+        Ok(secret) => secret,
+        Err(why) => {
+            peer_client::report::stderr_line(format!("error: {why}"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let dht = DhtSettings {
+        always: cli.dht || !cli.dht_bootstrap.is_empty(),
+        never: cli.no_dht,
+        bootstrap: cli.dht_bootstrap,
+        key: secret.as_deref().map(dht::NetworkKey::from_secret),
+    };
     let security = match peer_client::security(keys) {
         Ok(security) => security,
         Err(why) => {
@@ -86,6 +100,8 @@ fn main() -> ExitCode {
     let relay = Relay {
         host: cli.relay_ip.unwrap_or_default(),
         port: cli.relay_port.unwrap_or_default(),
+        more: cli.relays,
+        answered: Default::default(),
         timeouts,
         security,
         pin: cli.node,
@@ -115,7 +131,8 @@ fn main() -> ExitCode {
             quiet: cli.log.quiet,
         },
     )
-    .with_sources(cli.sources);
+    .with_sources(cli.sources)
+    .with_dht(dht);
     session.no_index = cli.no_index;
     session.no_resume = cli.no_resume;
     ExitCode::from(session.run(task))
