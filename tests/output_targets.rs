@@ -196,7 +196,8 @@ fn a_fifo_whose_reader_leaves_is_reported_with_what_went_out() {
         .recv_timeout(CLIENT)
         .expect("the reader never opened");
     assert_eq!(got, bytes[..1]);
-    assert_eq!(run.code(), 1, "{}", run.stderr);
+    // The output failed, not the network: a local error, status 2.
+    assert_eq!(run.code(), 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("cannot write data.bin: broken pipe"),
         "{}",
@@ -285,7 +286,8 @@ fn a_directory_gets_the_file_inside_under_its_name() {
     let blocked = cluster.tmp.path().join("blocked");
     fs::create_dir_all(blocked.join("data.bin")).unwrap();
     let run = fetch_to(&cluster, "sub/data.bin", &blocked);
-    assert_eq!(run.code(), 1, "{}", run.stderr);
+    // A local error: status 2, as for any path that cannot be written.
+    assert_eq!(run.code(), 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
             "error: cannot save to {}: it is a directory",

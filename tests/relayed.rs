@@ -84,11 +84,12 @@ fn a_relayed_node_serves_files_and_listings_through_the_relay() {
         "{lines:?}"
     );
 
-    // Node by node (--no-index): the walk dials each node its own way.
+    // Node by node (--no-index): the walk dials each node its own way,
+    // direct nodes first.
     let out = fetch(&relay, &["--no-index", "r.txt"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(out.stdout, b"through the relay\n");
-    let via = format!("found on {} (via relay), node 1 of 2", relayed.listed);
+    let via = format!("found on {} (via relay), node 2 of 2", relayed.listed);
     assert!(out.stderr.contains(&via), "{}", out.stderr);
     // Through the index, only the holder is asked.
     let out = fetch(&relay, &["r.txt"]);
@@ -100,11 +101,15 @@ fn a_relayed_node_serves_files_and_listings_through_the_relay() {
     let out = fetch(&relay, &["--no-index", "d.txt"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!(
-            "not on {} (via relay), node 1 of 2",
-            relayed.listed
-        )),
+        out.stderr
+            .contains(&format!("found on {}, node 1 of 2", direct.listed)),
         "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr
+            .contains(&format!("{} (via relay)", relayed.listed)),
+        "the relayed node was asked before the direct one:\n{}",
         out.stderr
     );
 
