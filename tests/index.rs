@@ -65,6 +65,9 @@ fn fetch_from_node_50_of_50_contacts_only_the_holder_and_a_missing_file_is_one_r
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout_text(), "from node 50\n");
     assert!(run.stderr.contains("node 1 of 1"), "{}", run.stderr);
+    // The node's log line goes through its queue: it may come a moment
+    // after the client is done.
+    last.proc.wait_for("sent only-here.txt", harness::READY);
     assert_eq!(last.proc.count("sent only-here.txt"), 1);
     for (i, node) in cluster.nodes[..49].iter().enumerate() {
         assert!(
