@@ -571,10 +571,10 @@ fn a_node_asks_an_older_relay_for_plain_relayed_mode() {
                     }
                     // What an older relay answers to a tag it does not know.
                     Ok(Request::ControlPunch(_)) => {
-                        log.lock().unwrap().push("tag 16".into());
+                        log.lock().unwrap().push("tag 18".into());
                         let _ = frame::write(
                             &mut stream,
-                            &Response::error(ErrorKind::BadRequest, "unknown message tag 16"),
+                            &Response::error(ErrorKind::BadRequest, "unknown message tag 18"),
                         );
                     }
                     other => {
@@ -596,7 +596,7 @@ fn a_node_asks_an_older_relay_for_plain_relayed_mode() {
     let asked = asked.lock().unwrap().clone();
     assert_eq!(
         asked.get(..2),
-        Some(&["tag 16".to_string(), "Control".to_string()][..]),
+        Some(&["tag 18".to_string(), "Control".to_string()][..]),
         "{asked:?}"
     );
 }

@@ -30,8 +30,8 @@
 //! - [`dht`]: section 12, the DHT: time to find a holder on 50 nodes, and
 //!   what announces and lookups cost in packets and bytes.
 //! - [`punch`]: section 13 (`--only punch`, root), hole punching: a punched
-//!   transfer beside the same path forwarded and beside the relay, the
-//!   time to a punched connection, how often punches get through per NAT.
+//!   transfer beside the same path forwarded and beside the relay; per
+//!   kind of NAT, how often punches get through and how fast.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 

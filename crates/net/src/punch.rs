@@ -828,11 +828,11 @@ mod tests {
             // It does not know the tag.
             assert!(matches!(
                 frame::read::<Request>(&mut first),
-                Err(ProtoError::UnknownTag(17)) | Ok(Request::Punch(_))
+                Err(ProtoError::UnknownTag(19)) | Ok(Request::Punch(_))
             ));
             frame::write(
                 &mut first,
-                &Response::error(proto::ErrorKind::BadRequest, "unknown message tag 17"),
+                &Response::error(proto::ErrorKind::BadRequest, "unknown message tag 19"),
             )
             .unwrap();
             drop(first);

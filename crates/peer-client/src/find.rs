@@ -105,7 +105,9 @@ pub fn first(
                 older = true;
                 tracing::debug!("{} cannot serve ranges: {why}", holder.label);
             }
-            Err(failed) => report.status(&failed.line(&holder.label, 0, None)),
+            Err(failed) => {
+                report.status(&failed.line(&dialer.restate(&holder.label, &holder.node), 0, None))
+            }
         }
     }
     Err(if older {

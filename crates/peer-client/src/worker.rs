@@ -278,10 +278,12 @@ impl<'a> Crew<'a> {
         alive: bool,
     ) -> String {
         let size = self.job.content.size();
+        // Reaching it may have gone another way than it is listed.
+        let label = self.job.dialer.restate(&holder.label, &holder.node);
         if !self.several {
-            return failed.line(&holder.label, size, None);
+            return failed.line(&label, size, None);
         }
-        let line = failed.line(&holder.label, size, Some((a.range.offset, a.range.len)));
+        let line = failed.line(&label, size, Some((a.range.offset, a.range.len)));
         match failed.kind {
             Failure::NotHere => line,
             _ if alive => format!(

@@ -73,8 +73,8 @@ pub enum Request {
     /// Tag 17, to the relay: `WhoHas`, answered with `HoldersLong`, which
     /// also names the holders still hashing the file.
     WhoHasLong(Target),
-    // Hole punching (docs/PROTOCOL.md, "Hole punching"), after relayed
-    // mode; together and in this order, as above.
+    // Hole punching (docs/PROTOCOL.md, "Hole punching"); together and in
+    // this order, as above.
     /// Tag 18, to the relay: as `Control`, from a node that also answers
     /// `OpenPunch` on its control connection.
     ControlPunch(Registration),
