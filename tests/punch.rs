@@ -347,7 +347,16 @@ fn a_punched_transfer_in_a_private_network_shows_nothing_on_the_wire() {
     // A 64 MiB capture buffer (-B, in KiB): on a busy machine the
     // default one overflows and the kernel drops packets.
     tcpdump
-        .args(["-i", "br0", "-U", "--immediate-mode", "-n", "-B", "65536", "-w"])
+        .args([
+            "-i",
+            "br0",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-B",
+            "65536",
+            "-w",
+        ])
         .arg(&pcap)
         .arg("tcp");
     let mut capture = Proc::spawn("tcpdump", tcpdump);

@@ -470,9 +470,20 @@ impl Capture {
         let mut cmd = Command::new("tcpdump");
         // Immediate mode: each packet is written as it comes, not when a
         // kernel buffer block fills or times out.
-        cmd.args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-B", "65536", "-w"])
-            .arg(&file)
-            .arg(filter);
+        cmd.args([
+            "-i",
+            "lo",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-B",
+            "65536",
+            "-w",
+        ])
+        .arg(&file)
+        .arg(filter);
         let proc = Proc::spawn("tcpdump", cmd);
         proc.wait_for("listening on lo", READY);
         Capture { proc, file }
