@@ -16,6 +16,8 @@
 //!   inside a Noise session; sendfile for plain file bodies.
 //! - [`secure`]: private networks: keys, the Noise handshake, the
 //!   encrypted `Read + Write` adapter.
+//! - [`blind`]: the blind index of a private network: name and content
+//!   tags, sealed records, their messages, and opening the relay's answers.
 //! - [`circuit`]: the client's and the node's end of a relayed circuit:
 //!   ask the relay, wait until it has joined, then an ordinary exchange.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
@@ -31,6 +33,7 @@
 //!
 //! Protocol constants live here; docs/PROTOCOL.md describes every byte.
 
+pub mod blind;
 pub mod circuit;
 pub mod cli;
 mod codec;

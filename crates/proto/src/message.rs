@@ -11,6 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blind::{
+    BlindCatalogUpdate, BlindHolderList, BlindTarget, PageRequest, SealedPage, SealedRecord,
+};
 use crate::content::{ByteRange, ContentHash};
 use crate::{
     MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME,
@@ -66,6 +69,16 @@ pub enum Request {
     /// Tag 15, from a node to the relay, on a fresh connection: this is my
     /// end of circuit N. After `CircuitReady` it carries the client's bytes.
     JoinCircuit(u64),
+    // The blind index of a private network (docs/PROTOCOL.md, "The blind
+    // index"); they stay together and in this order.
+    /// Tag 16, to the relay of a private network: a change to my catalog,
+    /// as tags and sealed records (answered with `CatalogAck`).
+    BlindCatalog(BlindCatalogUpdate),
+    /// Tag 17, to the relay of a private network: which active nodes hold
+    /// this name tag, or this content tag?
+    BlindWhoHas(BlindTarget),
+    /// Tag 18, to the relay of a private network: a page of every record.
+    BlindList(PageRequest),
 }
 
 /// What the relay or a node answers.
@@ -109,6 +122,11 @@ pub enum Response {
     /// Tag 15: the circuit is joined; from the next byte on, this connection
     /// is a pipe to the other end.
     CircuitReady,
+    // The blind index, as in `Request`.
+    /// Tag 16: who holds the tag asked for, each with its sealed record.
+    BlindHolders(BlindHolderList),
+    /// Tag 17: a page of the relay's sealed records.
+    SealedPage(SealedPage),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -488,6 +506,8 @@ impl Response {
             Response::CatalogAck(_) => "catalog acknowledgement",
             Response::Holders(_) => "holder list",
             Response::SearchResults(_) => "search results",
+            Response::BlindHolders(_) => "blind holder list",
+            Response::SealedPage(_) => "page of sealed records",
         }
     }
 
@@ -513,7 +533,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 16;
+    const TAG_COUNT: u32 = 19;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -560,13 +580,35 @@ impl Message for Request {
                     None => Ok(()),
                 }
             }
+            Request::BlindCatalog(update) => {
+                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+                    return Err(ProtoError::Limit(format!(
+                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
+                    )));
+                }
+                check_records(update.added.iter().map(|e| &e.record))
+            }
             _ => Ok(()),
         }
     }
 }
 
+/// Every sealed record must have one of the bucket lengths: the relay,
+/// which cannot open them, keeps nothing else.
+fn check_records<'a>(
+    mut records: impl Iterator<Item = &'a SealedRecord>,
+) -> Result<(), ProtoError> {
+    match records.find(|r| !r.has_bucket_len()) {
+        Some(r) => Err(ProtoError::Limit(format!(
+            "a sealed record of {} bytes refused (records are 128, 256, 512 or 1152 bytes)",
+            r.0.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Message for Response {
-    const TAG_COUNT: u32 = 16;
+    const TAG_COUNT: u32 = 18;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -610,6 +652,23 @@ impl Message for Response {
                     found.hits.len()
                 )))
             }
+            Response::BlindHolders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::BlindHolders(list) => check_records(list.holders.iter().map(|h| &h.record)),
+            Response::SealedPage(page) if page.hits.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "a page of {} records refused (limit {MAX_LIST_FILES})",
+                    page.hits.len()
+                )))
+            }
+            Response::SealedPage(page) => check_records(page.hits.iter().map(|h| &h.record)),
             Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(
                 "range {}+{} is not within a content of {} bytes",
                 header.offset, header.len, header.size
