@@ -128,6 +128,8 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         announcer.clone(),
         wake.clone(),
         config.heartbeat.max(Duration::from_millis(100)),
+        // A private network's relay keeps only a blind index.
+        catalog::CatalogForm::of(config.keys.as_ref()),
     )
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or

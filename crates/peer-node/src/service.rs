@@ -141,7 +141,10 @@ impl Handler for NodeService {
             | Request::Control(_)
             | Request::Keepalive
             | Request::OpenCircuit(_)
-            | Request::JoinCircuit(_) => {
+            | Request::JoinCircuit(_)
+            | Request::BlindCatalog(_)
+            | Request::BlindWhoHas(_)
+            | Request::BlindList(_) => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

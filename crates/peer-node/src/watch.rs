@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::announce::Announcer;
-use crate::catalog::{Catalog, CatalogSync, Synced};
+use crate::catalog::{Catalog, CatalogForm, CatalogSync, Synced};
 use crate::hashes::ContentIndex;
 use crate::share::SharedDir;
 use proto::Registration;
@@ -98,13 +98,14 @@ impl Wake {
 }
 
 /// Starts watching DIR and the thread that keeps the relay's catalog
-/// current; `rescan` is the period of the fallback rescan.
+/// current, sent in `form`; `rescan` is the period of the fallback rescan.
 pub fn start(
     share: SharedDir,
     index: ContentIndex,
     announcer: Announcer,
     wake: Wake,
     rescan: Duration,
+    form: CatalogForm,
 ) -> std::io::Result<()> {
     let watcher = {
         let wake = wake.clone();
@@ -130,7 +131,7 @@ pub fn start(
     // relay's index of it goes stale.
     proto::crucial::spawn("catalog", move || {
         let _watcher = watcher;
-        run(&share, &index, &announcer, &wake, rescan);
+        run(&share, &index, &announcer, &wake, rescan, form);
     })?;
     Ok(())
 }
@@ -141,9 +142,10 @@ fn run(
     announcer: &Announcer,
     wake: &Wake,
     rescan: Duration,
+    form: CatalogForm,
 ) {
     let relay = announcer.relay_label();
-    let mut sync = CatalogSync::default();
+    let mut sync = CatalogSync::new(form);
     let mut listed = false;
     // The relay has no index (an older relay): stay quiet until listed anew.
     let mut no_index = false;
