@@ -25,8 +25,11 @@
 //!   shaped holders at once beside one holder and beside aria2c.
 //! - [`secure`]: section 10, private networks: an encrypted transfer beside
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
+//! - [`blind`]: section 11, the blind index beside the plain one: relay
+//!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
 //! - [`report`]: medians and the Markdown table.
 
+mod blind;
 mod index;
 mod load;
 mod lookup;
@@ -54,7 +57,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, blind; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
@@ -80,8 +83,8 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 8] = [
-    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure",
+const SECTIONS: [&str; 9] = [
+    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "blind",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
@@ -187,6 +190,7 @@ fn run() -> Result<(), String> {
             "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
+            "blind" => blind::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
