@@ -6,7 +6,8 @@
 //!   out, or a refusal; and the listing of what is shared.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
-//!   size and hash, diffed and sent in frames that fit, in order.
+//!   size and hash, diffed and sent in frames that fit, in order (in a
+//!   private network as tags and sealed records: the blind index).
 //! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
 //! - [`control`]: relayed mode, for a node the relay cannot connect to: the
 //!   control connection, and the data connections of circuits.

@@ -41,7 +41,8 @@ struct Cli {
     /// listed, and its other files are found by asking nodes in turn.
     #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_NODE_FILES)]
     max_node_files: usize,
-    /// Most files the index holds in all (about 140 bytes of memory each).
+    /// Most files the index holds in all (about 140 bytes of memory each;
+    /// in a private network, whose index is blind, about 240).
     #[arg(long, value_name = "N", default_value_t = relay::index::DEFAULT_INDEX_ENTRIES)]
     max_index_entries: usize,
     /// Neither check registrations by dialling them back nor relay for
