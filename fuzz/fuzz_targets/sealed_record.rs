@@ -51,9 +51,19 @@ fn open_canonically(sealed: &[u8]) {
     let k = &keys().index;
     if let Ok(record) = k.open(sealed) {
         let again = k.seal(&record).expect("an opened record seals");
-        assert_eq!(again.0, sealed, "{record:?} opened from a non-canonical record");
+        assert_eq!(
+            again.0, sealed,
+            "{record:?} opened from a non-canonical record"
+        );
         // And its tags are what the client checks it against.
-        assert!(k.check(sealed, Some(&k.name_tag(&record.name)), Some(&k.content_tag(&record.hash))).is_ok());
+        assert!(
+            k.check(
+                sealed,
+                Some(&k.name_tag(&record.name)),
+                Some(&k.content_tag(&record.hash))
+            )
+            .is_ok()
+        );
     }
 }
 
@@ -91,7 +101,9 @@ fuzz_target!(|data: &[u8]| {
             open_canonically(&[&nonce[..], &plain, &tag].concat());
         }
         2 => {
-            let split = rest.len().min(usize::from(rest.first().copied().unwrap_or(0)) % 64);
+            let split = rest
+                .len()
+                .min(usize::from(rest.first().copied().unwrap_or(0)) % 64);
             let (name, flips) = rest.split_at(split);
             let record = Record {
                 name: String::from_utf8_lossy(name).into_owned(),
