@@ -307,11 +307,15 @@ fn expected_failures_are_one_line_with_the_cause() {
 /// It runs until the relay has seen it refresh twice, so each of its
 /// startup, registration and refresh events has been logged or filtered.
 fn node_log(relay: &Relay, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    // Its hash cache and claims in a temp dir, not in the home directory.
+    let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin("peer-node"));
     cmd.args(["127.0.0.1", &relay.port().to_string()])
         .arg(dir)
         .args(["--heartbeat", "0.05"])
         .args(args)
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdin(Stdio::null())

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{Node, Relay, Run};
-use proto::exchange::{self, Timeouts};
+use net::exchange::{self, Timeouts};
 use proto::{
     ErrorKind, FileHeader, MAX_LIST_NODES, NodeEntry, Registration, Request, Response, frame,
 };

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{AnyoneBin, Node, Proc, READY, Relay};
-use proto::exchange::{self, Connection, Timeouts};
+use net::exchange::{self, Connection, Timeouts};
 use proto::{
     ErrorKind, FileRequest, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, RangeRequest, Registration,
     Request, Response, VERSION, frame,
@@ -1347,7 +1347,7 @@ fn send_and_read(addr: SocketAddr, bytes: &[u8], close: bool) -> Vec<u8> {
 /// server logs one line and goes on serving real clients.
 #[test]
 fn handshake_garbage_truncation_and_replays_leave_a_private_network_serving() {
-    use proto::secure::{Identity, KeyKind, NetworkKeys, handshake};
+    use net::secure::{Identity, KeyKind, NetworkKeys, handshake};
     const SECRET: &str = "hostile secret";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("share");

@@ -20,8 +20,8 @@ use std::{fs, thread};
 
 use harness::netns::Lab;
 use harness::{Proc, READY, Run, addr_after, run};
+use net::exchange::{self, Timeouts};
 use proto::content::{ByteRange, encoded_len};
-use proto::exchange::{self, Timeouts};
 use proto::{ContentHash, RangeHeader, Registration, Request, Response, Target, frame};
 
 const MIB: usize = 1 << 20;
@@ -107,7 +107,8 @@ impl Swarm {
         })
     }
 
-    /// A peer-node on host `h`, registered and done hashing its directory.
+    /// A peer-node on host `h`, registered, done hashing its directory, and
+    /// indexed with its hashes.
     fn node(lab: &Lab, h: usize, relay_ip: &str, dir: &Path, cache: &Path) -> (Proc, SocketAddr) {
         let mut cmd = lab.command(h, "peer-node");
         cmd.arg(relay_ip)
@@ -118,6 +119,9 @@ impl Swarm {
         let node = Proc::spawn("peer-node", cmd);
         let line = node.wait_for("registered with relay", READY);
         node.wait_for("hashed 1 shared files", READY);
+        // And the relay has its hash (before, the file may be known to the
+        // index by name only: docs/PROTOCOL.md, "Names before hashes").
+        node.wait_for("catalog at relay", READY);
         (node, addr_after(&line, " as "))
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use harness::{Node, Relay, client, run, start_held};
-use proto::exchange::{self, Timeouts};
+use net::exchange::{self, Timeouts};
 use proto::{ContentHash, ErrorKind, NodeMode, Registration, Request, Response, Target};
 
 const CLIENT: Duration = Duration::from_secs(60);

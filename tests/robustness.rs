@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{Node, Proc, READY, Relay, addr_after, bin};
-use proto::exchange::{self, Timeouts};
+use net::exchange::{self, Timeouts};
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
 fn timeouts() -> Timeouts {
@@ -376,7 +376,8 @@ fn start_verbose_pair(
         .arg(relay_addr.port().to_string())
         .arg(dir)
         .arg("-v")
-        .env("XDG_CACHE_HOME", tmp.join("cache"));
+        .env("XDG_CACHE_HOME", tmp.join("cache"))
+        .env("XDG_CONFIG_HOME", tmp.join("config"));
     let node = spawn("peer-node", cmd, "registered with relay");
     let node_addr = addr_after(&node.wait_for("registered with relay", READY), " as ");
     relay.wait_for("node joined", READY);

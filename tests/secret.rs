@@ -13,9 +13,9 @@ use std::thread;
 use std::time::Duration;
 
 use harness::{Node, Proc, READY, Relay, Run, bin, run};
+use net::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
+use net::server::{Handler, Reply, Server, ServerConfig};
 use proto::blind::IndexKey;
-use proto::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
-use proto::server::{Handler, Reply, Server, ServerConfig};
 use proto::{ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
 
 const SECRET: &str = "correct horse battery staple";
@@ -551,9 +551,9 @@ fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
         added: Vec::new(),
         removed: Vec::new(),
     });
-    let timeouts = proto::exchange::Timeouts::default();
+    let timeouts = net::exchange::Timeouts::default();
     for request in [unregister, catalog] {
-        match proto::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
+        match net::exchange::call_via(relay.addr, &request, &timeouts, &other.to_relay()) {
             Ok(Response::Error(e)) => {
                 assert_eq!(e.kind, ErrorKind::Unauthorized);
                 assert!(
@@ -623,10 +623,10 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
         ] {
             // The blind index names the holder, and its record the file.
             let asked = index_key.by_name(name);
-            let answer = proto::exchange::call_via(
+            let answer = net::exchange::call_via(
                 relay.addr,
                 &Request::BlindWhoHas(asked),
-                &proto::exchange::Timeouts::default(),
+                &net::exchange::Timeouts::default(),
                 &member.to_relay(),
             );
             let Ok(Response::BlindHolders(list)) = answer else {

@@ -488,6 +488,7 @@ fn ctrl_c_during_a_download_leaves_no_partial_file() {
     });
     let node = &cluster.nodes[0].proc;
     node.wait_for("hashed 1 shared files", Duration::from_secs(120));
+    node.wait_for("catalog at relay", Duration::from_secs(120));
     let saved = cluster.tmp.path().join("saved");
     fs::create_dir(&saved).unwrap();
     let target = saved.join("huge.bin");

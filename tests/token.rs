@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{Node, Proc, READY, Relay};
-use proto::exchange::{self, Timeouts};
+use net::exchange::{self, Timeouts};
 use proto::{ErrorKind, Registration, Request, Response};
 
 const SECRET: &str = "s3cret";

@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{Cluster, FakeNode, Node, Relay, frame_of};
+use net::exchange::{Connection, Timeouts};
 use proto::content::{ByteRange, MemorySink, encode_range, outboard_to_vec};
-use proto::exchange::{Connection, Timeouts};
 use proto::{
     ContentHash, ErrorKind, FileEntry, FileHeader, FileList, FileRequest, RangeHeader, Request,
     Response,
@@ -499,7 +499,7 @@ fn an_old_client_still_gets_files_from_a_new_node() {
         conn.body(header.body_len()).read_to_end(&mut body).unwrap();
         assert!(body == content[offset as usize..], "offset {offset}");
     }
-    let answer = proto::exchange::call(
+    let answer = net::exchange::call(
         cluster.nodes[0].listen,
         &Request::ListFiles,
         &Timeouts::default(),

@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use proto::secure::handshake;
-use proto::secure::{Identity, KeyKind, NetworkKeys};
+use net::secure::handshake;
+use net::secure::{Identity, KeyKind, NetworkKeys};
 
 static KEYS: LazyLock<NetworkKeys> = LazyLock::new(|| NetworkKeys::from_secret(b"fuzz"));
 static SERVER: LazyLock<Identity> = LazyLock::new(|| Identity::from_private([7; 32]));

@@ -25,7 +25,7 @@ use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use libfuzzer_sys::fuzz_target;
 use proto::blind::record::BUCKETS;
 use proto::blind::{BlindTarget, IndexKey, Listing, NONCE_KEY_CONTEXT, RECORD_KEY_CONTEXT, Record};
-use proto::secure::NetworkKeys;
+use proto::keys::NetworkKeys;
 use proto::{ContentHash, Response, frame};
 
 struct Keys {

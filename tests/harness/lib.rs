@@ -470,8 +470,9 @@ pub struct Node {
     /// The address the relay listed it under.
     pub listed: SocketAddr,
     pub dir: PathBuf,
-    /// The node's hash cache (its default, through XDG_CACHE_HOME), so no
-    /// test writes to the real home; removed after the process is killed.
+    /// The node's hash cache (its default, through XDG_CACHE_HOME) and
+    /// config dir (XDG_CONFIG_HOME), so no test writes to the real home;
+    /// removed after the process is killed.
     _cache: Option<tempfile::TempDir>,
 }
 
@@ -516,6 +517,8 @@ impl Node {
             .args(args);
         let cache = tempfile::tempdir().expect("temp dir for the hash cache");
         cmd.env("XDG_CACHE_HOME", cache.path());
+        // Key files and claims (peer-node's identity and claim) too.
+        cmd.env("XDG_CONFIG_HOME", cache.path().join("config"));
         adjust(&mut cmd);
         let proc = Proc::spawn("peer-node", cmd);
         let line = proc.wait_for("listening on", READY);
@@ -559,7 +562,7 @@ impl FakeNode {
         relay: &Relay,
         answer: impl Fn(proto::Request) -> Vec<u8> + Send + Sync + 'static,
     ) -> FakeNode {
-        use proto::exchange::{Timeouts, call};
+        use net::exchange::{Timeouts, call};
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a fake node");
         let addr = listener.local_addr().unwrap();

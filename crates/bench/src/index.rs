@@ -15,10 +15,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use net::exchange::{self, Timeouts};
 use peer_node::catalog::Delta;
-use proto::exchange::{self, Timeouts};
 use proto::{
-    CatalogEntry, CatalogUpdate, ContentHash, Registration, Request, Response, Target, frame,
+    CatalogUpdateLong, ContentHash, FileEntryLong, Registration, Request, Response, Target, frame,
 };
 
 use crate::Settings;
@@ -200,10 +200,10 @@ fn fake_node(relay: SocketAddrV4, i: usize, files: usize) -> Result<(), String> 
         other => return Err(format!("fake node {src} not registered: {other:?}")),
     }
     let added = (0..files)
-        .map(|j| CatalogEntry {
+        .map(|j| FileEntryLong {
             name: fake_name(i, j),
             size: j as u64,
-            hash: ContentHash::of(format!("{i}/{j}").as_bytes()),
+            hash: Some(ContentHash::of(format!("{i}/{j}").as_bytes())),
         })
         .collect();
     let delta = Delta {
@@ -211,7 +211,7 @@ fn fake_node(relay: SocketAddrV4, i: usize, files: usize) -> Result<(), String> 
         removed: Vec::new(),
     };
     for (k, part) in delta.batches(&registration()).into_iter().enumerate() {
-        let update = CatalogUpdate {
+        let update = CatalogUpdateLong {
             registration: registration(),
             base_seq: k as u64,
             seq: k as u64 + 1,
@@ -219,7 +219,7 @@ fn fake_node(relay: SocketAddrV4, i: usize, files: usize) -> Result<(), String> 
             added: part.added,
             removed: part.removed,
         };
-        match call_from(src, relay, &Request::Catalog(update))? {
+        match call_from(src, relay, &Request::CatalogLong(update))? {
             Response::CatalogAck(ack) if ack.refused == 0 => {}
             other => return Err(format!("fake node {src}: catalog answered {other:?}")),
         }
@@ -250,10 +250,10 @@ fn announce_10k(s: &Settings, relay: SocketAddr, table: &mut Table) -> Result<()
         fs::create_dir_all(path.parent().unwrap_or(&dir)).map_err(|e| e.to_string())?;
         let body = format!("file {j}\n");
         fs::write(&path, &body).map_err(|e| e.to_string())?;
-        entries.push(CatalogEntry {
+        entries.push(FileEntryLong {
             name,
             size: body.len() as u64,
-            hash: ContentHash([0; 32]),
+            hash: Some(ContentHash([0; 32])),
         });
     }
     let reg = Registration {
@@ -270,7 +270,7 @@ fn announce_10k(s: &Settings, relay: SocketAddr, table: &mut Table) -> Result<()
     let bytes: usize = parts
         .into_iter()
         .map(|p| {
-            let update = CatalogUpdate {
+            let update = CatalogUpdateLong {
                 registration: reg.clone(),
                 base_seq: 0,
                 seq: 1,
@@ -278,7 +278,7 @@ fn announce_10k(s: &Settings, relay: SocketAddr, table: &mut Table) -> Result<()
                 added: p.added,
                 removed: p.removed,
             };
-            frame::encode(&Request::Catalog(update)).map_or(0, |f| f.len())
+            frame::encode(&Request::CatalogLong(update)).map_or(0, |f| f.len())
         })
         .sum();
     let began = Instant::now();

@@ -25,7 +25,9 @@
 //!   shaped holders at once beside one holder and beside aria2c.
 //! - [`secure`]: section 10, private networks: an encrypted transfer beside
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
-//! - [`blind`]: section 11, the blind index beside the plain one: relay
+//! - [`scrape`]: section 11, `--metrics`: list requests per second with
+//!   metrics on beside off, and one scrape at 100 000 nodes.
+//! - [`blind`]: section 12, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
 //! - [`report`]: medians and the Markdown table.
 
@@ -39,6 +41,7 @@ mod raw;
 mod relay;
 mod relayed;
 mod report;
+mod scrape;
 mod secure;
 mod swarm;
 mod transfer;
@@ -57,7 +60,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, blind; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, metrics, blind; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
@@ -83,8 +86,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 9] = [
-    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "blind",
+const SECTIONS: [&str; 10] = [
+    "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
+    "blind",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
@@ -190,6 +194,7 @@ fn run() -> Result<(), String> {
             "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
+            "metrics" => scrape::run(&settings, &mut table),
             "blind" => blind::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

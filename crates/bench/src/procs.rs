@@ -321,9 +321,10 @@ pub fn start_node(
         .arg(relay.port().to_string())
         .arg(dir)
         .args(["--bind", "127.0.0.1"]);
-    // Its hash cache beside the log, not in the home directory.
+    // Its hash cache and claims beside the log, not in the home directory.
     if let Some(logs) = log.parent() {
         cmd.env("XDG_CACHE_HOME", logs.join("node-cache"));
+        cmd.env("XDG_CONFIG_HOME", logs.join("node-config"));
     }
     let mut node = Proc::spawn("peer-node", cmd, log)?;
     node.wait_for("registered with relay")?;

@@ -163,7 +163,7 @@ fn control(relay: SocketAddrV4, i: usize) -> Result<TcpStream, String> {
 }
 
 /// User plus system CPU seconds of process `pid` so far.
-fn cpu_secs(pid: u32) -> Result<f64, String> {
+pub fn cpu_secs(pid: u32) -> Result<f64, String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
     // The command name may hold spaces; the fields after it do not.

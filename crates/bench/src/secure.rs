@@ -11,8 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Instant;
 
-use proto::exchange::{self, Timeouts};
-use proto::secure::{Identity, KeyKind, NetworkKeys, Security, handshake};
+use net::exchange::{self, Timeouts};
+use net::secure::{Identity, KeyKind, NetworkKeys, Security, handshake};
 use proto::{Request, Response};
 
 use crate::Settings;
@@ -141,7 +141,7 @@ fn handshakes(
     let identity = Identity::generate().map_err(|e| e.to_string())?;
     let security = Security::private(keys.clone(), identity.clone());
     let timeouts = Timeouts::default();
-    let time = |addr: SocketAddr, dial: &proto::secure::Dial| -> Result<f64, String> {
+    let time = |addr: SocketAddr, dial: &net::secure::Dial| -> Result<f64, String> {
         let start = Instant::now();
         match exchange::call_via(addr, &Request::ListNodes, &timeouts, dial) {
             Ok(Response::Nodes(_)) => Ok(start.elapsed().as_secs_f64() * 1000.0),
@@ -151,7 +151,7 @@ fn handshakes(
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..HANDSHAKES {
         with.push(time(private_at, &security.to_relay())?);
-        without.push(time(plain_at, &proto::secure::Dial::Plain)?);
+        without.push(time(plain_at, &net::secure::Dial::Plain)?);
     }
     let mut alone = Vec::new();
     for _ in 0..HANDSHAKES {

@@ -16,8 +16,8 @@ use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use net::exchange::{Connection, Timeouts};
 use proto::content::hash_and_outboard;
-use proto::exchange::{Connection, Timeouts};
 use proto::{FileRequest, RangeRequest, Request, Response, Target};
 
 use crate::Settings;

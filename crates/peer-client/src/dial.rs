@@ -3,8 +3,8 @@
 //! as relayed (a node behind NAT). Either way the result is an ordinary
 //! [`Connection`], and what is said over it does not change.
 
-use proto::exchange::{self, Connection, Timeouts};
-use proto::secure::{NodeKey, Security};
+use net::exchange::{self, Connection, Timeouts};
+use net::secure::{NodeKey, Security};
 use proto::{NodeInfo, NodeMode, ProtoError};
 
 /// Everything needed to reach a node: the relay (for relayed nodes) and the
@@ -46,7 +46,7 @@ impl Dialer {
             NodeMode::Relayed => {
                 let relay = exchange::resolve(&self.relay_host, self.relay_port)?;
                 let to_relay = self.security.to_relay();
-                proto::circuit::open(&relay, node.addr, &self.timeouts, &to_relay, &to_node)
+                net::circuit::open(&relay, node.addr, &self.timeouts, &to_relay, &to_node)
             }
             NodeMode::Other(code) => Err(ProtoError::Malformed(format!(
                 "the relay lists it with a way to reach it that this client does not know ({code})"

@@ -7,7 +7,6 @@
 //! (an unknown tag), which comes back here as `Ok(None)`, and the caller
 //! falls back to asking nodes in turn.
 
-use proto::exchange;
 use std::net::SocketAddr;
 
 use proto::{ContentHash, ErrorKind, Holder, HolderList, NodeInfo, Request, Response};
@@ -32,7 +31,7 @@ fn ask(relay: &Relay, request: &Request) -> anyhow::Result<Option<Response>> {
         Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
             "relay {} refused the handshake: {}",
             relay.label(),
-            exchange::printable(&e.message)
+            proto::error::printable(&e.message)
         )),
         Response::Error(e) => Err(anyhow::anyhow!(
             "relay {} refused: {} ({})",

@@ -2,6 +2,7 @@
 //! at a time for a file, and prints or saves it.
 //!
 //! Module map:
+//! - [`cli`]: the command line.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
 //! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
@@ -22,6 +23,7 @@
 //! - [`scheduler`]: the range plan of a multi-source fetch, as data: which
 //!   pieces are wanted, who fetches which, what each source gave.
 
+pub mod cli;
 pub mod dial;
 pub mod holders;
 pub mod index;
@@ -40,7 +42,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use proto::exchange::Timeouts;
+use net::exchange::Timeouts;
 use proto::{ContentHash, NodeInfo, NodeMode, SearchResults, Target};
 
 use lookup::Fetched;
@@ -52,14 +54,12 @@ use report::Report;
 /// How this client meets the network: plain without keys; with them, a
 /// throwaway static key pair of its own (nodes do not check clients'
 /// keys: the peer key is what admits a client).
-pub fn security(
-    keys: Option<proto::secure::NetworkKeys>,
-) -> Result<proto::secure::Security, String> {
+pub fn security(keys: Option<net::secure::NetworkKeys>) -> Result<net::secure::Security, String> {
     match keys {
-        None => Ok(proto::secure::Security::Plain),
+        None => Ok(net::secure::Security::Plain),
         Some(keys) => {
-            let identity = proto::secure::Identity::generate().map_err(|e| e.to_string())?;
-            Ok(proto::secure::Security::private(keys, identity))
+            let identity = net::secure::Identity::generate().map_err(|e| e.to_string())?;
+            Ok(net::secure::Security::private(keys, identity))
         }
     }
 }

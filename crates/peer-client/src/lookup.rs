@@ -12,7 +12,7 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 
-use proto::exchange::{self, Connection, Finish, Timeouts};
+use net::exchange::{self, Connection, Finish, Timeouts};
 use proto::{
     ContentHash, ErrorKind, FileEntryLong, FileRequest, NodeEntry, NodeInfo, NodeMode, ProtoError,
     Request, Response, Target,
@@ -23,7 +23,7 @@ pub use crate::dial::Dialer;
 use crate::output::{Output, SinkError};
 use crate::progress::Progress;
 use crate::report::Report;
-use proto::secure::{NodeKey, Security};
+use net::secure::{NodeKey, Security};
 
 /// Bytes read from a node per read call. A read returns what has arrived, so
 /// a larger buffer means fewer calls when the client falls behind: a 1 GiB
@@ -107,7 +107,7 @@ impl Relay {
             Response::Error(e) if e.kind == ErrorKind::Unauthorized => Err(anyhow::anyhow!(
                 "relay {} refused the handshake: {}",
                 self.label(),
-                exchange::printable(&e.message)
+                proto::error::printable(&e.message)
             )),
             Response::Error(e) => Err(anyhow::anyhow!(
                 "relay {} refused: {} ({})",

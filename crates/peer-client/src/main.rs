@@ -1,118 +1,11 @@
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
+use net::exchange::Timeouts;
+use peer_client::cli::Cli;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
-use proto::cli::{LogArgs, SecretArgs, parse_secs};
-use proto::exchange::Timeouts;
-use proto::logging::Delivery;
-use proto::secure::NodeKey;
-
-/// What `-o` does with each kind of PATH (peer_client::target has the why).
-const OUTPUT_HELP: &str = "\
-Save the file to PATH instead of printing it (one NAME only). By what PATH is:
-  missing or a file   saved beside it, renamed into place when complete
-                      (a failed transfer leaves nothing); a new file gets
-                      mode 0666 less the umask, a replaced one keeps its mode
-  a directory         saved inside it, under NAME's last part
-  a symlink           saved where it points; the link stays
-  a device or FIFO    written in place, never replaced (e.g. -o /dev/null)
-  -                   stdout";
-
-/// Finds a file among the active peer nodes and prints it (or saves it).
-/// With no NAME, an interactive prompt reads names until `quit` or EOF.
-#[derive(Parser)]
-#[command(
-    version,
-    after_help = "\
-Examples:
-  peer-client 127.0.0.1 7000 hello.txt             print hello.txt
-  peer-client 127.0.0.1 7000 logo.png -o logo.png  save logo.png (progress bar on a terminal)
-  peer-client 127.0.0.1 7000 blake3:3f2a...        fetch by content hash, whatever the name
-  peer-client 127.0.0.1 7000 a.iso --sources 8     from up to 8 of its holders at once (default 4)
-  peer-client 127.0.0.1 7000 --search report       files named *report* across the network
-  peer-client 127.0.0.1 7000 --list --long         what the network shares (the relay's index), with hashes
-  peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
-  peer-client 127.0.0.1 7000 --peers               the active nodes
-  peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
-
-The relay's index says who holds a file, so only holders are contacted and a missing
-file costs one question to the relay; against an older relay without an index (or with
---no-index) every active node is asked in turn. When holders disagree on a file's
-content, the earliest-registered holder's version is fetched and the others are named.
-
-A file held by several nodes comes from up to --sources of them at once, in ranges.
-Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
-only an older node without hashes serves unverified, and the status line says so.
-
-Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
-)]
-struct Cli {
-    /// Host name or IP address of the relay (IPv6 literals work).
-    #[arg(required_unless_present = "show_relay_key")]
-    relay_ip: Option<String>,
-    /// Port of the relay.
-    #[arg(required_unless_present = "show_relay_key")]
-    relay_port: Option<u16>,
-    /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
-    names: Vec<String>,
-    /// Save the file to PATH instead of printing it (one NAME only).
-    #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
-    output: Option<PathBuf>,
-    /// Print the active nodes, one per line, then exit.
-    #[arg(long, conflicts_with_all = ["names", "output", "list"])]
-    peers: bool,
-    /// Print what the network shares (from the relay's index), then exit.
-    #[arg(long, conflicts_with_all = ["names", "output", "search"])]
-    list: bool,
-    /// With --list: show each file's whole content hash.
-    #[arg(short = 'l', long, requires = "list")]
-    long: bool,
-    /// With --list: ask each active node for its own listing instead.
-    #[arg(long = "nodes", requires = "list")]
-    per_node: bool,
-    /// Print the files whose names contain TEXT (either case) across the
-    /// network: size, short hash, number of holders, name. Then exit.
-    #[arg(long, value_name = "TEXT", conflicts_with_all = ["names", "output", "peers"])]
-    search: Option<String>,
-    /// Do not use the relay's index: ask every active node in turn.
-    #[arg(long)]
-    no_index: bool,
-    /// Seconds to wait for a relay or node to accept a connection.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
-    connect_timeout: Duration,
-    /// Seconds any read or write may wait for a relay or node.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    timeout: Duration,
-    /// Holders to download from at once: each file is fetched in verified
-    /// ranges from up to N nodes that hold it. 1 asks one node at a time,
-    /// in the relay's order.
-    #[arg(long, value_name = "N", default_value_t = peer_client::DEFAULT_SOURCES,
-          value_parser = parse_sources)]
-    sources: usize,
-    #[command(flatten)]
-    secret: SecretArgs,
-    /// Fetch (and list) only from the node holding this static key (64 hex
-    /// digits, as `peer-node` prints it and `--peers` shows it). Needs a secret.
-    #[arg(long, value_name = "KEY")]
-    node: Option<NodeKey>,
-    /// Print the relay key derived from the secret, for `relay --relay-key`
-    /// on a relay someone else runs (it cannot read the network), then exit.
-    #[arg(long, conflicts_with_all = ["names", "output", "list", "peers", "node"])]
-    show_relay_key: bool,
-    #[command(flatten)]
-    log: LogArgs,
-}
-
-/// 1 to 64 holders at once.
-fn parse_sources(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=64).contains(&n) => Ok(n),
-        _ => Err(format!("{text:?} is not a number of holders from 1 to 64")),
-    }
-}
+use plumbing::logging::Delivery;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,7 +26,7 @@ fn main() -> ExitCode {
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        proto::logging::exit(130);
+        plumbing::logging::exit(130);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,

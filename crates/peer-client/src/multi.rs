@@ -30,8 +30,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use net::exchange::Closer;
 use proto::content::{RangeDecoder, RangeError, encoded_len};
-use proto::exchange::Closer;
 use proto::{
     ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
 };

@@ -12,8 +12,9 @@
 
 use std::thread;
 
-use proto::content::{ByteRange, Prefetch, RangeDecoder, RangeError, StreamSource, encoded_len};
-use proto::exchange::Finish;
+use net::Prefetch;
+use net::exchange::Finish;
+use proto::content::{ByteRange, RangeDecoder, RangeError, StreamSource, encoded_len};
 use proto::{ErrorKind, NodeInfo, RangeRequest, Request, Response, Target};
 
 use crate::dial::Dialer;

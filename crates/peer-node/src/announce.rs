@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto::exchange::{self, Timeouts};
-use proto::secure::Dial;
+use net::exchange::{self, Timeouts};
+use net::secure::Dial;
 use proto::{ErrorKind, ProtoError, Registered, Registration, Request, Response};
 
 /// Shortest pause between two refreshes, whatever the TTL says.
@@ -121,7 +121,31 @@ impl Announcer {
         self.gate.changed.notify_all();
         match result? {
             Response::Registered(registered) => Ok(registered),
+            Response::Error(e) if e.kind == ErrorKind::BadRequest => Err(self.not_a_relay(e)),
             other => Err(self.refusal(other)),
+        }
+    }
+
+    /// A registration answered `BadRequest`: from a peer-node (or anything
+    /// else that speaks the protocol but is no relay), that is final; from
+    /// a relay, only a passing failure (a request cut off on a bad link)
+    /// can cause it. One `ListNodes`, which every relay answers with its
+    /// list, tells the two apart.
+    fn not_a_relay(&self, refusal: proto::ErrorReply) -> AnnounceError {
+        let label = self.relay_label();
+        match self.call(&Request::ListNodes) {
+            Ok(Response::Nodes(_)) => AnnounceError::Unreachable(format!(
+                "{} ({})",
+                refusal.message,
+                refusal.kind.as_str()
+            )),
+            Err(e) => e,
+            Ok(_) => AnnounceError::Refused(format!(
+                "{label} is not a relay: it answered the registration with \"{}\" ({}); \
+                 check the relay's address and port",
+                refusal.message,
+                refusal.kind.as_str()
+            )),
         }
     }
 
@@ -195,6 +219,7 @@ impl Announcer {
                     // Log "registered" again once the relay answers: after an
                     // outage it may have restarted with an empty table.
                     registered_as = None;
+                    crate::metrics::registration(crate::metrics::Registration::Retrying);
                     tracing::warn!(
                         "could not register with relay {relay}: {why}; retrying in {}",
                         secs(retry)
@@ -243,15 +268,12 @@ impl Announcer {
         })?;
         exchange::call_any_via(&addrs, request, &self.timeouts, &self.dial)
             .map(|(_, response)| response)
-            .map_err(|e: ProtoError| {
-                // Keys do not change by retrying: a wrong or missing secret
-                // is final, like a wrong token.
-                if e.is_handshake() {
-                    AnnounceError::Refused(format!("relay {} {e}", self.relay_label()))
-                } else {
-                    AnnounceError::Unreachable(e.to_string())
-                }
-            })
+            .map_err(
+                |e: ProtoError| match final_refusal(&e, &self.relay_label()) {
+                    Some(why) => AnnounceError::Refused(why),
+                    None => AnnounceError::Unreachable(e.to_string()),
+                },
+            )
     }
 
     fn refusal(&self, response: Response) -> AnnounceError {
@@ -262,11 +284,37 @@ impl Announcer {
             Response::Error(e) if e.kind == ErrorKind::Unauthorized => AnnounceError::Refused(
                 format!("relay {} refused: {}", self.relay_label(), e.message),
             ),
+            Response::Error(e) if e.kind == ErrorKind::UnsupportedVersion => {
+                AnnounceError::Refused(format!("relay {}: {}", self.relay_label(), e.message))
+            }
             Response::Error(e) => {
                 AnnounceError::Unreachable(format!("{} ({})", e.message, e.kind.as_str()))
             }
-            other => AnnounceError::Unreachable(format!("unexpected answer {other:?}")),
+            // A relay answers a registration with `Registered` or an error,
+            // whatever its version: this is some other program.
+            other => AnnounceError::Refused(format!(
+                "{} is not a relay: it answered the registration with a {}; check the relay's \
+                 address and port",
+                self.relay_label(),
+                other.name()
+            )),
         }
+    }
+}
+
+/// The line for a failed exchange with the relay that retrying cannot fix,
+/// or None for one worth retrying (no connection, a timeout, a reset: a
+/// relay down, restarting or overloaded). Final: a matter of keys (a wrong
+/// or missing secret, like a wrong token), and a peer that is no relay of
+/// this protocol version (an HTTP server, a TLS port).
+pub(crate) fn final_refusal(e: &ProtoError, relay: &str) -> Option<String> {
+    match e {
+        e if e.is_handshake() => Some(format!("relay {relay} {e}")),
+        ProtoError::BadMagic(_) => Some(format!(
+            "{relay} is {e}; check the relay's address and port"
+        )),
+        ProtoError::UnsupportedVersion(_) => Some(format!("relay {relay}: {e}")),
+        _ => None,
     }
 }
 

@@ -2,6 +2,12 @@
 //! content hash, built from DIR, diffed against what the relay was last
 //! told, and sent as deltas in frames that fit the request limit.
 //!
+//! A file not hashed yet is in the catalog at once, without its hash
+//! (`CatalogLong`, docs/PROTOCOL.md "Names before hashes"), so that a
+//! client finds it the moment it appears; [`crate::backlog`] hashes it
+//! meanwhile, and the next update carries the hash. A relay older than
+//! that form gets `Catalog`, with the hashed files only, as before.
+//!
 //! The relay applies updates in order: each carries the seq it follows
 //! (`base_seq`) and the seq it makes. When the relay's seq is not the one
 //! the node expects (the relay restarted, a delta was lost, the node was
@@ -11,57 +17,80 @@
 //!
 //! In a private network the relay keeps only a blind index: the same
 //! updates then travel as tags and sealed records ([`CatalogForm::Blind`],
-//! docs/PROTOCOL.md "The blind index"), and no name or hash reaches it.
+//! docs/PROTOCOL.md "The blind index"), hashed files only (a record holds
+//! the hash), and no name or hash reaches the relay.
 
 use std::collections::BTreeMap;
 
 use proto::blind::record::{MAX_RECORD_NAME, bucket_for};
 use proto::blind::{BlindCatalogUpdate, BlindEntry, IndexKey, Record};
-use proto::secure::NetworkKeys;
+use proto::keys::NetworkKeys;
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, MAX_REQUEST_FRAME, Registration, Request,
-    Response,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ContentHash, FileEntryLong,
+    MAX_REQUEST_FRAME, Registration, Request, Response,
 };
 
-use crate::hashes::ContentIndex;
+use crate::hashes::{ContentIndex, FileKey};
 use crate::share::SharedDir;
 
-/// What the node shares, by name.
+/// Largest file hashed while the catalog is built: a file this small is
+/// hashed about as fast as it is listed, so it goes with its hash at once.
+pub const INLINE_FILE: u64 = 1 << 20;
+
+/// Most bytes hashed while one catalog is built; past it, new files go
+/// without their hash, and [`crate::backlog`] hashes them.
+pub const INLINE_BUDGET: u64 = 8 << 20;
+
+/// The hash of `name`'s current version, hashed now; None if it cannot be
+/// (the backlog tries again, and gives up on a file that cannot be read).
+fn hash_now(share: &SharedDir, index: &ContentIndex, name: &str) -> Option<ContentHash> {
+    let shared = share.open_file(name).ok()?;
+    let hashed = index.hash_of(&shared.file).ok()?;
+    index.remember(name, hashed);
+    Some(hashed.hash)
+}
+
+/// What the node shares, by name: size, and hash once known.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
-    pub files: BTreeMap<String, (u64, ContentHash)>,
+    pub files: BTreeMap<String, (u64, Option<ContentHash>)>,
     /// DIR holds more files than one listing (and so the catalog) takes.
     pub truncated: bool,
 }
 
 impl Catalog {
-    /// Every shared file with its hash; a file not hashed yet is hashed
-    /// now (a file that cannot be read is left out: it cannot be served
-    /// either).
-    pub fn build(share: &SharedDir, index: &ContentIndex) -> Catalog {
+    /// Every shared file with its hash when the current version is hashed,
+    /// without when not. Files of at most [`INLINE_FILE`] bytes not hashed
+    /// yet are hashed here, `budget` bytes in all (a few milliseconds: see
+    /// [`INLINE_BUDGET`]); the rest is the backlog's work. `gave_up` names
+    /// versions that could not be hashed (a file that cannot be read cannot
+    /// be served either): those are left out.
+    pub fn build(
+        share: &SharedDir,
+        index: &ContentIndex,
+        gave_up: impl Fn(&str, &FileKey) -> bool,
+        budget: u64,
+    ) -> Catalog {
         let (entries, truncated) = share.list();
         let root = share.root();
         let mut files = BTreeMap::new();
+        let mut budget = budget;
         for entry in entries {
-            let hash = match index.known(&root.join(&entry.name)) {
-                Some(hash) => hash,
+            let path = root.join(&entry.name);
+            let hash = match index.known(&path) {
+                Some(hash) => Some(hash),
                 None => {
-                    let Ok(shared) = share.open_file(&entry.name) else {
-                        continue;
+                    let Ok(meta) = std::fs::metadata(&path) else {
+                        continue; // gone since the listing
                     };
-                    match index.hash_of(&shared.file) {
-                        Ok(hashed) => {
-                            index.remember(&entry.name, hashed);
-                            hashed.hash
-                        }
-                        Err(e) => {
-                            tracing::debug!(
-                                "{} left out of the catalog: {}",
-                                entry.name.escape_debug(),
-                                proto::error::io_reason(&e)
-                            );
-                            continue;
-                        }
+                    if gave_up(&entry.name, &FileKey::of(&meta)) {
+                        continue;
+                    }
+                    if meta.len() <= INLINE_FILE && meta.len() <= budget {
+                        budget -= meta.len();
+                        hash_now(share, index, &entry.name)
+                    } else {
+                        None
                     }
                 }
             };
@@ -70,8 +99,30 @@ impl Catalog {
         Catalog { files, truncated }
     }
 
-    fn entry(name: &str, (size, hash): (u64, ContentHash)) -> CatalogEntry {
-        CatalogEntry {
+    /// The names whose hash is not known yet.
+    pub fn unhashed(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .filter(|(_, (_, hash))| hash.is_none())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The hashed files only: the catalog as a relay without the second
+    /// form can hold it.
+    fn hashed(&self) -> Catalog {
+        Catalog {
+            files: self
+                .files
+                .iter()
+                .filter(|(_, (_, hash))| hash.is_some())
+                .map(|(name, file)| (name.clone(), *file))
+                .collect(),
+            truncated: self.truncated,
+        }
+    }
+
+    fn entry(name: &str, (size, hash): (u64, Option<ContentHash>)) -> FileEntryLong {
+        FileEntryLong {
             name: name.to_string(),
             size,
             hash,
@@ -82,7 +133,7 @@ impl Catalog {
 /// What changed between two catalogs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    pub added: Vec<CatalogEntry>,
+    pub added: Vec<FileEntryLong>,
     pub removed: Vec<String>,
 }
 
@@ -186,9 +237,11 @@ impl CatalogForm {
     }
 
     /// Bytes an added entry takes in an update (docs/PROTOCOL.md).
-    fn added_cost(&self, entry: &CatalogEntry) -> usize {
+    fn added_cost(&self, entry: &FileEntryLong) -> usize {
         match self {
-            CatalogForm::Plain => 8 + entry.name.len() + 8 + 32,
+            // Either plain form: name, size, then the hash (with its
+            // option byte in the second form).
+            CatalogForm::Plain => 8 + entry.name.len() + 8 + 1 + 32,
             // Two tags, the record's length and its bucket.
             CatalogForm::Blind(_) => 16 + 16 + 8 + bucket_for(entry.name.len()).unwrap_or(0),
         }
@@ -215,19 +268,20 @@ impl CatalogForm {
         }
     }
 
-    /// The request that carries `update`.
-    fn request(&self, update: CatalogUpdate) -> Request {
+    /// The blind update that carries `update`; None in the plain form.
+    fn blind(&self, update: &CatalogUpdateLong) -> Option<Request> {
         let CatalogForm::Blind(key) = self else {
-            return Request::Catalog(update);
+            return None;
         };
         let added = update
             .added
-            .into_iter()
+            .iter()
             .filter_map(|e| {
                 let record = Record {
-                    name: e.name,
+                    name: e.name.clone(),
                     size: e.size,
-                    hash: e.hash,
+                    // Blind, the catalog holds hashed files only.
+                    hash: e.hash?,
                 };
                 // keep_sendable left only names a record holds.
                 let sealed = key.seal(&record).ok()?;
@@ -238,14 +292,18 @@ impl CatalogForm {
                 })
             })
             .collect();
-        Request::BlindCatalog(BlindCatalogUpdate {
-            registration: update.registration,
+        Some(Request::BlindCatalog(BlindCatalogUpdate {
+            registration: update.registration.clone(),
             base_seq: update.base_seq,
             seq: update.seq,
             reset: update.reset,
             added,
             removed: update.removed.iter().map(|n| key.name_tag(n)).collect(),
-        })
+        }))
+    }
+
+    fn is_blind(&self) -> bool {
+        matches!(self, CatalogForm::Blind(_))
     }
 }
 
@@ -274,6 +332,9 @@ pub struct CatalogSync {
     /// The relay's limits left entries out last time: send everything on
     /// the next change, so what fits is chosen again.
     refused: bool,
+    /// The relay refused `CatalogLong` (an older relay): `Catalog`, with
+    /// the hashed files only, until it lists this node anew.
+    first_form: bool,
 }
 
 impl CatalogSync {
@@ -285,9 +346,17 @@ impl CatalogSync {
         }
     }
 
-    /// Forget what the relay holds: the next sync starts with a reset.
+    /// Forget what the relay holds: the next sync starts with a reset (in
+    /// the second form again: the relay may have been upgraded).
     pub fn restart(&mut self) {
         self.sent = None;
+        self.first_form = false;
+    }
+
+    /// Whether the relay takes files without their hash (never blind: a
+    /// record holds the hash).
+    pub fn takes_unhashed(&self) -> bool {
+        !self.first_form && !self.form.is_blind()
     }
 
     /// Brings the relay's catalog of this node to `current`, through
@@ -300,6 +369,13 @@ impl CatalogSync {
         current: &Catalog,
         mut call: impl FnMut(&Request) -> Result<Response, String>,
     ) -> Synced {
+        let hashed;
+        let current = if !self.takes_unhashed() {
+            hashed = current.hashed();
+            &hashed
+        } else {
+            current
+        };
         // Two rounds at most: a delta, then a full resend if the relay
         // turned out not to be in step.
         for _ in 0..2 {
@@ -320,7 +396,7 @@ impl CatalogSync {
             let mut in_step = true;
             let parts = delta.batches_as(registration, &self.form);
             for (i, part) in parts.into_iter().enumerate() {
-                let update = CatalogUpdate {
+                let update = CatalogUpdateLong {
                     registration: registration.clone(),
                     base_seq,
                     seq: base_seq.wrapping_add(1),
@@ -328,11 +404,34 @@ impl CatalogSync {
                     added: part.added,
                     removed: part.removed,
                 };
-                let ack = match call(&self.form.request(update.clone())) {
+                let seq = update.seq;
+                let request = match self.form.blind(&update) {
+                    Some(blind) => blind,
+                    None if self.first_form => Request::Catalog(first_form(update)),
+                    None => Request::CatalogLong(update),
+                };
+                let ack = match call(&request) {
                     Ok(Response::CatalogAck(ack)) => ack,
                     Ok(Response::NotFound) => {
                         self.sent = None;
                         return Synced::NotListed;
+                    }
+                    // A relay that does not know the second form: the
+                    // first, from a reset (nothing of this round applied).
+                    // Never blind: a private network's catalog never
+                    // falls back to names and hashes.
+                    Ok(Response::Error(e))
+                        if e.kind == proto::ErrorKind::BadRequest
+                            && !self.first_form
+                            && !self.form.is_blind() =>
+                    {
+                        tracing::debug!(
+                            "the relay refused CatalogLong ({}): sending Catalog, hashed files only",
+                            e.message
+                        );
+                        self.first_form = true;
+                        self.sent = None;
+                        return self.sync(registration, current, call);
                     }
                     Ok(Response::Error(e)) if e.kind == proto::ErrorKind::BadRequest => {
                         self.sent = None;
@@ -351,14 +450,14 @@ impl CatalogSync {
                         return Synced::Failed(why);
                     }
                 };
-                if ack.seq != update.seq {
+                if ack.seq != seq {
                     // Not in step: the relay is at another seq.
                     self.seq = ack.seq;
                     self.sent = None;
                     in_step = false;
                     break;
                 }
-                base_seq = update.seq;
+                base_seq = seq;
                 refused = refused.saturating_add(ack.refused);
                 last = ack;
             }
@@ -378,15 +477,42 @@ impl CatalogSync {
     }
 }
 
+/// An update in the first form, `Catalog`: its files without a hash are
+/// left out (a relay of that form cannot hold them).
+fn first_form(update: CatalogUpdateLong) -> CatalogUpdate {
+    CatalogUpdate {
+        registration: update.registration,
+        base_seq: update.base_seq,
+        seq: update.seq,
+        reset: update.reset,
+        added: update
+            .added
+            .into_iter()
+            .filter_map(|e| {
+                Some(CatalogEntry {
+                    hash: e.hash?,
+                    name: e.name,
+                    size: e.size,
+                })
+            })
+            .collect(),
+        removed: update.removed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Files by name and hash byte; hash byte 0: not hashed yet.
     fn catalog(files: &[(&str, u8)]) -> Catalog {
         Catalog {
             files: files
                 .iter()
-                .map(|(n, h)| (n.to_string(), (u64::from(*h), ContentHash([*h; 32]))))
+                .map(|(n, h)| {
+                    let hash = (*h != 0).then_some(ContentHash([*h; 32]));
+                    (n.to_string(), (u64::from(*h), hash))
+                })
                 .collect(),
             truncated: false,
         }
@@ -403,22 +529,32 @@ mod tests {
     /// A relay's catalog of one node, as the relay's index keeps it.
     #[derive(Default)]
     struct FakeRelay {
-        files: BTreeMap<String, ContentHash>,
+        files: BTreeMap<String, Option<ContentHash>>,
         seq: u64,
         listed: bool,
         calls: usize,
+        /// An older relay: `CatalogLong` is an unknown tag.
+        first_form_only: bool,
     }
 
     impl FakeRelay {
         fn answer(&mut self, request: &Request) -> Result<Response, String> {
             self.calls += 1;
-            let Request::Catalog(u) = request else {
-                return Err("not a catalog".into());
-            };
             assert!(
                 proto::frame::encode(request).is_ok(),
                 "fits a request frame"
             );
+            let u: CatalogUpdateLong = match request {
+                Request::Catalog(u) => u.clone().into(),
+                Request::CatalogLong(_) if self.first_form_only => {
+                    return Ok(Response::error(
+                        proto::ErrorKind::BadRequest,
+                        "unknown message tag 16",
+                    ));
+                }
+                Request::CatalogLong(u) => u.clone(),
+                _ => return Err("not a catalog".into()),
+            };
             if !self.listed {
                 return Ok(Response::NotFound);
             }
@@ -468,7 +604,7 @@ mod tests {
         let total: usize = parts.iter().map(|p| p.added.len()).sum();
         assert_eq!(total, 2000);
         for part in parts {
-            let update = CatalogUpdate {
+            let update = CatalogUpdateLong {
                 registration: Registration {
                     advertised_ip: Some("2001:db8::1".parse().unwrap()),
                     ..registration()
@@ -479,7 +615,8 @@ mod tests {
                 added: part.added,
                 removed: part.removed,
             };
-            proto::frame::encode(&Request::Catalog(update)).expect("fits");
+            proto::frame::encode(&Request::CatalogLong(update.clone())).expect("fits");
+            proto::frame::encode(&Request::Catalog(first_form(update))).expect("fits");
         }
         assert_eq!(Delta::default().batches(&registration()).len(), 1);
     }
@@ -526,6 +663,47 @@ mod tests {
     }
 
     #[test]
+    fn names_go_before_their_hash_and_an_older_relay_gets_the_hashed_ones() {
+        let mut relay = FakeRelay {
+            listed: true,
+            ..FakeRelay::default()
+        };
+        let mut sync = CatalogSync::default();
+        let reg = registration();
+        let fresh = catalog(&[("a", 1), ("new", 0)]);
+        assert_eq!(fresh.unhashed().collect::<Vec<_>>(), ["new"]);
+        sync.sync(&reg, &fresh, |r| relay.answer(r));
+        assert_eq!(relay.files.get("new"), Some(&None), "named, without a hash");
+        let hashed = catalog(&[("a", 1), ("new", 5)]);
+        sync.sync(&reg, &hashed, |r| relay.answer(r));
+        assert_eq!(relay.files.get("new"), Some(&Some(ContentHash([5; 32]))));
+
+        // An older relay refuses the second form: the first, from a reset,
+        // with the hashed files only; then deltas in the first form.
+        let mut older = FakeRelay {
+            listed: true,
+            first_form_only: true,
+            ..FakeRelay::default()
+        };
+        let mut sync = CatalogSync::default();
+        assert_eq!(
+            sync.sync(&reg, &fresh, |r| older.answer(r)),
+            Synced::Done {
+                files: 1,
+                refused: 0
+            }
+        );
+        assert!(!sync.takes_unhashed());
+        assert_eq!(older.files.keys().collect::<Vec<_>>(), ["a"]);
+        let calls = older.calls;
+        sync.sync(&reg, &hashed, |r| older.answer(r));
+        assert_eq!(older.calls, calls + 1, "one delta, in the first form");
+        assert_eq!(older.files.get("new"), Some(&Some(ContentHash([5; 32]))));
+        sync.restart();
+        assert!(sync.takes_unhashed(), "listed anew: the second form again");
+    }
+
+    #[test]
     fn a_node_the_relay_does_not_list_resets_once_listed() {
         let mut relay = FakeRelay::default();
         let mut sync = CatalogSync::default();
@@ -551,7 +729,6 @@ mod tests {
         };
         assert!(matches!(sync.sync(&reg, &one, old), Synced::NoIndex(_)));
     }
-
     fn blind_key() -> IndexKey {
         IndexKey::of(&NetworkKeys::from_secret(b"s3cret")).unwrap()
     }
@@ -603,7 +780,7 @@ mod tests {
         let mut sync = CatalogSync::new(CatalogForm::Blind(Box::new(key.clone())));
         let reg = registration();
         let names: Vec<(String, u8)> = (0..600)
-            .map(|i| (format!("secret-report-{i:04}.pdf"), (i % 7) as u8))
+            .map(|i| (format!("secret-report-{i:04}.pdf"), (i % 7 + 1) as u8))
             .chain([("x".repeat(1025), 1)])
             .collect();
         let refs: Vec<(&str, u8)> = names.iter().map(|(n, h)| (n.as_str(), *h)).collect();
@@ -619,11 +796,11 @@ mod tests {
         assert!(relay.frames.len() > 1, "600 records need several frames");
         for frame in &relay.frames {
             assert!(!frame.windows(13).any(|w| w == b"secret-report"));
-            assert!(!frame.windows(32).any(|w| w == [3u8; 32]));
+            assert!(!frame.windows(32).any(|w| w == [4u8; 32]));
         }
         let tag = key.name_tag("secret-report-0003.pdf");
         let record = key.open(relay.by_tag[&tag].as_bytes()).unwrap();
-        assert_eq!(record.hash, ContentHash([3; 32]));
+        assert_eq!(record.hash, ContentHash([4; 32]));
         // A delta removes by name tag.
         let two = catalog(&refs[1..600]);
         assert!(matches!(
@@ -634,6 +811,47 @@ mod tests {
             !relay
                 .by_tag
                 .contains_key(&key.name_tag("secret-report-0000.pdf"))
+        );
+    }
+
+    #[test]
+    fn blind_a_file_goes_once_hashed_and_a_refusal_never_falls_back_to_names() {
+        let key = blind_key();
+        let mut relay = FakeBlindRelay::default();
+        let mut sync = CatalogSync::new(CatalogForm::Blind(Box::new(key.clone())));
+        assert!(!sync.takes_unhashed());
+        let reg = registration();
+        // b.bin is not hashed yet: it waits.
+        let one = catalog(&[("a.txt", 1), ("b.bin", 0)]);
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::Done {
+                files: 1,
+                refused: 0
+            }
+        );
+        assert!(relay.by_tag.contains_key(&key.name_tag("a.txt")));
+        assert!(!relay.by_tag.contains_key(&key.name_tag("b.bin")));
+        let two = catalog(&[("a.txt", 1), ("b.bin", 2)]);
+        assert!(matches!(
+            sync.sync(&reg, &two, |r| relay.answer(r)),
+            Synced::Done { files: 2, .. }
+        ));
+        // A relay without the blind index: no index, and no plain catalog
+        // is ever tried.
+        let mut asked = Vec::new();
+        let older = |r: &Request| -> Result<Response, String> {
+            asked.push(r.clone());
+            Ok(Response::error(
+                proto::ErrorKind::BadRequest,
+                "unknown message tag 18",
+            ))
+        };
+        sync.restart();
+        assert!(matches!(sync.sync(&reg, &two, older), Synced::NoIndex(_)));
+        assert!(
+            asked.iter().all(|r| matches!(r, Request::BlindCatalog(_))),
+            "{asked:?}"
         );
     }
 }

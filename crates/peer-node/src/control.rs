@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto::exchange::{self, Connection, Timeouts};
-use proto::server::{Handler, ServerConfig};
-use proto::stream::Stream;
+use net::exchange::{self, Connection, Timeouts};
+use net::server::{Handler, ServerConfig};
+use net::stream::Stream;
 use proto::{ErrorKind, Registration, Request, Response, frame};
 
-use crate::announce::AnnounceError;
+use crate::announce::{AnnounceError, final_refusal};
 
 /// First pause after a failed connection; it doubles up to the keepalive
 /// interval, so a relay that comes back finds every node within one.
@@ -80,7 +80,9 @@ impl<H: Handler> Relayed<H> {
         let mut every = self.heartbeat.max(MIN_KEEPALIVE);
         let mut retry = FIRST_RETRY;
         loop {
-            match self.session(&mut every, &open_circuits, listed) {
+            let ended = self.session(&mut every, &open_circuits, listed);
+            crate::metrics::registration(crate::metrics::Registration::Retrying);
+            match ended {
                 Ended::Refused(why) => return AnnounceError::Refused(why),
                 Ended::Lost(why) => {
                     tracing::warn!(
@@ -127,8 +129,10 @@ impl<H: Handler> Relayed<H> {
                     opened = Some(conn);
                     break;
                 }
-                Err(e) if e.is_handshake() => return Ended::Refused(format!("relay {relay} {e}")),
-                Err(e) => last = e.to_string(),
+                Err(e) => match final_refusal(&e, &relay) {
+                    Some(why) => return Ended::Refused(why),
+                    None => last = e.to_string(),
+                },
             }
         }
         let Some(mut conn) = opened else {
@@ -140,7 +144,9 @@ impl<H: Handler> Relayed<H> {
             Ok(Response::Error(e)) => {
                 let why = format!("relay {relay}: {} ({})", e.message, e.kind.as_str());
                 return match e.kind {
-                    ErrorKind::Unauthorized | ErrorKind::Forbidden => Ended::Refused(why),
+                    ErrorKind::Unauthorized
+                    | ErrorKind::Forbidden
+                    | ErrorKind::UnsupportedVersion => Ended::Refused(why),
                     // An older relay does not know the request.
                     ErrorKind::BadRequest => {
                         Ended::Refused(format!("{why}: this relay does not support relayed nodes"))
@@ -148,13 +154,22 @@ impl<H: Handler> Relayed<H> {
                     _ => Ended::NotConnected(why),
                 };
             }
+            // A relay answers `Control` with `Registered` or an error.
             Ok(other) => {
-                return Ended::NotConnected(format!(
-                    "unexpected {} answer to Control",
+                return Ended::Refused(format!(
+                    "{relay} is not a relay: it answered the control request with a {}; check \
+                     the relay's address and port",
                     other.name()
                 ));
             }
-            Err(e) => return Ended::NotConnected(e.to_string()),
+            // A refused handshake shows here, not in the dial: the
+            // relay's confirmation (or its refusal) comes before its answer.
+            Err(e) => {
+                return match final_refusal(&e, &relay) {
+                    Some(why) => Ended::Refused(why),
+                    None => Ended::NotConnected(e.to_string()),
+                };
+            }
         };
         let ttl = Duration::from_secs(u64::from(registered.ttl_secs));
         *every = self.heartbeat.min(ttl / 3).max(MIN_KEEPALIVE);
@@ -232,7 +247,7 @@ impl<H: Handler> Relayed<H> {
                 Ok(Response::Error(e)) => {
                     return format!(
                         "the relay said: {} ({})",
-                        exchange::printable(&e.message),
+                        proto::error::printable(&e.message),
                         e.kind.as_str()
                     );
                 }
@@ -262,10 +277,10 @@ impl<H: Handler> Relayed<H> {
         let started = thread::Builder::new()
             .name("circuit".into())
             .spawn(move || {
-                match proto::circuit::join(relay, id, &timeouts, &to_relay) {
+                match net::circuit::join(relay, id, &timeouts, &to_relay) {
                     Ok(stream) => {
                         tracing::debug!("joined circuit {id:016x} at relay {relay}");
-                        proto::server::serve_stream(stream, relay, &*service, &server);
+                        net::server::serve_stream(stream, relay, &*service, &server);
                     }
                     Err(e) => {
                         tracing::warn!("could not join circuit {id:016x} at relay {relay}: {e}")

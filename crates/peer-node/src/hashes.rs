@@ -188,9 +188,12 @@ impl ContentIndex {
     /// than one chunk group leaves its outboard in the cache, written to a
     /// temporary file first and renamed, so a reader never sees half of one.
     fn hash_version(&self, file: &File, size: u64) -> io::Result<ContentHash> {
+        let started = Instant::now();
         let reader = FileAt { file, pos: 0 };
         if size <= CHUNK_GROUP {
-            return hash_and_outboard(reader, size, io::sink());
+            let hash = hash_and_outboard(reader, size, io::sink())?;
+            crate::metrics::hashed(size, started.elapsed());
+            return Ok(hash);
         }
         let tmp = tempfile::Builder::new()
             .prefix(".hashing-")
@@ -211,6 +214,7 @@ impl ContentIndex {
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
         tmp.persist(self.outboard_path(&hash))
             .map_err(|e| e.error)?;
+        crate::metrics::hashed(size, started.elapsed());
         Ok(hash)
     }
 
@@ -382,7 +386,7 @@ impl ContentIndex {
         let index = self.clone();
         // Crucial: without it, a file would be hashed only when asked for,
         // and the catalog would wait for hashes that never come.
-        proto::crucial::spawn("hash-scan", move || {
+        plumbing::crucial::spawn("hash-scan", move || {
             lower_priority();
             let mut last: Option<(Instant, Duration)> = None;
             loop {
@@ -426,7 +430,9 @@ impl ContentIndex {
         let recalled_before = self.recalled_count();
         let (entries, _) = share.list();
         let (mut files, mut bytes, mut failed) = (0usize, 0u64, 0usize);
-        for entry in entries {
+        let total = entries.len();
+        for (done, entry) in entries.into_iter().enumerate() {
+            crate::metrics::to_hash(total - done);
             let Ok(shared) = share.open_file(&entry.name) else {
                 continue; // gone since the listing, or not servable
             };
@@ -446,6 +452,8 @@ impl ContentIndex {
                 }
             }
         }
+        crate::metrics::to_hash(0);
+        crate::metrics::sharing(files, bytes);
         let recalled = self.recalled_count() - recalled_before;
         let line = format!(
             "hashed {files} shared files ({bytes} bytes) in {} ms{}{}",
@@ -513,7 +521,7 @@ impl Read for FileAt<'_> {
 
 /// Lowers this thread to nice 19: hashing a large directory must not slow
 /// a transfer down.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on our own thread id has no memory effects; on
     // Linux a thread id names just this thread.

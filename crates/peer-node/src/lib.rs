@@ -4,11 +4,15 @@
 //! Module map:
 //! - [`share`]: the shared directory: a requested name in, a file inside DIR
 //!   out, or a refusal; and the listing of what is shared.
+//! - [`exclude`]: what `--exclude GLOB` keeps out of the share.
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
-//!   size and hash, diffed and sent in frames that fit, in order (in a
-//!   private network as tags and sealed records: the blind index).
+//!   size and hash (once known), diffed and sent in frames that fit, in
+//!   order (in a private network as tags and sealed records: the blind
+//!   index).
 //! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
+//! - [`backlog`]: the files the catalog names before their hash, hashed
+//!   in the background.
 //! - [`control`]: relayed mode, for a node the relay cannot connect to: the
 //!   control connection, and the data connections of circuits.
 //! - [`service`]: how each request is answered.
@@ -17,32 +21,45 @@
 //! - [`hashes`]: the content index: each file's BLAKE3 hash per version on
 //!   disk, hashed on demand and by a low-priority startup scan.
 //! - [`cache`]: where the outboards (hash trees) live, outside DIR.
+//! - [`identity`]: the node's key, from a key file outside DIR, one per
+//!   shared directory by default.
+//! - [`claim`]: one node per directory and per key file on this host: a
+//!   second one is told who holds them.
+//! - [`metrics`]: what `--metrics` serves: requests, bytes served and
+//!   hashed, what is shared, the state of the registration; `/status`.
+//! - [`cli`]: the command line, and the [`NodeConfig`] it makes.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
-//! announcing, and serves on the shared skeleton in `proto::server`. When
+//! announcing, and serves on the shared skeleton in `net::server`. When
 //! the relay answers that it cannot connect back (or with `--relayed`), the
 //! node switches to relayed mode and keeps serving the same way.
 
 pub mod announce;
+pub mod backlog;
 pub mod cache;
 pub mod catalog;
+pub mod claim;
+pub mod cli;
 pub mod control;
+pub mod exclude;
 pub mod hashes;
+pub mod identity;
+pub mod metrics;
 pub mod ranges;
 pub mod service;
 pub mod share;
 pub mod watch;
 
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use net::exchange::Timeouts;
+use net::secure::{NetworkKeys, Security};
+use net::server::{Server, ServerConfig};
 use proto::Registration;
-use proto::exchange::Timeouts;
-use proto::secure::{Identity, NetworkKeys, Security, keys};
-use proto::server::{Server, ServerConfig};
 
 pub use announce::{AnnounceError, Announcer};
 pub use control::Relayed;
@@ -72,16 +89,33 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// In a private network, the keys from the secret.
     pub keys: Option<NetworkKeys>,
-    /// The node's key file (`--key`); default under the user's config dir.
+    /// `--exclude` patterns: kept out of the share (see [`exclude`]).
+    pub excludes: Vec<String>,
+    /// The node's key file (`--key`); default: one per shared directory,
+    /// under the user's config dir (see [`identity`]).
     pub key_file: Option<PathBuf>,
+    /// Where to serve metrics and the status page (`--metrics`); None: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
 pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
+    let excludes = exclude::Excludes::new(&config.excludes).map_err(anyhow::Error::msg)?;
     let share = SharedDir::open(&config.dir)
-        .with_context(|| format!("cannot share {}", config.dir.display()))?;
+        .with_context(|| format!("cannot share {}", config.dir.display()))?
+        .excluding(excludes.clone());
+    if let Some(token) = &config.token {
+        anyhow::ensure!(
+            token.len() <= proto::MAX_TOKEN_LEN,
+            "the token is {} bytes long; a relay takes at most {}",
+            token.len(),
+            proto::MAX_TOKEN_LEN
+        );
+    }
+    let mut key_file = None;
     if let Some(keys) = config.keys.clone() {
-        let identity = load_identity(config.key_file.as_deref())?;
+        let (identity, path) = identity::load(config.key_file.as_deref(), share.root())?;
+        key_file = Some(path);
         config.server.security = Security::private(keys, identity);
     }
     let (server, local) = Server::listen(config.bind, config.port, config.server.clone())?;
@@ -92,6 +126,11 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.root().display(),
         cache.display()
     );
+    if !excludes.is_empty() {
+        tracing::info!("not shared: {}", excludes.patterns().join(", "));
+    }
+    // Held until the process ends.
+    let _claims = claim::stake(share.root(), key_file.as_deref(), local);
     index
         .start_scanner(share.clone())
         .context("could not start the hashing thread")?;
@@ -110,7 +149,27 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         config.timeouts,
     )
     .with_dial(config.server.security.to_relay());
-    let service = Arc::new(NodeService::new(share.clone(), index.clone()));
+    if let Some(addr) = config.metrics {
+        let about = metrics::About {
+            dir: share.root().to_path_buf(),
+            relay: announcer.relay_label(),
+            started: std::time::Instant::now(),
+        };
+        let pages = ::metrics::Pages {
+            registry: metrics::families(),
+            status: Box::new(move || metrics::status(&about)),
+        };
+        let endpoint = ::metrics::Endpoint::start(addr, pages, Default::default())?;
+        tracing::info!(
+            "metrics on http://{}/metrics, status on http://{}/status",
+            endpoint.addr,
+            endpoint.addr
+        );
+    }
+    let service = Arc::new(metrics::Metered(NodeService::new(
+        share.clone(),
+        index.clone(),
+    )));
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
         relay_port: config.relay_port,
@@ -135,15 +194,22 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or
     // keeps its control connection) drops off the list while it looks alive.
-    proto::crucial::spawn("announce", move || {
+    plumbing::crucial::spawn("announce", move || {
         // Listed anew: the catalog thread sends the whole catalog, naming
         // the node as the relay lists it (a relayed node by its control
         // connection's address, see watch::Wake::relayed).
-        let relayed_listed = |listed_as| wake.relayed(listed_as);
+        let relayed_listed = |listed_as| {
+            metrics::registration(metrics::Registration::Relayed);
+            wake.relayed(listed_as)
+        };
         let outcome = if force_relayed {
             relayed.run_with(&relayed_listed)
         } else {
-            match announcer.run_with(|| wake.registered()) {
+            let listed = || {
+                metrics::registration(metrics::Registration::Registered);
+                wake.registered()
+            };
+            match announcer.run_with(listed) {
                 AnnounceError::NeedsRelay(why) => {
                     tracing::warn!("{why}; switching to relayed mode");
                     relayed.run_with(&relayed_listed)
@@ -156,33 +222,12 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             AnnounceError::Leaving => {}
             refusal => {
                 tracing::error!("{refusal}");
-                proto::logging::exit(2);
+                plumbing::logging::exit(2);
             }
         }
     })
     .context("could not start the announce thread")?;
     server.serve(service).context("node stopped")
-}
-
-/// The node's static key pair, from its key file (made on first use), and
-/// its public half in the log: what the relay lists and `--node` pins.
-fn load_identity(path: Option<&Path>) -> anyhow::Result<Identity> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => keys::default_key_path().context(
-            "no place for the node's key file: set --key FILE (neither XDG_CONFIG_HOME nor HOME is set)",
-        )?,
-    };
-    let (identity, created) = Identity::load_or_create(&path)?;
-    if created {
-        tracing::info!("created key file {} (mode 0600)", path.display());
-    }
-    tracing::info!(
-        "node key {} (from {}; clients may pin it with --node)",
-        identity.public(),
-        path.display()
-    );
-    Ok(identity)
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the
@@ -193,7 +238,7 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 /// The hard bound on leaving, whatever blocks it: a relay that accepts and
 /// never answers, a resolver that hangs. Past it the node exits without the
 /// goodbye; the relay drops the entry after its TTL. It includes the last
-/// [`proto::logging::LAST_WORDS`], in which the log's queue is written out
+/// [`plumbing::logging::LAST_WORDS`], in which the log's queue is written out
 /// (or, if nobody reads stderr, given up on).
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -205,15 +250,15 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
         let _ = std::thread::Builder::new()
             .name("exit-deadline".into())
             .spawn(|| {
-                let leaving = EXIT_WITHIN - proto::logging::LAST_WORDS;
+                let leaving = EXIT_WITHIN - plumbing::logging::LAST_WORDS;
                 std::thread::sleep(leaving);
                 tracing::warn!(
                     "could not leave within {}s; exiting without unregistering",
                     leaving.as_secs_f64()
                 );
-                proto::logging::exit(0);
+                plumbing::logging::exit(0);
             });
-        proto::crucial::run("signal", || {
+        plumbing::crucial::run("signal", || {
             let relay = announcer.relay_label();
             let mut quick = announcer.clone();
             quick.timeouts = Timeouts {
@@ -225,7 +270,7 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
             }
         });
-        proto::logging::exit(0);
+        plumbing::logging::exit(0);
     })
     .context("could not install the signal handler")
 }

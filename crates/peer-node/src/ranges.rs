@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use net::server::Reply;
 use proto::content::{ByteRange, WindowedOutboard};
-use proto::server::Reply;
 use proto::{
     ContentHash, ErrorKind, FileEntryLong, FileListLong, MAX_FRAME, ProtoError, RangeHeader,
     RangeRequest, Response, Target,
@@ -103,6 +103,7 @@ impl NodeService {
             return Ok(());
         }
         sent?;
+        crate::metrics::served(crate::metrics::Served::Verified, range.len);
         tracing::info!(
             "{peer}: sent {shown} bytes {}..{} verified (blake3 {})",
             range.offset,

@@ -3,8 +3,8 @@
 
 use std::io::{Seek, SeekFrom};
 
-use proto::secure::KeyKind;
-use proto::server::{Handler, Reply};
+use net::secure::KeyKind;
+use net::server::{Handler, Reply};
 use proto::{
     ErrorKind, FileEntry, FileHeader, FileList, FileRequest, MAX_FRAME, ProtoError, Request,
     Response,
@@ -85,6 +85,7 @@ impl NodeService {
             offset: req.offset,
         };
         let sent = reply.send_file(header, &mut shared.file)?;
+        crate::metrics::served(crate::metrics::Served::Plain, sent);
         if sent < header.body_len() {
             tracing::warn!(
                 "{peer}: {name}: the file shrank while it was sent ({sent} of {} bytes)",
@@ -101,6 +102,10 @@ impl NodeService {
 }
 
 impl Handler for NodeService {
+    fn role(&self) -> &'static str {
+        "node"
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         // The relay key admits the relay's dial-back, nothing more: files
         // are for holders of the peer key, which a relay never has.
@@ -135,7 +140,9 @@ impl Handler for NodeService {
             | Request::Unregister(_)
             | Request::ListNodes
             | Request::Catalog(_)
+            | Request::CatalogLong(_)
             | Request::WhoHas(_)
+            | Request::WhoHasLong(_)
             | Request::Search(_)
             | Request::ListNodesLong
             | Request::Control(_)

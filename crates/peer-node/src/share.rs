@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use proto::{FileEntry, MAX_LIST_FILES, MAX_NAME_LEN};
 
+use crate::exclude::Excludes;
+
 /// Deepest subdirectory a listing descends into.
 const MAX_LIST_DEPTH: usize = 32;
 
@@ -29,6 +31,8 @@ pub struct SharedDir {
     /// Canonical: absolute, symlinks resolved.
     root: PathBuf,
     unshareable: Arc<Unshareable>,
+    /// What `--exclude` keeps out: never listed, never served.
+    excludes: Arc<Excludes>,
 }
 
 /// The files under DIR that cannot be shared because of their names (not
@@ -106,7 +110,16 @@ impl SharedDir {
         Ok(SharedDir {
             root,
             unshareable: Arc::default(),
+            excludes: Arc::default(),
         })
+    }
+
+    /// The same directory, less what `excludes` keeps out.
+    pub fn excluding(self, excludes: Excludes) -> SharedDir {
+        SharedDir {
+            excludes: Arc::new(excludes),
+            ..self
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -116,6 +129,11 @@ impl SharedDir {
     /// Opens the file `name` names inside DIR.
     pub fn open_file(&self, name: &str) -> Result<SharedFile, ShareError> {
         check_name(name).map_err(|why| ShareError::Forbidden(why.into()))?;
+        // Judged on the text first, so a refusal says nothing of whether
+        // such a file exists.
+        if self.excludes.excludes(name) {
+            return Err(ShareError::Forbidden(EXCLUDED.into()));
+        }
         let real = match fs::canonicalize(self.root.join(name)) {
             Ok(real) => real,
             Err(e) if is_not_found(&e) => return Err(ShareError::NotFound),
@@ -125,6 +143,10 @@ impl SharedDir {
             return Err(ShareError::Forbidden(
                 "the name resolves outside the shared directory".into(),
             ));
+        }
+        // A symlink to an excluded file is refused too.
+        if self.excluded_real(&real) {
+            return Err(ShareError::Forbidden(EXCLUDED.into()));
         }
         // Only regular files are opened: opening a device can have effects
         // of its own (a tape rewinds, a watchdog arms), and a FIFO or socket
@@ -170,6 +192,17 @@ impl SharedDir {
             file,
             size: meta.len(),
         })
+    }
+
+    /// Whether `real`, a canonical path inside DIR, is excluded.
+    fn excluded_real(&self, real: &Path) -> bool {
+        if self.excludes.is_empty() {
+            return false;
+        }
+        match real.strip_prefix(&self.root) {
+            Ok(rel) => rel.to_str().is_none_or(|rel| self.excludes.excludes(rel)),
+            Err(_) => true,
+        }
     }
 
     /// Where the open file really is, asked of the kernel.
@@ -236,6 +269,10 @@ impl SharedDir {
                 }
                 continue;
             }
+            // Excluded: not listed, and a directory not walked.
+            if self.excludes.excludes(&rel) {
+                continue;
+            }
             if kind.is_dir() {
                 if depth < MAX_LIST_DEPTH {
                     self.walk(&entry.path(), &rel, depth + 1, out, truncated);
@@ -246,10 +283,12 @@ impl SharedDir {
             }
             let size = if kind.is_symlink() {
                 match fs::canonicalize(entry.path()) {
-                    Ok(real) if real.starts_with(&self.root) => match fs::metadata(&real) {
-                        Ok(m) if m.is_file() => m.len(),
-                        _ => continue,
-                    },
+                    Ok(real) if real.starts_with(&self.root) && !self.excluded_real(&real) => {
+                        match fs::metadata(&real) {
+                            Ok(m) if m.is_file() => m.len(),
+                            _ => continue,
+                        }
+                    }
                     _ => continue,
                 }
             } else if kind.is_file() {
@@ -268,6 +307,9 @@ impl SharedDir {
         }
     }
 }
+
+/// The refusal of a name `--exclude` keeps out.
+const EXCLUDED: &str = "not shared: this node excludes it (--exclude)";
 
 /// The textual rules a name must pass before the filesystem is asked.
 fn check_name(name: &str) -> Result<(), &'static str> {
@@ -544,6 +586,44 @@ mod tests {
         let state = unshareable.state.lock().unwrap();
         assert_eq!(state.names.len(), MAX_REPORTED);
         assert!(state.capped);
+    }
+
+    #[test]
+    fn excluded_names_are_neither_listed_nor_served_even_through_a_symlink() {
+        let (tmp, share) = shared();
+        let dir = tmp.path().join("share");
+        fs::create_dir_all(dir.join(".git/objects")).unwrap();
+        fs::write(dir.join(".git/config"), b"[core]").unwrap();
+        fs::write(dir.join(".hidden"), b"dot").unwrap();
+        fs::write(dir.join("sub/x.tmp"), b"tmp").unwrap();
+        symlink(dir.join(".git/config"), dir.join("config-link")).unwrap();
+        let names = |share: &SharedDir| -> Vec<String> {
+            share.list().0.into_iter().map(|e| e.name).collect()
+        };
+        // Without --exclude, dotfiles are shared like any other file.
+        assert!(names(&share).contains(&".git/config".to_string()));
+        assert_eq!(read(&share, ".hidden").unwrap(), "dot");
+
+        let patterns = [".git".to_string(), "*.tmp".to_string()];
+        let share = share.excluding(Excludes::new(&patterns).unwrap());
+        assert_eq!(
+            names(&share),
+            [".hidden", "a.txt", "in", "sub/b.txt"],
+            "no .git, no *.tmp, no symlink into .git"
+        );
+        for name in [
+            ".git/config",
+            "./.git/config",
+            "sub/x.tmp",
+            "config-link",
+            ".git/none",
+        ] {
+            assert!(
+                matches!(share.open_file(name), Err(ShareError::Forbidden(why)) if why == EXCLUDED),
+                "{name} was not refused as excluded"
+            );
+        }
+        assert_eq!(read(&share, ".hidden").unwrap(), "dot");
     }
 
     #[test]

@@ -4,18 +4,23 @@
 //! network filesystems, a watch limit reached) and doubles as the check
 //! that the relay is still in step (it may have restarted).
 //!
-//! The thread waits for a short quiet spell after a change before it looks
-//! (a copy of many files is one update, not hundreds), then builds the
-//! catalog ([`crate::catalog`]) and sends what changed.
+//! The first change after a quiet spell is sent at once: a new file is in
+//! the relay's index the moment the watcher sees it, before its hash (which
+//! [`crate::backlog`] computes meanwhile, then wakes this thread again).
+//! Changes that follow closely wait for a short quiet spell (a copy of many
+//! files is a few updates, not hundreds). Each round builds the catalog
+//! ([`crate::catalog`]) and sends what changed.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::announce::Announcer;
-use crate::catalog::{Catalog, CatalogForm, CatalogSync, Synced};
+use crate::backlog::Backlog;
+use crate::catalog::{Catalog, CatalogForm, CatalogSync, INLINE_BUDGET, Synced};
 use crate::hashes::ContentIndex;
 use crate::share::SharedDir;
 use proto::Registration;
@@ -24,6 +29,10 @@ use proto::Registration;
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Longest a stream of changes can delay an update.
 const MAX_DELAY: Duration = Duration::from_secs(1);
+/// A new name is sent at once, but rounds (each a walk of DIR) are spaced
+/// by this many times the last one's duration, so a copy of many files
+/// keeps the catalog thread walking a fifth of the time at most.
+const ROUND_DUTY: u32 = 4;
 
 /// Wakes the catalog thread: DIR changed, or the node was (re)listed.
 #[derive(Clone, Default)]
@@ -38,6 +47,10 @@ pub struct Wake {
 struct Woken {
     changed: bool,
     registered: bool,
+    /// Hashes of files named without one are ready.
+    hashed: bool,
+    /// A name appeared in DIR (a file created, or moved in): sent at once.
+    new_name: bool,
 }
 
 impl Wake {
@@ -50,6 +63,41 @@ impl Wake {
     pub fn dir_changed(&self) {
         self.lock().changed = true;
         self.shared.1.notify_all();
+    }
+
+    /// A name appeared in DIR: clients may ask for it now.
+    pub fn new_name(&self) {
+        let mut woken = self.lock();
+        woken.changed = true;
+        woken.new_name = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Files the catalog named without a hash have one now.
+    pub fn hashed(&self) {
+        self.lock().hashed = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Waits at most `wait` for [`Wake::hashed`]; true if it came (and
+    /// clears it). For tests.
+    pub fn wait_hashed(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut woken = self.lock();
+        while !woken.hashed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            woken = self
+                .shared
+                .1
+                .wait_timeout(woken, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        woken.hashed = false;
+        true
     }
 
     /// The relay listed this node anew (first registration, or after an
@@ -81,7 +129,7 @@ impl Wake {
     fn wait(&self, wait: Duration) -> Woken {
         let deadline = Instant::now() + wait;
         let mut woken = self.lock();
-        while !woken.changed && !woken.registered {
+        while !woken.changed && !woken.registered && !woken.hashed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -112,6 +160,14 @@ pub fn start(
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             // Opening and reading (our own hashing and serving) change nothing.
             Ok(e) if matches!(e.kind, EventKind::Access(_)) => {}
+            Ok(e)
+                if matches!(
+                    e.kind,
+                    EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
+                ) =>
+            {
+                wake.new_name()
+            }
             _ => wake.dir_changed(),
         })
         .and_then(|mut w| w.watch(share.root(), RecursiveMode::Recursive).map(|()| w))
@@ -127,11 +183,12 @@ pub fn start(
             None
         }
     };
+    let backlog = Backlog::start(share.clone(), index.clone(), wake.clone())?;
     // Crucial: a node whose catalog thread died stays listed while the
     // relay's index of it goes stale.
-    proto::crucial::spawn("catalog", move || {
+    plumbing::crucial::spawn("catalog", move || {
         let _watcher = watcher;
-        run(&share, &index, &announcer, &wake, rescan, form);
+        run(&share, &index, &backlog, &announcer, &wake, rescan, form);
     })?;
     Ok(())
 }
@@ -139,6 +196,7 @@ pub fn start(
 fn run(
     share: &SharedDir,
     index: &ContentIndex,
+    backlog: &Backlog,
     announcer: &Announcer,
     wake: &Wake,
     rescan: Duration,
@@ -149,11 +207,21 @@ fn run(
     let mut listed = false;
     // The relay has no index (an older relay): stay quiet until listed anew.
     let mut no_index = false;
-    let mut last_report: Option<(u32, u32)> = None;
+    let mut last_report: Option<(u32, u32, usize)> = None;
     let mut warned_truncated = false;
+    // When the last round ended, and how long it took.
+    let mut last_round: Option<(Instant, Duration)> = None;
     loop {
         let woken = wake.wait(rescan);
-        if woken.changed {
+        if woken.new_name {
+            // At once, within the rounds' duty cycle.
+            if let Some((ended, took)) = last_round {
+                let gap = (took * ROUND_DUTY).min(MAX_DELAY);
+                std::thread::sleep((ended + gap).saturating_duration_since(Instant::now()));
+            }
+        } else if woken.changed && last_round.is_some_and(|(t, _)| t.elapsed() < DEBOUNCE) {
+            // Changes right after a round: wait for them to settle (a new
+            // name among them ends the wait).
             let started = Instant::now();
             while wake.wait_changed(DEBOUNCE) && started.elapsed() < MAX_DELAY {}
         }
@@ -165,7 +233,19 @@ fn run(
         if !listed || no_index {
             continue;
         }
-        let catalog = Catalog::build(share, index);
+        let round = Instant::now();
+        // This round's walk sees every name that appeared until now.
+        wake.lock().new_name = false;
+        // A name just created is a file being written: it goes without a
+        // hash at once; a later round hashes it once written.
+        let budget = if woken.new_name { 0 } else { INLINE_BUDGET };
+        let catalog = Catalog::build(share, index, |name, key| backlog.gave_up(name, key), budget);
+        backlog.want(catalog.unhashed());
+        let unhashed = catalog.unhashed().count();
+        crate::metrics::sharing(
+            catalog.files.len(),
+            catalog.files.values().map(|(size, _)| size).sum(),
+        );
         if catalog.truncated && !warned_truncated {
             warned_truncated = true;
             tracing::warn!(
@@ -177,8 +257,19 @@ fn run(
         let registration = catalog_registration(&announcer.registration, wake.relayed_as());
         match sync.sync(&registration, &catalog, |r| announcer.call_relay(r)) {
             Synced::Done { files, refused } => {
-                if last_report != Some((files, refused)) {
-                    tracing::info!("catalog at relay {relay}: {files} files indexed");
+                if last_report != Some((files, refused, unhashed)) {
+                    if unhashed == 0 {
+                        tracing::info!("catalog at relay {relay}: {files} files indexed");
+                    } else if sync.takes_unhashed() {
+                        tracing::info!(
+                            "relay {relay} has the names of {files} files, {unhashed} of them \
+                             still being hashed here"
+                        );
+                    } else {
+                        tracing::info!(
+                            "relay {relay} indexes {files} files; {unhashed} more once hashed"
+                        );
+                    }
                     if refused > 0 {
                         tracing::warn!(
                             "relay {relay} indexed {files} of {} files: its limits left {refused} \
@@ -187,7 +278,7 @@ fn run(
                         );
                     }
                 }
-                last_report = Some((files, refused));
+                last_report = Some((files, refused, unhashed));
             }
             Synced::NotListed => {
                 // Expired there, or the relay restarted: the next heartbeat
@@ -205,6 +296,7 @@ fn run(
                 last_report = None;
             }
         }
+        last_round = Some((Instant::now(), round.elapsed()));
     }
 }
 
@@ -235,6 +327,9 @@ impl Wake {
         let deadline = Instant::now() + wait;
         let mut woken = self.lock();
         while !woken.changed {
+            if woken.new_name {
+                return false;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;

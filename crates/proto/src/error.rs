@@ -36,8 +36,8 @@ pub enum ProtoError {
     /// The peer completed the handshake with a static key other than the
     /// one it is listed (or pinned) with.
     WrongKey {
-        expected: crate::secure::NodeKey,
-        got: crate::secure::NodeKey,
+        expected: crate::keys::NodeKey,
+        got: crate::keys::NodeKey,
     },
     /// The relay would not open or join a circuit (busy, no such node,
     /// relaying off); its reason, made printable.
@@ -176,9 +176,45 @@ pub fn describe<'a>(
     parts.join(": ")
 }
 
+/// Longest error message passed on from a peer, in bytes.
+const MAX_MESSAGE: usize = 1024;
+
+/// Text a peer sent for a person to read, made safe to show on a terminal:
+/// control characters (an escape sequence that retitles or clears the
+/// terminal, a carriage return that rewrites the line) and bidirectional
+/// overrides (which make text read differently than it is) are shown
+/// escaped, and the length is capped.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
+    for c in text.chars() {
+        if out.len() >= MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_and_bidi_characters_and_caps_the_length() {
+        assert_eq!(printable("no such file"), "no such file");
+        assert_eq!(printable("é\tü"), "é\\tü");
+        assert_eq!(printable("\x1b]0;pwned\x07"), "\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        let long = printable(&"x".repeat(10 * MAX_MESSAGE));
+        assert!(long.len() <= MAX_MESSAGE + '…'.len_utf8());
+        assert!(long.ends_with('…'));
+    }
 
     #[test]
     fn io_reason_drops_the_os_error_number() {

@@ -95,7 +95,7 @@ fn check_preamble(got: &[u8]) -> Result<(), ProtoError> {
 
 /// Fills `buf` unless EOF comes first; returns how many bytes were read.
 /// Also reads the encrypted transport's length prefixes and messages.
-pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

@@ -1,61 +1,49 @@
-//! The wire protocol of the relay-based P2P file sharing system, and the
-//! networking pieces the relay, the peer node and the client share.
+//! The wire protocol of the relay-based P2P file sharing system: bytes and
+//! messages, and nothing else. No socket, no thread, no clock, no logging:
+//! everything here is a value or a pure function over byte slices, `Read`
+//! and `Write`, so this crate is docs/PROTOCOL.md you can compile. Living on
+//! the network (streams, handshakes, servers) is the `net` crate's.
 //!
-//! Module map:
-//! - [`frame`]: the only place that knows bytes on the wire: the preamble
-//!   (magic and version), the length prefix, and the limits checked before
-//!   anything is allocated.
-//! - [`codec`] (private): the bincode options; every bincode call lives there,
-//!   so the codec can be swapped in one file.
-//! - [`message`]: the REQUEST and RESPONSE types and their stable tags.
-//! - [`content`]: content hashes (BLAKE3) and verified ranges: the proof
-//!   stream a node sends after a range header, and the reader that checks it.
-//! - [`exchange`]: the client side of one exchange: connect with a timeout,
-//!   send one request, read one response (and a file body), close.
-//! - [`stream`]: the bytes under every exchange: a socket in the clear, or
-//!   inside a Noise session; sendfile for plain file bodies.
-//! - [`secure`]: private networks: keys, the Noise handshake, the
-//!   encrypted `Read + Write` adapter.
-//! - [`blind`]: the blind index of a private network: name and content
-//!   tags, sealed records, their messages, and opening the relay's answers.
-//! - [`circuit`]: the client's and the node's end of a relayed circuit:
-//!   ask the relay, wait until it has joined, then an ordinary exchange.
-//! - [`server`]: the one server skeleton used by relay and node: accept loop,
-//!   connection caps, request deadline, thread per connection, graceful close.
-//! - [`error`]: what can go wrong on the wire, worded for a user.
-//! - [`logging`]: one log line per event, with time and level, on stderr;
-//!   servers queue lines for a writer thread so a stuck log reader never
-//!   stalls them (past a bound, lines are dropped and counted), exits wait
-//!   for the queue a bounded time; a line that cannot be written is dropped.
-//! - [`crucial`]: threads a program cannot live without; a panic on one
-//!   ends the process instead of leaving it half alive.
-//! - [`cli`]: command-line flags every binary shares (limits, `-v`/`-q`).
-//!
-//! Protocol constants live here; docs/PROTOCOL.md describes every byte.
+//! Module map, in the order of docs/PROTOCOL.md's sections:
+//! - this file, "Overview" and "Limits": the magic, the version and every
+//!   limit a peer checks before it allocates.
+//! - [`frame`], "Frames": the preamble (magic and version), the length
+//!   prefix, and reading and writing one frame.
+//! - [`codec`] (private), "Encoding of the body": the bincode options; every
+//!   bincode call lives there, so the codec can be swapped in one file.
+//! - [`message`], "Messages" (relay, file, index and relayed-mode messages):
+//!   the REQUEST and RESPONSE types and their stable tags.
+//! - [`pending`], "Names before hashes": the catalog and who-has forms in
+//!   which a file's hash may not be known yet.
+//! - [`content`], "Verified ranges": content hashes (BLAKE3), the proof
+//!   stream a node sends after a range header, and the decoder that checks
+//!   it.
+//! - [`keys`], "Private networks": the secret, the relay key, the peer key
+//!   and the index key derived from them, and a node's public key.
+//! - [`blind`], "The blind index": name and content tags, sealed records,
+//!   their messages, and opening the relay's answers.
+//! - [`error`], "Errors": error kinds, decoding errors worded for a user,
+//!   and the helpers that make a peer's text and an OS error printable.
 
 pub mod blind;
-pub mod circuit;
-pub mod cli;
 mod codec;
 pub mod content;
-pub mod crucial;
 pub mod error;
-pub mod exchange;
 pub mod frame;
-pub mod logging;
+pub mod keys;
 pub mod message;
-pub mod secure;
-pub mod server;
-pub mod stream;
+pub mod pending;
 
 pub use content::ContentHash;
 pub use error::ProtoError;
+pub use keys::NodeKey;
 pub use message::{
     CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
     FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
     NodeMode, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
     SearchQuery, SearchResults, Target,
 };
+pub use pending::{CatalogUpdateLong, HolderListLong, HolderLong};
 
 /// First bytes of every request and every response, so a wrong program (an
 /// HTTP client, a TLS handshake, a port scanner) gets a clear error, not garbage.

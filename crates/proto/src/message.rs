@@ -69,15 +69,22 @@ pub enum Request {
     /// Tag 15, from a node to the relay, on a fresh connection: this is my
     /// end of circuit N. After `CircuitReady` it carries the client's bytes.
     JoinCircuit(u64),
+    // Names before hashes (docs/PROTOCOL.md, crate::pending).
+    /// Tag 16, to the relay: `Catalog`, with files whose hash may not be
+    /// known yet. Answered as `Catalog` is.
+    CatalogLong(crate::pending::CatalogUpdateLong),
+    /// Tag 17, to the relay: `WhoHas`, answered with `HoldersLong`, which
+    /// also names the holders still hashing the file.
+    WhoHasLong(Target),
     // The blind index of a private network (docs/PROTOCOL.md, "The blind
-    // index"); they stay together and in this order.
-    /// Tag 16, to the relay of a private network: a change to my catalog,
+    // index", crate::blind); they stay together and in this order.
+    /// Tag 18, to the relay of a private network: a change to my catalog,
     /// as tags and sealed records (answered with `CatalogAck`).
     BlindCatalog(BlindCatalogUpdate),
-    /// Tag 17, to the relay of a private network: which active nodes hold
+    /// Tag 19, to the relay of a private network: which active nodes hold
     /// this name tag, or this content tag?
     BlindWhoHas(BlindTarget),
-    /// Tag 18, to the relay of a private network: a page of every record.
+    /// Tag 20, to the relay of a private network: a page of every record.
     BlindList(PageRequest),
 }
 
@@ -122,10 +129,13 @@ pub enum Response {
     /// Tag 15: the circuit is joined; from the next byte on, this connection
     /// is a pipe to the other end.
     CircuitReady,
+    /// Tag 16: who holds the name or content asked for (`WhoHasLong`),
+    /// holders still hashing it included, their hash absent.
+    HoldersLong(crate::pending::HolderListLong),
     // The blind index, as in `Request`.
-    /// Tag 16: who holds the tag asked for, each with its sealed record.
+    /// Tag 17: who holds the tag asked for, each with its sealed record.
     BlindHolders(BlindHolderList),
-    /// Tag 17: a page of the relay's sealed records.
+    /// Tag 18: a page of the relay's sealed records.
     SealedPage(SealedPage),
 }
 
@@ -168,7 +178,7 @@ pub struct NodeInfo {
     /// In a private network, the node's static public key, as its
     /// registration handshake proved it; a client accepts the node only if
     /// its handshake proves the same key. None in the clear.
-    pub key: Option<crate::secure::NodeKey>,
+    pub key: Option<crate::keys::NodeKey>,
 }
 
 /// How a client reaches a node. Sent as a big-endian u32 code, like
@@ -504,7 +514,7 @@ impl Response {
             Response::Range(_) => "range",
             Response::FilesLong(_) => "long file listing",
             Response::CatalogAck(_) => "catalog acknowledgement",
-            Response::Holders(_) => "holder list",
+            Response::Holders(_) | Response::HoldersLong(_) => "holder list",
             Response::SearchResults(_) => "search results",
             Response::BlindHolders(_) => "blind holder list",
             Response::SealedPage(_) => "page of sealed records",
@@ -533,7 +543,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 19;
+    const TAG_COUNT: u32 = 21;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -554,6 +564,7 @@ impl Message for Request {
                 ..
             })
             | Request::WhoHas(Target::Name(name))
+            | Request::WhoHasLong(Target::Name(name))
             | Request::Search(SearchQuery { text: name, .. })
                 if name.len() > MAX_NAME_LEN =>
             {
@@ -562,30 +573,16 @@ impl Message for Request {
                     name.len()
                 )))
             }
-            Request::Catalog(update) => {
-                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
-                    return Err(ProtoError::Limit(format!(
-                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
-                    )));
-                }
-                let names = update.added.iter().map(|e| &e.name);
-                match names
-                    .chain(&update.removed)
-                    .find(|n| n.len() > MAX_NAME_LEN)
-                {
-                    Some(name) => Err(ProtoError::Limit(format!(
-                        "file name of {} bytes refused (limit {MAX_NAME_LEN})",
-                        name.len()
-                    ))),
-                    None => Ok(()),
-                }
-            }
+            Request::Catalog(update) => check_catalog(
+                &update.registration,
+                update.added.iter().map(|e| &e.name).chain(&update.removed),
+            ),
+            Request::CatalogLong(update) => check_catalog(
+                &update.registration,
+                update.added.iter().map(|e| &e.name).chain(&update.removed),
+            ),
             Request::BlindCatalog(update) => {
-                if update.registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
-                    return Err(ProtoError::Limit(format!(
-                        "token refused (limit {MAX_TOKEN_LEN} bytes)"
-                    )));
-                }
+                check_catalog(&update.registration, std::iter::empty())?;
                 check_records(update.added.iter().map(|e| &e.record))
             }
             _ => Ok(()),
@@ -607,8 +604,27 @@ fn check_records<'a>(
     }
 }
 
+/// The token and name limits of a catalog update, either form.
+fn check_catalog<'a>(
+    registration: &Registration,
+    mut names: impl Iterator<Item = &'a String>,
+) -> Result<(), ProtoError> {
+    if registration.token.as_ref().map_or(0, |t| t.len()) > MAX_TOKEN_LEN {
+        return Err(ProtoError::Limit(format!(
+            "token refused (limit {MAX_TOKEN_LEN} bytes)"
+        )));
+    }
+    match names.find(|n| n.len() > MAX_NAME_LEN) {
+        Some(name) => Err(ProtoError::Limit(format!(
+            "file name of {} bytes refused (limit {MAX_NAME_LEN})",
+            name.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Message for Response {
-    const TAG_COUNT: u32 = 18;
+    const TAG_COUNT: u32 = 19;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -638,6 +654,15 @@ impl Message for Response {
                 )))
             }
             Response::Holders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::HoldersLong(list)
                 if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
             {
                 Err(ProtoError::Limit(format!(

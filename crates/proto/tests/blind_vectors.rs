@@ -7,8 +7,8 @@
 use proto::ContentHash;
 use proto::blind::record::BUCKETS;
 use proto::blind::{IndexKey, NONCE_KEY_CONTEXT, OpenError, RECORD_KEY_CONTEXT, Record};
-use proto::secure::NetworkKeys;
-use proto::secure::keys::INDEX_KEY_CONTEXT;
+use proto::keys::INDEX_KEY_CONTEXT;
+use proto::keys::NetworkKeys;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -19,11 +19,12 @@ use proto::blind::{
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
-    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
-    MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME, MAX_TOKEN_LEN,
-    NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration,
-    Request, Response, SearchHit, SearchQuery, SearchResults, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ContentHash, ErrorKind, ErrorReply,
+    FileEntry, FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList,
+    HolderListLong, HolderLong, MAGIC, MAX_FRAME, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN,
+    MAX_REQUEST_FRAME, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -113,9 +114,11 @@ fn request_tag(r: &Request) -> u32 {
         Request::Keepalive => 13,
         Request::OpenCircuit(_) => 14,
         Request::JoinCircuit(_) => 15,
-        Request::BlindCatalog(_) => 16,
-        Request::BlindWhoHas(_) => 17,
-        Request::BlindList(_) => 18,
+        Request::CatalogLong(_) => 16,
+        Request::WhoHasLong(_) => 17,
+        Request::BlindCatalog(_) => 18,
+        Request::BlindWhoHas(_) => 19,
+        Request::BlindList(_) => 20,
     }
 }
 
@@ -138,8 +141,9 @@ fn response_tag(r: &Response) -> u32 {
         Response::NodesLong(_) => 13,
         Response::OpenData(_) => 14,
         Response::CircuitReady => 15,
-        Response::BlindHolders(_) => 16,
-        Response::SealedPage(_) => 17,
+        Response::HoldersLong(_) => 16,
+        Response::BlindHolders(_) => 17,
+        Response::SealedPage(_) => 18,
     }
 }
 
@@ -254,6 +258,31 @@ fn sample_requests() -> Vec<Request> {
         Request::OpenCircuit(v4(41234)),
         Request::OpenCircuit(v6(1)),
         Request::JoinCircuit(u64::MAX),
+        Request::CatalogLong(CatalogUpdateLong {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: None,
+            },
+            base_seq: 1,
+            seq: 2,
+            reset: false,
+            added: vec![
+                FileEntryLong {
+                    name: "new".into(),
+                    size: 9,
+                    hash: None,
+                },
+                FileEntryLong {
+                    name: "a".into(),
+                    size: 0,
+                    hash: Some(ContentHash([2; 32])),
+                },
+            ],
+            removed: vec![],
+        }),
+        Request::WhoHasLong(Target::Name("new".into())),
+        Request::WhoHasLong(Target::Hash(ContentHash([3; 32]))),
         Request::BlindCatalog(BlindCatalogUpdate {
             registration: Registration {
                 port: 1,
@@ -400,7 +429,7 @@ fn sample_responses() -> Vec<Response> {
                 addr: v6(41234),
                 age_secs: 0,
                 mode: NodeMode::Relayed,
-                key: Some(proto::secure::NodeKey([7; 32])),
+                key: Some(proto::keys::NodeKey([7; 32])),
             },
             NodeInfo {
                 addr: v4(2),
@@ -411,6 +440,25 @@ fn sample_responses() -> Vec<Response> {
         ]),
         Response::OpenData(0x0123_4567_89ab_cdef),
         Response::CircuitReady,
+        Response::HoldersLong(HolderListLong {
+            nodes: 3,
+            holders: vec![
+                HolderLong {
+                    addr: v4(1),
+                    name: "new".into(),
+                    size: 9,
+                    hash: Some(ContentHash([4; 32])),
+                },
+                HolderLong {
+                    addr: v6(2),
+                    name: "new".into(),
+                    size: 10,
+                    hash: None,
+                },
+            ],
+            unindexed: vec![v4(9)],
+            truncated: true,
+        }),
         Response::BlindHolders(BlindHolderList {
             nodes: 3,
             holders: vec![

@@ -18,11 +18,11 @@ use proto::blind::{
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ContentHash, ErrorKind, ErrorReply, FileEntry,
-    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, MAGIC,
-    MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
-    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
-    SearchResults, Target, VERSION,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ContentHash, ErrorKind, ErrorReply,
+    FileEntry, FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList,
+    HolderListLong, HolderLong, MAGIC, MAX_NAME_LEN, MAX_TOKEN_LEN, NodeEntry, NodeInfo, NodeMode,
+    ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response, SearchHit,
+    SearchQuery, SearchResults, Target, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -113,6 +113,25 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Keepalive),
         socket_addr().prop_map(Request::OpenCircuit),
         any::<u64>().prop_map(Request::JoinCircuit),
+        (
+            registration(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(long_entry(), 0..6),
+            vec(file_name(), 0..6),
+        )
+            .prop_map(|(registration, base_seq, seq, reset, added, removed)| {
+                Request::CatalogLong(CatalogUpdateLong {
+                    registration,
+                    base_seq,
+                    seq,
+                    reset,
+                    added,
+                    removed,
+                })
+            }),
+        target().prop_map(Request::WhoHasLong),
         (
             registration(),
             any::<u64>(),
@@ -232,7 +251,7 @@ fn response() -> impl Strategy<Value = Response> {
             addr,
             age_secs,
             mode,
-            key: key.map(proto::secure::NodeKey),
+            key: key.map(proto::keys::NodeKey),
         });
     prop_oneof![
         (socket_addr(), any::<u32>())
@@ -303,6 +322,28 @@ fn response() -> impl Strategy<Value = Response> {
         vec(info, 0..40).prop_map(Response::NodesLong),
         any::<u64>().prop_map(Response::OpenData),
         Just(Response::CircuitReady),
+        (
+            any::<u32>(),
+            vec(
+                (socket_addr(), long_entry()).prop_map(|(addr, e)| HolderLong {
+                    addr,
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                }),
+                0..6
+            ),
+            vec(socket_addr(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(
+                |(nodes, holders, unindexed, truncated)| Response::HoldersLong(HolderListLong {
+                    nodes,
+                    holders,
+                    unindexed,
+                    truncated
+                })
+            ),
         (
             any::<u32>(),
             vec(
@@ -407,7 +448,20 @@ fn request_body_size(r: &Request) -> usize {
                 + 8
                 + u.removed.iter().map(|n| string_size(n)).sum::<usize>()
         }
-        Request::WhoHas(t) => {
+        Request::CatalogLong(u) => {
+            registration_size(&u.registration)
+                + 8
+                + 8
+                + 1
+                + 8
+                + u.added
+                    .iter()
+                    .map(|e| string_size(&e.name) + 8 + 1 + e.hash.map_or(0, |_| 32))
+                    .sum::<usize>()
+                + 8
+                + u.removed.iter().map(|n| string_size(n)).sum::<usize>()
+        }
+        Request::WhoHas(t) | Request::WhoHasLong(t) => {
             4 + match t {
                 Target::Name(name) => string_size(name),
                 Target::Hash(_) => 32,
@@ -481,6 +535,23 @@ fn response_body_size(r: &Response) -> usize {
                     .holders
                     .iter()
                     .map(|h| socket_addr_size(&h.addr) + string_size(&h.name) + 8 + 32)
+                    .sum::<usize>()
+                + 8
+                + list.unindexed.iter().map(socket_addr_size).sum::<usize>()
+                + 1
+        }
+        Response::HoldersLong(list) => {
+            4 + 8
+                + list
+                    .holders
+                    .iter()
+                    .map(|h| {
+                        socket_addr_size(&h.addr)
+                            + string_size(&h.name)
+                            + 8
+                            + 1
+                            + h.hash.map_or(0, |_| 32)
+                    })
                     .sum::<usize>()
                 + 8
                 + list.unindexed.iter().map(socket_addr_size).sum::<usize>()

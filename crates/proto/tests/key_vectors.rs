@@ -2,8 +2,8 @@
 //! the index key of each example secret, so another implementation can
 //! check its derivation.
 
-use proto::secure::NetworkKeys;
-use proto::secure::keys::{INDEX_KEY_CONTEXT, PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
+use proto::keys::NetworkKeys;
+use proto::keys::{INDEX_KEY_CONTEXT, PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

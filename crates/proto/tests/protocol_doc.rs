@@ -33,10 +33,11 @@ use proto::blind::{
 };
 use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_to_vec};
 use proto::{
-    CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
-    FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
-    NodeMode, ProtoError, RangeHeader, RangeRequest, Registered, Registration, Request, Response,
-    SearchHit, SearchQuery, SearchResults, Target, frame,
+    CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ErrorKind, ErrorReply, FileEntry,
+    FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList,
+    HolderListLong, HolderLong, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
+    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
 
@@ -144,7 +145,7 @@ fn relayed() -> SocketAddr {
 /// The index key of the blind index examples: the secret `s3cret`'s, as in
 /// docs/vectors/secure/blind-index.json.
 fn index_key() -> IndexKey {
-    IndexKey::of(&proto::secure::NetworkKeys::from_secret(b"s3cret")).unwrap()
+    IndexKey::of(&proto::keys::NetworkKeys::from_secret(b"s3cret")).unwrap()
 }
 
 /// hello.txt as the blind index holds it: its two tags and its record.
@@ -415,6 +416,47 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 truncated: true,
             })),
         ),
+        // Names before hashes.
+        (
+            "catalog-long-request",
+            request(Request::CatalogLong(CatalogUpdateLong {
+                registration: registration(None, None),
+                base_seq: 2,
+                seq: 3,
+                reset: false,
+                added: vec![
+                    FileEntryLong {
+                        name: "new.iso".into(),
+                        size: 4_700_000_000,
+                        hash: None,
+                    },
+                    FileEntryLong {
+                        name: "hello.txt".into(),
+                        size: 6,
+                        hash: Some(hello_hash()),
+                    },
+                ],
+                removed: vec![],
+            })),
+        ),
+        (
+            "who-has-long-request",
+            request(Request::WhoHasLong(Target::Name("new.iso".into()))),
+        ),
+        (
+            "holders-long-response",
+            response(Response::HoldersLong(HolderListLong {
+                nodes: 3,
+                holders: vec![HolderLong {
+                    addr: node_v4(),
+                    name: "new.iso".into(),
+                    size: 4_700_000_000,
+                    hash: None,
+                }],
+                unindexed: vec![node_v6()],
+                truncated: false,
+            })),
+        ),
         // Relayed mode.
         ("hello-request", request(Request::Hello)),
         ("hello-response", response(Response::Hello)),
@@ -432,7 +474,7 @@ fn examples() -> BTreeMap<&'static str, Example> {
                     addr: relayed(),
                     age_secs: 0,
                     mode: NodeMode::Relayed,
-                    key: Some(proto::secure::NodeKey([0xab; 32])),
+                    key: Some(proto::keys::NodeKey([0xab; 32])),
                 },
             ])),
         ),
@@ -620,6 +662,27 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::Keepalive => ("Keepalive", json!({})),
         Request::OpenCircuit(node) => ("OpenCircuit", json!({"node": node.to_string()})),
         Request::JoinCircuit(id) => ("JoinCircuit", json!({ "circuit": id })),
+        Request::CatalogLong(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| {
+                    json!({"name": e.name, "size": e.size, "hash": e.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            (
+                "CatalogLong",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": u.removed,
+                }),
+            )
+        }
+        Request::WhoHasLong(t) => ("WhoHasLong", json!({ "target": target_json(t) })),
         Request::BlindCatalog(u) => {
             let added: Vec<Value> = u
                 .added
@@ -752,6 +815,22 @@ fn response_json(r: &Response) -> (&'static str, Value) {
         }
         Response::OpenData(id) => ("OpenData", json!({ "circuit": id })),
         Response::CircuitReady => ("CircuitReady", json!({})),
+        Response::HoldersLong(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| {
+                    json!({"addr": h.addr.to_string(), "name": h.name, "size": h.size,
+                           "hash": h.hash.map(|h| h.to_string())})
+                })
+                .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
+            (
+                "HoldersLong",
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
+            )
+        }
         Response::BlindHolders(list) => {
             let holders: Vec<Value> = list
                 .holders

@@ -17,7 +17,7 @@ use proto::blind::{
     BlindCatalogUpdate, BlindHolder, BlindHolderList, BlindTarget, PageRequest, SealedHit,
     SealedPage, SealedRecord, Tag,
 };
-use proto::{CatalogAck, MAX_FRAME, MAX_LIST_FILES};
+use proto::{CatalogAck, MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES};
 
 use crate::catalogs::{Added, By, Catalogs, IndexLimits, NIL, NotListed, Update, Values};
 
@@ -108,34 +108,44 @@ impl BlindIndex {
                 removed: update.removed.iter().map(|t| &t.0[..]),
                 added: update.added.iter().map(|e| Added::<Records> {
                     name: &e.name_tag.0,
-                    content: &e.content_tag.0,
+                    content: Some(&e.content_tag.0),
                     input: e.record.as_bytes(),
                 }),
             },
         )
     }
 
-    /// The holders of a name tag or a content tag, oldest registration
-    /// first, each with the record it sent.
+    /// The holders of a name tag or a content tag, one per node, oldest
+    /// registration first, each with the record it sent.
     pub fn who_has(&self, target: &BlindTarget) -> BlindHolderList {
         let state = self.read();
-        let found = match target {
-            BlindTarget::Name(tag) => state.who_has(By::Name, &tag.0),
-            BlindTarget::Content(tag) => state.who_has(By::Content, &tag.0),
+        let holding = match target {
+            BlindTarget::Name(tag) => state.holding(By::Name, &tag.0),
+            BlindTarget::Content(tag) => state.holding(By::Content, &tag.0),
         };
-        let holders = found
-            .holders
-            .iter()
-            .map(|(addr, e)| BlindHolder {
-                addr: *addr,
-                record: SealedRecord(state.values.get(e.value).to_vec()),
+        let unindexed = state.uncataloged();
+        let truncated = holding.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
+        let holders = holding
+            .into_iter()
+            .take(MAX_HOLDERS)
+            .filter_map(|id| {
+                let e = state.entry(id);
+                let (addr, _) = state.node_of(e.node)?;
+                Some(BlindHolder {
+                    addr,
+                    record: SealedRecord(state.values.get(e.value).to_vec()),
+                })
             })
             .collect();
         BlindHolderList {
-            nodes: found.nodes,
+            nodes: state.node_count(),
             holders,
-            unindexed: found.unindexed,
-            truncated: found.truncated,
+            unindexed: unindexed
+                .into_iter()
+                .take(MAX_HOLDERS)
+                .map(|(_, a)| a)
+                .collect(),
+            truncated,
         }
     }
 
@@ -254,7 +264,7 @@ mod tests {
     use super::*;
     use crate::registry::Membership;
     use proto::blind::{BlindEntry, IndexKey, Listing, Record};
-    use proto::secure::NetworkKeys;
+    use proto::keys::NetworkKeys;
     use proto::{ContentHash, Registration};
 
     fn key() -> IndexKey {
@@ -354,9 +364,15 @@ mod tests {
         assert_eq!(plain.holders[1].hash, ContentHash::of(b"two"));
         let by_content = index.who_has(&k.by_content(&ContentHash::of(b"three")));
         let (plain, _) = k.open_holders(&k.by_content(&ContentHash::of(b"three")), &by_content);
-        let mut names: Vec<&str> = plain.holders.iter().map(|h| h.name.as_str()).collect();
-        names.sort();
-        assert_eq!(names, ["a.txt", "b"]);
+        // One holder per node, under one of its names for the content.
+        let holders: Vec<(u16, &str)> = plain
+            .holders
+            .iter()
+            .map(|h| (h.addr.port(), h.name.as_str()))
+            .collect();
+        assert_eq!(holders.len(), 1);
+        assert_eq!(holders[0].0, 3);
+        assert!(["a.txt", "b"].contains(&holders[0].1));
         assert!(index.who_has(&k.by_name("zzz")).holders.is_empty());
     }
 

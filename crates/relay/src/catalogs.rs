@@ -16,8 +16,11 @@
 //!   relay is at), and the answer always carries the relay's seq;
 //! - the limits: files per node, entries in all, a name's length and the
 //!   bytes of distinct names; the value store adds its own (see [`Values`]);
-//! - who-has: the holders of one name or content, oldest registration
-//!   first, and the nodes that sent no catalog.
+//! - a name may come before its content (docs/PROTOCOL.md, "Names before
+//!   hashes"): an entry whose content is not known yet is in its name's
+//!   holder list and in no content's;
+//! - who-has: the holders of one name or content, one per node, oldest
+//!   registration first, and the nodes that sent no catalog.
 //!
 //! Memory is the point of the layout (docs/BENCHMARKS.md: 1 000 nodes x
 //! 1 000 files within 200 MiB of relay RSS for the plain index):
@@ -37,7 +40,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use proto::{CatalogAck, MAX_HOLDERS, MAX_LIST_FILES};
+use proto::{CatalogAck, MAX_LIST_FILES};
 
 use crate::registry::Membership;
 
@@ -144,6 +147,8 @@ struct Node {
 pub(crate) struct Entry<T> {
     pub(crate) node: u32,
     pub(crate) name: u32,
+    /// NIL while the node has not hashed this file yet (its name is
+    /// known, its content not): in no content's holder list.
     pub(crate) content: u32,
     /// Next holder of the same name (NIL at the end).
     pub(crate) next_by_name: u32,
@@ -165,6 +170,8 @@ pub struct IndexStats {
     pub entries: usize,
     pub names: usize,
     pub contents: usize,
+    /// Bytes of the distinct names held (limit [`IndexLimits::name_bytes`]).
+    pub name_bytes: usize,
 }
 
 /// One catalog update, whatever its index: the seq rule's fields, the
@@ -181,10 +188,11 @@ where
     pub(crate) added: A,
 }
 
-/// One entry of an update: its name, its content, and its value's input.
+/// One entry of an update: its name, its content (None: not known yet),
+/// and its value's input.
 pub(crate) struct Added<'a, V: Values> {
     pub(crate) name: &'a [u8],
-    pub(crate) content: &'a [u8],
+    pub(crate) content: Option<&'a [u8]>,
     pub(crate) input: V::Input<'a>,
 }
 
@@ -193,17 +201,6 @@ pub(crate) struct Added<'a, V: Values> {
 pub(crate) enum By {
     Name,
     Content,
-}
-
-/// The answer to a who-has, before it takes its index's wire form.
-pub(crate) struct Found<'s, T> {
-    /// Active nodes.
-    pub(crate) nodes: u32,
-    /// Oldest registration first, at most [`MAX_HOLDERS`].
-    pub(crate) holders: Vec<(SocketAddr, &'s Entry<T>)>,
-    /// Nodes without a catalog, oldest first, at most [`MAX_HOLDERS`].
-    pub(crate) unindexed: Vec<SocketAddr>,
-    pub(crate) truncated: bool,
 }
 
 impl<V: Values> Catalogs<V> {
@@ -246,6 +243,7 @@ impl<V: Values> Catalogs<V> {
             entries: state.entries.len() - state.free_entries.len(),
             names: state.names.len,
             contents: state.contents.len,
+            name_bytes: state.names.live_bytes,
         }
     }
 
@@ -286,6 +284,15 @@ impl<V: Values> State<V> {
     /// The address and registration order of the node in `slot`.
     pub(crate) fn node_of(&self, slot: u32) -> Option<(SocketAddr, u64)> {
         self.node(slot).map(|n| (n.addr, n.order))
+    }
+
+    /// The content of entry `id`, as its bytes; None while its node is
+    /// hashing it.
+    pub(crate) fn content_of(&self, id: u32) -> Option<&[u8]> {
+        match self.entries[id as usize].content {
+            NIL => None,
+            c => Some(self.contents.bytes(c)),
+        }
     }
 
     pub(crate) fn entry(&self, id: u32) -> &Entry<V::Value> {
@@ -422,7 +429,7 @@ impl<V: Values> State<V> {
             return false;
         };
         let name_id = self.names.intern(name);
-        let content_id = self.contents.intern(added.content);
+        let content_id = added.content.map_or(NIL, |c| self.contents.intern(c));
         let node = self.node_mut(slot);
         let pos = u32::try_from(node.entries.len()).expect("node files are capped");
         let entry = Entry {
@@ -430,7 +437,10 @@ impl<V: Values> State<V> {
             name: name_id,
             content: content_id,
             next_by_name: self.names.recs[name_id as usize].head,
-            next_by_content: self.contents.recs[content_id as usize].head,
+            next_by_content: match content_id {
+                NIL => NIL,
+                c => self.contents.recs[c as usize].head,
+            },
             pos,
             value,
         };
@@ -445,7 +455,9 @@ impl<V: Values> State<V> {
             }
         };
         self.names.recs[name_id as usize].head = id;
-        self.contents.recs[content_id as usize].head = id;
+        if content_id != NIL {
+            self.contents.recs[content_id as usize].head = id;
+        }
         self.node_mut(slot).entries.push(id);
         true
     }
@@ -472,17 +484,22 @@ impl<V: Values> State<V> {
         if self.names.recs[e.name as usize].head == NIL {
             self.names.release(e.name);
         }
+        self.values.release(e.value);
+        if e.content == NIL {
+            return;
+        }
         let head = &mut self.contents.recs[e.content as usize].head;
         unlink_from(&mut self.entries, head, id, |e| &mut e.next_by_content);
         if self.contents.recs[e.content as usize].head == NIL {
             self.contents.release(e.content);
         }
-        self.values.release(e.value);
     }
 
-    /// The holders of a name or a content, oldest registration first, and
-    /// the nodes that sent no catalog.
-    pub(crate) fn who_has(&self, by: By, key: &[u8]) -> Found<'_, V::Value> {
+    /// The entries holding a name or a content, one per node (for a
+    /// content held under several names, the first name bytewise), oldest
+    /// registration first: a node is one holder, however many names it
+    /// has for it.
+    pub(crate) fn holding(&self, by: By, key: &[u8]) -> Vec<u32> {
         let head = match by {
             By::Name => self
                 .names
@@ -493,12 +510,12 @@ impl<V: Values> State<V> {
                 .get(key)
                 .map(|c| self.contents.recs[c as usize].head),
         };
-        let mut found: Vec<(u64, u32)> = Vec::new();
+        let mut found: Vec<(u64, &[u8], u32)> = Vec::new();
         let mut id = head.unwrap_or(NIL);
         while id != NIL {
             let e = &self.entries[id as usize];
             if let Some(node) = self.node(e.node) {
-                found.push((node.order, id));
+                found.push((node.order, self.names.bytes(e.name), id));
             }
             id = match by {
                 By::Name => e.next_by_name,
@@ -506,36 +523,25 @@ impl<V: Values> State<V> {
             };
         }
         found.sort_unstable();
-        let mut unindexed: Vec<(u64, SocketAddr)> = Vec::new();
-        if self.uncataloged > 0 {
-            unindexed.extend(
-                self.nodes
-                    .iter()
-                    .flatten()
-                    .filter(|n| !n.cataloged)
-                    .map(|n| (n.order, n.addr)),
-            );
-            unindexed.sort_unstable();
+        found.dedup_by_key(|(order, _, _)| *order);
+        found.into_iter().map(|(_, _, id)| id).collect()
+    }
+
+    /// The active nodes that have sent no catalog, with their registration
+    /// order, oldest first.
+    pub(crate) fn uncataloged(&self) -> Vec<(u64, SocketAddr)> {
+        if self.uncataloged == 0 {
+            return Vec::new();
         }
-        let truncated = found.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
-        let holders = found
-            .into_iter()
-            .take(MAX_HOLDERS)
-            .filter_map(|(_, id)| {
-                let e = &self.entries[id as usize];
-                Some((self.node(e.node)?.addr, e))
-            })
+        let mut found: Vec<(u64, SocketAddr)> = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter(|n| !n.cataloged)
+            .map(|n| (n.order, n.addr))
             .collect();
-        Found {
-            nodes: self.node_count(),
-            holders,
-            unindexed: unindexed
-                .into_iter()
-                .take(MAX_HOLDERS)
-                .map(|(_, a)| a)
-                .collect(),
-            truncated,
-        }
+        found.sort_unstable();
+        found
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proto::server::Reply;
+use net::server::Reply;
 use proto::{ErrorKind, ProtoError, Response};
 
 use crate::control::Controls;
@@ -214,6 +214,7 @@ pub fn open(
         Ok(permit) => permit,
         Err(why) => {
             tracing::warn!("{client}: circuit to {node} refused: {why}");
+            crate::metrics::refused(crate::metrics::Refusal::CircuitCap);
             return reply.send(&Response::error(ErrorKind::Busy, why));
         }
     };
@@ -265,6 +266,7 @@ pub fn open(
         join.bytes(),
         join.elapsed().as_secs_f64()
     );
+    crate::metrics::circuit_closed(join.bytes());
     drop(permit);
     Ok(())
 }

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::secure::NodeKey;
-use proto::stream::{Stream, StreamReader, StreamWriter};
+use net::secure::NodeKey;
+use net::stream::{Stream, StreamReader, StreamWriter};
 use proto::{ErrorKind, NodeMode, ProtoError, Registered, Request, Response, frame};
 
 use crate::registry::{self, Registry};

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::exchange::{Connection, Timeouts};
-use proto::secure::{Dial, NodeKey, Security};
+use net::exchange::{Connection, Timeouts};
+use net::secure::{Dial, NodeKey, Security};
 use proto::{Request, Response};
 
 /// How long a successful dial-back is trusted before the next heartbeat
@@ -88,6 +88,7 @@ impl DialBack {
             Dial::Plain => Dial::Plain,
         };
         let result = probe(addr, self.timeout, &dial);
+        crate::metrics::dialed_back(result.is_ok());
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, c| {

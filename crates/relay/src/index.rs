@@ -1,24 +1,29 @@
 //! The relay's plain index: every active node's catalog (name, size and
-//! content hash of each file it shares), and who-has by name or hash and
-//! search over names. In a private network the relay keeps the blind index
-//! ([`crate::blind`]) instead, never this one.
+//! content hash of each file it shares, the hash possibly still to come),
+//! and who-has by name or hash and search over names. In a private network
+//! the relay keeps the blind index ([`crate::blind`]) instead, never this
+//! one.
 //!
-//! The catalogs themselves, their lifetime with the node, the seq rule and
-//! the limits are [`crate::catalogs`], shared with the blind index; here is
-//! what is plain: names and hashes as the keys, the size as the value, and
-//! the answers in the plain messages.
+//! The catalogs themselves, their lifetime with the node, the seq rule,
+//! the limits and the holders of a name or content are
+//! [`crate::catalogs`], shared with the blind index; here is what is
+//! plain: names and hashes as the keys, the size as the value, and the
+//! answers in the plain messages.
 
 use std::net::SocketAddr;
 
 use proto::blind::open::name_matches;
 use proto::{
-    CatalogAck, CatalogUpdate, ContentHash, Holder, HolderList, MAX_FRAME, MAX_LIST_FILES,
-    SearchHit, SearchResults, Target,
+    CatalogAck, CatalogUpdateLong, ContentHash, Holder, HolderList, HolderListLong, HolderLong,
+    MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, SearchHit, SearchResults, Target,
 };
 
-use crate::catalogs::{Added, By, Catalogs, IndexLimits, NIL, Update, Values, count};
+use crate::catalogs::{Added, By, Catalogs, IndexLimits, NIL, State, Update, Values, count};
 
-pub use crate::catalogs::{DEFAULT_INDEX_ENTRIES, DEFAULT_NODE_FILES, IndexStats, NotListed};
+pub use crate::catalogs::{
+    DEFAULT_INDEX_ENTRIES, DEFAULT_NODE_FILES, IndexStats, MAX_INDEXED_NAME, MAX_NAME_BYTES,
+    NotListed,
+};
 
 /// The plain index: entries keyed by name and content hash, each with its
 /// file's size.
@@ -40,8 +45,13 @@ impl Values for Sizes {
 }
 
 impl Index {
-    /// Applies a catalog update from the node listed as `addr`.
-    pub fn apply(&self, addr: SocketAddr, update: &CatalogUpdate) -> Result<CatalogAck, NotListed> {
+    /// Applies a catalog update from the node listed as `addr` (an update
+    /// of the first form converts: all its hashes are known).
+    pub fn apply(
+        &self,
+        addr: SocketAddr,
+        update: &CatalogUpdateLong,
+    ) -> Result<CatalogAck, NotListed> {
         self.write().apply(
             addr,
             Update {
@@ -51,37 +61,73 @@ impl Index {
                 removed: update.removed.iter().map(|n| n.as_bytes()),
                 added: update.added.iter().map(|e| Added::<Sizes> {
                     name: e.name.as_bytes(),
-                    content: &e.hash.0,
+                    content: e.hash.as_ref().map(|h| &h.0[..]),
                     input: e.size,
                 }),
             },
         )
     }
 
-    /// The holders of a name or a content, oldest registration first.
+    /// The holders of a name or a content, oldest registration first, one
+    /// per node. A node still hashing a file of that name is no holder
+    /// here (a holder has a hash): it is listed among the unindexed nodes,
+    /// which a client asks by name, older clients too.
     pub fn who_has(&self, target: &Target) -> HolderList {
         let state = self.read();
-        let found = match target {
-            Target::Name(name) => state.who_has(By::Name, name.as_bytes()),
-            Target::Hash(hash) => state.who_has(By::Content, &hash.0),
-        };
-        let holders = found
-            .holders
-            .iter()
-            .filter_map(|(addr, e)| {
-                Some(Holder {
-                    addr: *addr,
-                    name: text(state.names.bytes(e.name)).to_string(),
-                    size: e.value,
-                    hash: ContentHash(state.contents.bytes(e.content).try_into().ok()?),
-                })
-            })
-            .collect();
+        let mut holders = Vec::new();
+        let mut unindexed = state.uncataloged();
+        for id in holding(&state, target) {
+            let Some(holder) = holder_long(&state, id) else {
+                continue;
+            };
+            match holder.hash {
+                Some(hash) => holders.push(Holder {
+                    addr: holder.addr,
+                    name: holder.name,
+                    size: holder.size,
+                    hash,
+                }),
+                // Not hashed yet: asked by name, like a node without a
+                // catalog, by every client.
+                None => {
+                    if let Some((addr, order)) = state.node_of(state.entry(id).node) {
+                        unindexed.push((order, addr));
+                    }
+                }
+            }
+        }
+        unindexed.sort_unstable();
+        let truncated = holders.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
+        holders.truncate(MAX_HOLDERS);
+        unindexed.truncate(MAX_HOLDERS);
         HolderList {
-            nodes: found.nodes,
+            nodes: state.node_count(),
             holders,
-            unindexed: found.unindexed,
-            truncated: found.truncated,
+            unindexed: unindexed.into_iter().map(|(_, a)| a).collect(),
+            truncated,
+        }
+    }
+
+    /// As [`Index::who_has`], with the nodes still hashing a file of that
+    /// name among the holders, without a hash.
+    pub fn who_has_long(&self, target: &Target) -> HolderListLong {
+        let state = self.read();
+        let holding = holding(&state, target);
+        let unindexed = state.uncataloged();
+        let truncated = holding.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
+        HolderListLong {
+            nodes: state.node_count(),
+            holders: holding
+                .into_iter()
+                .take(MAX_HOLDERS)
+                .filter_map(|id| holder_long(&state, id))
+                .collect(),
+            unindexed: unindexed
+                .into_iter()
+                .take(MAX_HOLDERS)
+                .map(|(_, a)| a)
+                .collect(),
+            truncated,
         }
     }
 
@@ -103,10 +149,14 @@ impl Index {
             if !name_matches(name, text_wanted) {
                 continue;
             }
-            // This name's contents: (content id, size, holders), few per name.
+            // This name's contents: (content id, size, holders), few per
+            // name; one not hashed yet names no content, so no hit.
             let mut versions: Vec<(u32, u64, u32)> = Vec::new();
             for id in state.holders_of_name(name_id as u32) {
                 let e = state.entry(id);
+                if e.content == NIL {
+                    continue;
+                }
                 match versions.iter_mut().find(|v| v.0 == e.content) {
                     Some(v) => v.2 += 1,
                     None => versions.push((e.content, e.value, 1)),
@@ -138,6 +188,28 @@ impl Index {
     }
 }
 
+/// The entries holding `target`, one per node, oldest first.
+fn holding(state: &State<Sizes>, target: &Target) -> Vec<u32> {
+    match target {
+        Target::Name(name) => state.holding(By::Name, name.as_bytes()),
+        Target::Hash(hash) => state.holding(By::Content, &hash.0),
+    }
+}
+
+fn holder_long(state: &State<Sizes>, id: u32) -> Option<HolderLong> {
+    let e = state.entry(id);
+    let (addr, _) = state.node_of(e.node)?;
+    Some(HolderLong {
+        addr,
+        name: text(state.names.bytes(e.name)).to_string(),
+        size: e.value,
+        hash: state
+            .content_of(id)
+            .and_then(|c| c.try_into().ok())
+            .map(ContentHash),
+    })
+}
+
 /// A name as text: the plain index takes names from decoded (checked
 /// UTF-8) messages only.
 fn text(bytes: &[u8]) -> &str {
@@ -148,7 +220,7 @@ fn text(bytes: &[u8]) -> &str {
 mod tests {
     use super::*;
     use crate::registry::Membership;
-    use proto::{CatalogEntry, Registration};
+    use proto::{CatalogEntry, CatalogUpdate, Registration};
 
     fn addr(n: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], n))
@@ -172,7 +244,7 @@ mod tests {
         reset: bool,
         added: Vec<CatalogEntry>,
         removed: &[&str],
-    ) -> CatalogUpdate {
+    ) -> CatalogUpdateLong {
         CatalogUpdate {
             registration: Registration {
                 port: 1,
@@ -184,6 +256,16 @@ mod tests {
             reset,
             added,
             removed: removed.iter().map(|s| s.to_string()).collect(),
+        }
+        .into()
+    }
+
+    /// A file `name` of `size` bytes that the node has not hashed yet.
+    fn hashing(name: &str, size: u64) -> proto::FileEntryLong {
+        proto::FileEntryLong {
+            name: name.into(),
+            size,
+            hash: None,
         }
     }
 
@@ -242,8 +324,7 @@ mod tests {
         assert_eq!(list.holders[1].hash, hash(2));
         let by_hash = index.who_has(&Target::Hash(hash(3)));
         let names: Vec<&str> = by_hash.holders.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names.len(), 2);
-        assert!(names.contains(&"a.txt") && names.contains(&"b"));
+        assert_eq!(names, ["a.txt"], "one holder per node");
         let none = index.who_has(&Target::Name("zzz".into()));
         assert!(none.holders.is_empty());
         let unindexed: Vec<u16> = none.unindexed.iter().map(|a| a.port()).collect();
@@ -263,6 +344,87 @@ mod tests {
             index.who_has(&Target::Name("zzz".into())).unindexed.len(),
             1
         );
+    }
+
+    #[test]
+    fn a_name_not_hashed_yet_is_found_at_once_and_its_hash_follows() {
+        let index = Index::new(IndexLimits::default());
+        for port in [1, 2] {
+            index.joined(addr(port));
+        }
+        index
+            .apply(addr(1), &update(0, 1, true, vec![entry("new.bin", 1)], &[]))
+            .unwrap();
+        let mut fresh = update(0, 1, true, vec![], &[]);
+        fresh.added.push(hashing("new.bin", 9));
+        index.apply(addr(2), &fresh).unwrap();
+
+        // The first form: node 2 is asked by name, as an unindexed node.
+        let list = index.who_has(&Target::Name("new.bin".into()));
+        assert_eq!(holders(&index, "new.bin"), [1]);
+        assert_eq!(list.unindexed, [addr(2)]);
+        // The long form: a holder, without a hash.
+        let long = index.who_has_long(&Target::Name("new.bin".into()));
+        let seen: Vec<(u16, Option<ContentHash>, u64)> = long
+            .holders
+            .iter()
+            .map(|h| (h.addr.port(), h.hash, h.size))
+            .collect();
+        assert_eq!(seen, [(1, Some(hash(1)), 1), (2, None, 9)]);
+        assert!(long.unindexed.is_empty());
+        // Not a content yet: not found by hash, not a search hit.
+        assert!(index.who_has(&Target::Hash(hash(9))).holders.is_empty());
+        assert_eq!(index.search("new", 10).hits.len(), 1);
+
+        // Its hash comes: an ordinary holder.
+        let mut hashed = update(1, 2, false, vec![entry("new.bin", 1)], &[]);
+        hashed.added[0].size = 9;
+        index.apply(addr(2), &hashed).unwrap();
+        assert_eq!(holders(&index, "new.bin"), [1, 2]);
+        assert!(
+            index
+                .who_has(&Target::Name("new.bin".into()))
+                .unindexed
+                .is_empty()
+        );
+        assert_eq!(index.who_has(&Target::Hash(hash(1))).holders.len(), 2);
+        // Rewritten: back to hashing, out of that content's holders.
+        let mut rewritten = update(2, 3, false, vec![], &[]);
+        rewritten.added.push(hashing("new.bin", 10));
+        index.apply(addr(2), &rewritten).unwrap();
+        assert_eq!(holders(&index, "new.bin"), [1]);
+        assert_eq!(index.who_has(&Target::Hash(hash(1))).holders.len(), 1);
+        // Removed while hashing, and gone with its node: nothing left.
+        index
+            .apply(addr(2), &update(3, 4, false, vec![], &["new.bin"]))
+            .unwrap();
+        assert_eq!(index.stats().entries, 1);
+        index.left(addr(1));
+        let stats = index.stats();
+        assert_eq!((stats.entries, stats.names, stats.contents), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_node_holding_a_content_under_many_names_is_one_holder() {
+        let index = Index::new(IndexLimits::default());
+        for port in [1, 2] {
+            index.joined(addr(port));
+        }
+        let many: Vec<CatalogEntry> = ["c", "a", "b"].iter().map(|n| entry(n, 7)).collect();
+        index
+            .apply(addr(2), &update(0, 1, true, many, &[]))
+            .unwrap();
+        index
+            .apply(addr(1), &update(0, 1, true, vec![entry("z", 7)], &[]))
+            .unwrap();
+        let list = index.who_has(&Target::Hash(hash(7)));
+        let seen: Vec<(u16, &str)> = list
+            .holders
+            .iter()
+            .map(|h| (h.addr.port(), h.name.as_str()))
+            .collect();
+        assert_eq!(seen, [(1, "z"), (2, "a")], "once per node, its first name");
+        assert_eq!(index.who_has_long(&Target::Hash(hash(7))).holders.len(), 2);
     }
 
     #[test]

@@ -17,26 +17,31 @@
 //! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
 //!   of a circuit being joined.
 //! - [`splice`]: joining two connections byte for byte, with splice(2).
+//! - [`metrics`]: what `--metrics` serves: counts by request, refusal and
+//!   circuit, levels read from the tables above, the `/status` page.
+//! - [`cli`]: the command line, and the [`RelayConfig`] it makes.
 //!
-//! [`run`] wires them to the shared server skeleton in `proto::server`.
+//! [`run`] wires them to the shared server skeleton in `net::server`.
 
 pub mod blind;
 pub mod catalogs;
 pub mod circuit;
+pub mod cli;
 pub mod control;
 pub mod dialback;
 pub mod index;
+pub mod metrics;
 pub mod registry;
 pub mod service;
 pub mod splice;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::secure::{Identity, Key, NetworkKeys, Security};
-use proto::server::{Server, ServerConfig};
+use net::secure::{Identity, Key, NetworkKeys, Security};
+use net::server::{Server, ServerConfig};
 
 pub use blind::BlindIndex;
 pub use catalogs::IndexLimits;
@@ -72,6 +77,8 @@ pub struct RelayConfig {
     /// In a private network, the relay key: every connection must complete
     /// a handshake under it. A relay never holds the peer key.
     pub relay_key: Option<Key>,
+    /// Where to serve metrics and the status page (`--metrics`); None: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -121,22 +128,45 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
              the index is blind (tags and sealed records only)"
         );
     }
+    let mut tables = metrics::Tables {
+        registry: registry.clone(),
+        index: index.clone(),
+        relaying: None,
+        started: Instant::now(),
+    };
     let mut service = RelayService::new(registry, index, config.policy);
     match config.relaying {
         Some(limits) => {
+            let (controls, circuits) =
+                (control::Controls::default(), circuit::Circuits::new(limits));
+            tables.relaying = Some((circuits.clone(), controls.clone()));
             service = service.with_relaying(Relaying {
                 dialback: dialback::DialBack::with_security(
                     dialback::TIMEOUT,
                     config.server.security.clone(),
                 ),
-                controls: control::Controls::default(),
-                circuits: circuit::Circuits::new(limits),
+                controls,
+                circuits,
                 io_timeout: config.server.io_timeout,
             });
         }
         None => tracing::info!("relaying is off: registrations are listed unchecked"),
     }
-    server.serve(service).context("relay stopped")
+    if let Some(addr) = config.metrics {
+        let pages = ::metrics::Pages {
+            registry: metrics::families(&tables),
+            status: Box::new(move || metrics::status(&tables)),
+        };
+        let endpoint = ::metrics::Endpoint::start(addr, pages, Default::default())?;
+        tracing::info!(
+            "metrics on http://{}/metrics, status on http://{}/status",
+            endpoint.addr,
+            endpoint.addr
+        );
+    }
+    server
+        .serve(metrics::Metered(service))
+        .context("relay stopped")
 }
 
 /// Drops silent nodes even when nobody asks for the list, so the log shows
@@ -144,7 +174,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
 fn spawn_expiry(registry: Registry) -> anyhow::Result<()> {
     let period = (registry.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     // Without it the table would only shrink when someone asks for the list.
-    proto::crucial::spawn("expiry", move || {
+    plumbing::crucial::spawn("expiry", move || {
         loop {
             thread::sleep(period);
             service::log_expired(&registry.expire(Instant::now()));

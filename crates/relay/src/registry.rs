@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use proto::secure::NodeKey;
+use net::secure::NodeKey;
 use proto::{MAX_LIST_NODES, NodeEntry, NodeInfo, NodeMode, ProtoError, Response, frame};
 
 /// How long a cached list answer may be served; ages in it are whole seconds.

@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use net::secure::NodeKey;
+use net::server::{Handler, Reply, Throttle};
 use proto::blind::{BlindCatalogUpdate, BlindTarget};
-use proto::secure::NodeKey;
-use proto::server::{Handler, Reply, Throttle};
 use proto::{
-    CatalogAck, CatalogUpdate, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request,
-    Response, Target,
+    CatalogAck, CatalogUpdateLong, ErrorKind, NodeMode, ProtoError, Registered, Registration,
+    Request, Response, Target,
 };
 
 use crate::blind::BlindIndex;
@@ -73,6 +73,14 @@ impl Indexes {
         match self {
             Indexes::Plain(i) => std::sync::Arc::new(i.clone()),
             Indexes::Blind(i) => std::sync::Arc::new(i.clone()),
+        }
+    }
+
+    /// What the index holds, for logs and metrics.
+    pub fn stats(&self) -> crate::catalogs::IndexStats {
+        match self {
+            Indexes::Plain(i) => i.stats(),
+            Indexes::Blind(i) => i.stats(),
         }
     }
 
@@ -144,6 +152,7 @@ impl RelayService {
             "wrong token"
         };
         tracing::warn!("{seen}: registration refused: {why}");
+        crate::metrics::refused(crate::metrics::Refusal::Token);
         Some(Response::error(
             ErrorKind::Unauthorized,
             format!("registration refused: {why} (this relay requires --token)"),
@@ -215,6 +224,10 @@ impl RelayService {
     /// The answer to a registration the table has no room for, logged
     /// at most once a second with a count.
     fn refuse(&self, addr: SocketAddr, seen: IpAddr, refused: registry::Refused) -> Response {
+        crate::metrics::refused(match refused {
+            registry::Refused::TooManyFromSource { .. } => crate::metrics::Refusal::NodesPerAddress,
+            registry::Refused::TableFull => crate::metrics::Refusal::TableFull,
+        });
         let why = match refused {
             registry::Refused::TooManyFromSource { limit } => format!(
                 "too many nodes registered from {seen} (limit {limit} per address, \
@@ -347,7 +360,12 @@ impl RelayService {
         }
     }
 
-    fn plain_catalog(&self, update: CatalogUpdate, seen: IpAddr, key: Option<NodeKey>) -> Response {
+    fn plain_catalog(
+        &self,
+        update: CatalogUpdateLong,
+        seen: IpAddr,
+        key: Option<NodeKey>,
+    ) -> Response {
         let Indexes::Plain(index) = &self.index else {
             return blind_only();
         };
@@ -404,6 +422,10 @@ fn plain_only() -> Response {
 }
 
 impl Handler for RelayService {
+    fn role(&self) -> &'static str {
+        "relay"
+    }
+
     fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
         let seen = reply.peer().ip();
         let response = match request {
@@ -415,7 +437,8 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
-            Request::Catalog(update) => self.plain_catalog(update, seen, reply.peer_key()),
+            Request::Catalog(update) => self.plain_catalog(update.into(), seen, reply.peer_key()),
+            Request::CatalogLong(update) => self.plain_catalog(update, seen, reply.peer_key()),
             Request::BlindCatalog(update) => self.blind_catalog(update, seen, reply.peer_key()),
             Request::WhoHas(target) => {
                 let Indexes::Plain(index) = &self.index else {
@@ -423,17 +446,35 @@ impl Handler for RelayService {
                 };
                 log_expired(&self.registry.expire(Instant::now()));
                 let list = index.who_has(&target);
-                let what = match &target {
-                    Target::Name(name) => name.escape_debug().to_string(),
-                    Target::Hash(hash) => format!("blake3:{}", hash.short()),
-                };
                 tracing::info!(
-                    "{}: who has {what}: {} of {} nodes",
+                    "{}: who has {}: {} of {} nodes",
                     reply.peer(),
+                    shown(&target),
                     list.holders.len(),
                     list.nodes
                 );
                 Response::Holders(list)
+            }
+            Request::WhoHasLong(target) => {
+                let Indexes::Plain(index) = &self.index else {
+                    return reply.send(&blind_only());
+                };
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = index.who_has_long(&target);
+                let hashing = list.holders.iter().filter(|h| h.hash.is_none()).count();
+                tracing::info!(
+                    "{}: who has {}: {} of {} nodes{}",
+                    reply.peer(),
+                    shown(&target),
+                    list.holders.len(),
+                    list.nodes,
+                    if hashing > 0 {
+                        format!(" ({hashing} still hashing it)")
+                    } else {
+                        String::new()
+                    }
+                );
+                Response::HoldersLong(list)
             }
             Request::Search(query) => {
                 let Indexes::Plain(index) = &self.index else {
@@ -542,6 +583,14 @@ impl RelayService {
             &relaying.controls,
             relaying.io_timeout,
         )
+    }
+}
+
+/// A who-has target for the log.
+fn shown(target: &Target) -> String {
+    match target {
+        Target::Name(name) => name.escape_debug().to_string(),
+        Target::Hash(hash) => format!("blake3:{}", hash.short()),
     }
 }
 

@@ -46,7 +46,7 @@ pub use open::{BadRecord, Listing, RecordProblem};
 pub use record::{OpenError, Record, SealError, SealedRecord};
 pub use tag::{BlindTarget, Tag};
 
-use crate::secure::{Key, NetworkKeys};
+use crate::keys::{Key, NetworkKeys};
 
 /// Context string of the key records are sealed with, derived from the
 /// index key (docs/vectors/secure/blind-index.json pins it).

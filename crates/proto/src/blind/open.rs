@@ -208,7 +208,7 @@ pub fn name_matches(name: &str, text: &str) -> bool {
 mod tests {
     use super::*;
     use crate::blind::{BlindHolder, SealedHit, SealedRecord};
-    use crate::secure::NetworkKeys;
+    use crate::keys::NetworkKeys;
 
     fn key(secret: &[u8]) -> IndexKey {
         IndexKey::of(&NetworkKeys::from_secret(secret)).unwrap()

@@ -105,7 +105,7 @@ impl IndexKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secure::NetworkKeys;
+    use crate::keys::NetworkKeys;
 
     fn key(secret: &[u8]) -> IndexKey {
         IndexKey::of(&NetworkKeys::from_secret(secret)).unwrap()

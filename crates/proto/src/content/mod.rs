@@ -15,15 +15,16 @@
 //!   bytes of the requested range, and names the first group that fails.
 //! - [`source`]: where the decoder takes the stream from, a group at a time
 //!   and in place ([`ReadAhead`]: big reads on the decoder's thread).
-//! - [`prefetch`]: [`Prefetch`], a source whose reads run on a thread of
-//!   their own, so receiving and hashing overlap.
+//!
+//! A source whose reads run on a thread of their own, so that receiving and
+//! hashing overlap, is one crate up (`net::prefetch`): this crate has no
+//! threads.
 //!
 //! docs/PROTOCOL.md describes the stream byte by byte.
 
 pub mod decode;
 pub mod encode;
 pub mod hash;
-pub mod prefetch;
 pub mod source;
 
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
@@ -33,7 +34,6 @@ pub use encode::{MemorySink, Outboard, RangeSink, WindowedOutboard, encode_range
 pub use hash::{
     ContentHash, HASH_PREFIX, ParseHashError, hash_and_outboard, outboard_len, outboard_to_vec,
 };
-pub use prefetch::Prefetch;
 pub use source::{ReadAhead, StreamSource};
 
 /// log2 of the chunk group in 1 KiB BLAKE3 chunks: 2^6 chunks = 64 KiB.

@@ -98,23 +98,24 @@ impl<R: Read> StreamSource for ReadAhead<R> {
     }
 }
 
-/// What the tests of every source share: a reader that trickles, and the
-/// check that pieces come out whole and in order.
-#[cfg(test)]
-pub(crate) mod testing {
+/// What the tests of every source share, here and one crate up (the
+/// `testing` feature): a reader that trickles, and the check that pieces
+/// come out whole and in order.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use super::*;
 
     /// Reads `data` at most `step` bytes at a time; at its end, fails with a
     /// timeout if `fail`, else ends.
-    pub(crate) struct Trickle {
-        pub(crate) data: Vec<u8>,
-        pub(crate) at: usize,
-        pub(crate) step: usize,
-        pub(crate) fail: bool,
+    pub struct Trickle {
+        pub data: Vec<u8>,
+        pub at: usize,
+        pub step: usize,
+        pub fail: bool,
     }
 
     impl Trickle {
-        pub(crate) fn new(data: &[u8], step: usize) -> Trickle {
+        pub fn new(data: &[u8], step: usize) -> Trickle {
             Trickle {
                 data: data.to_vec(),
                 at: 0,
@@ -138,7 +139,7 @@ pub(crate) mod testing {
 
     /// Takes pieces of `lens` (in a cycle) until `data` runs out, each
     /// checked against `data`; the take past the end must be a clean EOF.
-    pub(crate) fn check_pieces(source: &mut impl StreamSource, data: &[u8], lens: &[usize]) {
+    pub fn check_pieces(source: &mut impl StreamSource, data: &[u8], lens: &[usize]) {
         let mut at = 0;
         for &len in lens.iter().cycle() {
             if at + len > data.len() {

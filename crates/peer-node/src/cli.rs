@@ -1,0 +1,131 @@
+//! The node's command line: the flags, and the [`NodeConfig`] they make.
+//! Here rather than in main.rs so that `cargo xtask` can write the shell
+//! completions and the man page from it (contrib/).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use net::exchange::Timeouts;
+use plumbing::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
+
+use crate::NodeConfig;
+
+/// Shares one directory: registers with the relay, then serves its files to
+/// peer clients.
+#[derive(Parser)]
+#[command(name = "peer-node")]
+#[command(
+    version,
+    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000"
+)]
+pub struct Cli {
+    /// Host name or IP address of the relay.
+    relay_ip: String,
+    /// Port of the relay.
+    relay_port: u16,
+    /// Directory to share (only files inside it are ever served; files
+    /// whose names start with `.` are shared too, as rsync and nginx do).
+    dir: PathBuf,
+    /// Keep out of the share (not listed, not indexed, not served) every
+    /// file or directory matching GLOB: `.git` or `*.tmp` at any depth, a
+    /// pattern with `/` from DIR (`build/*.o`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Directory for the hash trees (outboards, 0.1% of each file's size)
+    /// of shared files; must be outside DIR. Default:
+    /// $XDG_CACHE_HOME/p2p-share or $HOME/.cache/p2p-share.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Port to serve on (0 takes a free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to serve on (default: all interfaces, IPv6 and IPv4).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
+    /// Announce HOST:PORT instead (port forwarding, multi-homed hosts). The
+    /// relay honours the host only if it runs with --trust-advertised.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_advertise)]
+    advertise: Option<(Option<IpAddr>, u16)>,
+    /// Seconds between refreshes of the registration (shortened to a third
+    /// of the relay's TTL when that is shorter).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    heartbeat: Duration,
+    /// Secret the relay requires to register (crosses the network in clear).
+    #[arg(long, env = "RELAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Be relayed even if the relay could connect to this node: keep a
+    /// control connection to the relay and serve clients through it (for
+    /// tests and benchmarks; a node behind NAT switches by itself).
+    #[arg(long)]
+    relayed: bool,
+    /// Seconds to wait for the relay to accept a connection.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    connect_timeout: Duration,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// The node's key file, made (mode 0600) on first use. Default: one
+    /// per shared directory, $XDG_CONFIG_HOME/p2p-share/nodes/NAME-HASH.key
+    /// (else under ~/.config), named after DIR's canonical path. Only used
+    /// with a secret.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Serve metrics for Prometheus (`/metrics`) and a status page
+    /// (`/status`) over HTTP at ADDR:PORT, such as 127.0.0.1:9101 (port 0
+    /// takes a free port). Off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `HOST:PORT`, `[V6]:PORT` or `:PORT`; a host name is resolved here.
+fn parse_advertise(text: &str) -> Result<(Option<IpAddr>, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}` is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+    if host.is_empty() {
+        return Ok((None, port));
+    }
+    let ip = net::exchange::resolve(host, port)
+        .map_err(|e| format!("cannot resolve `{host}`: {}", proto::error::io_reason(&e)))?[0]
+        .ip();
+    Ok((Some(ip), port))
+}
+
+impl Cli {
+    /// The configuration these flags make, or why they make none.
+    pub fn config(self) -> Result<NodeConfig, String> {
+        let server = net::server::ServerConfig::from(&self.server);
+        let keys = self.secret.keys_warning_if_weak()?;
+        Ok(NodeConfig {
+            keys,
+            key_file: self.key,
+            excludes: self.exclude,
+            relay_host: self.relay_ip,
+            relay_port: self.relay_port,
+            dir: self.dir,
+            cache: self.cache,
+            bind: self.bind,
+            port: self.port,
+            advertise: self.advertise,
+            heartbeat: self.heartbeat,
+            token: self.token.filter(|t| !t.is_empty()),
+            relayed: self.relayed,
+            timeouts: Timeouts {
+                connect: self.connect_timeout,
+                io: server.io_timeout,
+            },
+            server,
+            metrics: self.metrics,
+        })
+    }
+}
