@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Cluster, Node, bin};
+use harness::{Cluster, Node, Relay, bin};
 
 /// How long the screen may take to show what a test waits for.
 const SCREEN: Duration = Duration::from_secs(15);
@@ -368,6 +368,61 @@ fn the_prompt_in_a_terminal() {
     assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
 }
 
+/// Tab completes commands and the names in the relay's index; a name that
+/// needs quotes is inserted quoted, and Enter fetches it.
+#[test]
+fn tab_completes_commands_and_the_index_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "my report.txt", b"quarterly\n");
+    write(tmp.path(), "zebra.txt", b"stripes\n");
+    let relay = Relay::start(&[]);
+    let _node = Node::start(&relay, tmp.path(), &[]).until_indexed();
+    let tmux = Tmux::start(&format!(
+        "{} 127.0.0.1 {}",
+        quote(bin("peer-client")),
+        relay.port()
+    ));
+    tmux.wait_prompt(1);
+
+    // One candidate: completed in place, quoted because of its space.
+    tmux.run(&["send-keys", "-t", "t", "-l", "get my"]);
+    tmux.keys(&["Tab"]);
+    tmux.wait_until("the completed name", |s| {
+        last_line(s) == "file name> get 'my report.txt'"
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_prompt(2);
+    assert!(
+        after_prompt(&screen, 1).contains("\nquarterly\n"),
+        "{screen}"
+    );
+
+    // A command completes too.
+    tmux.run(&["send-keys", "-t", "t", "-l", "pee"]);
+    tmux.keys(&["Tab"]);
+    tmux.wait_until("the completed command", |s| {
+        last_line(s) == "file name> peers"
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_prompt(3);
+    assert!(
+        after_prompt(&screen, 2).contains("1 active node"),
+        "{screen}"
+    );
+
+    // A bare name completes without quotes.
+    tmux.run(&["send-keys", "-t", "t", "-l", "zeb"]);
+    tmux.keys(&["Tab"]);
+    tmux.wait_until("the completed bare name", |s| {
+        last_line(s) == "file name> zebra.txt"
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_prompt(4);
+    assert!(after_prompt(&screen, 3).contains("\nstripes\n"), "{screen}");
+    tmux.type_line("quit");
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+}
+
 /// With stdout redirected to a file, the prompt, listings and statuses stay
 /// on the terminal and the file gets exactly the fetched bytes; Ctrl-D ends.
 #[test]
@@ -396,7 +451,7 @@ fn the_prompt_never_reaches_stdout() {
         screen.contains(&format!("{} (1 file)", cluster.nodes[1].listed)),
         "{screen}"
     );
-    assert!(screen.contains("get NAME -o PATH"), "{screen}");
+    assert!(screen.contains("get NAME [-o PATH]"), "{screen}");
     let mut want = b"hello\n".to_vec();
     want.extend_from_slice(&logo);
     let got = fs::read(&out).unwrap();

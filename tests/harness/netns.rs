@@ -296,6 +296,32 @@ impl Drop for Lab {
     }
 }
 
+/// Runs `f` on a thread of its own inside a new network namespace that holds
+/// only `lo`, brought up: what `unshare --net` and `ip link set lo up` give
+/// a shell. Sockets the thread makes, threads it starts and processes it
+/// spawns all live there, so nothing they send can leave the machine, and
+/// the namespace goes with the last of them (nothing to remove). Err when
+/// it cannot be made (not root, no iproute2).
+pub fn loopback_only<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: unshare(CLONE_NEWNET) moves only this thread into
+                // a new network namespace; no memory is involved.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!(
+                        "unshare(CLONE_NEWNET): {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                ip(&["link", "set", "lo", "up"])?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
 /// None (the test skips, saying why) unless `P2P_REQUIRE_NETNS` is set:
 /// then the test fails.
 pub fn skip_or_fail<T>(why: &str) -> Option<T> {

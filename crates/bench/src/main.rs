@@ -27,11 +27,14 @@
 //!   a plain one, memory with the secret, handshake cost, cipher choice.
 //! - [`scrape`]: section 11, `--metrics`: list requests per second with
 //!   metrics on beside off, and one scrape at 100 000 nodes.
-//! - [`blind`]: section 12, the blind index beside the plain one: relay
+//! - [`dht`]: section 12, the DHT: time to find a holder on 50 nodes, and
+//!   what announces and lookups cost in packets and bytes.
+//! - [`blind`]: section 13, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
 //! - [`report`]: medians and the Markdown table.
 
 mod blind;
+mod dht;
 mod index;
 mod load;
 mod lookup;
@@ -60,7 +63,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, metrics, blind; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, metrics, dht, blind; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
@@ -86,9 +89,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
-    "blind",
+    "dht", "blind",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 1] = ["multi"];
@@ -195,6 +198,7 @@ fn run() -> Result<(), String> {
             "multi" => swarm::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
             "metrics" => scrape::run(&settings, &mut table),
+            "dht" => dht::run(&settings, &mut table),
             "blind" => blind::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use crate::procs::{self, ClientRun, Proc};
 
-/// The client's read buffer (peer-client's lookup::CHUNK).
+/// The client's read buffer (peer-client's verify::CHUNK).
 const BUF: usize = 1024 * 1024;
 
 const SEND: &str = "__raw-send";

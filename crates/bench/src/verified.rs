@@ -27,7 +27,7 @@ use crate::transfer::{warm, write_file};
 
 const GETFILE: &str = "__getfile";
 
-/// The client's read buffer (peer-client's lookup::CHUNK).
+/// The client's read buffer (peer-client's verify::CHUNK).
 const BUF: usize = 1024 * 1024;
 
 /// Peak RSS each program must stay under, in KiB.

@@ -62,3 +62,9 @@ pub fn via(node: &NodeInfo) -> &'static str {
         _ => "",
     }
 }
+
+/// How status lines name the `i`th (from 0) of `total` nodes asked in
+/// turn: "10.0.0.2:7001 (via relay), node 2 of 3".
+pub fn label(node: &NodeInfo, i: usize, total: usize) -> String {
+    format!("{}{}, node {} of {total}", node.addr, via(node), i + 1)
+}

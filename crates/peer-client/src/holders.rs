@@ -1,193 +1,277 @@
-//! Who holds a content: the nodes a multi-source fetch may ask for ranges.
+//! Holders come from sources. A source names candidate holders of a name
+//! or a content, each with the content it says the node has there when it
+//! knows it:
+//! - the relay's index (who-has, [`of_who_has`]): the holders in order of
+//!   registration, each with its version's hash and size, then the nodes
+//!   that sent no catalog yet, with none;
+//! - the relay's list of active nodes ([`of_nodes`]), against an older
+//!   relay or with `--no-index`: every node, holding who knows what.
 //!
-//! The candidates come from the relay's index: the session asks `WhoHas`
-//! and passes the holders of the chosen version (the earliest-registered
-//! holder's hash), in registration order, then the nodes that sent no
-//! catalog yet ([`crate::index::Plan`]). Against an older relay, or with
-//! `--no-index`, they are every active node in the relay's order. The
-//! first candidate that proves it holds the content fixes the hash and the
-//! size, and the others are asked for ranges by that hash (a node that
-//! does not hold it answers not-found, and is dropped then). Every
-//! connection goes through the [`Dialer`], so a relayed holder is reached
-//! through a circuit at the relay.
+//! Another source (a DHT, another relay) adds its candidates the same way
+//! ([`Holders::add`]); nothing below sees where a candidate came from.
 //!
-//! The first holder is probed with an empty range at offset 0: its answer
-//! carries the content's last chunk group with its proof, which the client
-//! verifies. That proves the size as well as the hash, so the plan cuts the
-//! right pieces before any other node is asked, and a node lying about the
-//! size cannot make honest nodes look like liars. It costs one exchange of
-//! at most 64 KiB.
+//! [`Holders::attempts`] turns the candidates into the fetches to try in
+//! turn: the version of the earliest-registered holder first, from its
+//! holders and the nodes nobody vouched for; then each other version; then,
+//! for a name, every holder asked by name (a holder that rewrote its file
+//! since its last catalog no longer has the version the index names). The
+//! next attempt runs only while nothing has been written.
 
-use proto::content::{ByteRange, RangeDecoder, RangeError, encoded_len};
-use proto::{
-    ContentHash, ErrorKind, NodeInfo, ProtoError, RangeRequest, Request, Response, Target,
-};
+use std::net::SocketAddr;
 
-use crate::dial::{self, Dialer};
-use crate::lookup::response_name;
-use crate::report::Report;
+use proto::{ContentHash, HolderList, NodeInfo, Target};
 
-/// A node that may hold the content.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    /// Its address and how it is reached (directly, or via the relay).
-    pub node: NodeInfo,
-    /// "10.0.0.2:7001 (via relay), node 2 of 3": how the client names it.
-    pub label: String,
-}
+use crate::fetch::Want;
+use crate::report::count;
 
-/// The content and the nodes to fetch it from.
-#[derive(Debug, Clone)]
-pub struct Holders {
-    pub hash: ContentHash,
-    pub size: u64,
-    /// The proven holder first, then the other candidates in the given
-    /// order (registration order from the index, else the relay's list).
-    pub candidates: Vec<Candidate>,
-}
-
-/// Why no holder was found.
+/// A node a source named as a possible holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoHolder {
-    /// No node has it; each one's answer is already reported.
-    Missing,
-    /// Some node cannot serve ranges (an older node): the plain one-node
-    /// fetch may still get the file from it.
-    OlderNodes,
+pub struct Candidate {
+    /// Its address and how it is reached (directly, or via the relay), and
+    /// in a private network the key it must prove.
+    pub node: NodeInfo,
+    /// The content the source says it holds (hash, size), if it says.
+    pub holds: Option<(ContentHash, u64)>,
 }
 
-/// Finds the content `target` names among `nodes`, in their order,
-/// reporting each node that does not have it as the sequential fetch does.
-/// With `expect` (the version the relay's index chose), a node holding
-/// another content under the name is passed over.
-pub fn find(
-    target: &Target,
-    expect: Option<ContentHash>,
-    nodes: &[NodeInfo],
-    dialer: &Dialer,
-    report: &Report,
-) -> Result<Holders, NoHolder> {
-    let total = nodes.len();
-    let label = |i: usize, node: &NodeInfo| {
-        format!(
-            "{}{}, node {} of {total}",
-            node.addr,
-            dial::via(node),
-            i + 1
-        )
-    };
-    let mut older = false;
-    for (i, node) in nodes.iter().enumerate() {
-        let here = label(i, node);
-        match probe(node, target, dialer) {
-            Ok((hash, _)) if expect.is_some_and(|e| e != hash) => report.status(&format!(
-                "{here} holds another version (blake3 {})",
-                hash.short()
-            )),
-            Ok((hash, size)) => {
-                let candidates = nodes
-                    .iter()
-                    .enumerate()
-                    .skip(i)
-                    .map(|(j, n)| Candidate {
-                        node: *n,
-                        label: label(j, n),
-                    })
-                    .collect();
-                return Ok(Holders {
-                    hash,
-                    size,
-                    candidates,
-                });
-            }
-            Err(Probe::NotHere) => report.status(&format!("not on {here}")),
-            Err(Probe::NoRanges(why)) => {
-                older = true;
-                tracing::debug!("{here} cannot serve ranges: {why}");
-            }
-            Err(Probe::Unreachable(why)) => {
-                report.status(&format!("could not reach {here}: {why}"))
-            }
-            Err(Probe::Refused(why)) => report.status(&format!("{here} refused: {why}")),
-            Err(Probe::Corrupt(why)) => report.status(&format!("corrupt data from {here}: {why}")),
-        }
+/// The candidates of one fetch, in the order the sources gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holders {
+    candidates: Vec<Candidate>,
+}
+
+/// One fetch to try: what it wants and from whom, with the line that says
+/// why it is tried, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub note: Option<String>,
+    pub want: Want,
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// The relay index's answer as candidates. `node_of` says how each listed
+/// address is reached (directly, or through a circuit at the relay) and,
+/// in a private network, the key it must prove: a holder entry names a node
+/// by the address it is listed under, as the long node list does.
+pub fn of_who_has(list: &HolderList, node_of: impl Fn(SocketAddr) -> NodeInfo) -> Holders {
+    let mut holders = Holders::default();
+    for h in &list.holders {
+        holders.add(Candidate {
+            node: node_of(h.addr),
+            holds: Some((h.hash, h.size)),
+        });
     }
-    if older {
-        Err(NoHolder::OlderNodes)
-    } else {
-        Err(NoHolder::Missing)
+    for &addr in &list.unindexed {
+        holders.add(Candidate {
+            node: node_of(addr),
+            holds: None,
+        });
+    }
+    holders
+}
+
+/// Every active node, in the relay's order, as a candidate.
+pub fn of_nodes(nodes: &[NodeInfo]) -> Holders {
+    let mut holders = Holders::default();
+    for node in nodes {
+        holders.add(Candidate {
+            node: *node,
+            holds: None,
+        });
+    }
+    holders
+}
+
+impl Holders {
+    /// Adds a source's candidate after those already named.
+    pub fn add(&mut self, candidate: Candidate) {
+        self.candidates.push(candidate);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// The fetches to try for `target` (typed as `name`), in turn.
+    pub fn attempts(&self, name: &str, target: &Target) -> Vec<Attempt> {
+        // Versions in the order of their first holder: hash, size, holders.
+        let mut versions: Vec<(ContentHash, u64, Vec<NodeInfo>)> = Vec::new();
+        let mut vouched_for_by_none = Vec::new();
+        for c in &self.candidates {
+            match c.holds {
+                None => vouched_for_by_none.push(c.node),
+                Some((hash, size)) => match versions.iter_mut().find(|v| v.0 == hash) {
+                    Some(version) => version.2.push(c.node),
+                    None => versions.push((hash, size, vec![c.node])),
+                },
+            }
+        }
+        let want = |expect| Want {
+            target: target.clone(),
+            expect,
+        };
+        let Some((first, others)) = versions.split_first() else {
+            return vec![Attempt {
+                note: None,
+                want: want(None),
+                nodes: vouched_for_by_none,
+            }];
+        };
+        let (hash, size, nodes) = first;
+        let mut attempts = vec![Attempt {
+            note: others_note(name, *hash, others),
+            want: want(Some((*hash, *size))),
+            nodes: nodes.iter().chain(&vouched_for_by_none).copied().collect(),
+        }];
+        // No holder of that version could serve it, and nothing was
+        // written: the next version, in the order of first holders.
+        for (hash, size, nodes) in others {
+            attempts.push(Attempt {
+                note: Some(format!(
+                    "{name}: trying the next version, blake3:{}",
+                    hash.short()
+                )),
+                want: want(Some((*hash, *size))),
+                nodes: nodes.clone(),
+            });
+        }
+        // The index lags a file rewritten since its node's last catalog:
+        // every holder then answers not-found for the version the index
+        // names. Nothing was written, so the holders are asked by name;
+        // each answer proves its own content.
+        if matches!(target, Target::Name(_)) {
+            let mut holders = nodes.clone();
+            for node in others.iter().flat_map(|o| &o.2) {
+                if !holders.iter().any(|h| h.addr == node.addr) {
+                    holders.push(*node);
+                }
+            }
+            attempts.push(Attempt {
+                note: Some(format!(
+                    "{name}: no holder has the version the relay's index names any more; \
+                     asking them by name"
+                )),
+                want: want(None),
+                nodes: holders,
+            });
+        }
+        attempts
     }
 }
 
-enum Probe {
-    NotHere,
-    NoRanges(String),
-    Unreachable(String),
-    Refused(String),
-    Corrupt(String),
+/// The note about other versions, if any: how to get each.
+fn others_note(
+    name: &str,
+    fetched: ContentHash,
+    others: &[(ContentHash, u64, Vec<NodeInfo>)],
+) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = others
+        .iter()
+        .map(|(hash, size, nodes)| {
+            format!(
+                "blake3:{hash} ({size} bytes, {})",
+                count(nodes.len(), "node")
+            )
+        })
+        .collect();
+    Some(format!(
+        "{name}: fetched the version of the earliest-registered holder (blake3:{}); other \
+         versions exist, fetch one by its hash: {}",
+        fetched.short(),
+        list.join(", ")
+    ))
 }
 
-/// Asks `addr` for the empty range at offset 0 of `target` and verifies the
-/// last chunk group that proves it: the content's hash and size.
-fn probe(node: &NodeInfo, target: &Target, dialer: &Dialer) -> Result<(ContentHash, u64), Probe> {
-    let mut conn = dialer
-        .connect(node)
-        .map_err(|e| Probe::Unreachable(e.to_string()))?;
-    let request = Request::GetRange(RangeRequest {
-        target: target.clone(),
-        offset: 0,
-        len: 0,
-    });
-    let header = match conn.request(&request) {
-        Ok(Response::Range(header)) => header,
-        Ok(Response::NotFound) => return Err(Probe::NotHere),
-        Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
-            return Err(Probe::NoRanges(e.message));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::{Holder, NodeMode};
+
+    fn holder(port: u16, h: u8) -> Holder {
+        Holder {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            name: "a".into(),
+            size: u64::from(h),
+            hash: ContentHash([h; 32]),
         }
-        Ok(Response::Error(e)) => {
-            return Err(Probe::Refused(format!(
-                "{} ({})",
-                e.message,
-                e.kind.as_str()
-            )));
-        }
-        Ok(other) => {
-            return Err(Probe::Refused(format!(
-                "unexpected {} answer",
-                response_name(&other)
-            )));
-        }
-        Err(e @ (ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Closed)) => {
-            return Err(Probe::Unreachable(e.to_string()));
-        }
-        Err(e) => return Err(Probe::Refused(e.to_string())),
-    };
-    if let Target::Hash(hash) = target
-        && *hash != header.hash
-    {
-        return Err(Probe::Refused(format!(
-            "it sent blake3 {} when asked for blake3 {}",
-            header.hash.short(),
-            hash.short()
-        )));
     }
-    let empty = ByteRange { offset: 0, len: 0 };
-    if header.range() != Some(empty) {
-        return Err(Probe::Refused(format!(
-            "it answered bytes {}..{} when asked for none at byte 0",
-            header.offset,
-            header.offset.saturating_add(header.len)
-        )));
+
+    fn node(addr: SocketAddr, mode: NodeMode) -> NodeInfo {
+        NodeInfo {
+            addr,
+            age_secs: 0,
+            mode,
+            key: None,
+        }
     }
-    let body = conn.body(encoded_len(header.size, empty));
-    let mut decoder = RangeDecoder::new(header.hash, header.size, empty, body)
-        .map_err(|e| Probe::Refused(e.to_string()))?;
-    match decoder.next_verified() {
-        Ok(_) => {}
-        Err(e @ RangeError::Mismatch { .. }) => return Err(Probe::Corrupt(e.to_string())),
-        Err(e) => return Err(Probe::Unreachable(e.to_string())),
+
+    fn ports(nodes: &[NodeInfo]) -> Vec<u16> {
+        nodes.iter().map(|n| n.addr.port()).collect()
     }
-    drop(decoder);
-    let _ = conn.finish();
-    Ok((header.hash, header.size))
+
+    fn who_has(holders: Vec<Holder>, unindexed: &[u16]) -> HolderList {
+        HolderList {
+            nodes: 9,
+            holders,
+            unindexed: unindexed
+                .iter()
+                .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
+                .collect(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn the_earliest_holders_version_comes_first_then_the_others_then_by_name() {
+        let relayed_3 = |a: SocketAddr| match a.port() {
+            3 => node(a, NodeMode::Relayed),
+            _ => node(a, NodeMode::Direct),
+        };
+        let list = who_has(
+            vec![holder(1, 2), holder(2, 3), holder(3, 2), holder(4, 3)],
+            &[5],
+        );
+        let name = Target::Name("a".into());
+        let attempts = of_who_has(&list, relayed_3).attempts("a", &name);
+        assert_eq!(attempts.len(), 3);
+        // The first version, from its holders and then the unindexed node.
+        let first = &attempts[0];
+        assert_eq!(first.want.expect, Some((ContentHash([2; 32]), 2)));
+        assert_eq!(ports(&first.nodes), [1, 3, 5]);
+        let modes: Vec<NodeMode> = first.nodes.iter().map(|n| n.mode).collect();
+        assert_eq!(
+            modes,
+            [NodeMode::Direct, NodeMode::Relayed, NodeMode::Direct]
+        );
+        let note = first.note.as_deref().unwrap();
+        assert!(
+            note.contains(&format!("blake3:{}", ContentHash([3; 32]))),
+            "{note}"
+        );
+        assert!(note.contains("2 nodes"), "{note}");
+        // The other version.
+        assert_eq!(attempts[1].want.expect, Some((ContentHash([3; 32]), 3)));
+        assert_eq!(ports(&attempts[1].nodes), [2, 4]);
+        // Every holder by name, the unindexed node aside.
+        assert_eq!(attempts[2].want.expect, None);
+        assert_eq!(ports(&attempts[2].nodes), [1, 3, 2, 4]);
+    }
+
+    #[test]
+    fn unvouched_nodes_alone_are_one_attempt_by_what_was_typed() {
+        let hash = Target::Hash(ContentHash([7; 32]));
+        let direct = |a| node(a, NodeMode::Direct);
+        let attempts = of_who_has(&who_has(vec![], &[8, 9]), direct).attempts("x", &hash);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].want.expect, None);
+        assert_eq!(attempts[0].note, None);
+        assert_eq!(ports(&attempts[0].nodes), [8, 9]);
+        // A single version by hash: no by-name attempt after it.
+        let list = who_has(vec![holder(1, 7)], &[]);
+        assert_eq!(of_who_has(&list, direct).attempts("x", &hash).len(), 1);
+        assert!(of_who_has(&who_has(vec![], &[]), direct).is_empty());
+    }
 }

@@ -1,41 +1,70 @@
-//! The peer client: asks the relay for the active nodes, then asks them one
-//! at a time for a file, and prints or saves it.
+//! The peer client: finds who holds a file, fetches it from them, and
+//! prints or saves it.
+//!
+//! A name typed at the prompt (or given on the command line) goes:
+//! 1. to the sources of holders ([`holders`]): the relay's index says who
+//!    holds it, with each holder's version ([`index`]); against an older
+//!    relay, or with `--no-index`, every active node is a candidate
+//!    ([`relay`]);
+//! 2. to the one fetch path ([`fetch`]), once per version to try: the first
+//!    holder that answers fixes the content ([`find`]), a range plan shares
+//!    it among up to `--sources` holders at once ([`plan`]), and workers
+//!    fetch the ranges ([`worker`]) through one way of reaching a node,
+//!    directly or through a circuit at the relay ([`dial`]). One worker
+//!    asks the holders in turn, each resuming where the last one stopped;
+//! 3. through the proof ([`verify`]): only bytes checked against the
+//!    content hash pass (an older node's are marked unverified);
+//! 4. to the output ([`output`]): stdout, a file renamed into place when
+//!    complete, or a device or FIFO written in place.
 //!
 //! Module map:
 //! - [`cli`]: the command line.
+//! - [`relay`]: reaching the relay, and its list of active nodes.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
-//! - [`lookup`]: the relay's node list, then the nodes in turn (with resume
-//!   of a broken transfer from the next node), and file listings.
-//! - [`holders`]: which of the candidates (the relay's who-has answer, or
-//!   every node) holds the content, with its hash and size proven.
-//! - [`multi`]: a fetch from several holders at once: one thread per
-//!   source, verified ranges, positioned writes or an in-order window.
+//! - [`holders`]: holders come from sources (who-has, the node list):
+//!   candidates, grouped into the versions to try in turn.
+//! - [`fetch`]: the one fetch path: find, plan, workers, the closing line.
+//! - [`find`]: the holders in turn until one answers for the content.
+//! - [`plan`]: the range plan as data: which holders, which ranges, what
+//!   each gave, and resume on another holder.
+//! - [`worker`]: the workers that carry the plan out, and where their
+//!   verified bytes go.
+//! - [`holder`]: one holder: its label, a connection, a range or file
+//!   request.
+//! - [`failure`]: why a holder's part failed, and how the user is told.
+//! - [`verify`]: the proof: answers checked, only verified bytes pass.
 //! - [`dial`]: reaching a node, directly or through a circuit at the relay.
-//! - [`verified`]: one node's part of a fetch as a verified range: only
-//!   bytes checked against the content hash reach the output.
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
-//!   a device or FIFO written in place.
+//!   a device or FIFO written in place; the reorder window.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
-//! - [`prompt`]: the interactive prompt and its commands.
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
+//! - [`listing`]: node-by-node listings, search hits and the node list,
+//!   printed.
+//! - [`prompt`]: the interactive prompt and its commands, read as a shell
+//!   reads words.
+//! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
-//! - [`scheduler`]: the range plan of a multi-source fetch, as data: which
-//!   pieces are wanted, who fetches which, what each source gave.
 
 pub mod cli;
+pub mod complete;
 pub mod dial;
+pub mod failure;
+pub mod fetch;
+pub mod find;
+pub mod holder;
 pub mod holders;
 pub mod index;
-pub mod lookup;
-pub mod multi;
+pub mod listing;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod prompt;
+pub mod relay;
 pub mod report;
-pub mod scheduler;
 pub mod target;
-pub mod verified;
+pub mod verify;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -43,13 +72,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use net::exchange::Timeouts;
-use proto::{ContentHash, NodeInfo, NodeMode, SearchResults, Target};
+use proto::{ContentHash, NodeInfo, NodeMode, Target};
 
-use lookup::Fetched;
-pub use lookup::Relay;
+use dial::Dialer;
+use fetch::Fetched;
+use holders::Holders;
 use output::Output;
 use prompt::{Command, Input};
-use report::Report;
+pub use relay::Relay;
+use report::{Report, count};
 
 /// How this client meets the network: plain without keys; with them, a
 /// throwaway static key pair of its own (nodes do not check clients'
@@ -102,7 +133,8 @@ pub struct Session {
     /// Names come from the prompt, so hints speak its language (`get NAME
     /// -o PATH`, not `-o PATH`).
     at_prompt: bool,
-    /// Most holders one fetch pulls from at once; 1 is the sequential fetch.
+    /// Most holders one fetch pulls from at once: its workers (1: one
+    /// worker, which asks the holders in turn).
     sources: usize,
     /// Never ask the relay's index; ask nodes in turn (`--no-index`).
     pub no_index: bool,
@@ -143,7 +175,10 @@ impl Session {
         }
         let mut stdout = std::io::stdout().lock();
         let done = match task {
-            Task::Peers => Ok(self.print_peers(&mut stdout)),
+            Task::Peers => {
+                listing::print_peers(&self.nodes, &mut stdout, &self.report);
+                Ok(EXIT_OK)
+            }
             Task::List { long, per_node } => self.list(long, per_node, &mut stdout),
             Task::Search { text } => self.search(&text, &mut stdout),
             Task::Fetch { names, output } => {
@@ -185,11 +220,19 @@ impl Session {
         if !per_node && !self.no_index {
             let limit = proto::MAX_LIST_FILES as u32;
             match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
-                Some(found) => return Ok(self.print_found(&found, long, "", out)),
+                Some(found) => {
+                    listing::print_found(&found, long, "", out, &self.report);
+                    return Ok(EXIT_OK);
+                }
                 None => self.older_relay("listing node by node")?,
             }
         }
-        Ok(self.print_listing(long, out))
+        let all = listing::list_all(&self.nodes, long, &self.dialer(), &self.report);
+        listing::print_listing(&all, long, out);
+        if self.nodes.is_empty() {
+            self.report.status("no active nodes");
+        }
+        Ok(EXIT_OK)
     }
 
     /// Files whose names contain `text`, across the network.
@@ -198,32 +241,16 @@ impl Session {
             match index::search(&self.relay, text, index::SEARCH_LIMIT)
                 .map_err(|e| e.to_string())?
             {
-                Some(found) => return Ok(self.print_found(&found, false, text, out)),
+                Some(found) => {
+                    listing::print_found(&found, false, text, out, &self.report);
+                    return Ok(EXIT_OK);
+                }
                 None => self.older_relay("searching node by node")?,
             }
         }
         // Node by node: every listing, filtered here.
-        let listing = lookup::list_all(&self.nodes, true, &self.dialer(), &self.report);
-        let needle = text.to_ascii_lowercase();
-        let mut shown = 0;
-        for (addr, entries, _) in &listing {
-            for e in entries
-                .iter()
-                .filter(|e| e.name.to_ascii_lowercase().contains(&needle))
-            {
-                let hash = e.hash.map_or("(not hashed yet)".to_string(), |h| {
-                    format!("blake3:{}", h.short())
-                });
-                let _ = writeln!(
-                    out,
-                    "{:>12}  {hash}  {addr}  {}",
-                    e.size,
-                    e.name.escape_debug()
-                );
-                shown += 1;
-            }
-        }
-        let _ = out.flush();
+        let all = listing::list_all(&self.nodes, true, &self.dialer(), &self.report);
+        let shown = listing::print_matches(&all, text, out);
         self.report.status(&format!(
             "{} (asked {} node by node)",
             count(shown, "result"),
@@ -240,51 +267,6 @@ impl Session {
             self.relay.label()
         ));
         self.refresh_nodes()
-    }
-
-    /// Search hits, one line each: size, hash (short, or whole with
-    /// `long`), number of holders, name; then a status line.
-    fn print_found(
-        &self,
-        found: &SearchResults,
-        long: bool,
-        text: &str,
-        out: &mut dyn Write,
-    ) -> u8 {
-        for hit in &found.hits {
-            let hash = if long {
-                format!("blake3:{}", hit.hash)
-            } else {
-                format!("blake3:{}", hit.hash.short())
-            };
-            let _ = writeln!(
-                out,
-                "{:>12}  {hash}  {:>4} {}  {}",
-                hit.size,
-                hit.holders,
-                if hit.holders == 1 { "node " } else { "nodes" },
-                hit.name.escape_debug()
-            );
-        }
-        let _ = out.flush();
-        let what = if text.is_empty() {
-            "files".to_string()
-        } else {
-            format!("names containing {:?}", text.escape_debug().to_string())
-        };
-        let mut line = format!(
-            "{} ({what}) on {} (the relay's index)",
-            count(found.hits.len(), "result"),
-            count(found.nodes as usize, "active node")
-        );
-        if found.truncated {
-            line.push_str(&format!(
-                "; cut at {}: there are more, narrow the search",
-                found.hits.len()
-            ));
-        }
-        self.report.status(&line);
-        EXIT_OK
     }
 
     fn refresh_nodes(&mut self) -> Result<(), String> {
@@ -305,10 +287,9 @@ impl Session {
     /// Fetches one name (or `blake3:HASH`) to stdout or `output`; true if
     /// it was found whole, Err if the relay could not be asked.
     ///
-    /// The relay's index is asked first: a missing file costs that one
-    /// round trip, and only holders of the earliest-registered holder's
-    /// version are contacted. Against an older relay (or `--no-index`),
-    /// every active node is asked in turn.
+    /// The sources name the holders ([`Session::holders`]); each version
+    /// they name is then fetched in turn ([`holders::Holders::attempts`])
+    /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
     fn get(&mut self, name: &str, output: Option<&Path>) -> Result<bool, String> {
         let target = if ContentHash::looks_like(name) {
             match name.parse::<ContentHash>() {
@@ -321,46 +302,9 @@ impl Session {
         } else {
             Target::Name(name.to_string())
         };
-        let mut plan = None;
-        // Nodes that sent no catalog (just started, or older nodes): asked
-        // directly, after the holders.
-        let mut unindexed: Vec<NodeInfo> = Vec::new();
-        let mut indexed = false;
-        if !self.no_index {
-            match index::who_has(&self.relay, &target).map_err(|e| e.to_string())? {
-                Some(list) => {
-                    indexed = true;
-                    let listed = list.holders.iter().map(|h| h.addr);
-                    let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
-                    let node_of = |addr| {
-                        known.get(&addr).copied().unwrap_or(NodeInfo {
-                            addr,
-                            age_secs: 0,
-                            mode: NodeMode::Direct,
-                            key: None,
-                        })
-                    };
-                    plan = index::Plan::of(&list.holders, node_of);
-                    unindexed = list.unindexed.iter().map(|&addr| node_of(addr)).collect();
-                    if plan.is_none() && unindexed.is_empty() {
-                        self.report.status(&format!(
-                            "{name}: not found on any of {} (the relay's index)",
-                            count(list.nodes as usize, "active node")
-                        ));
-                        return Ok(false);
-                    }
-                    if !unindexed.is_empty() {
-                        self.report.status(&format!(
-                            "{} sent the relay no catalog yet (just started, or older); \
-                             asking {} too",
-                            count(unindexed.len(), "active node"),
-                            if unindexed.len() == 1 { "it" } else { "them" }
-                        ));
-                    }
-                }
-                None => self.older_relay("asking nodes in turn")?,
-            }
-        }
+        let Some(holders) = self.holders(name, &target)? else {
+            return Ok(false);
+        };
         let mut out = match Output::open(output, name, !self.report.quiet) {
             Ok(out) => out,
             Err(e) => {
@@ -369,85 +313,74 @@ impl Session {
             }
         };
         let dialer = self.dialer();
-        let fetched = match &plan {
-            Some(plan) => {
-                if let Some(note) = plan.others_note(name) {
-                    self.report.status(&note);
-                }
-                let mut nodes = plan.nodes.clone();
-                nodes.extend(unindexed);
-                let mut fetched = multi::fetch(
-                    &target,
-                    Some((plan.hash, plan.size)),
-                    &nodes,
-                    &dialer,
-                    self.sources,
-                    &mut out,
-                    &self.report,
-                );
-                // No holder of that version could serve it, and nothing was
-                // written: the next version, in the order of first holders.
-                for (hash, size, nodes) in &plan.others {
-                    if !matches!(fetched, Fetched::Nothing) {
-                        break;
-                    }
-                    self.report.status(&format!(
-                        "{name}: trying the next version, blake3:{}",
-                        hash.short()
-                    ));
-                    fetched = multi::fetch(
-                        &target,
-                        Some((*hash, *size)),
-                        nodes,
-                        &dialer,
-                        self.sources,
-                        &mut out,
-                        &self.report,
-                    );
-                }
-                // The index lags a file rewritten since its node's last
-                // catalog: every holder then answers not-found for the
-                // version the index names. Nothing was written, so ask the
-                // holders by name; each answer proves its own content.
-                if matches!(fetched, Fetched::Nothing) && matches!(target, Target::Name(_)) {
-                    let mut holders = plan.nodes.clone();
-                    for (_, _, nodes) in &plan.others {
-                        for node in nodes {
-                            if !holders.iter().any(|h| h.addr == node.addr) {
-                                holders.push(*node);
-                            }
-                        }
-                    }
-                    self.report.status(&format!(
-                        "{name}: no holder has the version the relay's index names any more; \
-                         asking them by name"
-                    ));
-                    fetched = multi::fetch(
-                        &target,
-                        None,
-                        &holders,
-                        &dialer,
-                        self.sources,
-                        &mut out,
-                        &self.report,
-                    );
-                }
-                fetched
+        let mut fetched = Fetched::Nothing;
+        for attempt in holders.attempts(name, &target) {
+            if !matches!(fetched, Fetched::Nothing) {
+                break;
             }
-            None => {
-                let nodes = if indexed { &unindexed } else { &self.nodes };
-                multi::fetch(
-                    &target,
-                    None,
-                    nodes,
-                    &dialer,
-                    self.sources,
-                    &mut out,
-                    &self.report,
-                )
+            if let Some(note) = &attempt.note {
+                self.report.status(note);
             }
+            fetched = fetch::fetch(
+                &attempt.want,
+                &attempt.nodes,
+                &dialer,
+                self.sources,
+                &mut out,
+                &self.report,
+            );
+        }
+        Ok(self.finish(name, out, fetched))
+    }
+
+    /// The candidate holders of `target` (typed as `name`), from the
+    /// sources: the relay's index, so that a missing file costs that one
+    /// round trip and only holders are contacted; against an older relay
+    /// (or `--no-index`), every active node. None when the index says
+    /// nobody has it (said here).
+    fn holders(&mut self, name: &str, target: &Target) -> Result<Option<Holders>, String> {
+        if self.no_index {
+            return Ok(Some(holders::of_nodes(&self.nodes)));
+        }
+        let Some(list) = index::who_has(&self.relay, target).map_err(|e| e.to_string())? else {
+            self.older_relay("asking nodes in turn")?;
+            return Ok(Some(holders::of_nodes(&self.nodes)));
         };
-        Ok(match fetched {
+        let listed = list.holders.iter().map(|h| h.addr);
+        let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
+        let node_of = |addr| {
+            known.get(&addr).copied().unwrap_or(NodeInfo {
+                addr,
+                age_secs: 0,
+                mode: NodeMode::Direct,
+                key: None,
+            })
+        };
+        let holders = holders::of_who_has(&list, node_of);
+        if holders.is_empty() {
+            self.report.status(&format!(
+                "{name}: not found on any of {} (the relay's index)",
+                count(list.nodes as usize, "active node")
+            ));
+            return Ok(None);
+        }
+        // Nodes that sent no catalog (just started, or older nodes): asked
+        // directly, after the holders.
+        let unindexed = list.unindexed.len();
+        if unindexed > 0 {
+            self.report.status(&format!(
+                "{} sent the relay no catalog yet (just started, or older); asking {} too",
+                count(unindexed, "active node"),
+                if unindexed == 1 { "it" } else { "them" }
+            ));
+        }
+        Ok(Some(holders))
+    }
+
+    /// Ends a fetch of `name`: commits the output when it is complete, or
+    /// says what was left. True if the file is whole where it should be.
+    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> bool {
+        match fetched {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
                 match out.commit() {
@@ -482,7 +415,7 @@ impl Session {
                 }
                 false
             }
-        })
+        }
     }
 
     /// How each of `addrs` (holders and unindexed nodes from a who-has) is
@@ -510,71 +443,23 @@ impl Session {
     }
 
     /// How to reach the listed nodes, with this session's timeouts.
-    fn dialer(&self) -> lookup::Dialer {
-        lookup::Dialer {
+    fn dialer(&self) -> Dialer {
+        Dialer {
             timeouts: self.timeouts,
             ..self.relay.dialer()
         }
     }
 
-    /// The active nodes, one per line starting with `IP:PORT`, to `out`:
-    /// stdout for `--peers`, stderr at the prompt (whose stdout carries file
-    /// content only). A relayed node is marked `relayed`; a direct node's
-    /// line is as it always was, so scripts reading it keep working.
-    fn print_peers(&self, out: &mut dyn Write) -> u8 {
-        for node in &self.nodes {
-            let mode = match node.mode {
-                NodeMode::Direct => String::new(),
-                other => format!("{}  ", other.as_str()),
-            };
-            let key = match node.key {
-                Some(key) => format!("  key {key}"),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "{}  {mode}refreshed {}s ago{key}",
-                node.addr, node.age_secs
-            );
-        }
-        let _ = out.flush();
-        self.report.status(&count(self.nodes.len(), "active node"));
-        EXIT_OK
-    }
-
-    /// What every node shares, grouped by node in the relay's order, to
-    /// `out` (as for [`Session::print_peers`]); with `long`, each file's
-    /// content hash in the form a fetch accepts (`blake3:...`).
-    fn print_listing(&self, long: bool, out: &mut dyn Write) -> u8 {
-        let listing = lookup::list_all(&self.nodes, long, &self.dialer(), &self.report);
-        for (addr, entries, truncated) in &listing {
-            let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
-            for entry in entries {
-                let name = entry.name.escape_debug();
-                if !long {
-                    let _ = writeln!(out, "  {:>12}  {name}", entry.size);
-                    continue;
-                }
-                let hash = match entry.hash {
-                    Some(hash) => format!("blake3:{hash}"),
-                    None => format!("{:<71}", "(not hashed yet)"),
-                };
-                let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
-            }
-            if *truncated {
-                let _ = writeln!(out, "  ... (more files than one listing holds)");
-            }
-        }
-        let _ = out.flush();
-        if self.nodes.is_empty() {
-            self.report.status("no active nodes");
-        }
-        EXIT_OK
-    }
-
     fn prompt(&mut self) -> u8 {
         self.at_prompt = true;
-        let mut input = Input::open();
+        let relay = self.relay.clone();
+        let mut input = Input::open(Box::new(move || {
+            let limit = proto::MAX_LIST_FILES as u32;
+            match index::search(&relay, "", limit) {
+                Ok(Some(found)) => found.hits.into_iter().map(|hit| hit.name).collect(),
+                _ => Vec::new(),
+            }
+        }));
         let mut code = EXIT_OK;
         while let Some(line) = input.next_line() {
             let command = Command::parse(&line);
@@ -593,7 +478,7 @@ impl Session {
                 Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
-                    self.print_peers(&mut std::io::stderr().lock());
+                    listing::print_peers(&self.nodes, &mut std::io::stderr().lock(), &self.report);
                 }
                 Command::List { long, per_node } => {
                     if let Err(e) = self.list(long, per_node, &mut std::io::stderr().lock()) {
@@ -616,14 +501,5 @@ impl Session {
             }
         }
         code
-    }
-}
-
-/// `1 file`, `2 files`.
-pub(crate) fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }

@@ -16,6 +16,13 @@
 //! opened (never created, never truncated) and the bytes stream into it, so
 //! no file is ever created beside it (no temporary files in /dev).
 //!
+//! During a fetch the workers hand verified bytes on in one of three ways
+//! ([`Delivery`]): written at their offset into the temporary file of a
+//! save, in any order and from any worker; straight out in order, when one
+//! worker fetches for stdout, a FIFO or a device; or, with several workers
+//! and such an in-order output, through a [`Ring`] of [`WINDOW`] bytes that
+//! the fetch's own thread writes out in order.
+//!
 //! The saved file's mode is what `cp` and `curl -o` give:
 //! - a new file gets 0666 less the umask. The temporary file is created with
 //!   mode 0666 and the kernel applies the umask at open(2). Reading the umask
@@ -33,7 +40,7 @@
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,6 +169,79 @@ impl Output {
                 s.written
             )),
             _ => None,
+        }
+    }
+}
+
+/// The reorder window for in-order outputs fetched by several workers:
+/// 16 MiB. Room for two pieces per source with four sources (pieces shrink
+/// to fit), so that no source waits for the slowest one while the output is
+/// keeping up, and well inside the client's 32 MiB memory budget.
+pub const WINDOW: u64 = 16 << 20;
+
+/// The reorder window of an in-order output: byte `offset` of the content
+/// lives at `offset % capacity`. The range plan keeps every claimed byte not
+/// yet written out within one capacity of the write position, so they never
+/// overlap.
+pub struct Ring {
+    buf: Vec<u8>,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        Ring {
+            buf: vec![0; capacity.max(1)],
+        }
+    }
+
+    pub fn put(&mut self, offset: u64, mut bytes: &[u8]) {
+        let cap = self.buf.len();
+        let mut pos = (offset % cap as u64) as usize;
+        while !bytes.is_empty() {
+            let n = bytes.len().min(cap - pos);
+            self.buf[pos..pos + n].copy_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            pos = 0;
+        }
+    }
+
+    pub fn take(&self, offset: u64, mut len: usize, out: &mut Vec<u8>) {
+        let cap = self.buf.len();
+        let mut pos = (offset % cap as u64) as usize;
+        while len > 0 {
+            let n = len.min(cap - pos);
+            out.extend_from_slice(&self.buf[pos..pos + n]);
+            len -= n;
+            pos = 0;
+        }
+    }
+}
+
+/// How the workers of a fetch hand their verified bytes to the output.
+pub enum Delivery<'o> {
+    /// The temporary file of a save ([`Output::positioned`]), written at
+    /// offsets by any worker.
+    At(&'o File),
+    /// An in-order output fed by one worker, whose ranges come in order:
+    /// straight out, without a copy.
+    Straight(Mutex<&'o mut Output>),
+    /// An in-order output fed by several workers: their bytes go into a
+    /// [`Ring`] under the plan's lock, and the fetch's own thread writes
+    /// the claimed prefix out in order.
+    Window,
+}
+
+impl Delivery<'_> {
+    /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
+    /// window is filled under the lock instead.)
+    pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Delivery::At(file) => file.write_all_at(bytes, offset).map_err(SinkError::Io),
+            Delivery::Straight(out) => out
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_chunk(bytes),
+            Delivery::Window => Ok(()),
         }
     }
 }
@@ -435,6 +515,19 @@ fn remove_partial_files_where(pick: impl Fn(&Path) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_wraps_and_gives_back_what_it_got() {
+        let mut ring = Ring::new(10);
+        ring.put(8, b"abcd");
+        let mut out = Vec::new();
+        ring.take(8, 4, &mut out);
+        assert_eq!(out, b"abcd");
+        ring.put(12, b"efghijkl");
+        out.clear();
+        ring.take(10, 10, &mut out);
+        assert_eq!(out, b"cdefghijkl");
+    }
 
     #[test]
     fn text_with_tabs_and_newlines_is_safe_and_escapes_are_not() {

@@ -6,19 +6,23 @@
 //! stdout: `peer-client 127.0.0.1 7000 > saved.txt` at the prompt leaves only
 //! the fetched files' bytes in saved.txt.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use rustyline::error::ReadlineError;
-use rustyline::{Behavior, Config, DefaultEditor};
+use rustyline::history::DefaultHistory;
+use rustyline::{Behavior, CompletionType, Config, Editor};
+
+use crate::complete::{Completion, Names};
 
 pub const PROMPT: &str = "file name> ";
 
 pub const HELP: &str = "\
 commands:
   NAME               fetch NAME and print it (blake3:HASH: the content with
-                     that hash, whatever its name)
-  get NAME -o PATH   fetch NAME and save it to PATH (as -o does: a directory
+                     that hash, whatever its name; a unique prefix of 8 or
+                     more hex digits will do)
+  get NAME [-o PATH] fetch NAME (and save it to PATH, as -o does: a directory
                      gets it inside, a device or FIFO is written in place,
                      a symlink is followed, - is stdout)
   ls [-l|--long] [--nodes]
@@ -29,7 +33,16 @@ commands:
   peers              list the active nodes
   help               this text
   quit               leave (Ctrl-D works too)
-Up and down arrows recall earlier lines.";
+Names are read as a shell reads words: quote a name with spaces or quotes
+in it (\"my file.txt\", 'it''s', my\\ file.txt), and quote a name that is
+also a command (\"ls\", \"help\"); `get NAME` always means the file.
+An unquoted line that is not a command is one name, spaces and all.
+Tab completes commands and the names in the relay's index; up and down
+arrows recall earlier lines; Ctrl-C stops a transfer.";
+
+/// The words that start a command; an unquoted line starting with one of
+/// them is that command, never a file name.
+pub const COMMANDS: [&str; 8] = ["get", "ls", "search", "peers", "help", "quit", "exit", "?"];
 
 /// One line typed at the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,63 +67,97 @@ pub enum Command {
 }
 
 impl Command {
+    /// Reads a line as a shell reads words (`shell-words`: quotes and
+    /// backslashes), so that every name that can be shared can be typed:
+    /// spaces, quotes, leading and trailing spaces inside quotes, and names
+    /// that are also commands. A line without quotes or backslashes that is
+    /// not a command is one name as typed, spaces and all, as before.
     pub fn parse(line: &str) -> Command {
-        let line = line.trim();
-        let mut words = line.split_whitespace();
-        match words.next() {
-            None => Command::Nothing,
-            Some("quit" | "exit") if words.next().is_none() => Command::Quit,
-            Some("help" | "?") if words.next().is_none() => Command::Help,
-            Some("ls") => {
-                let (mut long, mut per_node) = (false, false);
-                for word in words {
-                    match word {
-                        "-l" | "--long" => long = true,
-                        "--nodes" => per_node = true,
-                        _ => return Command::Invalid("usage: ls [-l|--long] [--nodes]".into()),
-                    }
+        let line = line.trim_end_matches(['\n', '\r']);
+        let plain = !line.contains(['"', '\'', '\\']);
+        let words = match shell_words::split(line) {
+            Ok(words) => words,
+            Err(_) => return Command::Invalid("unbalanced quotes: close the quote".into()),
+        };
+        let Some(first) = words.first() else {
+            return Command::Nothing;
+        };
+        // A quoted first word is a name, even when it spells a command.
+        let first_quoted = !line.trim_start().starts_with(first.as_str());
+        let rest = &words[1..];
+        if !first_quoted {
+            match (first.as_str(), rest) {
+                ("quit" | "exit", []) => return Command::Quit,
+                ("help" | "?", []) => return Command::Help,
+                ("peers", []) => return Command::Peers,
+                ("ls", flags) => return list(flags),
+                ("search", []) => return Command::Invalid("usage: search TEXT".into()),
+                ("search", text) => {
+                    return Command::Search {
+                        text: if plain {
+                            // The text as typed after the command, inner
+                            // spaces kept: `search my  report`.
+                            line.trim()["search".len()..].trim().to_string()
+                        } else {
+                            text.join(" ")
+                        },
+                    };
                 }
-                Command::List { long, per_node }
+                ("get", args) => return get(args),
+                _ => {}
             }
-            Some("search") => match line["search".len()..].trim() {
-                "" => Command::Invalid("usage: search TEXT".into()),
-                text => Command::Search {
-                    text: text.to_string(),
-                },
-            },
-            Some("peers") if words.next().is_none() => Command::Peers,
-            Some("get") => {
-                let rest: Vec<&str> = words.collect();
-                match rest.as_slice() {
-                    [name] => Command::Get {
-                        name: name.to_string(),
-                        output: None,
-                    },
-                    [name, "-o" | "--output", path] => Command::Get {
-                        name: name.to_string(),
-                        output: Some(PathBuf::from(path)),
-                    },
-                    _ => Command::Invalid("usage: get NAME [-o PATH]".into()),
-                }
-            }
-            // Anything else is a file name, spaces and all.
-            Some(_) => Command::Get {
-                name: line.to_string(),
-                output: None,
-            },
         }
+        if plain {
+            return Command::Get {
+                name: line.trim().to_string(),
+                output: None,
+            };
+        }
+        get(&words)
+    }
+}
+
+/// `ls [-l|--long] [--nodes]`.
+fn list(flags: &[String]) -> Command {
+    let (mut long, mut per_node) = (false, false);
+    for flag in flags {
+        match flag.as_str() {
+            "-l" | "--long" => long = true,
+            "--nodes" => per_node = true,
+            _ => return Command::Invalid("usage: ls [-l|--long] [--nodes]".into()),
+        }
+    }
+    Command::List { long, per_node }
+}
+
+/// `NAME [-o PATH]`, the words after `get` (or a quoted name's words).
+fn get(args: &[String]) -> Command {
+    let named = |name: &String, output: Option<&String>| Command::Get {
+        name: name.clone(),
+        output: output.map(PathBuf::from),
+    };
+    match args {
+        [name] => named(name, None),
+        [name, flag, path] if flag == "-o" || flag == "--output" => named(name, Some(path)),
+        [flag, path, name] if flag == "-o" || flag == "--output" => named(name, Some(path)),
+        _ => Command::Invalid(
+            "usage: get NAME [-o PATH] (quote a name with spaces: get \"my file.txt\")".into(),
+        ),
     }
 }
 
 /// Where lines come from.
 pub enum Input {
-    Editor(Box<DefaultEditor>),
+    Editor(Box<Editor<Completion, DefaultHistory>>),
+    /// Lines from a pipe or a file: no prompt is printed, as python and
+    /// sqlite3 print none when stdin is not a terminal.
     Plain(io::StdinLock<'static>),
 }
 
 impl Input {
-    /// Line editing when a person is typing, plain reading otherwise.
-    pub fn open() -> Input {
+    /// Line editing when a person is typing (Tab completes commands and
+    /// `names`), plain reading otherwise.
+    pub fn open(names: Names) -> Input {
         // PreferTerm reads and draws on /dev/tty, never on stdout, which
         // carries file content only; but when /dev/tty cannot be opened
         // (no controlling terminal) rustyline falls back to stdout, so
@@ -119,8 +166,10 @@ impl Input {
             let config = Config::builder()
                 .behavior(Behavior::PreferTerm)
                 .auto_add_history(true)
+                .completion_type(CompletionType::List)
                 .build();
-            if let Ok(editor) = DefaultEditor::with_config(config) {
+            if let Ok(mut editor) = Editor::with_config(config) {
+                editor.set_helper(Some(Completion::new(names)));
                 return Input::Editor(Box::new(editor));
             }
         }
@@ -141,8 +190,6 @@ impl Input {
                 }
             },
             Input::Plain(stdin) => {
-                crate::report::stderr_text(PROMPT);
-                let _ = io::stderr().flush();
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {
                     Ok(0) | Err(_) => None,
@@ -206,5 +253,56 @@ mod tests {
             }
         );
         assert!(matches!(Command::parse("get"), Command::Invalid(_)));
+    }
+
+    fn get(name: &str, output: Option<&str>) -> Command {
+        Command::Get {
+            name: name.into(),
+            output: output.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn names_with_spaces_and_quotes_read_as_a_shell_reads_them() {
+        let saved = get("my file.txt", Some("copy.txt"));
+        assert_eq!(Command::parse("get \"my file.txt\" -o copy.txt"), saved);
+        assert_eq!(Command::parse("get 'my file.txt' -o copy.txt"), saved);
+        assert_eq!(Command::parse("get my\\ file.txt -o copy.txt"), saved);
+        assert_eq!(Command::parse("\"my file.txt\" -o copy.txt"), saved);
+        assert_eq!(Command::parse("get -o copy.txt 'my file.txt'"), saved);
+        assert_eq!(Command::parse("'my file.txt'"), get("my file.txt", None));
+        assert_eq!(Command::parse("my\\ file.txt"), get("my file.txt", None));
+        assert_eq!(Command::parse("\"it's.txt\""), get("it's.txt", None));
+        // Quoted spaces at either end are part of the name.
+        assert_eq!(Command::parse("' spaced.txt '"), get(" spaced.txt ", None));
+        assert_eq!(Command::parse("get \" x\""), get(" x", None));
+        assert!(matches!(Command::parse("get 'open"), Command::Invalid(_)));
+        assert!(matches!(Command::parse("get a b"), Command::Invalid(_)));
+    }
+
+    #[test]
+    fn a_name_that_spells_a_command_is_a_file_when_quoted_or_after_get() {
+        for name in ["ls", "peers", "help", "quit", "search results.txt"] {
+            assert_eq!(Command::parse(&format!("get '{name}'")), get(name, None));
+            assert_eq!(Command::parse(&format!("\"{name}\"")), get(name, None));
+        }
+        assert_eq!(Command::parse("get ls"), get("ls", None));
+        assert_eq!(
+            Command::parse("get help -o h.txt"),
+            get("help", Some("h.txt"))
+        );
+        assert_eq!(
+            Command::parse("ls"),
+            Command::List {
+                long: false,
+                per_node: false
+            }
+        );
+        assert_eq!(
+            Command::parse("search \"my  report\""),
+            Command::Search {
+                text: "my  report".into()
+            }
+        );
     }
 }

@@ -41,3 +41,12 @@ impl Report {
         stderr_line(format_args!("error: {line}"));
     }
 }
+
+/// `1 file`, `2 files`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use net::exchange::Timeouts;
+use net::secure::NetworkKeys;
 use plumbing::flags::{LogArgs, SecretArgs, ServerArgs, parse_secs};
 
 use crate::NodeConfig;
@@ -18,7 +19,7 @@ use crate::NodeConfig;
 #[command(name = "peer-node")]
 #[command(
     version,
-    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000"
+    after_help = "Example:\n  peer-node 127.0.0.1 7000 ./sample_files/node1\n  peer-node relay.lan 7000 ~/share --port 4000 --advertise 203.0.113.7:4000\n  peer-node relay.lan 7000 ~/share --dht-bootstrap 192.0.2.9:6881   (also found on the DHT)"
 )]
 pub struct Cli {
     /// Host name or IP address of the relay.
@@ -63,6 +64,26 @@ pub struct Cli {
     /// Seconds to wait for the relay to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
+    /// Announce every shared file on the BitTorrent Mainline DHT, so clients
+    /// find this node without a relay (off by default: it tells the public
+    /// DHT what this node shares). Starts from the public routers unless
+    /// --dht-bootstrap is given.
+    #[arg(long)]
+    dht: bool,
+    /// A DHT node to bootstrap from instead of the public routers
+    /// (repeatable; turns --dht on).
+    #[arg(long, value_name = "HOST:PORT", value_parser = dht::bootstrap::parse_host_port)]
+    dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node (0 takes a free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    dht_port: u16,
+    /// Answer other DHT nodes' queries from the start, so they can
+    /// bootstrap from this node (a DHT of your own, on a LAN without the
+    /// public routers: give each such node the others with --dht-bootstrap
+    /// and a fixed --dht-port). Without it a node serves the DHT only once
+    /// it has run 15 minutes and found itself reachable. Turns --dht on.
+    #[arg(long)]
+    dht_server: bool,
     #[command(flatten)]
     secret: SecretArgs,
     /// The node's key file, made (mode 0600) on first use. Default: one
@@ -105,9 +126,18 @@ impl Cli {
     /// The configuration these flags make, or why they make none.
     pub fn config(self) -> Result<NodeConfig, String> {
         let server = net::server::ServerConfig::from(&self.server);
-        let keys = self.secret.keys_warning_if_weak()?;
+        let secret = self.secret.secret_warning_if_weak()?;
+        let dht = (self.dht || self.dht_server || !self.dht_bootstrap.is_empty()).then(|| {
+            crate::dht::DhtConfig {
+                bootstrap: dht::Bootstrap::from_given(self.dht_bootstrap),
+                port: self.dht_port,
+                server: self.dht_server,
+                key: secret.as_deref().map(dht::NetworkKey::from_secret),
+            }
+        });
         Ok(NodeConfig {
-            keys,
+            keys: secret.as_deref().map(NetworkKeys::from_secret),
+            dht,
             key_file: self.key,
             excludes: self.exclude,
             relay_host: self.relay_ip,

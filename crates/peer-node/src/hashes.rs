@@ -95,6 +95,9 @@ struct Shared {
     cache: PathBuf,
     /// Versions found hashed by an earlier run ([`ContentIndex::recalled`]).
     recalled: AtomicU64,
+    /// Versions hashed (or recalled) so far: a cheap "anything new?" for
+    /// those who watch the index ([`crate::dht`]).
+    hashed: AtomicU64,
     state: Mutex<State>,
     /// Signalled when a hash is done (or given up) and when a scan ends.
     changed: Condvar,
@@ -125,6 +128,7 @@ impl ContentIndex {
             shared: Arc::new(Shared {
                 cache,
                 recalled: AtomicU64::new(0),
+                hashed: AtomicU64::new(0),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
             }),
@@ -272,6 +276,12 @@ impl ContentIndex {
         }
     }
 
+    /// How many versions were hashed (or recalled) so far; grows by one with
+    /// each.
+    pub fn generation(&self) -> u64 {
+        self.shared.hashed.load(Ordering::Relaxed)
+    }
+
     /// How many versions so far were found hashed by an earlier run.
     pub fn recalled_count(&self) -> u64 {
         self.shared.recalled.load(Ordering::Relaxed)
@@ -355,6 +365,15 @@ impl ContentIndex {
         self.shared.changed.notify_all();
         state = self.wait_until(state, deadline, |s| s.scans_done >= need)?;
         Ok(state.by_hash.get(hash).cloned().unwrap_or_default())
+    }
+
+    /// Asks the scanner for one more scan, which hashes files added since
+    /// the last (spaced like every scan, see [`ContentIndex::start_scanner`]).
+    pub fn request_scan(&self) {
+        let mut state = self.lock();
+        let need = state.scans_started + 1;
+        state.scans_wanted = state.scans_wanted.max(need);
+        self.shared.changed.notify_all();
     }
 
     fn wait_until<'a>(
@@ -492,6 +511,7 @@ struct Claim<'a> {
 impl Claim<'_> {
     fn fulfil(self, hash: ContentHash) {
         self.index.lock().by_key.insert(self.key, Slot::Ready(hash));
+        self.index.shared.hashed.fetch_add(1, Ordering::Relaxed);
         self.index.shared.changed.notify_all();
         std::mem::forget(self);
     }

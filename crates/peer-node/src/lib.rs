@@ -28,6 +28,8 @@
 //! - [`metrics`]: what `--metrics` serves: requests, bytes served and
 //!   hashed, what is shared, the state of the registration; `/status`.
 //! - [`cli`]: the command line, and the [`NodeConfig`] it makes.
+//! - [`dht`]: `--dht`: every hashed file announced on the Mainline DHT,
+//!   unless the node is relayed.
 //!
 //! [`run`] binds the listener first (so the announced port is real), starts
 //! announcing, and serves on the shared skeleton in `net::server`. When
@@ -41,6 +43,7 @@ pub mod catalog;
 pub mod claim;
 pub mod cli;
 pub mod control;
+pub mod dht;
 pub mod exclude;
 pub mod hashes;
 pub mod identity;
@@ -96,6 +99,8 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     /// Where to serve metrics and the status page (`--metrics`); None: off.
     pub metrics: Option<SocketAddr>,
+    /// `--dht`: announce shared files on the DHT.
+    pub dht: Option<dht::DhtConfig>,
 }
 
 /// Serves DIR until the process ends; SIGINT or SIGTERM unregisters first.
@@ -170,6 +175,14 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.clone(),
         index.clone(),
     )));
+    let dht = dht::start(
+        config.dht.as_ref(),
+        config.bind,
+        port,
+        config.relayed,
+        share.clone(),
+        index.clone(),
+    )?;
     let relayed = Relayed {
         relay_host: config.relay_host.clone(),
         relay_port: config.relay_port,
@@ -200,6 +213,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         // connection's address, see watch::Wake::relayed).
         let relayed_listed = |listed_as| {
             metrics::registration(metrics::Registration::Relayed);
+            dht.relayed();
             wake.relayed(listed_as)
         };
         let outcome = if force_relayed {
@@ -207,6 +221,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         } else {
             let listed = || {
                 metrics::registration(metrics::Registration::Registered);
+                dht.direct();
                 wake.registered()
             };
             match announcer.run_with(listed) {

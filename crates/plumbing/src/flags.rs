@@ -95,11 +95,19 @@ impl SecretArgs {
     /// Like [`SecretArgs::keys`], for a server starting: a weak secret is
     /// said in its log, once, with how to make a good one.
     pub fn keys_warning_if_weak(&self) -> Result<Option<NetworkKeys>, String> {
+        Ok(self
+            .secret_warning_if_weak()?
+            .map(|s| NetworkKeys::from_secret(&s)))
+    }
+
+    /// The secret itself, for what derives more than the two keys from it
+    /// (the DHT's keyed ids), with the same warning.
+    pub fn secret_warning_if_weak(&self) -> Result<Option<Vec<u8>>, String> {
         let secret = self.secret()?;
         if let Some(why) = secret.as_deref().and_then(weak_secret) {
             tracing::warn!("{why}");
         }
-        Ok(secret.map(|s| NetworkKeys::from_secret(&s)))
+        Ok(secret)
     }
 }
 

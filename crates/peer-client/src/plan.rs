@@ -1,10 +1,13 @@
-//! The range plan of a multi-source fetch: which pieces of the content are
-//! still wanted, who fetches which, who failed, and how many bytes each
-//! source gave. A plain struct, no sockets and no threads: the fetch threads
-//! ([`crate::multi`]) ask it what to fetch next and tell it what happened,
-//! under one lock. (The shape of BitTorrent's piece picker and aria2's
-//! segment man.)
+//! The range plan of a fetch: which holders are asked in which order,
+//! which pieces of the content are still wanted, who fetches which, who
+//! failed, and how many bytes each holder gave. A plain struct, no sockets
+//! and no threads: the workers ([`crate::worker`]) ask it what to fetch next
+//! and tell it what happened, under one lock. (The shape of BitTorrent's
+//! piece picker and aria2's segment man.)
 //!
+//! - Holders are taken in the order the sources gave them
+//!   ([`Plan::take_holder`]): a worker that starts, or whose holder was
+//!   dropped, takes the next one no worker has had yet.
 //! - The content is cut into pieces of [`piece_len`] bytes, aligned to the
 //!   64 KiB chunk group, so that every request starts on a group and every
 //!   verified group lands in exactly one piece.
@@ -14,9 +17,11 @@
 //!   sources as they are, rather than being divided equally up front.
 //! - A fetch claims its bytes group by group as they are verified
 //!   ([`Plan::claim`]); only the first claim of a byte is fresh, and only
-//!   fresh bytes are written. A fetch that fails puts the unclaimed rest of
-//!   its piece back in the queue, so verified bytes are never fetched twice
-//!   because a source died.
+//!   fresh bytes are written.
+//! - Resume on another holder: a fetch that fails puts the unclaimed rest
+//!   of its piece back in the queue ([`Plan::failed`]), so the next holder
+//!   asks for it from the last verified byte, and verified bytes are never
+//!   fetched twice because a holder died.
 //! - Endgame: a source with nothing pending to take duplicates the active
 //!   piece with the most bytes still to come (at most [`MAX_FETCHERS`]
 //!   fetches per piece). Whichever fetch is ahead claims the bytes; the other
@@ -30,6 +35,10 @@
 //!   is handed out only if it ends within `window` bytes of what the output
 //!   has taken ([`Plan::delivered`]), so the reorder buffer never holds more
 //!   than the window.
+//! - With one worker ([`Plan::for_workers`]) the whole content is one piece
+//!   and a holder that fails is left at once: the holders are asked in
+//!   turn, each from where the last one stopped (the fetch of `--sources 1`,
+//!   of a single holder, and of an older node).
 
 use std::collections::HashMap;
 
@@ -47,7 +56,7 @@ pub const MAX_PIECE: u64 = 8 << 20;
 /// Pieces each source should get at least, for the shared queue to have
 /// something to balance: with 8, a source half as fast as the others costs
 /// the finish at most about one piece of its time.
-const PIECES_PER_SOURCE: u64 = 8;
+pub const PIECES_PER_SOURCE: u64 = 8;
 
 /// At most this many fetches of one piece at a time: the one it was given
 /// to and one endgame duplicate.
@@ -71,7 +80,8 @@ pub fn piece_len(size: u64, sources: usize, window: Option<u64>) -> u64 {
     (len / CHUNK_GROUP).max(1) * CHUNK_GROUP
 }
 
-/// A source: one holder, fetched by one thread.
+/// A source: one holder, by its place in the plan's list of holders, fetched
+/// by one worker at a time.
 pub type SourceId = usize;
 
 /// One fetch the plan asked for: bytes `range` of piece `piece` from
@@ -151,7 +161,16 @@ struct Source {
 pub struct Plan {
     size: u64,
     pieces: Vec<Piece>,
+    /// Holders in the list the plan was made with.
+    holders: usize,
+    /// The holders taken so far, by [`SourceId`]: the first `sources.len()`
+    /// of the list.
     sources: Vec<Source>,
+    /// Failed fetches in a row (broken, timed out) before a source is
+    /// dropped.
+    strikes: u32,
+    /// The source whose claim was the last one.
+    last_claim: Option<SourceId>,
     active: HashMap<u64, Assignment>,
     next_id: u64,
     /// In-order output: pieces are handed out only if they end within
@@ -165,10 +184,27 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan for `size` bytes from `holders` holders fetched by `workers`
+    /// workers at once, with an in-order `window` or none. One worker takes
+    /// the whole content as one piece, and leaves a holder at its first
+    /// failure for the next one: the holders in turn.
+    pub fn for_workers(size: u64, holders: usize, workers: usize, window: Option<u64>) -> Plan {
+        if workers <= 1 {
+            let whole = size
+                .div_ceil(CHUNK_GROUP)
+                .max(1)
+                .saturating_mul(CHUNK_GROUP);
+            let mut plan = Plan::new(size, whole, window, holders);
+            plan.strikes = 1;
+            return plan;
+        }
+        Plan::new(size, piece_len(size, workers, window), window, holders)
+    }
+
     /// A plan for `size` bytes in pieces of `piece` bytes (a whole number of
     /// chunk groups; see [`piece_len`]), with an in-order `window` (at least
-    /// one piece) or none.
-    pub fn new(size: u64, piece: u64, window: Option<u64>) -> Plan {
+    /// one piece) or none, from `holders` holders.
+    pub fn new(size: u64, piece: u64, window: Option<u64>, holders: usize) -> Plan {
         let piece = (piece / CHUNK_GROUP).max(1) * CHUNK_GROUP;
         let window = window.map(|w| w.max(piece));
         let pieces = (0..size.div_ceil(piece))
@@ -184,7 +220,10 @@ impl Plan {
         Plan {
             size,
             pieces,
+            holders,
             sources: Vec::new(),
+            strikes: MAX_STRIKES,
+            last_claim: None,
             active: HashMap::new(),
             next_id: 0,
             window,
@@ -199,10 +238,14 @@ impl Plan {
         self.size
     }
 
-    /// Registers a new source; it may fetch at once.
-    pub fn add_source(&mut self) -> SourceId {
+    /// The next holder no worker has taken yet, in the list's order, as a
+    /// new source; it may fetch at once. None once every holder was taken.
+    pub fn take_holder(&mut self) -> Option<SourceId> {
+        if self.sources.len() == self.holders {
+            return None;
+        }
         self.sources.push(Source::default());
-        self.sources.len() - 1
+        Some(self.sources.len() - 1)
     }
 
     /// Sources not dropped.
@@ -213,6 +256,12 @@ impl Plan {
     /// Fresh bytes each source gave, by [`SourceId`].
     pub fn contributions(&self) -> Vec<u64> {
         self.sources.iter().map(|s| s.bytes).collect()
+    }
+
+    /// The source that claimed bytes last: once the plan is complete, the
+    /// one that finished it. None while nothing is claimed.
+    pub fn last_claim(&self) -> Option<SourceId> {
+        self.last_claim
     }
 
     /// Bytes claimed so far, by anyone.
@@ -334,6 +383,7 @@ impl Plan {
         let source = &mut self.sources[assignment.source];
         source.bytes += fresh.len;
         source.strikes = 0;
+        self.last_claim = Some(assignment.source);
         while self
             .pieces
             .get(self.first_open)
@@ -359,21 +409,13 @@ impl Plan {
         match why {
             Failure::Broken => {
                 source.strikes += 1;
-                if source.strikes >= MAX_STRIKES {
+                if source.strikes >= self.strikes {
                     source.dropped = true;
                 }
             }
             Failure::Lied | Failure::NotHere => source.dropped = true,
         }
         !source.dropped
-    }
-
-    /// Drops `source` without a fetch (it does not hold the content, or its
-    /// thread gave up on it).
-    pub fn drop_source(&mut self, source: SourceId) {
-        if let Some(s) = self.sources.get_mut(source) {
-            s.dropped = true;
-        }
     }
 
     fn retire(&mut self, assignment: &Assignment) {
@@ -392,6 +434,10 @@ mod tests {
 
     const G: u64 = CHUNK_GROUP;
     const MIB: u64 = 1 << 20;
+
+    fn take(plan: &mut Plan) -> SourceId {
+        plan.take_holder().expect("a holder left to take")
+    }
 
     fn fetch(plan: &mut Plan, source: SourceId) -> Assignment {
         match plan.next(source) {
@@ -427,8 +473,8 @@ mod tests {
 
     #[test]
     fn a_faster_source_takes_more_pieces_from_the_shared_queue() {
-        let mut plan = Plan::new(20 * MIB, MIB, None);
-        let (fast, slow) = (plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(20 * MIB, MIB, None, 2);
+        let (fast, slow) = (take(&mut plan), take(&mut plan));
         let mut slow_piece = fetch(&mut plan, slow);
         // The fast source finishes three pieces in the time the slow one
         // finishes one.
@@ -455,8 +501,8 @@ mod tests {
 
     #[test]
     fn a_failed_fetch_puts_the_unclaimed_rest_back() {
-        let mut plan = Plan::new(4 * MIB, 2 * MIB, None);
-        let (a, b) = (plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(4 * MIB, 2 * MIB, None, 2);
+        let (a, b) = (take(&mut plan), take(&mut plan));
         let first = fetch(&mut plan, a);
         assert_eq!(
             plan.claim(&first, 0, 3 * G),
@@ -488,8 +534,8 @@ mod tests {
 
     #[test]
     fn a_liar_is_dropped_at_once_and_its_piece_refetched() {
-        let mut plan = Plan::new(2 * MIB, MIB, None);
-        let (liar, honest) = (plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(2 * MIB, MIB, None, 2);
+        let (liar, honest) = (take(&mut plan), take(&mut plan));
         let lie = fetch(&mut plan, liar);
         assert!(!plan.failed(&lie, Failure::Lied));
         assert_eq!(plan.next(liar), Next::Dropped);
@@ -505,8 +551,8 @@ mod tests {
 
     #[test]
     fn endgame_duplicates_the_piece_with_most_to_come_and_stops_the_loser() {
-        let mut plan = Plan::new(3 * MIB, MIB, None);
-        let (a, b, c) = (plan.add_source(), plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(3 * MIB, MIB, None, 3);
+        let (a, b, c) = (take(&mut plan), take(&mut plan), take(&mut plan));
         let pa = fetch(&mut plan, a);
         let pb = fetch(&mut plan, b);
         let pc = fetch(&mut plan, c);
@@ -537,8 +583,8 @@ mod tests {
 
     #[test]
     fn a_duplicate_that_is_behind_gets_nothing_fresh() {
-        let mut plan = Plan::new(MIB, MIB, None);
-        let (a, b) = (plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(MIB, MIB, None, 2);
+        let (a, b) = (take(&mut plan), take(&mut plan));
         let pa = fetch(&mut plan, a);
         let pb = fetch(&mut plan, b);
         assert!(pb.duplicate);
@@ -578,8 +624,8 @@ mod tests {
 
     #[test]
     fn the_window_holds_back_pieces_until_the_output_takes_bytes() {
-        let mut plan = Plan::new(8 * MIB, MIB, Some(2 * MIB));
-        let (a, b, c) = (plan.add_source(), plan.add_source(), plan.add_source());
+        let mut plan = Plan::new(8 * MIB, MIB, Some(2 * MIB), 3);
+        let (a, b, c) = (take(&mut plan), take(&mut plan), take(&mut plan));
         let pa = fetch(&mut plan, a);
         let pb = fetch(&mut plan, b);
         assert_eq!((pa.piece, pb.piece), (0, 1));
@@ -597,9 +643,53 @@ mod tests {
     }
 
     #[test]
+    fn holders_are_taken_in_order_once_each() {
+        let mut plan = Plan::new(4 * MIB, MIB, None, 2);
+        assert_eq!(plan.take_holder(), Some(0));
+        assert_eq!(plan.take_holder(), Some(1));
+        assert_eq!(plan.take_holder(), None);
+    }
+
+    #[test]
+    fn one_worker_walks_the_holders_each_from_where_the_last_stopped() {
+        let size = 5 * MIB + 3;
+        let mut plan = Plan::for_workers(size, 3, 1, None);
+        let first = take(&mut plan);
+        let whole = fetch(&mut plan, first);
+        assert_eq!(
+            whole.range,
+            ByteRange {
+                offset: 0,
+                len: size
+            }
+        );
+        assert!(matches!(plan.claim(&whole, 0, 2 * G), Claim::Fresh(_)));
+        // One failure leaves the holder, even a passing one.
+        assert!(!plan.failed(&whole, Failure::Broken));
+        assert_eq!(plan.next(first), Next::Dropped);
+        let second = take(&mut plan);
+        let rest = fetch(&mut plan, second);
+        assert_eq!(
+            rest.range,
+            ByteRange {
+                offset: 2 * G,
+                len: size - 2 * G
+            }
+        );
+        complete(&mut plan, &rest);
+        assert!(plan.is_complete());
+        assert_eq!(plan.last_claim(), Some(second), "the holder that finished");
+        assert_eq!(plan.contributions(), vec![2 * G, size - 2 * G]);
+        // An empty content is one empty plan, complete at once.
+        let empty = Plan::for_workers(0, 1, 1, None);
+        assert!(empty.is_complete());
+        assert_eq!(empty.last_claim(), None);
+    }
+
+    #[test]
     fn an_empty_content_is_complete_at_once() {
-        let mut plan = Plan::new(0, MIB, Some(MIB));
-        let a = plan.add_source();
+        let mut plan = Plan::new(0, MIB, Some(MIB), 1);
+        let a = take(&mut plan);
         assert!(plan.is_complete());
         assert_eq!(plan.next(a), Next::Done);
         assert_eq!(plan.frontier(), 0);
@@ -741,9 +831,9 @@ mod tests {
             window in prop::option::of(1u64..12),
             steps in prop::collection::vec(step(), 0..300),
         ) {
-            let mut plan = Plan::new(size, piece_groups * G, window.map(|w| w * G));
+            let mut plan = Plan::new(size, piece_groups * G, window.map(|w| w * G), 4);
             for _ in 0..4 {
-                plan.add_source();
+                take(&mut plan);
             }
             let mut current: Current = vec![None; 4];
             let mut written = Written::default();

@@ -1,0 +1,189 @@
+//! What the network shares, printed: each node's own listing (asked node
+//! by node, in the relay's order), the relay index's search hits, and the
+//! active nodes. Lines go to `out`: stdout for the command-line flags,
+//! stderr at the prompt (whose stdout carries file content only).
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use proto::{ErrorKind, FileEntryLong, NodeInfo, NodeMode, Request, Response, SearchResults};
+
+use crate::dial::{self, Dialer};
+use crate::report::{Report, count};
+
+/// One node's listing: its address, its files (with hashes when asked for
+/// and known), and whether it was cut.
+pub type Listing = (SocketAddr, Vec<FileEntryLong>, bool);
+
+/// What every node shares, node by node, in the relay's order; with
+/// `long`, with content hashes (an older node that cannot list them is
+/// asked for the plain listing).
+pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report) -> Vec<Listing> {
+    let total = nodes.len();
+    let mut all = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let label = dial::label(node, i, total);
+        let ask = |request: &Request| {
+            dialer.connect(node).and_then(|mut conn| {
+                let response = conn.request(request)?;
+                conn.finish();
+                Ok(response)
+            })
+        };
+        let mut answer = if long {
+            ask(&Request::ListFilesLong)
+        } else {
+            ask(&Request::ListFiles)
+        };
+        if let Ok(Response::Error(e)) = &answer
+            && long
+            && e.kind == ErrorKind::BadRequest
+        {
+            answer = ask(&Request::ListFiles);
+        }
+        match answer {
+            Ok(Response::FilesLong(list)) => all.push((node.addr, list.entries, list.truncated)),
+            Ok(Response::Files(list)) => {
+                let entries = list
+                    .entries
+                    .into_iter()
+                    .map(|e| FileEntryLong {
+                        name: e.name,
+                        size: e.size,
+                        hash: None,
+                    })
+                    .collect();
+                all.push((node.addr, entries, list.truncated))
+            }
+            Ok(Response::Error(e)) => report.status(&format!(
+                "{label} cannot list its files: {} ({})",
+                e.message,
+                e.kind.as_str()
+            )),
+            Ok(other) => report.status(&format!(
+                "{label} answered a {} to a list request",
+                other.name()
+            )),
+            Err(e) if e.is_handshake() => report.status(&format!("{label} {e}")),
+            Err(e) => report.status(&format!("could not reach {label}: {e}")),
+        }
+    }
+    all
+}
+
+/// Each node's files, grouped by node; with `long`, each file's content
+/// hash in the form a fetch accepts (`blake3:...`).
+pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
+    for (addr, entries, truncated) in listing {
+        let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
+        for entry in entries {
+            let name = entry.name.escape_debug();
+            if !long {
+                let _ = writeln!(out, "  {:>12}  {name}", entry.size);
+                continue;
+            }
+            let hash = match entry.hash {
+                Some(hash) => format!("blake3:{hash}"),
+                None => format!("{:<71}", "(not hashed yet)"),
+            };
+            let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
+        }
+        if *truncated {
+            let _ = writeln!(out, "  ... (more files than one listing holds)");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The files in the listings whose names contain `text` (either case), one
+/// line each: size, short hash, node, name. Returns how many.
+pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> usize {
+    let needle = text.to_ascii_lowercase();
+    let mut shown = 0;
+    for (addr, entries, _) in listing {
+        for e in entries
+            .iter()
+            .filter(|e| e.name.to_ascii_lowercase().contains(&needle))
+        {
+            let hash = e.hash.map_or("(not hashed yet)".to_string(), |h| {
+                format!("blake3:{}", h.short())
+            });
+            let _ = writeln!(
+                out,
+                "{:>12}  {hash}  {addr}  {}",
+                e.size,
+                e.name.escape_debug()
+            );
+            shown += 1;
+        }
+    }
+    let _ = out.flush();
+    shown
+}
+
+/// Search hits from the relay's index, one line each: size, hash (short,
+/// or whole with `long`), number of holders, name; then a status line.
+pub fn print_found(
+    found: &SearchResults,
+    long: bool,
+    text: &str,
+    out: &mut dyn Write,
+    report: &Report,
+) {
+    for hit in &found.hits {
+        let hash = if long {
+            format!("blake3:{}", hit.hash)
+        } else {
+            format!("blake3:{}", hit.hash.short())
+        };
+        let _ = writeln!(
+            out,
+            "{:>12}  {hash}  {:>4} {}  {}",
+            hit.size,
+            hit.holders,
+            if hit.holders == 1 { "node " } else { "nodes" },
+            hit.name.escape_debug()
+        );
+    }
+    let _ = out.flush();
+    let what = if text.is_empty() {
+        "files".to_string()
+    } else {
+        format!("names containing {:?}", text.escape_debug().to_string())
+    };
+    let mut line = format!(
+        "{} ({what}) on {} (the relay's index)",
+        count(found.hits.len(), "result"),
+        count(found.nodes as usize, "active node")
+    );
+    if found.truncated {
+        line.push_str(&format!(
+            "; cut at {}: there are more, narrow the search",
+            found.hits.len()
+        ));
+    }
+    report.status(&line);
+}
+
+/// The active nodes, one per line starting with `IP:PORT`. A relayed node
+/// is marked `relayed`; a direct node's line is as it always was, so
+/// scripts reading it keep working.
+pub fn print_peers(nodes: &[NodeInfo], out: &mut dyn Write, report: &Report) {
+    for node in nodes {
+        let mode = match node.mode {
+            NodeMode::Direct => String::new(),
+            other => format!("{}  ", other.as_str()),
+        };
+        let key = match node.key {
+            Some(key) => format!("  key {key}"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {mode}refreshed {}s ago{key}",
+            node.addr, node.age_secs
+        );
+    }
+    let _ = out.flush();
+    report.status(&count(nodes.len(), "active node"));
+}
