@@ -264,7 +264,7 @@ fn expected_failures_are_one_line_with_the_cause() {
     let missing = cluster.tmp.path().join("no/such/dir");
     let target = missing.join("hello.txt");
     let run = cluster.fetch(&["hello.txt", "-o", target.to_str().unwrap()]);
-    assert_eq!(run.code(), 1);
+    assert_eq!(run.code(), 2);
     one_line_error(
         "-o into a missing directory",
         &run.stderr,
@@ -413,8 +413,19 @@ fn client_verbosity_flags() {
         run.stdout_text()
             .starts_with(&cluster.nodes[0].listed.to_string())
     );
+    // -q keeps "not found": it is an error, and the status alone does not
+    // say which name was missing.
+    cluster.nodes[0]
+        .proc
+        .wait_for("catalog at relay", harness::READY);
     let run = cluster.fetch(&["-q", "missing.txt"]);
-    assert_eq!((run.code(), run.stderr.as_str()), (1, ""));
+    assert_eq!(
+        (run.code(), run.stderr.as_str()),
+        (
+            1,
+            "missing.txt: not found on any of 1 active node (the relay's index)\n"
+        )
+    );
     // RUST_LOG reaches the client too.
     let mut cmd = cluster.client();
     cmd.arg("--peers").env("RUST_LOG", "debug");

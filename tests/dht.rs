@@ -4,8 +4,9 @@
 //! relay dead, for a file added later, with keyed ids in a private network;
 //! a relayed node announces nothing.
 //!
-//! The client side (fetching from what a lookup finds) is not here yet: the
-//! lookups are made with the `dht` crate, as a client will make them.
+//! The client side: with the relay dead, `peer-client --dht-bootstrap ...
+//! blake3:HASH` fetches from the holders a lookup finds, two at once, and
+//! drops a lying holder.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -375,4 +376,95 @@ fn nodes_with_dht_server_make_a_dht_of_their_own() {
             assert_eq!(found, [holder.listen], "through 127.0.0.1:{via}");
         }
     }
+}
+
+/// A TCP listener that answers every connection with bytes that are not
+/// our protocol (as a BitTorrent peer, or a liar, would), counting them.
+struct Liar {
+    addr: SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Liar {
+    fn start() -> Liar {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = conn.read(&mut [0u8; 512]);
+                let _ = conn.write_all(b"\x13BitTorrent protocol garbage garbage garbage");
+            }
+        });
+        Liar { addr, connections }
+    }
+}
+
+/// The client's side, end to end: two nodes announce a file, a lying
+/// holder announces it too (through the dht crate, as anyone can), the
+/// relay dies, and `peer-client --dht-bootstrap ... blake3:HASH` fetches
+/// the file from the two real holders at once, verified, dropping the liar
+/// with a line that names it.
+#[test]
+fn with_the_relay_dead_a_client_fetches_by_hash_from_dht_holders_and_drops_a_liar() {
+    let net = LocalDht::start(8).unwrap();
+    let boot = bootstrap_args(&net);
+    let content: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = hash_of(&content);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&[]);
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let dir = tmp.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("big.bin"), &content).unwrap();
+        let node = Node::start(&relay, &dir, &args(&[], &boot));
+        node.proc
+            .wait_for("announced 1 shared files on the DHT", FIRST_ANNOUNCE);
+        nodes.push(node);
+    }
+    let liar = Liar::start();
+    let mut config = NodeConfig::new(Bootstrap::Given(net.bootstrap()));
+    config.bind = Ipv4Addr::LOCALHOST;
+    let announcer = dht::Announcer::new(DhtNode::start(&config).unwrap(), Default::default());
+    announcer
+        .replace([(dht::DhtId::derive(&hash, None), liar.addr.port())])
+        .unwrap();
+    let lookup = lookup(&net);
+    find_until(&lookup, &hash, None, liar.addr, FIRST_ANNOUNCE);
+    relay.proc.kill();
+
+    let out = tmp.path().join("out.bin");
+    let mut cmd = harness::client(relay.port());
+    cmd.args(&boot)
+        .arg(format!("blake3:{}", ContentHash(hash)))
+        .arg("-o")
+        .arg(&out);
+    let run = harness::run(cmd, b"", Duration::from_secs(60));
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(fs::read(&out).unwrap(), content, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("looking for blake3:") && run.stderr.contains("on the DHT"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("found on 2 nodes"), "{}", run.stderr);
+    for node in &nodes {
+        assert!(
+            run.stderr.contains(&loopback(node).to_string()),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(liar.connections.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let dropped = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(&liar.addr.to_string()) && !l.contains("the DHT names"))
+        .unwrap_or_else(|| panic!("no line about the liar:\n{}", run.stderr));
+    assert!(!dropped.contains("found on"), "{dropped}");
 }

@@ -514,7 +514,7 @@ fn usage_errors_exit_2() {
         (&["127.0.0.1", "seven"], "invalid value"),
         (
             &["127.0.0.1", "1", "a.txt", "b.txt", "-o", "out"],
-            "-o/--output takes exactly one NAME",
+            "with several NAMEs, -o PATH must be a directory",
         ),
         (
             &["127.0.0.1", "1", "--peers", "a.txt"],

@@ -2,7 +2,8 @@
 //! `harness::netns`): the relay, the client and a direct node on a bridge;
 //! a second node behind a home router that masquerades with nftables, with
 //! no port forward and no route inward. The relay cannot dial the NATed
-//! node back, so it is listed as relayed and served through circuits.
+//! node back, so it is listed as relayed and served through circuits (the
+//! relay runs with `--no-punch`: hole punching is tests/punch.rs).
 //!
 //! Namespaces need root and nftables. Where they are missing the test says
 //! why and skips, unless `P2P_REQUIRE_NETNS` is set (as `.ci/run` does).
@@ -51,7 +52,7 @@ fn client(lab: &Lab, h: usize, relay_ip: &str, args: &[&str]) -> Run {
 fn start_relay(lab: &Lab, h: usize) -> Proc {
     let mut cmd = lab.command(h, "relay");
     cmd.arg(RELAY_PORT.to_string())
-        .args(["--ttl", &TTL_SECS.to_string()]);
+        .args(["--ttl", &TTL_SECS.to_string(), "--no-punch"]);
     let relay = Proc::spawn("relay", cmd);
     relay.wait_for("listening on", READY);
     relay

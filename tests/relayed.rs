@@ -1,7 +1,9 @@
 //! Relayed mode on loopback: nodes started with `--relayed` serve through
 //! circuits at the relay; the circuit caps answer `busy`; dial-back keeps a
 //! registration for a port where nothing listens out of the list. (The same
-//! over real NAT, on separate hosts, is tests/nat.rs.)
+//! over real NAT, on separate hosts, is tests/nat.rs.) The relays here run
+//! with `--no-punch`: on loopback the relay can always dial a client back,
+//! so it would reach every relayed node by reversal instead (tests/punch.rs).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -38,7 +40,7 @@ fn long_list(relay: &Relay) -> Vec<(SocketAddr, NodeMode)> {
 #[test]
 fn a_relayed_node_serves_files_and_listings_through_the_relay() {
     let tmp = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&[]);
+    let relay = Relay::start(&["--no-punch"]);
     let relayed_dir = tmp.path().join("relayed");
     let direct_dir = tmp.path().join("direct");
     share(&relayed_dir, "r.txt", b"through the relay\n");
@@ -121,7 +123,7 @@ fn a_relayed_node_serves_files_and_listings_through_the_relay() {
 #[test]
 fn circuit_caps_answer_busy() {
     let tmp = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&["--max-circuits-per-node", "1"]);
+    let relay = Relay::start(&["--no-punch", "--max-circuits-per-node", "1"]);
     let dir = tmp.path().join("n");
     // Large enough that a held transfer fills every buffer on the way.
     let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 253) as u8).collect();
@@ -205,7 +207,7 @@ fn a_registration_for_a_port_where_nothing_listens_is_not_listed() {
 #[test]
 fn a_relayed_nodes_catalog_is_indexed_and_holders_are_fetched_through_the_relay() {
     let tmp = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&[]);
+    let relay = Relay::start(&["--no-punch"]);
     let relayed_dir = tmp.path().join("relayed");
     let direct_dir = tmp.path().join("direct");
     let content: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();

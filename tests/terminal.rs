@@ -463,13 +463,14 @@ fn the_prompt_never_reaches_stdout() {
 }
 
 /// A binary file named on the command line is refused on a terminal with
-/// the command line's hint, and exits 1.
+/// the command line's hint, and exits 2 (a local error: the file is
+/// there).
 #[test]
 fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     let logo = binary();
     let cluster = Cluster::start(1, |_, dir| write(dir, "logo.png", &logo));
     let tmux = Tmux::start(&client_command(&cluster, "logo.png"));
-    assert_eq!(tmux.wait_exit(), 1);
+    assert_eq!(tmux.wait_exit(), 2);
     let screen = tmux.screen();
     assert!(
         screen.contains("use -o FILE to save it, or redirect stdout"),
@@ -526,10 +527,11 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
 }
 
-/// Ctrl-C in the middle of a download with -o: the client exits 130 and
-/// leaves neither the file nor its temporary `.part` file behind.
+/// Ctrl-C in the middle of a download with -o: the client exits 130,
+/// leaves no file at the path, keeps its `.part` and record for the next
+/// run, and says how to resume.
 #[test]
-fn ctrl_c_during_a_download_leaves_no_partial_file() {
+fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     // Sparse: 1 GiB that takes no disk. The node hashes a file before it
     // sends a byte (docs/PROTOCOL.md, "Verified ranges"), so the test waits
     // for that first. The download is held in the middle by stopping the
@@ -551,7 +553,12 @@ fn ctrl_c_during_a_download_leaves_no_partial_file() {
         &cluster,
         &format!("huge.bin -o {}", quote(&target)),
     ));
-    let part = wait_for_bytes_in(&saved);
+    let part = ".huge.bin.part".to_string();
+    let deadline = Instant::now() + SCREEN;
+    while !fs::metadata(saved.join(&part)).is_ok_and(|m| m.len() > 0) {
+        assert!(Instant::now() < deadline, "no bytes in {part}");
+        thread::sleep(Duration::from_millis(2));
+    }
     node.signal(libc::SIGSTOP);
     let partial = fs::metadata(saved.join(&part)).map(|m| m.len());
     assert!(
@@ -562,30 +569,15 @@ fn ctrl_c_during_a_download_leaves_no_partial_file() {
     tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
     tmux.keys(&["C-c"]);
     assert_eq!(tmux.wait_exit(), 130, "{}", tmux.screen());
-    let left: Vec<_> = fs::read_dir(&saved)
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("interrupted at") && screen.contains("run the same command to resume"),
+        "{screen}"
+    );
+    let mut left: Vec<_> = fs::read_dir(&saved)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-/// The name of the first file in `dir` that holds bytes, polled for (a few
-/// milliseconds apart: the bytes keep coming) until [`SCREEN`] has passed.
-fn wait_for_bytes_in(dir: &Path) -> String {
-    let deadline = Instant::now() + SCREEN;
-    loop {
-        let written = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .find(|e| e.metadata().is_ok_and(|m| m.len() > 0));
-        if let Some(entry) = written {
-            return entry.file_name().to_string_lossy().into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no file in {} got a byte within {SCREEN:?}",
-            dir.display()
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
+    left.sort();
+    assert_eq!(left, [".huge.bin.part", ".huge.bin.part.rec"]);
 }

@@ -23,7 +23,7 @@ _peer__client() {
 
     case "${cmd}" in
         peer__client)
-            opts="-o -l -v -q -h -V --output --peers --list --long --nodes --search --no-index --connect-timeout --timeout --sources --secret --secret-file --node --show-relay-key --verbose --quiet --help --version"
+            opts="-o -l -v -q -h -V --output --peers --list --long --nodes --search --no-index --no-punch --no-resume --connect-timeout --timeout --sources --relay --dht --dht-bootstrap --no-dht --secret --secret-file --node --show-relay-key --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,14 @@ _peer__client() {
                     return 0
                     ;;
                 --sources)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dht-bootstrap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _peer__node() {
 
     case "${cmd}" in
         peer__node)
-            opts="-v -q -h -V --exclude --cache --port --bind --advertise --heartbeat --token --relayed --connect-timeout --dht --dht-bootstrap --dht-port --dht-server --secret --secret-file --key --metrics --max-connections --max-per-ip --request-timeout --io-timeout --verbose --quiet --help --version"
+            opts="-v -q -h -V --exclude --cache --port --bind --advertise --heartbeat --token --relayed --connect-timeout --dht --dht-bootstrap --dht-port --dht-server --secret --secret-file --key --metrics --relay --max-connections --max-per-ip --request-timeout --io-timeout --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -82,6 +82,10 @@ _peer__node() {
                     return 0
                     ;;
                 --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -12,6 +12,7 @@ complete -c peer-node -l secret -d 'Private network: encrypt and authenticate ev
 complete -c peer-node -l secret-file -d 'Read the secret from PATH (all of it, less one trailing newline). Without it, a systemd credential named `secret` is read if the service has one ($CREDENTIALS_DIRECTORY/secret)' -r -F
 complete -c peer-node -l key -d 'The node\'s key file, made (mode 0600) on first use. Default: one per shared directory, $XDG_CONFIG_HOME/p2p-share/nodes/NAME-HASH.key (else under ~/.config), named after DIR\'s canonical path. Only used with a secret' -r -F
 complete -c peer-node -l metrics -d 'Serve metrics for Prometheus (`/metrics`) and a status page (`/status`) over HTTP at ADDR:PORT, such as 127.0.0.1:9101 (port 0 takes a free port). Off by default' -r
+complete -c peer-node -l relay -d 'Another relay of the network to register with too (repeatable), as a torrent lists several trackers: each one lists this node and gets its catalog, so clients can ask any of them' -r
 complete -c peer-node -l max-connections -d 'Connections served at once; past it a new one gets a `busy` answer' -r
 complete -c peer-node -l max-per-ip -d 'Connections served at once from one source IP address' -r
 complete -c peer-node -l request-timeout -d 'Seconds a new connection has to deliver its whole request' -r

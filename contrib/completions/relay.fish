@@ -19,6 +19,7 @@ complete -c relay -l max-per-ip -d 'Connections served at once from one source I
 complete -c relay -l request-timeout -d 'Seconds a new connection has to deliver its whole request' -r
 complete -c relay -l io-timeout -d 'Seconds any later read or write may wait for the peer' -r
 complete -c relay -l trust-advertised -d 'List nodes under the host they advertise even when it differs from the address the relay sees (only behind port forwarding you control)'
+complete -c relay -l no-punch -d 'Never help a client and a relayed node connect directly (hole punching): carry all their bytes through circuits'
 complete -c relay -l no-relaying -d 'Neither check registrations by dialling them back nor relay for nodes that cannot be reached: every registration is listed as it comes (docs/SECURITY.md)'
 complete -c relay -s v -l verbose -d 'More detail in the log (-v debug, -vv trace); RUST_LOG overrides'
 complete -c relay -s q -l quiet -d 'Only errors in the log'

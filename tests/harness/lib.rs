@@ -6,6 +6,7 @@
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
 //! bridge, routers with NAT, shaped links).
 
+pub mod delay;
 pub mod netns;
 
 use std::io::{self, BufRead, BufReader, Read};

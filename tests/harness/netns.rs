@@ -61,6 +61,21 @@ pub struct Host {
     pub ip: String,
 }
 
+/// How a router's NAT behaves ([`Lab::nat_with`]); the default is
+/// [`Lab::nat`]'s: Linux masquerade as it comes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NatKind {
+    /// `masquerade fully-random`: each new connection leaves from a random
+    /// port, as behind a symmetric NAT; nobody outside can predict it.
+    pub random_ports: bool,
+    /// Drop what arrives unasked (a WAN firewall, as on most home
+    /// routers), where Linux without one answers a SYN with a reset.
+    pub drop_unsolicited: bool,
+    /// The router's uplink adds this one-way delay (a delay line, see
+    /// [`crate::delay`]): routers milliseconds apart, as on the Internet.
+    pub delay: Option<std::time::Duration>,
+}
+
 /// The namespaces one test created; removed on drop, also on a panic.
 /// Deleting a namespace deletes the interfaces in it, so the veth pairs and
 /// the bridge go with them. Declare it before the processes that run in it,
@@ -70,6 +85,8 @@ pub struct Lab {
     pub tag: String,
     bridge_ns: String,
     pub hosts: Vec<Host>,
+    /// Delay lines, closed before the namespaces are deleted.
+    wires: Vec<crate::delay::Wire>,
 }
 
 /// Labs created by this process, for unique names when tests run in
@@ -88,6 +105,7 @@ impl Lab {
             tag,
             bridge_ns,
             hosts: Vec::new(),
+            wires: Vec::new(),
         };
         let br = lab.bridge_ns.as_str();
         ip_ok(&["-n", br, "link", "set", "lo", "up"]);
@@ -102,6 +120,33 @@ impl Lab {
             Ok(lab) => Some(lab),
             Err(why) => skip_or_fail(&format!("cannot create a network namespace ({why})")),
         }
+    }
+
+    /// Like [`Lab::host`], its link to the bridge `delay` long each way:
+    /// two TAP devices joined by a delay line in this process.
+    pub fn far_host(&mut self, name: &str, ip: &str, delay: std::time::Duration) -> usize {
+        let ns = self.new_ns(name);
+        let port = format!("v{name}");
+        assert!(port.len() <= 15, "interface name {port} too long");
+        self.hosts.push(Host {
+            ns: ns.clone(),
+            port: Some(port.clone()),
+            ip: ip.to_string(),
+        });
+        let inside = crate::delay::tap(&ns, "eth0")
+            .unwrap_or_else(|e| panic!("cannot make a TAP device in {ns}: {e}"));
+        let outside = crate::delay::tap(&self.bridge_ns, &port)
+            .unwrap_or_else(|e| panic!("cannot make a TAP device on the bridge: {e}"));
+        self.wires.push(
+            crate::delay::join(inside, outside, delay)
+                .unwrap_or_else(|e| panic!("cannot start a delay line: {e}")),
+        );
+        let br = self.bridge_ns.as_str();
+        ip_ok(&["-n", br, "link", "set", &port, "master", "br0", "up"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
+        self.hosts.len() - 1
     }
 
     /// Adds a host named `name` (a few letters: it names an interface)
@@ -142,7 +187,30 @@ impl Lab {
         inner: &str,
         inner_ip: &str,
     ) -> Result<(usize, usize), String> {
-        let r = self.host(router, outside_ip);
+        self.nat_with(
+            router,
+            outside_ip,
+            router_ip,
+            inner,
+            inner_ip,
+            NatKind::default(),
+        )
+    }
+
+    /// As [`Lab::nat`], with a NAT of the given kind.
+    pub fn nat_with(
+        &mut self,
+        router: &str,
+        outside_ip: &str,
+        router_ip: &str,
+        inner: &str,
+        inner_ip: &str,
+        kind: NatKind,
+    ) -> Result<(usize, usize), String> {
+        let r = match kind.delay {
+            Some(delay) => self.far_host(router, outside_ip, delay),
+            None => self.host(router, outside_ip),
+        };
         let rns = self.hosts[r].ns.clone();
         let ins = self.new_ns(inner);
         self.hosts.push(Host {
@@ -178,22 +246,39 @@ impl Lab {
         ip_ok(&["-n", &ins, "link", "set", "eth0", "up"]);
         ip_ok(&["-n", &ins, "route", "add", "default", "via", router_ip]);
         run_in(&rns, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None)?;
-        let rules = "\
-table ip nat {
-    chain postrouting {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname \"eth0\" masquerade
+        let masquerade = if kind.random_ports {
+            "masquerade fully-random"
+        } else {
+            "masquerade"
+        };
+        let input = if kind.drop_unsolicited {
+            "    chain input {
+        type filter hook input priority filter; policy accept;
+        iifname \"eth0\" ct state established,related accept
+        iifname \"eth0\" drop
     }
-}
-table ip filter {
-    chain forward {
+"
+        } else {
+            ""
+        };
+        let rules = format!(
+            "\
+table ip nat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"eth0\" {masquerade}
+    }}
+}}
+table ip filter {{
+    chain forward {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
         iifname \"lan0\" oifname \"eth0\" accept
-    }
-}
-";
-        run_in(&rns, "nft", &["-f", "-"], Some(rules))
+    }}
+{input}}}
+"
+        );
+        run_in(&rns, "nft", &["-f", "-"], Some(&rules))
             .map_err(|why| format!("{why} (install the nftables package)"))?;
         Ok((r, i))
     }
@@ -244,6 +329,31 @@ table ip filter {
         )
     }
 
+    /// Bytes host `h` has sent and received on its link (`eth0`), from the
+    /// kernel's counters: what a program there carried, whatever it logs.
+    pub fn traffic(&self, h: usize) -> u64 {
+        let count = |which: &str| -> u64 {
+            let out = Command::new(IP)
+                .args(["netns", "exec", &self.hosts[h].ns, "cat"])
+                .arg(format!("/sys/class/net/eth0/statistics/{which}"))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot read {which} of {}: {e}", self.hosts[h].ns));
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("no {which} count for {}", self.hosts[h].ns))
+        };
+        count("rx_bytes") + count("tx_bytes")
+    }
+
+    /// A command run in the bridge's namespace (`tcpdump -i br0` sees every
+    /// packet between the hosts on the bridge).
+    pub fn on_bridge(&self, program: &str) -> Command {
+        let mut cmd = Command::new(IP);
+        cmd.args(["netns", "exec", &self.bridge_ns]).arg(program);
+        cmd
+    }
+
     /// Cuts host `h` off the bridge.
     pub fn cut(&self, h: usize) {
         let port = self.hosts[h]
@@ -285,6 +395,8 @@ table ip filter {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // A TAP device's open file would keep its namespace alive.
+        self.wires.clear();
         for host in &self.hosts {
             if let Err(why) = ip(&["netns", "del", &host.ns]) {
                 eprintln!("cleanup: {why}");

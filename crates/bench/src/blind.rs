@@ -1,4 +1,4 @@
-//! Section 13 (`blind`): the blind index of a private network beside the
+//! Section 14 (`blind`): the blind index of a private network beside the
 //! plain index, in the same run.
 //!
 //! - Two relays, each with N fake nodes x F files (the same names, sizes
@@ -68,7 +68,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let (pm, bm) = (plain_proc.memory()?, blind_proc.memory()?);
     let (pm, bm) = (mib(pm.rss_kib), mib(bm.rss_kib));
     table.add(Row {
-        what: format!("13. relay RSS, {n} nodes x {files} files, blind index"),
+        what: format!("14. relay RSS, {n} nodes x {files} files, blind index"),
         ours: format!("{bm:.1} MiB"),
         baseline: format!("{pm:.1} MiB plain"),
         ratio: Some(bm / pm),
@@ -133,7 +133,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let (p, b) = (median(&p), median(&b));
     let (ph, bh) = (median(&p_hello), median(&b_hello));
     table.add(Row {
-        what: format!("13. who-has exchange at {entries} entries, blind (handshake included)"),
+        what: format!("14. who-has exchange at {entries} entries, blind (handshake included)"),
         ours: format!("{b:.0} us"),
         baseline: format!("{p:.0} us plain"),
         ratio: Some(b / p),
@@ -141,7 +141,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         met: None,
     });
     table.add(Row {
-        what: "13. who-has exchange less a hello exchange on the same relay".into(),
+        what: "14. who-has exchange less a hello exchange on the same relay".into(),
         ours: format!("{:.0} us blind ({bh:.0} us hello)", b - bh),
         baseline: format!("{:.0} us plain ({ph:.0} us hello)", p - ph),
         ratio: Some((b - bh) / (p - ph)),
@@ -226,7 +226,7 @@ fn in_process_who_has(s: &Settings, key: &IndexKey, table: &mut Table) -> Result
     let (p, b) = (median(&p), median(&b));
     table.add(Row {
         what: format!(
-            "13. the relay's who-has work (lookup + answer), {} entries, blind",
+            "14. the relay's who-has work (lookup + answer), {} entries, blind",
             n * files
         ),
         ours: format!("{:.2} us", b / 1000.0),
@@ -321,7 +321,7 @@ fn listing(
     let (b, p) = (median(&bt), median(&pt));
     let plain_hits = records.min(proto::MAX_LIST_FILES);
     table.add(Row {
-        what: format!("13. list and search {records} records (blind: every page, opened)"),
+        what: format!("14. list and search {records} records (blind: every page, opened)"),
         ours: format!("{b:.0} ms, {:.1} MB in {pages} pages", b_bytes as f64 / 1e6),
         baseline: format!(
             "{p:.0} ms, {:.1} MB plain ({plain_hits} hits, one frame)",

@@ -29,17 +29,23 @@
 //!   metrics on beside off, and one scrape at 100 000 nodes.
 //! - [`dht`]: section 12, the DHT: time to find a holder on 50 nodes, and
 //!   what announces and lookups cost in packets and bytes.
-//! - [`blind`]: section 13, the blind index beside the plain one: relay
+//! - [`punch`]: section 13 (`--only punch`, root), hole punching: a punched
+//!   transfer beside the same path forwarded and beside the relay, the
+//!   time to a punched connection, how often punches get through per NAT.
+//! - [`blind`]: section 14, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
+//! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 
 mod blind;
 mod dht;
 mod index;
+mod lab;
 mod load;
 mod lookup;
 mod nginx;
 mod procs;
+mod punch;
 mod raw;
 mod relay;
 mod relayed;
@@ -64,7 +70,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
                   index, relayed, secure, metrics, dht, blind; multi (root: namespaces, tc; aria2c and nginx
-                  for its anchor) only when named
+                  for its anchor) and punch (root: namespaces, nftables) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -94,7 +100,7 @@ const SECTIONS: [&str; 11] = [
     "dht", "blind",
 ];
 /// Sections run only when named with --only (they need root).
-const EXTRA_SECTIONS: [&str; 1] = ["multi"];
+const EXTRA_SECTIONS: [&str; 2] = ["multi", "punch"];
 
 struct Args {
     quick: bool,
@@ -196,6 +202,7 @@ fn run() -> Result<(), String> {
             "index" => index::run(&settings, &mut table),
             "relayed" => relayed::run(&settings, &mut table),
             "multi" => swarm::run(&settings, &mut table),
+            "punch" => punch::run(&settings, &mut table),
             "secure" => secure::run(&settings, &mut table),
             "metrics" => scrape::run(&settings, &mut table),
             "dht" => dht::run(&settings, &mut table),

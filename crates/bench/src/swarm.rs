@@ -21,6 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::Settings;
+use crate::lab::{Lab, in_ns, tool};
 use crate::nginx;
 use crate::procs::{self, Proc};
 use crate::report::{Row, Table, median, millis};
@@ -44,94 +45,8 @@ pub fn run(settings: &Settings, table: &mut Table) -> Result<(), String> {
     loopback(settings, table)
 }
 
-/// Runs `program ARGS`; the error carries the tool's own message.
-fn tool(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "`{program} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    ))
-}
-
-/// Namespaces on a bridge (as tests/harness/netns.rs), removed on drop.
-struct Lab {
-    tag: String,
-    bridge: String,
-    hosts: Vec<(String, String)>,
-}
-
-impl Lab {
-    fn create() -> Result<Lab, String> {
-        let tag = format!("p2pb{}", std::process::id());
-        let bridge = format!("{tag}-br");
-        tool("ip", &["netns", "add", &bridge])
-            .map_err(|e| format!("{e} (the multi section needs root for network namespaces)"))?;
-        let lab = Lab {
-            tag,
-            bridge,
-            hosts: Vec::new(),
-        };
-        tool(
-            "ip",
-            &["-n", &lab.bridge, "link", "add", "br0", "type", "bridge"],
-        )?;
-        tool("ip", &["-n", &lab.bridge, "link", "set", "br0", "up"])?;
-        Ok(lab)
-    }
-
-    /// A host `name` at `ip`/24; its namespace name.
-    fn host(&mut self, name: &str, ip: &str) -> Result<String, String> {
-        let ns = format!("{}-{name}", self.tag);
-        tool("ip", &["netns", "add", &ns])?;
-        self.hosts.push((ns.clone(), ip.to_string()));
-        let port = format!("v{name}");
-        let br = self.bridge.as_str();
-        tool(
-            "ip",
-            &[
-                "-n", br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ],
-        )?;
-        tool(
-            "ip",
-            &["-n", br, "link", "set", &port, "master", "br0", "up"],
-        )?;
-        tool("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        tool(
-            "ip",
-            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-        )?;
-        tool("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (ns, _) in &self.hosts {
-            let _ = tool("ip", &["netns", "del", ns]);
-        }
-        let _ = tool("ip", &["netns", "del", &self.bridge]);
-    }
-}
-
-/// `ip netns exec NS PROGRAM`.
-fn in_ns(ns: &str, program: &Path) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns]).arg(program);
-    cmd
-}
-
 /// `size` MiB of pseudo-random bytes at `path`, written once.
-fn make_file(path: &Path, mib: u64) -> Result<(), String> {
+pub(crate) fn make_file(path: &Path, mib: u64) -> Result<(), String> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut bytes = Vec::with_capacity((mib << 20) as usize);
     while (bytes.len() as u64) < mib << 20 {
@@ -166,7 +81,7 @@ fn node(
 }
 
 fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
-    let mut lab = Lab::create()?;
+    let mut lab = Lab::create("multi")?;
     let relay_ns = lab.host("relay", "10.79.0.1")?;
     let mut holders = Vec::new();
     for i in 1..=3 {

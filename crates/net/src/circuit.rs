@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 
-use crate::exchange::{Connection, Timeouts};
+use crate::exchange::{Connection, Route, Timeouts};
 use crate::secure::Dial;
 use proto::{ProtoError, Request, Response};
 
@@ -39,7 +39,7 @@ pub fn open(
             }
         };
         return match conn.request(&Request::OpenCircuit(node))? {
-            Response::CircuitReady => conn.relabel(node).secure(to_node),
+            Response::CircuitReady => conn.relabel(node).routed(Route::Relayed).secure(to_node),
             Response::Error(e) => Err(ProtoError::CircuitRefused(e)),
             other => Err(ProtoError::Malformed(format!(
                 "relay {addr} answered a circuit request with {}",

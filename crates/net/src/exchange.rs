@@ -41,6 +41,20 @@ pub struct Connection {
     /// A refusal the server sent in place of its handshake (busy): the
     /// answer to the request, as a plain server's refusal would be.
     refused: Option<ErrorReply>,
+    route: Route,
+}
+
+/// How a connection reaches its peer. The exchange over it is the same
+/// whichever it is; only a status line tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to the peer's listed address.
+    Direct,
+    /// Straight to the peer, through its NAT, set up by the relay
+    /// ([`crate::punch`]: a reversal or a simultaneous open).
+    HolePunched,
+    /// Through a circuit at the relay ([`crate::circuit`]).
+    Relayed,
 }
 
 impl Connection {
@@ -48,14 +62,26 @@ impl Connection {
     /// write is bounded by the I/O timeout. In the clear.
     pub fn open(addr: SocketAddr, timeouts: &Timeouts) -> Result<Connection, ProtoError> {
         let stream = TcpStream::connect_timeout(&addr, timeouts.connect)?;
+        Connection::over(stream, addr, timeouts)
+    }
+
+    /// A connection over a socket connected some other way (from a bound
+    /// port, or punched through a NAT), named after `peer`, with the same
+    /// timeouts as [`Connection::open`]. In the clear.
+    pub fn over(
+        stream: TcpStream,
+        peer: SocketAddr,
+        timeouts: &Timeouts,
+    ) -> Result<Connection, ProtoError> {
         stream.set_read_timeout(Some(timeouts.io))?;
         stream.set_write_timeout(Some(timeouts.io))?;
         // Requests are single small frames: waiting for Nagle only adds latency.
         stream.set_nodelay(true)?;
         Ok(Connection {
             stream: Stream::plain(stream),
-            peer: addr,
+            peer,
             refused: None,
+            route: Route::Direct,
         })
     }
 
@@ -96,6 +122,7 @@ impl Connection {
                 stream: Stream::Secure(Box::new(session.over(socket))),
                 peer,
                 refused: None,
+                route: self.route,
             }),
             // Busy, an unknown version...: not a matter of keys, so the
             // answer to the request, as from a plain server.
@@ -104,6 +131,7 @@ impl Connection {
                     stream: Stream::Plain(socket),
                     peer,
                     refused: Some(reply),
+                    route: self.route,
                 })
             }
             Err(e) => Err(e),
@@ -116,8 +144,48 @@ impl Connection {
         Connection { peer, ..self }
     }
 
+    /// The same connection, noted as reaching its peer by `route`.
+    pub(crate) fn routed(self, route: Route) -> Connection {
+        Connection { route, ..self }
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// How this connection reaches its peer.
+    pub fn route(&self) -> Route {
+        self.route
+    }
+
+    /// The socket underneath, for waiting on it beside another
+    /// (see [`crate::punch`]).
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    /// Sends a request without waiting for the answer; [`Connection::receive`]
+    /// reads it. [`Connection::request`] does both.
+    pub(crate) fn send(&mut self, request: &Request) -> Result<(), ProtoError> {
+        if self.refused.is_some() {
+            // The refusal in place of the handshake is the answer.
+            return Ok(());
+        }
+        frame::write(&mut self.stream, request)
+    }
+
+    /// Reads the answer to a request sent with [`Connection::send`].
+    pub(crate) fn receive(&mut self) -> Result<Response, ProtoError> {
+        if let Some(refusal) = self.refused.take() {
+            return Ok(Response::Error(refusal));
+        }
+        match frame::read::<Response>(&mut self.stream)? {
+            Response::Error(mut e) => {
+                e.message = printable(&e.message);
+                Ok(Response::Error(e))
+            }
+            response => Ok(response),
+        }
     }
 
     /// A handle that can cut this connection from another thread

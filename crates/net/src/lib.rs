@@ -14,6 +14,9 @@
 //!   send one request, read one response (and a file body), close.
 //! - [`circuit`]: the client's and the node's end of a relayed circuit:
 //!   ask the relay, wait until it has joined, then an ordinary exchange.
+//! - [`punch`]: hole punching: a client and a relayed node connect to each
+//!   other directly, the relay telling each the other's address; the
+//!   client's way falls back to the circuit.
 //! - [`prefetch`]: the thread that reads a verified range's socket into
 //!   large blocks while the caller hashes the last one.
 //! - [`server`]: the one server skeleton used by relay and node: accept loop,
@@ -23,6 +26,7 @@
 pub mod circuit;
 pub mod exchange;
 pub mod prefetch;
+pub mod punch;
 pub mod secure;
 pub mod sendfile;
 pub mod server;

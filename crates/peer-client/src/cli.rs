@@ -11,7 +11,8 @@ use plumbing::flags::{LogArgs, SecretArgs, parse_secs};
 
 /// What `-o` does with each kind of PATH (peer_client::target has the why).
 const OUTPUT_HELP: &str = "\
-Save the file to PATH instead of printing it (one NAME only). By what PATH is:
+Save the file to PATH instead of printing it (several NAMEs: into the
+directory PATH). By what PATH is:
   missing or a file   saved beside it, renamed into place when complete
                       (a failed transfer leaves nothing); a new file gets
                       mode 0666 less the umask, a replaced one keeps its mode
@@ -37,17 +38,25 @@ Examples:
   peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
   peer-client 127.0.0.1 7000 --peers               the active nodes
   peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
+  peer-client 127.0.0.1 7000 --relay 10.0.0.9:7000 a.txt   a second relay, asked when the first is down
+  peer-client 127.0.0.1 7000 --dht-bootstrap 10.0.0.5:6881 blake3:3f2a...   holders from the DHT too
 
 The relay's index says who holds a file, so only holders are contacted and a missing
 file costs one question to the relay; against an older relay without an index (or with
 --no-index) every active node is asked in turn. When holders disagree on a file's
 content, the earliest-registered holder's version is fetched and the others are named.
 
+With several relays (--relay), each request goes to the one that answered last, and to
+the next when it cannot be reached. When none can, a blake3: hash is looked up on the
+BitTorrent Mainline DHT (the public routers, or the --dht-bootstrap nodes given);
+holders found there are checked like any other (--no-dht: never).
+
 A file held by several nodes comes from up to --sources of them at once, in ranges.
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
 only an older node without hashes serves unverified, and the status line says so.
 
-Exit status: 0 all found, 1 some file not found, 2 usage error or relay unreachable."
+Exit status: 0 all found, 1 some file not found, 2 usage or local error or relay
+unreachable, 128+N on signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work).
@@ -58,7 +67,8 @@ pub struct Cli {
     pub relay_port: Option<u16>,
     /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
     pub names: Vec<String>,
-    /// Save the file to PATH instead of printing it (one NAME only).
+    /// Save the file to PATH instead of printing it (several NAMEs: into the
+    /// directory PATH).
     #[arg(short, long, value_name = "PATH", long_help = OUTPUT_HELP)]
     pub output: Option<PathBuf>,
     /// Print the active nodes, one per line, then exit.
@@ -80,6 +90,14 @@ pub struct Cli {
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     pub no_index: bool,
+    /// Reach relayed nodes only through the relay's circuits: no hole
+    /// punching (by default the relay first helps the client and the node
+    /// connect directly).
+    #[arg(long)]
+    pub no_punch: bool,
+    /// Start a save from scratch: remove the part an earlier run kept.
+    #[arg(long)]
+    pub no_resume: bool,
     /// Seconds to wait for a relay or node to accept a connection.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,
@@ -92,6 +110,22 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_SOURCES,
           value_parser = parse_sources)]
     pub sources: usize,
+    /// Another relay of the network, asked when the ones before it cannot
+    /// be reached (repeatable; asked in order after the positional one).
+    #[arg(long = "relay", value_name = "HOST:PORT", value_parser = crate::relay::parse_relay)]
+    pub relays: Vec<(String, u16)>,
+    /// Look for holders of blake3: hashes on the BitTorrent Mainline DHT
+    /// too, beside the relays. Without it the DHT is asked only when no
+    /// relay can be reached.
+    #[arg(long)]
+    pub dht: bool,
+    /// A DHT node to start from instead of the public routers (repeatable;
+    /// turns --dht on).
+    #[arg(long, value_name = "HOST:PORT", value_parser = dht::bootstrap::parse_host_port)]
+    pub dht_bootstrap: Vec<String>,
+    /// Never use the DHT, not even when no relay can be reached.
+    #[arg(long, conflicts_with_all = ["dht", "dht_bootstrap"])]
+    pub no_dht: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Fetch (and list) only from the node holding this static key (64 hex

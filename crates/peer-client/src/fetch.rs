@@ -9,6 +9,17 @@
 //!    ([`crate::output`]), with one progress bar ([`crate::progress`]).
 //! 4. One line says how it ended.
 //!
+//! A save resumes what an earlier run kept ([`crate::part`]): once the
+//! content is known, a part recorded for the same hash and size keeps its
+//! verified groups, and the plan covers only the missing ones. A part for
+//! another content is emptied first (two versions are never mixed). Kept
+//! bytes are checked again before the file counts: once the rest is
+//! fetched, the whole part is hashed (one read at hashing speed) and must
+//! give the content hash; every byte fetched in this run was proved on
+//! arrival, so a mismatch can only be in the kept bytes, which are then
+//! fetched again, proved, and the whole hashed once more. This needs
+//! nothing new on the wire, so every node can serve a resume.
+//!
 //! One worker is the common case: `--sources 1`, a single holder, content
 //! the index says is small (below two pieces, where a second connection
 //! costs more than it gains), and older nodes that cannot prove ranges. It
@@ -16,15 +27,17 @@
 //! workers share the plan's pieces between the holders at once.
 
 use proto::NodeInfo;
+use proto::content::ByteRange;
 
 use crate::dial::Dialer;
 pub use crate::find::Want;
 use crate::find::{self, NoHolder, Opening};
 use crate::holder::Holder;
 use crate::output::{Output, SinkError};
+use crate::part::{Kept, human};
 use crate::plan::{MIN_PIECE, Plan};
 use crate::progress::Progress;
-use crate::report::Report;
+use crate::report::{Report, count};
 use crate::verify::Content;
 use crate::worker::{self, Ended, Job};
 
@@ -80,7 +93,11 @@ pub fn fetch(
         // holders in turn (and reports each one again).
         Err(NoHolder::OlderNodes) => return fetch(want, nodes, dialer, 1, out, report),
         Err(NoHolder::Missing) => {
-            report.status(&format!("not found on any of {} active nodes", nodes.len()));
+            report.missing(&format!(
+                "{}: not found on any of {}",
+                want.name(),
+                count(nodes.len(), "active node")
+            ));
             return Fetched::Nothing;
         }
     };
@@ -92,27 +109,78 @@ pub fn fetch(
     } else {
         1
     };
-    let plan = Plan::for_workers(size, holders.len(), workers, worker::window(out, workers));
-    let progress = Progress::new(out.shows_progress(), size);
-    let job = Job {
-        want,
-        content,
-        holders,
-        opened: found.opened,
-        dialer,
-        report,
-        progress: &progress,
+    let whole = vec![ByteRange {
+        offset: 0,
+        len: size,
+    }];
+    let (kept, missing) = match resume(want, content, out, report) {
+        Ok(Some((kept, missing))) => (kept, missing),
+        Ok(None) => (Vec::new(), whole),
+        Err(fetched) => return fetched,
     };
-    let (ended, plan) = worker::run(job, plan, workers, out);
+    // The first holder's open exchange asks for the whole content: of use
+    // only when all of it is wanted.
+    let opened = if kept.is_empty() { found.opened } else { None };
+    let progress = Progress::new(out.shows_progress(), size);
+    let run = |missing: &[ByteRange], opened, out: &mut Output| {
+        let window = worker::window(out, workers);
+        let plan = Plan::for_missing(size, missing, holders.len(), workers, window);
+        progress.set_position(plan.claimed());
+        let job = Job {
+            want,
+            content,
+            holders,
+            opened,
+            dialer,
+            report,
+            progress: &progress,
+        };
+        worker::run(job, plan, workers, out)
+    };
+    let (mut ended, mut plan) = run(&missing, opened, out);
+    if matches!(ended, Ended::Complete)
+        && !kept.is_empty()
+        && let Some(hash) = content.hash()
+    {
+        // Kept bytes count only once the whole part hashes to the content.
+        match check(out, &hash) {
+            Ok(true) => {}
+            Ok(false) => {
+                report.status(&format!(
+                    "{}: the {} kept from the last run do not match blake3 {}; fetching them again",
+                    want.name(),
+                    human(kept.iter().map(|r| r.len).sum()),
+                    hash.short()
+                ));
+                if let Some(part) = out.positioned() {
+                    part.unmark(&kept);
+                }
+                (ended, plan) = run(&kept, None, out);
+                if matches!(ended, Ended::Complete) && !matches!(check(out, &hash), Ok(true)) {
+                    progress.abandon();
+                    report.error(&format!(
+                        "cannot write {}: the saved bytes do not read back as they were written",
+                        want.name()
+                    ));
+                    return Fetched::OutputFailed;
+                }
+            }
+            Err(e) => ended = Ended::Output(SinkError::Io(e)),
+        }
+    }
     match ended {
         Ended::Complete => {
             progress.finish();
-            report.status(&found_line(&plan, holders, content, workers));
+            report.status(&found_line(&plan, holders, content, workers, dialer));
             Fetched::Found { size }
         }
         Ended::Incomplete if plan.claimed() == 0 => {
             progress.abandon();
-            report.status(&format!("not found on any of {} active nodes", nodes.len()));
+            report.missing(&format!(
+                "{}: not found on any of {}",
+                want.name(),
+                count(nodes.len(), "active node")
+            ));
             Fetched::Nothing
         }
         Ended::Incomplete => {
@@ -145,9 +213,72 @@ pub fn fetch(
     }
 }
 
+/// Starts the part of a save for `content` (nothing for other outputs):
+/// the ranges kept from an earlier run and the ones still missing, or None
+/// when all of it is to be fetched. Says what it resumes, or why it starts
+/// over.
+#[allow(clippy::type_complexity)]
+fn resume(
+    want: &Want,
+    content: Content,
+    out: &Output,
+    report: &Report,
+) -> Result<Option<(Vec<ByteRange>, Vec<ByteRange>)>, Fetched> {
+    let Some(part) = out.positioned() else {
+        return Ok(None);
+    };
+    let size = content.size();
+    match part.begin(content.hash().map(|h| (h, size)), &want.name()) {
+        Ok(Kept::Nothing) => Ok(None),
+        Ok(Kept::Other { why }) => {
+            report.status(&format!(
+                "{}: starting over; the part kept at {} is not used: {why}",
+                want.name(),
+                part.path().display()
+            ));
+            Ok(None)
+        }
+        Ok(Kept::Some {
+            kept,
+            missing,
+            bytes,
+        }) => {
+            report.status(&format!(
+                "{}: resuming at {} of {} kept from the last run (checked again before it counts)",
+                want.name(),
+                human(bytes),
+                human(size)
+            ));
+            Ok(Some((kept, missing)))
+        }
+        Err(e) => {
+            report.error(&format!(
+                "cannot write {}: {}",
+                part.path().display(),
+                proto::error::io_reason(&e)
+            ));
+            Err(Fetched::OutputFailed)
+        }
+    }
+}
+
+/// Whether the saved part hashes to `hash`.
+fn check(out: &Output, hash: &proto::ContentHash) -> std::io::Result<bool> {
+    match out.positioned() {
+        Some(part) => part.hashes_to(hash),
+        None => Ok(true),
+    }
+}
+
 /// The line of a complete fetch: the holder that finished it, or, when
 /// several workers shared it between holders, how much each one gave.
-fn found_line(plan: &Plan, holders: &[Holder], content: Content, workers: usize) -> String {
+fn found_line(
+    plan: &Plan,
+    holders: &[Holder],
+    content: Content,
+    workers: usize,
+    dialer: &Dialer,
+) -> String {
     let proof = format!("{} bytes, {}", content.size(), content.proof());
     let mut given: Vec<(u64, &Holder)> = plan
         .contributions()
@@ -167,12 +298,16 @@ fn found_line(plan: &Plan, holders: &[Holder], content: Content, workers: usize)
                 .join(" / "),
             given
                 .iter()
-                .map(|(_, h)| format!("{}{}", h.node.addr, crate::dial::via(&h.node)))
+                .map(|(_, h)| format!("{}{}", h.node.addr, dialer.via(&h.node)))
                 .collect::<Vec<_>>()
                 .join(" / ")
         );
     }
     // An empty content has no claim: the holder that has it.
     let finisher = &holders[plan.last_claim().unwrap_or(0)];
-    format!("found on {} ({proof})", finisher.label)
+    // Reaching it may have gone another way than it is listed (punched).
+    format!(
+        "found on {} ({proof})",
+        dialer.restate(&finisher.label, &finisher.node)
+    )
 }

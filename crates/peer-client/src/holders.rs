@@ -7,8 +7,11 @@
 //! - the relay's list of active nodes ([`of_nodes`]), against an older
 //!   relay or with `--no-index`: every node, holding who knows what.
 //!
-//! Another source (a DHT, another relay) adds its candidates the same way
-//! ([`Holders::add`]); nothing below sees where a candidate came from.
+//! - the DHT ([`Holders::add_found`], `crate::dht_source`): addresses
+//!   alone, after the relays' candidates, each reached directly.
+//!
+//! Another source adds its candidates the same way ([`Holders::add`]);
+//! nothing below sees where a candidate came from.
 //!
 //! [`Holders::attempts`] turns the candidates into the fetches to try in
 //! turn: the version of the earliest-registered holder first, from its
@@ -19,7 +22,7 @@
 
 use std::net::SocketAddr;
 
-use proto::{ContentHash, HolderList, NodeInfo, Target};
+use proto::{ContentHash, HolderList, NodeInfo, NodeMode, Target};
 
 use crate::fetch::Want;
 use crate::report::count;
@@ -83,9 +86,39 @@ pub fn of_nodes(nodes: &[NodeInfo]) -> Holders {
 }
 
 impl Holders {
-    /// Adds a source's candidate after those already named.
+    /// Adds a source's candidate after those already named, unless the
+    /// same node (address and key) was named already: a relay that lists
+    /// one holder many times must not have it asked many times (each miss
+    /// can cost the node's rescan spacing), nor named many times.
     pub fn add(&mut self, candidate: Candidate) {
-        self.candidates.push(candidate);
+        let same =
+            |c: &Candidate| c.node.addr == candidate.node.addr && c.node.key == candidate.node.key;
+        if !self.candidates.iter().any(same) {
+            self.candidates.push(candidate);
+        }
+    }
+
+    /// Adds the holders another source found by address alone (the DHT),
+    /// after those already named and once each; the addresses it added
+    /// (those no other source had named).
+    pub fn add_found(&mut self, addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+        let mut added = Vec::new();
+        for &addr in addrs {
+            if self.candidates.iter().any(|c| c.node.addr == addr) {
+                continue;
+            }
+            self.add(Candidate {
+                node: NodeInfo {
+                    addr,
+                    age_secs: 0,
+                    mode: proto::NodeMode::Direct,
+                    key: None,
+                },
+                holds: None,
+            });
+            added.push(addr);
+        }
+        added
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,6 +139,13 @@ impl Holders {
                 },
             }
         }
+        // Direct holders before relayed ones, each group in the sources'
+        // order: a circuit through the relay is the slower way to the same
+        // bytes. Relayed holders still join a multi-source fetch after them.
+        for version in &mut versions {
+            version.2.sort_by_key(|n| n.mode == NodeMode::Relayed);
+        }
+        vouched_for_by_none.sort_by_key(|n| n.mode == NodeMode::Relayed);
         let want = |expect| Want {
             target: target.clone(),
             expect,
@@ -188,7 +228,7 @@ fn others_note(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::{Holder, NodeMode};
+    use proto::Holder;
 
     fn holder(port: u16, h: u8) -> Holder {
         Holder {
@@ -273,5 +313,27 @@ mod tests {
         let list = who_has(vec![holder(1, 7)], &[]);
         assert_eq!(of_who_has(&list, direct).attempts("x", &hash).len(), 1);
         assert!(of_who_has(&who_has(vec![], &[]), direct).is_empty());
+    }
+
+    #[test]
+    fn direct_holders_come_before_relayed_ones() {
+        let relayed_low = |a: SocketAddr| match a.port() {
+            1 | 2 => node(a, NodeMode::Relayed),
+            _ => node(a, NodeMode::Direct),
+        };
+        let list = who_has(vec![holder(1, 2), holder(2, 2), holder(3, 2)], &[]);
+        let name = Target::Name("a".into());
+        let attempts = of_who_has(&list, relayed_low).attempts("a", &name);
+        assert_eq!(ports(&attempts[0].nodes), [3, 1, 2]);
+    }
+
+    #[test]
+    fn a_holder_listed_many_times_is_one_candidate() {
+        let direct = |a| node(a, NodeMode::Direct);
+        let list = who_has(vec![holder(1, 2); 1000], &[1, 1]);
+        let hash = Target::Hash(ContentHash([2; 32]));
+        let attempts = of_who_has(&list, direct).attempts("x", &hash);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(ports(&attempts[0].nodes), [1]);
     }
 }

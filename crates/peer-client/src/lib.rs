@@ -19,11 +19,14 @@
 //!
 //! Module map:
 //! - [`cli`]: the command line.
-//! - [`relay`]: reaching the relay, and its list of active nodes.
+//! - [`relay`]: reaching the relays (the next when one is unreachable),
+//!   and their list of active nodes.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
-//! - [`holders`]: holders come from sources (who-has, the node list):
-//!   candidates, grouped into the versions to try in turn.
+//! - [`holders`]: holders come from sources (who-has, the node list, the
+//!   DHT): candidates, grouped into the versions to try in turn.
+//! - [`dht_source`]: the Mainline DHT as a source of holders of a hash,
+//!   with `--dht`, or when every relay is unreachable.
 //! - [`fetch`]: the one fetch path: find, plan, workers, the closing line.
 //! - [`find`]: the holders in turn until one answers for the content.
 //! - [`plan`]: the range plan as data: which holders, which ranges, what
@@ -45,9 +48,12 @@
 //!   reads words.
 //! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP told apart, for the exit
+//!   status.
 
 pub mod cli;
 pub mod complete;
+pub mod dht_source;
 pub mod dial;
 pub mod failure;
 pub mod fetch;
@@ -57,11 +63,13 @@ pub mod holders;
 pub mod index;
 pub mod listing;
 pub mod output;
+pub mod part;
 pub mod plan;
 pub mod progress;
 pub mod prompt;
 pub mod relay;
 pub mod report;
+pub mod signals;
 pub mod target;
 pub mod verify;
 pub mod worker;
@@ -70,10 +78,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use net::exchange::Timeouts;
 use proto::{ContentHash, NodeInfo, NodeMode, Target};
 
+use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
 use fetch::Fetched;
 use holders::Holders;
@@ -95,9 +105,14 @@ pub fn security(keys: Option<net::secure::NetworkKeys>) -> Result<net::secure::S
     }
 }
 
-/// Exit codes.
+/// Exit codes (README, "Exit status"). Of several names, the worst one's.
+/// A signal ends the client with 128+N (main.rs).
 pub const EXIT_OK: u8 = 0;
+/// Some file (or the pinned node) was not found.
 pub const EXIT_MISSING: u8 = 1;
+/// A usage or local error (a bad hash, `-o` into a missing directory, a
+/// binary file refused on a terminal), or the relay could not be reached
+/// or is not a relay.
 pub const EXIT_USAGE: u8 = 2;
 
 /// Holders a fetch pulls from at once unless told otherwise (`--sources`).
@@ -106,7 +121,8 @@ pub const DEFAULT_SOURCES: usize = 4;
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
 pub enum Task {
-    /// Fetch each name (to `output` if given: one name only), then exit.
+    /// Fetch each name (to `output` if given: a directory for several),
+    /// then exit.
     Fetch {
         names: Vec<String>,
         output: Option<PathBuf>,
@@ -138,9 +154,26 @@ pub struct Session {
     sources: usize,
     /// Never ask the relay's index; ask nodes in turn (`--no-index`).
     pub no_index: bool,
+    /// Start saves from scratch, removing any part kept (`--no-resume`).
+    pub no_resume: bool,
+    /// The DHT as a source of holders of a hash.
+    dht: DhtSource,
+    /// The holders of the fetch under way that only the DHT named.
+    found_on_dht: Vec<SocketAddr>,
 }
 
 impl Session {
+    /// The relayed nodes the relay would punch through to, asked only when
+    /// some node is relayed and punching is on.
+    fn punchable(&self) -> Vec<SocketAddr> {
+        let relayed = self.nodes.iter().any(|n| n.mode == NodeMode::Relayed);
+        if self.relay.punch && relayed {
+            self.relay.punchable()
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn new(relay: Relay, timeouts: Timeouts, report: Report) -> Session {
         Session {
             relay,
@@ -149,8 +182,18 @@ impl Session {
             nodes: Vec::new(),
             at_prompt: false,
             no_index: false,
+            no_resume: false,
             sources: DEFAULT_SOURCES,
+            dht: DhtSource::new(DhtSettings::default()),
+            found_on_dht: Vec::new(),
         }
+    }
+
+    /// How the session uses the DHT (`--dht`, `--dht-bootstrap`,
+    /// `--no-dht`).
+    pub fn with_dht(mut self, settings: DhtSettings) -> Session {
+        self.dht = DhtSource::new(settings);
+        self
     }
 
     /// Pulls each file from up to `sources` holders at once (1: one node
@@ -176,7 +219,7 @@ impl Session {
         let mut stdout = std::io::stdout().lock();
         let done = match task {
             Task::Peers => {
-                listing::print_peers(&self.nodes, &mut stdout, &self.report);
+                listing::print_peers(&self.nodes, &self.punchable(), &mut stdout, &self.report);
                 Ok(EXIT_OK)
             }
             Task::List { long, per_node } => self.list(long, per_node, &mut stdout),
@@ -193,8 +236,7 @@ impl Session {
                         return EXIT_USAGE;
                     }
                     match self.get(name, output.as_deref()) {
-                        Ok(true) => {}
-                        Ok(false) => code = EXIT_MISSING,
+                        Ok(got) => code = code.max(got),
                         Err(e) => {
                             self.report.error(&e);
                             return EXIT_USAGE;
@@ -243,7 +285,12 @@ impl Session {
             {
                 Some(found) => {
                     listing::print_found(&found, false, text, out, &self.report);
-                    return Ok(EXIT_OK);
+                    // Nothing found is status 1, as grep gives it.
+                    return Ok(if found.hits.is_empty() {
+                        EXIT_MISSING
+                    } else {
+                        EXIT_OK
+                    });
                 }
                 None => self.older_relay("searching node by node")?,
             }
@@ -256,7 +303,7 @@ impl Session {
             count(shown, "result"),
             count(self.nodes.len(), "active node")
         ));
-        Ok(EXIT_OK)
+        Ok(if shown == 0 { EXIT_MISSING } else { EXIT_OK })
     }
 
     /// Says the relay has no index, and fetches the node list for the
@@ -284,35 +331,39 @@ impl Session {
         }
     }
 
-    /// Fetches one name (or `blake3:HASH`) to stdout or `output`; true if
-    /// it was found whole, Err if the relay could not be asked.
+    /// Fetches one name (or `blake3:HASH`) to stdout or `output`; its exit
+    /// code ([`EXIT_OK`] if it was found whole), Err if the relay could not
+    /// be asked.
     ///
     /// The sources name the holders ([`Session::holders`]); each version
     /// they name is then fetched in turn ([`holders::Holders::attempts`])
     /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
-    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<bool, String> {
+    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<u8, String> {
         let target = if ContentHash::looks_like(name) {
             match name.parse::<ContentHash>() {
                 Ok(hash) => Target::Hash(hash),
                 Err(e) => {
                     self.report.error(&format!("{name}: {e}"));
-                    return Ok(false);
+                    return Ok(EXIT_USAGE);
                 }
             }
         } else {
             Target::Name(name.to_string())
         };
         let Some(holders) = self.holders(name, &target)? else {
-            return Ok(false);
+            return Ok(EXIT_MISSING);
         };
-        let mut out = match Output::open(output, name, !self.report.quiet) {
+        let mut out = match Output::open_for(output, name, !self.report.quiet, self.no_resume) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
-                return Ok(false);
+                return Ok(EXIT_USAGE);
             }
         };
-        let dialer = self.dialer();
+        let dialer = Dialer {
+            admitted_by_peer_key: Arc::new(std::mem::take(&mut self.found_on_dht)),
+            ..self.dialer()
+        };
         let mut fetched = Fetched::Nothing;
         for attempt in holders.attempts(name, &target) {
             if !matches!(fetched, Fetched::Nothing) {
@@ -334,20 +385,96 @@ impl Session {
     }
 
     /// The candidate holders of `target` (typed as `name`), from the
-    /// sources: the relay's index, so that a missing file costs that one
-    /// round trip and only holders are contacted; against an older relay
-    /// (or `--no-index`), every active node. None when the index says
-    /// nobody has it (said here).
+    /// sources: the relays ([`Session::relay_holders`]) and, for a hash,
+    /// the DHT: with `--dht` beside the relays, and in their place when
+    /// none of them can be reached. None when no source names anyone (said
+    /// here).
     fn holders(&mut self, name: &str, target: &Target) -> Result<Option<Holders>, String> {
-        if self.no_index {
-            return Ok(Some(holders::of_nodes(&self.nodes)));
+        self.found_on_dht.clear();
+        let hash = match target {
+            Target::Hash(hash) => Some(*hash),
+            Target::Name(_) => None,
+        };
+        let with_dht = hash.is_some() && self.dht.always();
+        let (from_relays, ask_dht) = match self.relay_holders(name, target, with_dht) {
+            Ok(found) => (found, with_dht),
+            Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
+                (Some(_), Some(why)) if self.dht.as_fallback() => {
+                    self.report.status(&format!(
+                        "{why}; looking for {name} on the DHT (bootstrap: {})",
+                        self.dht.bootstrap_label()
+                    ));
+                    (None, true)
+                }
+                _ => return Err(e.to_string()),
+            },
+        };
+        let (Some(hash), true) = (hash, ask_dht) else {
+            return Ok(from_relays);
+        };
+        let mut holders = from_relays.unwrap_or_default();
+        let found = match self.dht.holders(&hash) {
+            Ok(found) => found,
+            Err(why) => {
+                self.report.error(&why);
+                Vec::new()
+            }
+        };
+        let added = holders.add_found(&found);
+        if found.is_empty() {
+            self.report.status(&format!(
+                "{name}: no holder on the DHT (bootstrap: {})",
+                self.dht.bootstrap_label()
+            ));
+        } else {
+            self.report.status(&format!(
+                "{name}: the DHT names {}: {}",
+                count(found.len(), "holder"),
+                dht_source::addrs_line(&found)
+            ));
         }
-        let Some(list) = index::who_has(&self.relay, target).map_err(|e| e.to_string())? else {
-            self.older_relay("asking nodes in turn")?;
-            return Ok(Some(holders::of_nodes(&self.nodes)));
+        self.found_on_dht = added;
+        Ok((!holders.is_empty()).then_some(holders))
+    }
+
+    /// The candidate holders of `target` from the relays: their index, so
+    /// that a missing file costs that one round trip and only holders are
+    /// contacted; against an older relay (or `--no-index`), every active
+    /// node. None when the index says nobody has it (said here, as a step
+    /// when `more` sources follow). A relay.rs [`relay::Unreachable`] error
+    /// when no relay can be reached.
+    fn relay_holders(
+        &mut self,
+        name: &str,
+        target: &Target,
+        more: bool,
+    ) -> anyhow::Result<Option<Holders>> {
+        // `--node KEY`: only that node's copy, so a pin that matches no
+        // active node is one line, and nobody else is asked.
+        if let Some(pin) = self.relay.pin {
+            if !self.no_index {
+                self.refresh_nodes().map_err(anyhow::Error::msg)?;
+            }
+            if !self.nodes.iter().any(|n| n.key == Some(pin)) {
+                self.report.missing(&format!(
+                    "no active node has key {}...",
+                    &pin.to_string()[..8]
+                ));
+                return Ok(None);
+            }
+        }
+        if self.no_index {
+            return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
+        }
+        let Some(mut list) = index::who_has(&self.relay, target)? else {
+            self.older_relay("asking nodes in turn")
+                .map_err(anyhow::Error::msg)?;
+            return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         };
         let listed = list.holders.iter().map(|h| h.addr);
-        let known = self.nodes_of(listed.chain(list.unindexed.iter().copied()))?;
+        let known = self
+            .nodes_of(listed.chain(list.unindexed.iter().copied()))
+            .map_err(anyhow::Error::msg)?;
         let node_of = |addr| {
             known.get(&addr).copied().unwrap_or(NodeInfo {
                 addr,
@@ -356,11 +483,20 @@ impl Session {
                 key: None,
             })
         };
+        if let Some(pin) = self.relay.pin {
+            let pinned = |addr: &SocketAddr| node_of(*addr).key == Some(pin);
+            list.holders.retain(|h| pinned(&h.addr));
+            list.unindexed.retain(pinned);
+        }
         let holders = holders::of_who_has(&list, node_of);
         if holders.is_empty() {
-            self.report.status(&format!(
-                "{name}: not found on any of {} (the relay's index)",
-                count(list.nodes as usize, "active node")
+            let nodes = match self.relay.pin {
+                Some(pin) => format!("the node with key {}...", &pin.to_string()[..8]),
+                None => format!("any of {}", count(list.nodes as usize, "active node")),
+            };
+            self.report.missing(&format!(
+                "{name}: not found on {nodes} (the relay's index){}",
+                if more { "; asking the DHT" } else { "" }
             ));
             return Ok(None);
         }
@@ -377,9 +513,16 @@ impl Session {
         Ok(Some(holders))
     }
 
+    /// The nodes `--node KEY` allows: all of them without a pin.
+    fn pinned(&self, nodes: &[NodeInfo]) -> Vec<NodeInfo> {
+        let allowed = |n: &&NodeInfo| self.relay.pin.is_none_or(|pin| n.key == Some(pin));
+        nodes.iter().filter(allowed).copied().collect()
+    }
+
     /// Ends a fetch of `name`: commits the output when it is complete, or
-    /// says what was left. True if the file is whole where it should be.
-    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> bool {
+    /// says what was left. Its exit code: [`EXIT_OK`] if the file is whole
+    /// where it should be, [`EXIT_USAGE`] for a local error.
+    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> u8 {
         match fetched {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
@@ -388,11 +531,11 @@ impl Session {
                         if let Some(line) = done {
                             self.report.status(&line);
                         }
-                        true
+                        EXIT_OK
                     }
                     Err(e) => {
                         self.report.error(&proto::error::describe(e.chain()));
-                        false
+                        EXIT_USAGE
                     }
                 }
             }
@@ -407,13 +550,19 @@ impl Session {
                 self.report.error(&format!(
                     "{name} is not text; refusing to print it to the terminal ({hint})"
                 ));
-                false
+                EXIT_USAGE
             }
-            Fetched::Missing | Fetched::Nothing | Fetched::OutputFailed => {
+            Fetched::OutputFailed => {
                 if let Some(line) = out.abandoned_line(name) {
                     self.report.error(&line);
                 }
-                false
+                EXIT_USAGE
+            }
+            Fetched::Missing | Fetched::Nothing => {
+                if let Some(line) = out.abandoned_line(name) {
+                    self.report.error(&line);
+                }
+                EXIT_MISSING
             }
         }
     }
@@ -478,7 +627,12 @@ impl Session {
                 Command::Help => report::stderr_line(prompt::HELP),
                 Command::Invalid(why) => self.report.error(&why),
                 Command::Peers => {
-                    listing::print_peers(&self.nodes, &mut std::io::stderr().lock(), &self.report);
+                    listing::print_peers(
+                        &self.nodes,
+                        &self.punchable(),
+                        &mut std::io::stderr().lock(),
+                        &self.report,
+                    );
                 }
                 Command::List { long, per_node } => {
                     if let Err(e) = self.list(long, per_node, &mut std::io::stderr().lock()) {
@@ -491,8 +645,7 @@ impl Session {
                     }
                 }
                 Command::Get { name, output } => match self.get(&name, output.as_deref()) {
-                    Ok(true) => {}
-                    Ok(false) => code = EXIT_MISSING,
+                    Ok(got) => code = code.max(got.min(EXIT_MISSING)),
                     Err(e) => {
                         self.report.error(&e);
                         code = EXIT_MISSING;

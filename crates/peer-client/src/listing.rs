@@ -98,12 +98,12 @@ pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
 /// The files in the listings whose names contain `text` (either case), one
 /// line each: size, short hash, node, name. Returns how many.
 pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> usize {
-    let needle = text.to_ascii_lowercase();
+    let needle = text.to_lowercase();
     let mut shown = 0;
     for (addr, entries, _) in listing {
         for e in entries
             .iter()
-            .filter(|e| e.name.to_ascii_lowercase().contains(&needle))
+            .filter(|e| e.name.to_lowercase().contains(&needle))
         {
             let hash = e.hash.map_or("(not hashed yet)".to_string(), |h| {
                 format!("blake3:{}", h.short())
@@ -167,11 +167,20 @@ pub fn print_found(
 
 /// The active nodes, one per line starting with `IP:PORT`. A relayed node
 /// is marked `relayed`; a direct node's line is as it always was, so
-/// scripts reading it keep working.
-pub fn print_peers(nodes: &[NodeInfo], out: &mut dyn Write, report: &Report) {
+/// scripts reading it keep working. A relayed node the relay would punch
+/// through to (`punchable`) is marked `relayed, punchable`.
+pub fn print_peers(
+    nodes: &[NodeInfo],
+    punchable: &[SocketAddr],
+    out: &mut dyn Write,
+    report: &Report,
+) {
     for node in nodes {
         let mode = match node.mode {
             NodeMode::Direct => String::new(),
+            NodeMode::Relayed if punchable.contains(&node.addr) => {
+                "relayed, punchable  ".to_string()
+            }
             other => format!("{}  ", other.as_str()),
         };
         let key = match node.key {

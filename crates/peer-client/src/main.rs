@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use net::exchange::Timeouts;
 use peer_client::cli::Cli;
+use peer_client::dht_source::DhtSettings;
 use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
 use plumbing::logging::Delivery;
 
@@ -18,15 +19,21 @@ fn main() -> ExitCode {
     // client whose stderr stops being read just waits, as it would on its
     // stdout; unlike a server, nobody else waits for it.
     let _log = cli.log.init(tracing::Level::WARN, Delivery::Direct);
-    // Ctrl-C in the middle of a transfer: no partial file left behind, and
-    // the shell's prompt starts on a fresh line. (At the line-editing prompt
+    // Ctrl-C or SIGTERM in the middle of a transfer: a save keeps its
+    // verified part for the next run, which resumes it, and says so; the
+    // shell's prompt starts on a fresh line. (At the line-editing prompt
     // Ctrl-C is a key, not a signal: it only drops the line being typed.)
-    let _ = ctrlc::set_handler(|| {
-        peer_client::output::remove_partial_files();
+    // The exit status names the signal, 128+N as shells and curl give it:
+    // 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+    let _ = peer_client::signals::on_termination(|signal| {
+        let kept = peer_client::output::keep_partial_files();
         if std::io::stderr().is_terminal() {
             peer_client::report::stderr_line("");
         }
-        plumbing::logging::exit(130);
+        for line in kept {
+            peer_client::report::stderr_line(line);
+        }
+        plumbing::logging::exit(128 + signal);
     });
     let keys = match cli.secret.keys() {
         Ok(keys) => keys,
@@ -55,6 +62,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    let secret = match cli.secret.secret() {
+        Ok(secret) => secret,
+        Err(why) => {
+            peer_client::report::stderr_line(format!("error: {why}"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let dht = DhtSettings {
+        always: cli.dht || !cli.dht_bootstrap.is_empty(),
+        never: cli.no_dht,
+        bootstrap: cli.dht_bootstrap,
+        key: secret.as_deref().map(dht::NetworkKey::from_secret),
+    };
     let security = match peer_client::security(keys) {
         Ok(security) => security,
         Err(why) => {
@@ -62,8 +82,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if cli.output.is_some() && cli.names.len() != 1 {
-        peer_client::report::stderr_line("error: -o/--output takes exactly one NAME");
+    // Several names go into a directory, as `cp a b dir/` does.
+    if let Some(path) = &cli.output
+        && cli.names.len() > 1
+        && !path.is_dir()
+    {
+        peer_client::report::stderr_line(format!(
+            "error: with several NAMEs, -o PATH must be a directory, and {} is not",
+            path.display()
+        ));
         return ExitCode::from(EXIT_USAGE);
     }
     let timeouts = Timeouts {
@@ -73,9 +100,12 @@ fn main() -> ExitCode {
     let relay = Relay {
         host: cli.relay_ip.unwrap_or_default(),
         port: cli.relay_port.unwrap_or_default(),
+        more: cli.relays,
+        answered: Default::default(),
         timeouts,
         security,
         pin: cli.node,
+        punch: !cli.no_punch,
     };
     let task = if cli.peers {
         Task::Peers
@@ -101,7 +131,9 @@ fn main() -> ExitCode {
             quiet: cli.log.quiet,
         },
     )
-    .with_sources(cli.sources);
+    .with_sources(cli.sources)
+    .with_dht(dht);
     session.no_index = cli.no_index;
+    session.no_resume = cli.no_resume;
     ExitCode::from(session.run(task))
 }

@@ -9,22 +9,23 @@
 //! file, the bytes go out unchanged. `-o -` means stdout too.
 //!
 //! What `-o PATH` names is decided by [`crate::target`]. A file is written to
-//! a temporary file in its own directory, synced, and renamed into place only
-//! when complete: a failed transfer never leaves a partial file at the path,
-//! and [`remove_partial_files`] lets an interrupted client (Ctrl-C) clean up
-//! the temporary file too. A device, FIFO or socket is never replaced: it is
+//! its part in its own directory ([`crate::part`]), synced, and renamed into
+//! place only when complete and checked: a failed transfer never leaves a
+//! partial file at the path. A broken transfer keeps its part (and its
+//! record) for the next run to resume; [`keep_partial_files`] lets an
+//! interrupted client (Ctrl-C, SIGTERM) write the record on its way out. A device, FIFO or socket is never replaced: it is
 //! opened (never created, never truncated) and the bytes stream into it, so
 //! no file is ever created beside it (no temporary files in /dev).
 //!
 //! During a fetch the workers hand verified bytes on in one of three ways
-//! ([`Delivery`]): written at their offset into the temporary file of a
+//! ([`Delivery`]): written at their offset into the part of a
 //! save, in any order and from any worker; straight out in order, when one
 //! worker fetches for stdout, a FIFO or a device; or, with several workers
 //! and such an in-order output, through a [`Ring`] of [`WINDOW`] bytes that
 //! the fetch's own thread writes out in order.
 //!
 //! The saved file's mode is what `cp` and `curl -o` give:
-//! - a new file gets 0666 less the umask. The temporary file is created with
+//! - a new file gets 0666 less the umask. The part is created with
 //!   mode 0666 and the kernel applies the umask at open(2). Reading the umask
 //!   instead would take `umask(2)` twice (set, then restore), which briefly
 //!   changes a process-wide setting under any other thread creating files;
@@ -32,22 +33,22 @@
 //! - a regular file that is replaced keeps its permission bits (and, where
 //!   the user may, its owner and group): `cp` and `curl` write such a file in
 //!   place, so its mode survives, and a user who made a file private (0600)
-//!   or executable would not expect a refresh to change that. Its temporary
-//!   file stays 0600 until the new content is complete. Setuid, setgid and
+//!   or executable would not expect a refresh to change that. Its part
+//!   stays 0600 until the new content is complete. Setuid, setgid and
 //!   sticky bits are not carried over: downloaded bytes must not become a
 //!   setuid program because the file they replaced was one.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use tempfile::NamedTempFile;
 
+use crate::part::Part;
 use crate::target::{Existing, StreamKind, Target};
 
 /// A destination for one file's bytes.
@@ -61,10 +62,21 @@ impl Output {
     /// Where `-o path` sends the file requested as `name`: stdout for no
     /// path or `-`, else see [`Output::file`].
     pub fn open(path: Option<&Path>, name: &str, progress: bool) -> anyhow::Result<Output> {
+        Output::open_for(path, name, progress, false)
+    }
+
+    /// As [`Output::open`]; `fresh` (`--no-resume`) removes the part an
+    /// earlier run kept for a file, and starts from scratch.
+    pub fn open_for(
+        path: Option<&Path>,
+        name: &str,
+        progress: bool,
+        fresh: bool,
+    ) -> anyhow::Result<Output> {
         match path {
             None => Ok(Output::stdout()?),
             Some(p) if p.as_os_str() == "-" => Ok(Output::stdout()?),
-            Some(p) => Output::file(p, name, progress),
+            Some(p) => Output::file_for(p, name, progress, fresh),
         }
     }
 
@@ -87,9 +99,13 @@ impl Output {
     /// opened now. `progress` says whether a progress bar may be drawn for
     /// it (not with `-q`).
     pub fn file(path: &Path, name: &str, progress: bool) -> anyhow::Result<Output> {
+        Output::file_for(path, name, progress, false)
+    }
+
+    fn file_for(path: &Path, name: &str, progress: bool, fresh: bool) -> anyhow::Result<Output> {
         match Target::resolve(path, name)? {
             Target::File { path, existing } => {
-                FileSink::create(path, existing, progress).map(Output::File)
+                FileSink::create(path, existing, progress, fresh).map(Output::File)
             }
             Target::Stream { path, kind } => {
                 StreamSink::open(path, kind, progress).map(Output::Stream)
@@ -103,7 +119,12 @@ impl Output {
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
         match self {
             Output::Stdout(s) => s.write_chunk(chunk),
-            Output::File(f) => f.tmp.write_all(chunk).map_err(SinkError::Io),
+            Output::File(f) => {
+                let at = f.written;
+                f.part.write_at(chunk, at).map_err(SinkError::Io)?;
+                f.written += chunk.len() as u64;
+                Ok(())
+            }
             Output::Stream(s) => s.write_chunk(chunk).map_err(SinkError::Io),
         }
     }
@@ -118,14 +139,15 @@ impl Output {
         }
     }
 
-    /// The temporary file of a save, for positioned writes: a multi-source
-    /// fetch writes each verified range at its offset, in any order, from
-    /// several threads (`FileExt::write_all_at` takes `&File`). The file is
-    /// still renamed into place only by [`Output::commit`]. None for stdout
-    /// and for a device or FIFO, which take bytes only in order.
-    pub fn positioned(&self) -> Option<&File> {
+    /// The part of a save, for positioned writes: a multi-source fetch
+    /// writes each verified range at its offset, in any order, from several
+    /// threads, and the part marks the groups written. The part is still
+    /// renamed into place only by [`Output::commit`]. None for stdout and
+    /// for a device or FIFO, which take bytes only in order (and keep
+    /// nothing to resume).
+    pub fn positioned(&self) -> Option<&Part> {
         match self {
-            Output::File(f) => Some(f.tmp.as_file()),
+            Output::File(f) => Some(&f.part),
             Output::Stdout(_) | Output::Stream(_) => None,
         }
     }
@@ -159,10 +181,15 @@ impl Output {
     }
 
     /// What a failed transfer of `name` left behind, when it is worth
-    /// saying: a device or FIFO cannot take back the bytes it already got.
-    /// (A file leaves nothing; stdout's reader sees what it got.)
+    /// saying: a device or FIFO cannot take back the bytes it already got,
+    /// and a file keeps its verified bytes for the next run to resume.
+    /// (stdout's reader sees what it got.)
     pub fn abandoned_line(&self, name: &str) -> Option<String> {
         match self {
+            Output::File(f) => f
+                .part
+                .kept()
+                .map(|(bytes, size)| crate::part::interrupted_line(bytes, size)),
             Output::Stream(s) if s.written > 0 => Some(format!(
                 "{} got only the first {} bytes of {name}; they cannot be taken back",
                 s.label(),
@@ -219,9 +246,9 @@ impl Ring {
 
 /// How the workers of a fetch hand their verified bytes to the output.
 pub enum Delivery<'o> {
-    /// The temporary file of a save ([`Output::positioned`]), written at
-    /// offsets by any worker.
-    At(&'o File),
+    /// The part of a save ([`Output::positioned`]), written at offsets by
+    /// any worker.
+    At(&'o Part),
     /// An in-order output fed by one worker, whose ranges come in order:
     /// straight out, without a copy.
     Straight(Mutex<&'o mut Output>),
@@ -236,7 +263,7 @@ impl Delivery<'_> {
     /// window is filled under the lock instead.)
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
         match self {
-            Delivery::At(file) => file.write_all_at(bytes, offset).map_err(SinkError::Io),
+            Delivery::At(part) => part.write_at(bytes, offset).map_err(SinkError::Io),
             Delivery::Straight(out) => out
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -324,12 +351,13 @@ fn is_terminal_safe(text: &[u8]) -> bool {
 }
 
 pub struct FileSink {
-    tmp: NamedTempFile,
+    part: Part,
     path: PathBuf,
     /// The regular file this save replaces, if any.
     existing: Option<Existing>,
     progress: bool,
-    _partial: Partial,
+    /// Bytes written in order by [`Output::write_chunk`].
+    written: u64,
 }
 
 impl FileSink {
@@ -337,44 +365,36 @@ impl FileSink {
         path: PathBuf,
         existing: Option<Existing>,
         progress: bool,
+        fresh: bool,
     ) -> anyhow::Result<FileSink> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let base = path
-            .file_name()
-            .with_context(|| format!("{} does not name a file", path.display()))?;
         let cannot = || format!("cannot create a file in {}", dir.display());
-        // std's error for the directory carries the OS reason ("no such file
-        // or directory"); tempfile's would add its own random path to it.
         if !std::fs::metadata(dir).with_context(cannot)?.is_dir() {
             anyhow::bail!("{}: not a directory", cannot());
         }
-        let prefix = format!(".{}.", base.to_string_lossy());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".part");
-        if existing.is_none() {
-            // open(2) applies the umask: the file is born 0666 & !umask.
-            builder.permissions(Permissions::from_mode(0o666));
-        }
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| io::Error::from(e.kind()))
-            .with_context(cannot)?;
-        let partial = Partial::register(tmp.path());
+        // open(2) applies the umask to a new part: it is born 0666 & !umask
+        // (0600 when it replaces a file, whose mode it takes on commit).
+        let part = Part::open(&path, existing.is_some(), fresh)?;
         Ok(FileSink {
-            tmp,
+            part,
             path,
             existing,
             progress,
-            _partial: partial,
+            written: 0,
         })
+    }
+
+    /// The part, for [`crate::fetch`]: what it keeps, and its check.
+    pub fn part(&self) -> &Part {
+        &self.part
     }
 
     fn commit(self) -> anyhow::Result<()> {
         let path = self.path;
-        let file = self.tmp.as_file();
+        let file = self.part.file();
         if let Some(old) = self.existing {
             // Best effort: only root may give a file to another user, and a
             // save by anyone else is theirs, as with any rename-based save.
@@ -384,9 +404,8 @@ impl FileSink {
         }
         file.sync_all()
             .with_context(|| format!("cannot write {}", path.display()))?;
-        self.tmp
+        self.part
             .persist(&path)
-            .map_err(|e| e.error)
             .with_context(|| format!("cannot save {}", path.display()))?;
         // Make the rename itself durable.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -472,44 +491,10 @@ impl StreamSink {
     }
 }
 
-/// Temporary files of transfers in progress. A signal handler cannot run
-/// destructors, so it removes these by path instead.
-static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// One entry of [`PARTIAL`], removed from the list (not from the disk) on
-/// drop: by then the file has been renamed into place or deleted by
-/// [`NamedTempFile`].
-struct Partial(PathBuf);
-
-impl Partial {
-    fn register(path: &Path) -> Partial {
-        if let Ok(mut list) = PARTIAL.lock() {
-            list.push(path.to_path_buf());
-        }
-        Partial(path.to_path_buf())
-    }
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if let Ok(mut list) = PARTIAL.lock() {
-            list.retain(|p| p != &self.0);
-        }
-    }
-}
-
-/// Deletes the temporary files of transfers in progress; for an interrupt
-/// handler, right before the process exits.
-pub fn remove_partial_files() {
-    remove_partial_files_where(|_| true);
-}
-
-fn remove_partial_files_where(pick: impl Fn(&Path) -> bool) {
-    if let Ok(list) = PARTIAL.lock() {
-        for path in list.iter().filter(|p| pick(p)) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+/// Keeps the parts of saves in progress for the next run, and says what
+/// each kept; for an interrupt handler, right before the process exits.
+pub fn keep_partial_files() -> Vec<String> {
+    crate::part::keep_all()
 }
 
 #[cfg(test)]
@@ -602,13 +587,12 @@ mod tests {
 
     #[test]
     fn positioned_writes_land_at_their_offsets_in_any_order() {
-        use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
         let out = Output::file(&path, "out.bin", false).unwrap();
-        let file = out.positioned().unwrap();
-        file.write_all_at(b"world", 6).unwrap();
-        file.write_all_at(b"hello ", 0).unwrap();
+        let part = out.positioned().unwrap();
+        part.write_at(b"world", 6).unwrap();
+        part.write_at(b"hello ", 0).unwrap();
         assert!(!path.exists());
         out.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
@@ -616,25 +600,25 @@ mod tests {
     }
 
     #[test]
-    fn partial_files_are_listed_until_committed_or_dropped() {
+    fn an_interrupted_file_keeps_its_verified_part_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let listed = |d: &Path| PARTIAL.lock().unwrap().iter().any(|p| p.starts_with(d));
-        let out = Output::file(&dir.path().join("a.bin"), "a.bin", false).unwrap();
-        assert!(listed(dir.path()));
-        out.commit().unwrap();
-        assert!(!listed(dir.path()));
-        let mut out = Output::file(&dir.path().join("b.bin"), "b.bin", false).unwrap();
-        out.write_chunk(b"abc").unwrap();
-        assert!(listed(dir.path()));
-        // Only this test's files: the other tests run at the same time.
-        remove_partial_files_where(|p| p.starts_with(dir.path()));
+        let path = dir.path().join("k.bin");
+        let out = Output::file(&path, "k.bin", false).unwrap();
+        let size = 3 * proto::content::CHUNK_GROUP;
+        let hash = proto::ContentHash::of(b"k");
+        let part = out.positioned().unwrap();
+        part.begin(Some((hash, size)), "k.bin").unwrap();
+        part.write_at(&[1; 1 << 16], 0).unwrap();
         assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "only a.bin remains"
+            out.abandoned_line("k.bin").unwrap(),
+            "interrupted at 64 KiB of 192 KiB; run the same command to resume"
         );
         drop(out);
-        assert!(!listed(dir.path()));
+        assert!(!path.exists());
+        let (part, rec) = crate::part::paths(&path).unwrap();
+        assert_eq!(std::fs::metadata(part).unwrap().len(), 1 << 16);
+        let _ = size;
+        assert!(rec.exists());
     }
 
     fn mode(path: &Path) -> u32 {

@@ -35,6 +35,9 @@
 //!   is handed out only if it ends within `window` bytes of what the output
 //!   has taken ([`Plan::delivered`]), so the reorder buffer never holds more
 //!   than the window.
+//! - A resumed save ([`crate::part`]) plans only the groups still missing
+//!   ([`Plan::for_missing`]): each missing run is cut into pieces as a
+//!   whole content would be, and the kept bytes count as claimed.
 //! - With one worker ([`Plan::for_workers`]) the whole content is one piece
 //!   and a holder that fails is left at once: the holders are asked in
 //!   turn, each from where the last one stopped (the fetch of `--sources 1`,
@@ -189,34 +192,77 @@ impl Plan {
     /// the whole content as one piece, and leaves a holder at its first
     /// failure for the next one: the holders in turn.
     pub fn for_workers(size: u64, holders: usize, workers: usize, window: Option<u64>) -> Plan {
+        let whole = [ByteRange {
+            offset: 0,
+            len: size,
+        }];
+        Plan::for_missing(size, &whole, holders, workers, window)
+    }
+
+    /// As [`Plan::for_workers`], for only the `missing` ranges of the
+    /// content (each starting on a chunk group, in order, disjoint): the
+    /// rest is already claimed (kept by an earlier run). One worker takes
+    /// each missing range as one piece.
+    pub fn for_missing(
+        size: u64,
+        missing: &[ByteRange],
+        holders: usize,
+        workers: usize,
+        window: Option<u64>,
+    ) -> Plan {
         if workers <= 1 {
             let whole = size
                 .div_ceil(CHUNK_GROUP)
                 .max(1)
                 .saturating_mul(CHUNK_GROUP);
-            let mut plan = Plan::new(size, whole, window, holders);
+            let mut plan = Plan::over(size, missing, whole, window, holders);
             plan.strikes = 1;
             return plan;
         }
-        Plan::new(size, piece_len(size, workers, window), window, holders)
+        let wanted = missing.iter().map(|r| r.len).sum();
+        let piece = piece_len(wanted, workers, window);
+        Plan::over(size, missing, piece, window, holders)
     }
 
     /// A plan for `size` bytes in pieces of `piece` bytes (a whole number of
     /// chunk groups; see [`piece_len`]), with an in-order `window` (at least
     /// one piece) or none, from `holders` holders.
     pub fn new(size: u64, piece: u64, window: Option<u64>, holders: usize) -> Plan {
+        let whole = [ByteRange {
+            offset: 0,
+            len: size,
+        }];
+        Plan::over(size, &whole, piece, window, holders)
+    }
+
+    /// A plan for the `wanted` ranges of `size` bytes (in order, disjoint,
+    /// within the size), each cut into pieces of `piece` bytes; bytes
+    /// outside them count as claimed.
+    fn over(
+        size: u64,
+        wanted: &[ByteRange],
+        piece: u64,
+        window: Option<u64>,
+        holders: usize,
+    ) -> Plan {
         let piece = (piece / CHUNK_GROUP).max(1) * CHUNK_GROUP;
         let window = window.map(|w| w.max(piece));
-        let pieces = (0..size.div_ceil(piece))
-            .map(|i| {
-                let start = i * piece;
-                Piece {
-                    end: (start + piece).min(size),
+        let mut pieces = Vec::new();
+        let mut open = 0;
+        for range in wanted {
+            let end = range.end().min(size);
+            let mut start = range.offset;
+            while start < end {
+                let stop = start.saturating_add(piece).min(end);
+                pieces.push(Piece {
+                    end: stop,
                     claimed: start,
                     fetchers: Vec::new(),
-                }
-            })
-            .collect();
+                });
+                open += stop - start;
+                start = stop;
+            }
+        }
         Plan {
             size,
             pieces,
@@ -229,7 +275,7 @@ impl Plan {
             window,
             delivered: 0,
             first_open: 0,
-            claimed: 0,
+            claimed: size - open,
         }
     }
 
@@ -684,6 +730,41 @@ mod tests {
         let empty = Plan::for_workers(0, 1, 1, None);
         assert!(empty.is_complete());
         assert_eq!(empty.last_claim(), None);
+    }
+
+    #[test]
+    fn a_resumed_plan_fetches_only_the_missing_ranges() {
+        let size = 10 * MIB + 5;
+        let missing = [
+            ByteRange {
+                offset: MIB,
+                len: 2 * MIB,
+            },
+            ByteRange {
+                offset: 9 * MIB,
+                len: MIB + 5,
+            },
+        ];
+        for workers in [1, 3] {
+            let mut plan = Plan::for_missing(size, &missing, 2, workers, None);
+            assert_eq!(plan.claimed(), size - 3 * MIB - 5);
+            let a = take(&mut plan);
+            let mut got = Vec::new();
+            while let Next::Fetch(x) = plan.next(a) {
+                got.push(x.range);
+                complete(&mut plan, &x);
+            }
+            assert!(plan.is_complete());
+            assert_eq!(plan.claimed(), size);
+            assert_eq!(got.iter().map(|r| r.len).sum::<u64>(), 3 * MIB + 5);
+            assert!(got.iter().all(|r| {
+                missing
+                    .iter()
+                    .any(|m| m.offset <= r.offset && r.end() <= m.end())
+            }));
+        }
+        // Nothing missing: complete at once.
+        assert!(Plan::for_missing(size, &[], 1, 1, None).is_complete());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Status for the user on stderr: which node served a file, which did not
 //! have it, which could not be reached. These are results shown to a person,
-//! not log events, so they are plain lines; `-q` keeps only errors. They
+//! not log events, so they are plain lines; `-q` keeps only errors, and a
+//! file not found is one ([`Report::missing`]). They
 //! are written by the thread that has them, in order with the client's log
 //! lines, which are written directly too (main.rs says why).
 
@@ -34,6 +35,14 @@ impl Report {
             end_terminal_line();
             stderr_line(line);
         }
+    }
+
+    /// A requested file (or node) that is not there: kept under `-q`, which
+    /// means "errors only", since the exit status alone does not say which
+    /// of several names was missing.
+    pub fn missing(&self, line: &str) {
+        end_terminal_line();
+        stderr_line(line);
     }
 
     pub fn error(&self, line: &str) {

@@ -97,6 +97,11 @@ pub struct Cli {
     /// takes a free port). Off by default.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    /// Another relay of the network to register with too (repeatable), as
+    /// a torrent lists several trackers: each one lists this node and gets
+    /// its catalog, so clients can ask any of them.
+    #[arg(long = "relay", value_name = "HOST:PORT", value_parser = parse_relay)]
+    relays: Vec<(String, u16)>,
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -122,6 +127,26 @@ fn parse_advertise(text: &str) -> Result<(Option<IpAddr>, u16), String> {
     Ok((Some(ip), port))
 }
 
+/// `HOST:PORT`, or `[V6]:PORT`, for `--relay`; resolved when registering.
+fn parse_relay(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}` is not HOST:PORT"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(['[', ']']) {
+        return Err(format!("`{text}` has no host"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+    Ok((host.to_string(), port))
+}
+
 impl Cli {
     /// The configuration these flags make, or why they make none.
     pub fn config(self) -> Result<NodeConfig, String> {
@@ -142,6 +167,7 @@ impl Cli {
             excludes: self.exclude,
             relay_host: self.relay_ip,
             relay_port: self.relay_port,
+            more_relays: self.relays,
             dir: self.dir,
             cache: self.cache,
             bind: self.bind,

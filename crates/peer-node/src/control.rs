@@ -10,6 +10,13 @@
 //! and server skeleton as the connections it accepts: the client's requests
 //! arrive through the circuit exactly as they would directly.
 //!
+//! The node opens its control connection with `ControlPunch`, which tells
+//! the relay it can also punch (docs/PROTOCOL.md, "Hole punching"); an
+//! older relay refuses the unknown request, and the node sends `Control`
+//! instead. On `OpenPunch(N)` the node joins punch N at the relay from a
+//! fresh port and connects to the client directly (`net::punch::answer`);
+//! the connection that opens is served like the others.
+//!
 //! When the control connection breaks (the relay restarted, the network
 //! went), the node reconnects with capped backoff; the relay lists it again
 //! as soon as it is back.
@@ -33,6 +40,12 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 
 /// Shortest keepalive interval, whatever the TTL says.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
+
+/// Punches under way at once. Each holds a port and sends SYNs to one
+/// address for up to `net::punch::WITHIN`: a relay that asks for more waits
+/// (in a private network a relay holds only the relay key, and this bounds
+/// what it can make the node send).
+const MAX_PUNCHES: usize = 16;
 
 /// A node in relayed mode.
 pub struct Relayed<H: Handler> {
@@ -77,10 +90,11 @@ impl<H: Handler> Relayed<H> {
     pub fn run_with(&self, listed: &dyn Fn(SocketAddr)) -> AnnounceError {
         let relay = self.relay_label();
         let open_circuits = Arc::new(AtomicUsize::new(0));
+        let punches = Arc::new(AtomicUsize::new(0));
         let mut every = self.heartbeat.max(MIN_KEEPALIVE);
         let mut retry = FIRST_RETRY;
         loop {
-            let ended = self.session(&mut every, &open_circuits, listed);
+            let ended = self.session(&mut every, &open_circuits, &punches, listed);
             crate::metrics::registration(crate::metrics::Registration::Retrying);
             match ended {
                 Ended::Refused(why) => return AnnounceError::Refused(why),
@@ -107,6 +121,7 @@ impl<H: Handler> Relayed<H> {
         &self,
         every: &mut Duration,
         open_circuits: &Arc<AtomicUsize>,
+        punches: &Arc<AtomicUsize>,
         listed: &dyn Fn(SocketAddr),
     ) -> Ended {
         let relay = self.relay_label();
@@ -139,7 +154,23 @@ impl<H: Handler> Relayed<H> {
             return Ended::NotConnected(last);
         };
         let relay_addr = conn.peer();
-        let registered = match conn.request(&Request::Control(self.registration.clone())) {
+        let mut answer = conn.request(&Request::ControlPunch(self.registration.clone()));
+        if let Ok(Response::Error(e)) = &answer
+            && e.kind == ErrorKind::BadRequest
+        {
+            // An older relay, which does not know ControlPunch: it closed
+            // this connection, so the plain Control goes on a new one.
+            tracing::debug!(
+                "relay {relay} does not punch ({}); relayed mode without it",
+                e.message
+            );
+            answer = Connection::dial(relay_addr, &self.timeouts, &dial).and_then(|mut c| {
+                let answer = c.request(&Request::Control(self.registration.clone()));
+                conn = c;
+                answer
+            });
+        }
+        let registered = match answer {
             Ok(Response::Registered(r)) => r,
             Ok(Response::Error(e)) => {
                 let why = format!("relay {relay}: {} ({})", e.message, e.kind.as_str());
@@ -181,7 +212,7 @@ impl<H: Handler> Relayed<H> {
         );
         listed(registered.addr);
         let mut stream = conn.into_stream();
-        Ended::Lost(self.keep(&mut stream, relay_addr, *every, ttl, open_circuits))
+        Ended::Lost(self.keep(&mut stream, relay_addr, *every, ttl, open_circuits, punches))
     }
 
     /// Sends keepalives and answers the relay's circuit requests until the
@@ -193,6 +224,7 @@ impl<H: Handler> Relayed<H> {
         every: Duration,
         ttl: Duration,
         open_circuits: &Arc<AtomicUsize>,
+        punches: &Arc<AtomicUsize>,
     ) -> String {
         let mut last_sent = Instant::now();
         let mut last_heard = Instant::now();
@@ -244,6 +276,10 @@ impl<H: Handler> Relayed<H> {
                     last_heard = Instant::now();
                     self.open_data(relay, id, open_circuits);
                 }
+                Ok(Response::OpenPunch(id)) => {
+                    last_heard = Instant::now();
+                    self.punch(relay, id, open_circuits, punches);
+                }
                 Ok(Response::Error(e)) => {
                     return format!(
                         "the relay said: {} ({})",
@@ -292,6 +328,60 @@ impl<H: Handler> Relayed<H> {
             open_circuits.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(
                 "cannot start a thread for circuit {id:016x}: {}",
+                proto::error::io_reason(&e)
+            );
+        }
+    }
+
+    /// Punch `id` on a thread of its own: joined at the relay from a fresh
+    /// port, then a direct connection to the client, served like an
+    /// accepted one. Counted with the circuits (both are connections this
+    /// node opened to serve), and capped at [`MAX_PUNCHES`] at once.
+    fn punch(
+        &self,
+        relay: SocketAddr,
+        id: u64,
+        open_circuits: &Arc<AtomicUsize>,
+        punches: &Arc<AtomicUsize>,
+    ) {
+        if punches.fetch_add(1, Ordering::AcqRel) >= MAX_PUNCHES {
+            punches.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("punch {id:016x} not taken: {MAX_PUNCHES} punches under way already");
+            return;
+        }
+        if open_circuits.fetch_add(1, Ordering::AcqRel) >= self.server.max_connections {
+            open_circuits.fetch_sub(1, Ordering::AcqRel);
+            punches.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                "punch {id:016x} not taken: {} connections open already",
+                self.server.max_connections
+            );
+            return;
+        }
+        let service = Arc::clone(&self.service);
+        let server = self.server.clone();
+        let timeouts = self.timeouts;
+        let to_relay = self.server.security.to_relay();
+        let count = Arc::clone(open_circuits);
+        let under_way = Arc::clone(punches);
+        let started = thread::Builder::new().name("punch".into()).spawn(move || {
+            let punched = net::punch::answer(relay, id, &timeouts, &to_relay);
+            under_way.fetch_sub(1, Ordering::AcqRel);
+            match punched {
+                Ok((stream, client)) => {
+                    tracing::debug!("punch {id:016x}: serving client {client} directly");
+                    net::server::serve_stream(stream, client, &*service, &server);
+                }
+                // The client takes the relay's circuit: worth a line, not a warning.
+                Err(why) => tracing::info!("punch {id:016x} failed: {why}"),
+            }
+            count.fetch_sub(1, Ordering::AcqRel);
+        });
+        if let Err(e) = started {
+            open_circuits.fetch_sub(1, Ordering::AcqRel);
+            punches.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                "cannot start a thread for punch {id:016x}: {}",
                 proto::error::io_reason(&e)
             );
         }

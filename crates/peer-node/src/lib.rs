@@ -75,6 +75,9 @@ pub use share::SharedDir;
 pub struct NodeConfig {
     pub relay_host: String,
     pub relay_port: u16,
+    /// The network's other relays (`--relay HOST:PORT`): the node registers
+    /// with each as with the first.
+    pub more_relays: Vec<(String, u16)>,
     pub dir: PathBuf,
     /// Where outboards are kept (`--cache`); None picks the default
     /// (see [`cache`]).
@@ -146,14 +149,27 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         advertised_ip,
         token: config.token.clone(),
     };
-    let announcer = Announcer::new(
-        config.relay_host.clone(),
-        config.relay_port,
-        registration.clone(),
-        config.heartbeat,
-        config.timeouts,
-    )
-    .with_dial(config.server.security.to_relay());
+    // One registration per relay, as a BitTorrent client announces to
+    // every tracker of a torrent (BEP 12): each relay lists the node and
+    // gets its catalog, so any one of them can answer for the network.
+    let relays: Vec<(String, u16)> =
+        std::iter::once((config.relay_host.clone(), config.relay_port))
+            .chain(config.more_relays.iter().cloned())
+            .collect();
+    let announcers: Vec<Announcer> = relays
+        .iter()
+        .map(|(host, port)| {
+            Announcer::new(
+                host.clone(),
+                *port,
+                registration.clone(),
+                config.heartbeat,
+                config.timeouts,
+            )
+            .with_dial(config.server.security.to_relay())
+        })
+        .collect();
+    let announcer = announcers[0].clone();
     if let Some(addr) = config.metrics {
         let about = metrics::About {
             dir: share.root().to_path_buf(),
@@ -171,7 +187,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
             endpoint.addr
         );
     }
-    let service = Arc::new(metrics::Metered(NodeService::new(
+    let service = Arc::new(metrics::metered(NodeService::new(
         share.clone(),
         index.clone(),
     )));
@@ -183,26 +199,57 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         share.clone(),
         index.clone(),
     )?;
-    let relayed = Relayed {
-        relay_host: config.relay_host.clone(),
-        relay_port: config.relay_port,
-        registration,
-        heartbeat: config.heartbeat,
-        timeouts: config.timeouts,
-        service: Arc::clone(&service),
-        server: config.server.clone(),
-    };
-    let force_relayed = config.relayed;
-    unregister_on_signal(announcer.clone())?;
+    unregister_on_signal(announcers.clone())?;
+    for announcer in announcers {
+        let relayed = Relayed {
+            relay_host: announcer.relay_host.clone(),
+            relay_port: announcer.relay_port,
+            registration: registration.clone(),
+            heartbeat: config.heartbeat,
+            timeouts: config.timeouts,
+            service: Arc::clone(&service),
+            server: config.server.clone(),
+        };
+        keep_listed(
+            announcer,
+            relayed,
+            config.relayed,
+            &share,
+            &index,
+            &dht,
+            config.heartbeat,
+        )?;
+    }
+    server.serve(service).context("node stopped")
+}
+
+/// Keeps the node listed at one relay, with its catalog: the catalog
+/// thread, and the announce thread (registration and heartbeats, or the
+/// control connection of relayed mode).
+fn keep_listed<H: net::server::Handler + 'static>(
+    announcer: Announcer,
+    relayed: Relayed<H>,
+    force_relayed: bool,
+    share: &SharedDir,
+    index: &ContentIndex,
+    dht: &dht::DhtPresence,
+    heartbeat: Duration,
+) -> anyhow::Result<()> {
+    // A private network's relay keeps only a blind index: the node's keys
+    // say which form its catalog takes.
+    let form = catalog::CatalogForm::of(match &relayed.server.security {
+        Security::Private(private) => Some(&private.keys),
+        Security::Plain => None,
+    });
+    let dht = dht.clone();
     let wake = watch::Wake::default();
     watch::start(
         share.clone(),
         index.clone(),
         announcer.clone(),
         wake.clone(),
-        config.heartbeat.max(Duration::from_millis(100)),
-        // A private network's relay keeps only a blind index.
-        catalog::CatalogForm::of(config.keys.as_ref()),
+        heartbeat.max(Duration::from_millis(100)),
+        form,
     )
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or
@@ -242,7 +289,7 @@ pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         }
     })
     .context("could not start the announce thread")?;
-    server.serve(service).context("node stopped")
+    Ok(())
 }
 
 /// How long leaving may take: a heartbeat on the wire to finish, then the
@@ -257,8 +304,9 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 /// (or, if nobody reads stderr, given up on).
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
-/// On SIGINT or SIGTERM, tell the relay we are leaving, then exit 0.
-fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
+/// On SIGINT or SIGTERM, tell every relay we are leaving (at once), then
+/// exit 0.
+fn unregister_on_signal(announcers: Vec<Announcer>) -> anyhow::Result<()> {
     // The handler runs once, on ctrlc's thread: if it died half way, no
     // later signal would be handled, so a panic in it still exits.
     ctrlc::set_handler(move || {
@@ -274,16 +322,24 @@ fn unregister_on_signal(announcer: Announcer) -> anyhow::Result<()> {
                 plumbing::logging::exit(0);
             });
         plumbing::crucial::run("signal", || {
-            let relay = announcer.relay_label();
-            let mut quick = announcer.clone();
-            quick.timeouts = Timeouts {
-                connect: LEAVE_WITHIN,
-                io: LEAVE_WITHIN,
-            };
-            match quick.leave(LEAVE_WITHIN) {
-                Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
-                Err(e) => tracing::warn!("could not unregister from relay {relay}: {e}; exiting"),
-            }
+            std::thread::scope(|scope| {
+                for announcer in &announcers {
+                    scope.spawn(move || {
+                        let relay = announcer.relay_label();
+                        let mut quick = announcer.clone();
+                        quick.timeouts = Timeouts {
+                            connect: LEAVE_WITHIN,
+                            io: LEAVE_WITHIN,
+                        };
+                        match quick.leave(LEAVE_WITHIN) {
+                            Ok(()) => tracing::info!("unregistered from relay {relay}; exiting"),
+                            Err(e) => tracing::warn!(
+                                "could not unregister from relay {relay}: {e}; exiting"
+                            ),
+                        }
+                    });
+                }
+            });
         });
         plumbing::logging::exit(0);
     })

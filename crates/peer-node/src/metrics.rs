@@ -14,8 +14,8 @@ use metrics::families::{self, level};
 use metrics::prometheus_client::collector::Collector;
 use metrics::prometheus_client::encoding::DescriptorEncoder;
 use metrics::prometheus_client::registry::{Registry as Families, Unit};
-use net::server::{Handler, OUTCOMES, Reply, outcome, stats};
-use proto::{ProtoError, Request};
+use net::server::{Handler, Metered, OUTCOMES, RequestCounts, stats};
+use proto::Request;
 
 /// Request kinds, as the `kind` label.
 const KINDS: [&str; 6] = [
@@ -44,6 +44,10 @@ fn kind(request: &Request) -> usize {
         | Request::Search(_)
         | Request::ListNodesLong
         | Request::Control(_)
+        | Request::ControlPunch(_)
+        | Request::Punch(_)
+        | Request::JoinPunch(_)
+        | Request::ListPunchable
         | Request::Keepalive
         | Request::OpenCircuit(_)
         | Request::JoinCircuit(_)
@@ -82,7 +86,7 @@ const fn zero() -> AtomicU64 {
 }
 
 struct Counts {
-    requests: [[AtomicU64; OUTCOMES.len()]; KINDS.len()],
+    requests: RequestCounts<{ KINDS.len() }>,
     served_bytes: [AtomicU64; 2],
     hashed_bytes: AtomicU64,
     hashing_nanos: AtomicU64,
@@ -132,19 +136,11 @@ pub fn registration(state: Registration) {
 }
 
 /// The node's service with each request counted by kind and outcome.
-pub struct Metered<H>(pub H);
-
-impl<H: Handler> Handler for Metered<H> {
-    fn role(&self) -> &'static str {
-        self.0.role()
-    }
-
-    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
-        let kind = kind(&request);
-        let result = self.0.handle(request, reply);
-        let outcome = outcome(result.is_err(), reply.answered());
-        COUNTS.requests[kind][outcome].fetch_add(1, Relaxed);
-        result
+pub fn metered<H: Handler>(service: H) -> Metered<H, { KINDS.len() }> {
+    Metered {
+        handler: service,
+        kind,
+        counts: &COUNTS.requests,
     }
 }
 

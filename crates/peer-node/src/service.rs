@@ -149,6 +149,10 @@ impl Handler for NodeService {
             | Request::Keepalive
             | Request::OpenCircuit(_)
             | Request::JoinCircuit(_)
+            | Request::ControlPunch(_)
+            | Request::Punch(_)
+            | Request::JoinPunch(_)
+            | Request::ListPunchable
             | Request::BlindCatalog(_)
             | Request::BlindWhoHas(_)
             | Request::BlindList(_) => {

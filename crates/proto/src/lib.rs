@@ -18,6 +18,7 @@
 //! - [`content`], "Verified ranges": content hashes (BLAKE3), the proof
 //!   stream a node sends after a range header, and the decoder that checks
 //!   it.
+//! - [`punch`], "Hole punching": what the relay tells each side of a punch.
 //! - [`keys`], "Private networks": the secret, the relay key, the peer key
 //!   and the index key derived from them, and a node's public key.
 //! - [`blind`], "The blind index": name and content tags, sealed records,
@@ -33,6 +34,7 @@ pub mod frame;
 pub mod keys;
 pub mod message;
 pub mod pending;
+pub mod punch;
 
 pub use content::ContentHash;
 pub use error::ProtoError;
@@ -44,6 +46,7 @@ pub use message::{
     SearchQuery, SearchResults, Target,
 };
 pub use pending::{CatalogUpdateLong, HolderListLong, HolderLong};
+pub use punch::{PunchWay, Rendezvous};
 
 /// First bytes of every request and every response, so a wrong program (an
 /// HTTP client, a TLS handshake, a port scanner) gets a clear error, not garbage.

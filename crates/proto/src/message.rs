@@ -76,15 +76,32 @@ pub enum Request {
     /// Tag 17, to the relay: `WhoHas`, answered with `HoldersLong`, which
     /// also names the holders still hashing the file.
     WhoHasLong(Target),
+    // Hole punching (docs/PROTOCOL.md, "Hole punching"), after relayed
+    // mode; together and in this order, as above.
+    /// Tag 18, to the relay: as `Control`, from a node that also answers
+    /// `OpenPunch` on its control connection.
+    ControlPunch(Registration),
+    /// Tag 19, to the relay: reach this relayed node directly if you can
+    /// (`Rendezvous`), else through a circuit (`CircuitReady`). Sent from a
+    /// port the client also listens on.
+    Punch(SocketAddr),
+    /// Tag 20, from a node: this is my side of punch N. To the relay on a
+    /// fresh connection from the node's punching port (answered
+    /// `Rendezvous`), then to the client as the first frame on the punched
+    /// connection (answered `CircuitReady`).
+    JoinPunch(u64),
+    /// Tag 21, to the relay: which relayed nodes would you try to punch
+    /// through to for me? Answered `Nodes`.
+    ListPunchable,
     // The blind index of a private network (docs/PROTOCOL.md, "The blind
-    // index", crate::blind); they stay together and in this order.
-    /// Tag 18, to the relay of a private network: a change to my catalog,
+    // index", crate::blind); together and in this order, as above.
+    /// Tag 22, to the relay of a private network: a change to my catalog,
     /// as tags and sealed records (answered with `CatalogAck`).
     BlindCatalog(BlindCatalogUpdate),
-    /// Tag 19, to the relay of a private network: which active nodes hold
+    /// Tag 23, to the relay of a private network: which active nodes hold
     /// this name tag, or this content tag?
     BlindWhoHas(BlindTarget),
-    /// Tag 20, to the relay of a private network: a page of every record.
+    /// Tag 24, to the relay of a private network: a page of every record.
     BlindList(PageRequest),
 }
 
@@ -132,10 +149,16 @@ pub enum Response {
     /// Tag 16: who holds the name or content asked for (`WhoHasLong`),
     /// holders still hashing it included, their hash absent.
     HoldersLong(crate::pending::HolderListLong),
+    // Hole punching, as in `Request`.
+    /// Tag 17, on a control connection: open a connection from a fresh port
+    /// and send `JoinPunch(N)` on it.
+    OpenPunch(u64),
+    /// Tag 18: the other side of a punch, and how to meet it.
+    Rendezvous(crate::punch::Rendezvous),
     // The blind index, as in `Request`.
-    /// Tag 17: who holds the tag asked for, each with its sealed record.
+    /// Tag 19: who holds the tag asked for, each with its sealed record.
     BlindHolders(BlindHolderList),
-    /// Tag 18: a page of the relay's sealed records.
+    /// Tag 20: a page of the relay's sealed records.
     SealedPage(SealedPage),
 }
 
@@ -511,6 +534,8 @@ impl Response {
             Response::Hello => "hello",
             Response::OpenData(_) => "data-connection request",
             Response::CircuitReady => "circuit-ready",
+            Response::OpenPunch(_) => "punch request",
+            Response::Rendezvous(_) => "rendezvous",
             Response::Range(_) => "range",
             Response::FilesLong(_) => "long file listing",
             Response::CatalogAck(_) => "catalog acknowledgement",
@@ -543,12 +568,15 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 21;
+    const TAG_COUNT: u32 = 25;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
         match self {
-            Request::Register(r) | Request::Unregister(r) | Request::Control(r) => match &r.token {
+            Request::Register(r)
+            | Request::Unregister(r)
+            | Request::Control(r)
+            | Request::ControlPunch(r) => match &r.token {
                 Some(t) if t.len() > MAX_TOKEN_LEN => Err(ProtoError::Limit(format!(
                     "token of {} bytes refused (limit {MAX_TOKEN_LEN})",
                     t.len()
@@ -624,7 +652,7 @@ fn check_catalog<'a>(
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 19;
+    const TAG_COUNT: u32 = 21;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {

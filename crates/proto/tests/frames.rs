@@ -116,9 +116,13 @@ fn request_tag(r: &Request) -> u32 {
         Request::JoinCircuit(_) => 15,
         Request::CatalogLong(_) => 16,
         Request::WhoHasLong(_) => 17,
-        Request::BlindCatalog(_) => 18,
-        Request::BlindWhoHas(_) => 19,
-        Request::BlindList(_) => 20,
+        Request::ControlPunch(_) => 18,
+        Request::Punch(_) => 19,
+        Request::JoinPunch(_) => 20,
+        Request::ListPunchable => 21,
+        Request::BlindCatalog(_) => 22,
+        Request::BlindWhoHas(_) => 23,
+        Request::BlindList(_) => 24,
     }
 }
 
@@ -142,8 +146,10 @@ fn response_tag(r: &Response) -> u32 {
         Response::OpenData(_) => 14,
         Response::CircuitReady => 15,
         Response::HoldersLong(_) => 16,
-        Response::BlindHolders(_) => 17,
-        Response::SealedPage(_) => 18,
+        Response::OpenPunch(_) => 17,
+        Response::Rendezvous(_) => 18,
+        Response::BlindHolders(_) => 19,
+        Response::SealedPage(_) => 20,
     }
 }
 
@@ -283,6 +289,15 @@ fn sample_requests() -> Vec<Request> {
         }),
         Request::WhoHasLong(Target::Name("new".into())),
         Request::WhoHasLong(Target::Hash(ContentHash([3; 32]))),
+        Request::ControlPunch(Registration {
+            port: 4000,
+            advertised_ip: None,
+            token: None,
+        }),
+        Request::Punch(v4(41234)),
+        Request::Punch(v6(41234)),
+        Request::JoinPunch(0),
+        Request::ListPunchable,
         Request::BlindCatalog(BlindCatalogUpdate {
             registration: Registration {
                 port: 1,
@@ -458,6 +473,22 @@ fn sample_responses() -> Vec<Response> {
             ],
             unindexed: vec![v4(9)],
             truncated: true,
+        }),
+        Response::OpenPunch(u64::MAX),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 7,
+            peer: v4(50000),
+            way: proto::PunchWay::Reverse,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 8,
+            peer: v6(50001),
+            way: proto::PunchWay::Simultaneous,
+        }),
+        Response::Rendezvous(proto::Rendezvous {
+            id: 9,
+            peer: v4(1),
+            way: proto::PunchWay::Other(77),
         }),
         Response::BlindHolders(BlindHolderList {
             nodes: 3,

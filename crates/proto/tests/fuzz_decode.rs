@@ -132,6 +132,10 @@ fn request() -> impl Strategy<Value = Request> {
                 })
             }),
         target().prop_map(Request::WhoHasLong),
+        registration().prop_map(Request::ControlPunch),
+        socket_addr().prop_map(Request::Punch),
+        any::<u64>().prop_map(Request::JoinPunch),
+        Just(Request::ListPunchable),
         (
             registration(),
             any::<u64>(),
@@ -344,6 +348,14 @@ fn response() -> impl Strategy<Value = Response> {
                     truncated
                 })
             ),
+        any::<u64>().prop_map(Response::OpenPunch),
+        (any::<u64>(), socket_addr(), any::<u32>()).prop_map(|(id, peer, way)| {
+            Response::Rendezvous(proto::Rendezvous {
+                id,
+                peer,
+                way: proto::PunchWay::from(way),
+            })
+        }),
         (
             any::<u32>(),
             vec(
@@ -423,16 +435,18 @@ fn registration_size(r: &Registration) -> usize {
 
 fn request_body_size(r: &Request) -> usize {
     4 + match r {
-        Request::Register(reg) | Request::Unregister(reg) | Request::Control(reg) => {
-            registration_size(reg)
-        }
+        Request::Register(reg)
+        | Request::Unregister(reg)
+        | Request::Control(reg)
+        | Request::ControlPunch(reg) => registration_size(reg),
         Request::ListNodes
         | Request::ListFiles
         | Request::Hello
         | Request::ListNodesLong
-        | Request::Keepalive => 0,
-        Request::OpenCircuit(addr) => socket_addr_size(addr),
-        Request::JoinCircuit(_) => 8,
+        | Request::Keepalive
+        | Request::ListPunchable => 0,
+        Request::OpenCircuit(addr) | Request::Punch(addr) => socket_addr_size(addr),
+        Request::JoinCircuit(_) | Request::JoinPunch(_) => 8,
         Request::GetFile(f) => string_size(&f.name) + 8,
         Request::ListFilesLong => 0,
         Request::Catalog(u) => {
@@ -496,7 +510,8 @@ fn response_body_size(r: &Response) -> usize {
     4 + match r {
         Response::Registered(reg) => socket_addr_size(&reg.addr) + 4,
         Response::Unregistered | Response::NotFound | Response::Hello | Response::CircuitReady => 0,
-        Response::OpenData(_) => 8,
+        Response::OpenData(_) | Response::OpenPunch(_) => 8,
+        Response::Rendezvous(r) => 8 + socket_addr_size(&r.peer) + 4,
         Response::NodesLong(nodes) => {
             8 + nodes
                 .iter()

@@ -35,8 +35,8 @@ use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_t
 use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ErrorKind, ErrorReply, FileEntry,
     FileEntryLong, FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList,
-    HolderListLong, HolderLong, NodeEntry, NodeInfo, NodeMode, ProtoError, RangeHeader,
-    RangeRequest, Registered, Registration, Request, Response, SearchHit, SearchQuery,
+    HolderListLong, HolderLong, NodeEntry, NodeInfo, NodeMode, ProtoError, PunchWay, RangeHeader,
+    RangeRequest, Registered, Registration, Rendezvous, Request, Response, SearchHit, SearchQuery,
     SearchResults, Target, frame,
 };
 use serde_json::{Value, json};
@@ -165,6 +165,20 @@ fn hello_entry() -> BlindEntry {
 
 /// The circuit of the relayed-mode examples (below 2^53, see the README).
 const CIRCUIT: u64 = 0x1f2e_3d4c_5b6a;
+
+/// The punch of the hole-punching examples (below 2^53, see the README).
+const PUNCH: u64 = 0x0a1b_2c3d_4e5f;
+
+/// A client on the open network, as the relay sees its `Punch` connection.
+fn client_seen() -> SocketAddr {
+    "198.51.100.7:50123".parse().unwrap()
+}
+
+/// A relayed node's `JoinPunch` connection, as the relay sees it: the NAT's
+/// public address, and the port it mapped the node's punching port to.
+fn node_punching() -> SocketAddr {
+    "203.0.113.5:41300".parse().unwrap()
+}
 
 /// The value of every vector in docs/vectors/, by name.
 fn examples() -> BTreeMap<&'static str, Example> {
@@ -509,6 +523,38 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 "relay busy: 16 circuits open to node 203.0.113.5:41234 (limit 16 per node)",
             ),
         ),
+        // Hole punching.
+        (
+            "control-punch-request",
+            request(Request::ControlPunch(registration(None, Some("s3cret")))),
+        ),
+        ("punch-request", request(Request::Punch(relayed()))),
+        ("open-punch-response", response(Response::OpenPunch(PUNCH))),
+        ("join-punch-request", request(Request::JoinPunch(PUNCH))),
+        (
+            "rendezvous-response",
+            response(Response::Rendezvous(Rendezvous {
+                id: PUNCH,
+                peer: node_punching(),
+                way: PunchWay::Simultaneous,
+            })),
+        ),
+        (
+            "rendezvous-reverse-response",
+            response(Response::Rendezvous(Rendezvous {
+                id: PUNCH,
+                peer: client_seen(),
+                way: PunchWay::Reverse,
+            })),
+        ),
+        ("list-punchable-request", request(Request::ListPunchable)),
+        (
+            "punchable-response",
+            response(Response::Nodes(vec![NodeEntry {
+                addr: relayed(),
+                age_secs: 2,
+            }])),
+        ),
         // The blind index.
         (
             "blind-catalog-request",
@@ -683,6 +729,10 @@ fn request_json(r: &Request) -> (&'static str, Value) {
             )
         }
         Request::WhoHasLong(t) => ("WhoHasLong", json!({ "target": target_json(t) })),
+        Request::ControlPunch(reg) => ("ControlPunch", registration_json(reg)),
+        Request::Punch(node) => ("Punch", json!({"node": node.to_string()})),
+        Request::JoinPunch(id) => ("JoinPunch", json!({ "punch": id })),
+        Request::ListPunchable => ("ListPunchable", json!({})),
         Request::BlindCatalog(u) => {
             let added: Vec<Value> = u
                 .added
@@ -831,6 +881,11 @@ fn response_json(r: &Response) -> (&'static str, Value) {
                        "truncated": list.truncated}),
             )
         }
+        Response::OpenPunch(id) => ("OpenPunch", json!({ "punch": id })),
+        Response::Rendezvous(r) => (
+            "Rendezvous",
+            json!({"id": r.id, "peer": r.peer.to_string(), "way": way_json(r.way)}),
+        ),
         Response::BlindHolders(list) => {
             let holders: Vec<Value> = list
                 .holders
@@ -904,6 +959,15 @@ fn mode_json(mode: NodeMode) -> Value {
         NodeMode::Direct => json!("Direct"),
         NodeMode::Relayed => json!("Relayed"),
         NodeMode::Other(code) => json!(code),
+    }
+}
+
+/// A punch way by its name in the spec's table, or a code it does not define.
+fn way_json(way: PunchWay) -> Value {
+    match way {
+        PunchWay::Reverse => json!("Reverse"),
+        PunchWay::Simultaneous => json!("Simultaneous"),
+        PunchWay::Other(code) => json!(code),
     }
 }
 

@@ -182,8 +182,9 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
 }
 
 /// A circuit id nobody else can guess: a node's data connection is let in
-/// by it alone, so it comes from the system's random source.
-fn random_id() -> u64 {
+/// by it alone, so it comes from the system's random source. Punch ids
+/// too (crate::rendezvous).
+pub(crate) fn random_id() -> u64 {
     let mut bytes = [0u8; 8];
     // SAFETY: getrandom writes at most `len` bytes into the buffer we own.
     let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

@@ -50,6 +50,10 @@ pub struct Cli {
     /// in a private network, whose index is blind, about 240).
     #[arg(long, value_name = "N", default_value_t = crate::index::DEFAULT_INDEX_ENTRIES)]
     max_index_entries: usize,
+    /// Never help a client and a relayed node connect directly (hole
+    /// punching): carry all their bytes through circuits.
+    #[arg(long)]
+    no_punch: bool,
     /// Neither check registrations by dialling them back nor relay for
     /// nodes that cannot be reached: every registration is listed as it
     /// comes (docs/SECURITY.md).
@@ -167,6 +171,7 @@ impl Cli {
                 ..Default::default()
             },
             server: net::server::ServerConfig::from(&self.server),
+            punching: !self.no_punch,
             relaying: (!self.no_relaying).then(|| crate::CircuitLimits {
                 max_total: self.max_circuits.max(1),
                 max_per_node: self.max_circuits_per_node.max(1),

@@ -8,6 +8,10 @@
 //! answered `Registered`, and the relay sends `OpenData(N)` when a client
 //! wants circuit N. The entry lives exactly as long as the connection:
 //! when it closes, or stays silent for a TTL, the node is unlisted at once.
+//!
+//! A node that opened with `ControlPunch` can also punch: the relay may
+//! send it `OpenPunch(N)` (crate::rendezvous). One that sent `Control`
+//! never gets it (an older node would not know the tag).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +45,8 @@ struct Shared {
 struct Link {
     id: u64,
     writer: Arc<Mutex<StreamWriter>>,
+    /// It opened with `ControlPunch`, and the relay punches.
+    punch: bool,
 }
 
 impl Controls {
@@ -56,18 +62,36 @@ impl Controls {
     /// Asks the node listed as `node` to open a data connection for circuit
     /// `circuit`. The error says why that was not possible.
     pub fn ask_for_data(&self, node: SocketAddr, circuit: u64) -> Result<(), String> {
+        self.send(node, &Response::OpenData(circuit))
+    }
+
+    /// Whether the node listed as `node` can be asked to punch.
+    pub fn can_punch(&self, node: SocketAddr) -> bool {
+        self.lock().get(&node).is_some_and(|link| link.punch)
+    }
+
+    /// Asks the node listed as `node` to join punch `punch`. The error says
+    /// why that was not possible.
+    pub fn ask_for_punch(&self, node: SocketAddr, punch: u64) -> Result<(), String> {
+        if !self.can_punch(node) {
+            return Err(format!("node {node} cannot punch"));
+        }
+        self.send(node, &Response::OpenPunch(punch))
+    }
+
+    fn send(&self, node: SocketAddr, message: &Response) -> Result<(), String> {
         let writer = match self.lock().get(&node) {
             Some(link) => Arc::clone(&link.writer),
             None => return Err(format!("no relayed node {node} at this relay")),
         };
         let mut stream = writer.lock().unwrap_or_else(|p| p.into_inner());
-        frame::write(&mut *stream, &Response::OpenData(circuit))
+        frame::write(&mut *stream, message)
             .map_err(|e| format!("cannot reach node {node} on its control connection: {e}"))
     }
 
-    fn attach(&self, node: SocketAddr, writer: Arc<Mutex<StreamWriter>>) -> u64 {
+    fn attach(&self, node: SocketAddr, writer: Arc<Mutex<StreamWriter>>, punch: bool) -> u64 {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(node, Link { id, writer });
+        self.lock().insert(node, Link { id, writer, punch });
         id
     }
 
@@ -88,12 +112,14 @@ impl Controls {
 }
 
 /// Serves one control connection until it closes or falls silent for a
-/// TTL. `stream` has carried the `Control` request, already checked;
-/// `key` is the static key the node's handshake proved, if any.
+/// TTL. `stream` has carried the `Control` (or `ControlPunch`) request,
+/// already checked; `key` is the static key the node's handshake proved,
+/// if any; `punch`: the node may be asked to punch.
 pub fn serve(
     stream: &mut Stream,
     node: SocketAddr,
     key: Option<NodeKey>,
+    punch: bool,
     registry: &Registry,
     controls: &Controls,
     io_timeout: Duration,
@@ -120,9 +146,10 @@ pub fn serve(
             return frame::write(&mut *lock(&writer), &Response::error(ErrorKind::Busy, why));
         }
     }
-    let id = controls.attach(node, Arc::clone(&writer));
+    let id = controls.attach(node, Arc::clone(&writer), punch);
     tracing::info!(
-        "node joined: {node}, relayed ({} active, {} relayed)",
+        "node joined: {node}, relayed{} ({} active, {} relayed)",
+        if punch { ", can punch" } else { "" },
         registry.len(),
         controls.len()
     );

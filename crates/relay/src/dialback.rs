@@ -121,6 +121,18 @@ impl DialBack {
     }
 }
 
+/// The dial-back of a client's punching port (crate::rendezvous): whether
+/// anything that speaks the protocol answers `Hello` at `addr`, under the
+/// relay key in a private network. Never cached here: the port is new at
+/// every punch.
+pub(crate) fn probe_client(
+    addr: SocketAddr,
+    timeouts: Timeouts,
+    security: &Security,
+) -> Result<(), String> {
+    probe_with(addr, timeouts, &security.to_relay())
+}
+
 /// One dial-back: connect (and shake hands, in a private network), send
 /// `Hello`, read one response frame.
 fn probe(addr: SocketAddr, timeout: Duration, dial: &Dial) -> Result<(), String> {
@@ -128,6 +140,10 @@ fn probe(addr: SocketAddr, timeout: Duration, dial: &Dial) -> Result<(), String>
         connect: timeout,
         io: timeout,
     };
+    probe_with(addr, timeouts, dial)
+}
+
+fn probe_with(addr: SocketAddr, timeouts: Timeouts, dial: &Dial) -> Result<(), String> {
     let mut conn = Connection::open(addr, &timeouts)
         .map_err(|e| format!("cannot connect: {e}"))?
         .secure(dial)

@@ -131,7 +131,7 @@ impl Index {
         }
     }
 
-    /// Names containing `text` (ASCII letters in either case), one hit per
+    /// Names containing `text` in either case (all of Unicode), one hit per
     /// name and content, at most `limit` (and at most what one frame holds).
     pub fn search(&self, text_wanted: &str, limit: usize) -> SearchResults {
         let state = self.read();
@@ -537,6 +537,32 @@ mod tests {
             "one entry left in the index, one name too long"
         );
         assert_eq!(index.stats().entries, 4);
+    }
+
+    #[test]
+    fn search_folds_case_for_all_of_unicode() {
+        let index = Index::new(IndexLimits::default());
+        index.joined(addr(1));
+        let files = vec![
+            entry("café.txt", 1),
+            entry("ΣΟΦΙΑ.md", 2),
+            entry("plain", 3),
+        ];
+        index
+            .apply(addr(1), &update(0, 1, true, files, &[]))
+            .unwrap();
+        let names = |text: &str| -> Vec<String> {
+            index
+                .search(text, 10)
+                .hits
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names("CAFÉ"), ["café.txt"]);
+        assert_eq!(names("σοφ"), ["ΣΟΦΙΑ.md"]);
+        assert_eq!(names("PLAIN"), ["plain"]);
+        assert!(names("nowhere").is_empty());
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - [`circuit`]: the circuit table (caps, pending joins) and the two ends
 //!   of a circuit being joined.
 //! - [`splice`]: joining two connections byte for byte, with splice(2).
+//! - [`rendezvous`]: hole punching: introducing a client and a relayed
+//!   node to each other, and remembering which pairs got through.
 //! - [`metrics`]: what `--metrics` serves: counts by request, refusal and
 //!   circuit, levels read from the tables above, the `/status` page.
 //! - [`cli`]: the command line, and the [`RelayConfig`] it makes.
@@ -32,6 +34,7 @@ pub mod dialback;
 pub mod index;
 pub mod metrics;
 pub mod registry;
+pub mod rendezvous;
 pub mod service;
 pub mod splice;
 
@@ -74,6 +77,9 @@ pub struct RelayConfig {
     /// None with `--no-relaying`: registrations are listed without
     /// dial-back and nothing is relayed.
     pub relaying: Option<CircuitLimits>,
+    /// False with `--no-punch`: relayed nodes are always reached through
+    /// circuits.
+    pub punching: bool,
     /// In a private network, the relay key: every connection must complete
     /// a handshake under it. A relay never holds the peer key.
     pub relay_key: Option<Key>,
@@ -147,10 +153,16 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
                 ),
                 controls,
                 circuits,
+                punches: config
+                    .punching
+                    .then(|| rendezvous::Punches::new(config.server.security.clone())),
                 io_timeout: config.server.io_timeout,
             });
         }
         None => tracing::info!("relaying is off: registrations are listed unchecked"),
+    }
+    if config.relaying.is_some() && !config.punching {
+        tracing::info!("hole punching is off: relayed nodes are reached through circuits");
     }
     if let Some(addr) = config.metrics {
         let pages = ::metrics::Pages {
@@ -165,7 +177,7 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
         );
     }
     server
-        .serve(metrics::Metered(service))
+        .serve(metrics::metered(service))
         .context("relay stopped")
 }
 

@@ -15,15 +15,15 @@ use metrics::families::{self, level};
 use metrics::prometheus_client::collector::Collector;
 use metrics::prometheus_client::encoding::DescriptorEncoder;
 use metrics::prometheus_client::registry::{Registry as Families, Unit};
-use net::server::{Handler, OUTCOMES, Reply, outcome, stats};
-use proto::{ProtoError, Request};
+use net::server::{Handler, Metered, OUTCOMES, RequestCounts, stats};
+use proto::Request;
 
 use crate::circuit::Circuits;
 use crate::control::Controls;
 use crate::{Indexes, Registry};
 
 /// Request kinds, as the `kind` label.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "register",
     "unregister",
     "list_nodes",
@@ -37,6 +37,7 @@ const KINDS: [&str; 13] = [
     "join_circuit",
     "keepalive",
     "for_a_node",
+    "punch",
 ];
 
 fn kind(request: &Request) -> usize {
@@ -52,10 +53,11 @@ fn kind(request: &Request) -> usize {
         Request::WhoHas(_) | Request::WhoHasLong(_) | Request::BlindWhoHas(_) => 5,
         Request::Search(_) | Request::BlindList(_) => 6,
         Request::Hello => 7,
-        Request::Control(_) => 8,
+        Request::Control(_) | Request::ControlPunch(_) => 8,
         Request::OpenCircuit(_) => 9,
         Request::JoinCircuit(_) => 10,
         Request::Keepalive => 11,
+        Request::Punch(_) | Request::JoinPunch(_) | Request::ListPunchable => 13,
         Request::GetFile(_)
         | Request::ListFiles
         | Request::GetRange(_)
@@ -84,7 +86,7 @@ const fn zero() -> AtomicU64 {
 }
 
 struct Counts {
-    requests: [[AtomicU64; OUTCOMES.len()]; KINDS.len()],
+    requests: RequestCounts<{ KINDS.len() }>,
     refusals: [AtomicU64; REASONS.len()],
     /// Dial-backs that reached the node, and that did not.
     dialbacks: [AtomicU64; 2],
@@ -117,19 +119,11 @@ pub fn circuit_closed(bytes: u64) {
 }
 
 /// The relay's service with each request counted by kind and outcome.
-pub struct Metered<H>(pub H);
-
-impl<H: Handler> Handler for Metered<H> {
-    fn role(&self) -> &'static str {
-        self.0.role()
-    }
-
-    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
-        let kind = kind(&request);
-        let result = self.0.handle(request, reply);
-        let outcome = outcome(result.is_err(), reply.answered());
-        COUNTS.requests[kind][outcome].fetch_add(1, Relaxed);
-        result
+pub fn metered<H: Handler>(service: H) -> Metered<H, { KINDS.len() }> {
+    Metered {
+        handler: service,
+        kind,
+        counts: &COUNTS.requests,
     }
 }
 

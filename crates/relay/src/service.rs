@@ -23,6 +23,7 @@ use crate::control::{self, Controls};
 use crate::dialback::DialBack;
 use crate::index::Index;
 use crate::registry::{self, Registry};
+use crate::rendezvous::{self, Punches};
 
 /// Who may register, and under which address.
 #[derive(Debug, Clone, Default)]
@@ -93,11 +94,13 @@ impl Indexes {
 }
 
 /// What relaying needs: the dial-back, the relayed nodes' control
-/// connections, and the circuits through them.
+/// connections, the circuits through them, and hole punching.
 pub struct Relaying {
     pub dialback: DialBack,
     pub controls: Controls,
     pub circuits: Circuits,
+    /// None with `--no-punch`: every `Punch` is answered with a circuit.
+    pub punches: Option<Punches>,
     /// How long a write to a control connection may wait.
     pub io_timeout: std::time::Duration,
 }
@@ -537,7 +540,31 @@ impl Handler for RelayService {
             }
             // Any server of the protocol answers a hello.
             Request::Hello => Response::Hello,
-            Request::Control(reg) => return self.control(reg, reply),
+            Request::Control(reg) => return self.control(reg, false, reply),
+            Request::ControlPunch(reg) => return self.control(reg, true, reply),
+            Request::Punch(node) => match &self.relaying {
+                Some(r) => return rendezvous::punch(r, node, reply),
+                None => not_relaying(),
+            },
+            Request::JoinPunch(id) => match self.relaying.as_ref().and_then(|r| r.punches.as_ref())
+            {
+                Some(punches) => return rendezvous::join(punches, id, reply),
+                None => Response::error(
+                    ErrorKind::Forbidden,
+                    "this relay does not punch (it runs with --no-punch or --no-relaying)",
+                ),
+            },
+            Request::ListPunchable => match &self.relaying {
+                Some(r) => {
+                    let nodes = self.registry.nodes(Instant::now());
+                    let answer = rendezvous::punchable(r, nodes, seen);
+                    if let Response::Nodes(n) = &answer {
+                        tracing::info!("{}: listed {} punchable nodes", reply.peer(), n.len());
+                    }
+                    answer
+                }
+                None => Response::Nodes(Vec::new()),
+            },
             Request::OpenCircuit(node) => match &self.relaying {
                 Some(r) => return circuit::open(&r.circuits, &r.controls, node, reply),
                 None => not_relaying(),
@@ -564,8 +591,14 @@ impl Handler for RelayService {
 
 impl RelayService {
     /// A node's control connection: checked like a registration, then kept
-    /// for as long as the node stays (see [`control`]).
-    fn control(&self, reg: Registration, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+    /// for as long as the node stays (see [`control`]). `punch`: it came as
+    /// `ControlPunch`, so the node may be asked to punch if the relay does.
+    fn control(
+        &self,
+        reg: Registration,
+        punch: bool,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), ProtoError> {
         let node = reply.peer();
         if let Some(refusal) = self.check_token(&reg, node.ip()) {
             return reply.send(&refusal);
@@ -579,6 +612,7 @@ impl RelayService {
             reply.stream(),
             node,
             key,
+            punch && relaying.punches.is_some(),
             &self.registry,
             &relaying.controls,
             relaying.io_timeout,

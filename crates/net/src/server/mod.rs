@@ -14,7 +14,7 @@ mod range;
 mod stats;
 mod workers;
 
-pub use stats::{OUTCOMES, ServerStats, outcome, stats};
+pub use stats::{Metered, OUTCOMES, RequestCounts, ServerStats, outcome, stats};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};

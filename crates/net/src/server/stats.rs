@@ -114,3 +114,33 @@ impl Drop for Serving {
         self.0.finished.fetch_add(1, Ordering::Relaxed);
     }
 }
+/// Requests counted by kind (a program's own list of kinds, `K` of them)
+/// and by [`OUTCOMES`].
+pub type RequestCounts<const K: usize> = [[AtomicU64; OUTCOMES.len()]; K];
+
+/// A handler with each request counted by kind and outcome, for a
+/// program's metrics: the relay and the node each say what the kinds are
+/// (`kind`) and where the counts live.
+pub struct Metered<H, const K: usize> {
+    pub handler: H,
+    pub kind: fn(&proto::Request) -> usize,
+    pub counts: &'static RequestCounts<K>,
+}
+
+impl<H: super::Handler, const K: usize> super::Handler for Metered<H, K> {
+    fn role(&self) -> &'static str {
+        self.handler.role()
+    }
+
+    fn handle(
+        &self,
+        request: proto::Request,
+        reply: &mut super::Reply<'_>,
+    ) -> Result<(), proto::ProtoError> {
+        let kind = (self.kind)(&request);
+        let result = self.handler.handle(request, reply);
+        let outcome = outcome(result.is_err(), reply.answered());
+        self.counts[kind][outcome].fetch_add(1, Ordering::Relaxed);
+        result
+    }
+}

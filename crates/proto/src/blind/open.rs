@@ -8,8 +8,8 @@
 //!
 //! Search is local: the client pages through every record
 //! ([`Listing::add_page`]) and matches names itself ([`Listing::search`]),
-//! with the relay's plain rules (ASCII letters in either case, the empty
-//! text matches every name, sorted by name then hash).
+//! with the relay's plain rules (either case, all of Unicode; the empty
+//! text matches every name; sorted by name then hash).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -194,14 +194,19 @@ impl Listing {
     }
 }
 
-/// Whether `name` contains `text`, ASCII letters in either case (the empty
-/// text is in every name): the search rule of both indexes.
+/// Whether `name` contains `text` in either case, for all of Unicode
+/// (`CAFÉ` finds `café.txt`; the empty text is in every name): the search
+/// rule of both indexes. ASCII, the common case, is compared in place;
+/// other names are lowercased first.
 pub fn name_matches(name: &str, text: &str) -> bool {
-    let (hay, needle) = (name.as_bytes(), text.as_bytes());
-    needle.is_empty()
-        || hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    if name.is_ascii() && text.is_ascii() {
+        let (hay, needle) = (name.as_bytes(), text.as_bytes());
+        return needle.is_empty()
+            || hay
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle));
+    }
+    name.to_lowercase().contains(&text.to_lowercase())
 }
 
 #[cfg(test)]
@@ -360,10 +365,11 @@ mod tests {
     }
 
     #[test]
-    fn names_match_in_either_ascii_case() {
+    fn names_match_in_either_case() {
         assert!(name_matches("Report.PDF", "report.pdf"));
         assert!(name_matches("x", ""));
         assert!(!name_matches("x", "xy"));
-        assert!(!name_matches("é", "É"));
+        assert!(name_matches("café.txt", "CAFÉ"));
+        assert!(name_matches("ΣΟΦΙΑ.md", "σοφ"));
     }
 }
