@@ -15,6 +15,7 @@ use std::time::Duration;
 use harness::{Node, Proc, READY, Relay, Run, bin, run};
 use net::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
 use net::server::{Handler, Reply, Server, ServerConfig};
+use proto::blind::IndexKey;
 use proto::{ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
 
 const SECRET: &str = "correct horse battery staple";
@@ -147,13 +148,17 @@ fn fetch_list_and_relayed_fetch_with_the_secret_and_with_a_relay_key_only_relay(
         let pinned = fetch(port, &["direct.txt", "--secret", SECRET, "--node", &k2s]);
         assert_eq!(pinned.code(), 1, "{}", pinned.stderr);
         assert!(pinned.stdout.is_empty());
-        // Only the pinned node is asked, so only its absence is told.
-        assert_eq!(
-            pinned.stderr,
-            format!(
-                "direct.txt: not found on the node with key {}... (the relay's index)\n",
-                &k2s[..8]
-            )
+        // Only the pinned node is asked, so only its absence is told. The
+        // relay's index is blind in a private network: until peer-client
+        // reads it (issue 29, its client part), the client asks the nodes
+        // in turn, here the pinned one alone.
+        assert!(
+            pinned.stderr.contains(", node 1 of 1\n")
+                && pinned
+                    .stderr
+                    .ends_with("direct.txt: not found on any of 1 active node\n"),
+            "{}",
+            pinned.stderr
         );
         // A key no active node has: one line, exit 1, nobody asked.
         let nobody = NodeKey([0x81; 32]).to_string();
@@ -616,7 +621,8 @@ fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
         token: None,
     };
     let unregister = Request::Unregister(registration.clone());
-    let catalog = Request::Catalog(proto::CatalogUpdate {
+    // A private network's relay keeps only the blind index.
+    let catalog = Request::BlindCatalog(proto::blind::BlindCatalogUpdate {
         registration,
         base_seq: 0,
         seq: 1,
@@ -653,10 +659,15 @@ fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
 
 /// The relay's index and verified ranges in a private network, with a relay
 /// holding the secret and with one holding only the relay key: catalogs
-/// reach the relay under the relay key, a fetch asks who has the file and
-/// gets verified ranges (one of several chunk groups, encrypted) from a
-/// direct and from a relayed holder, and `--search` answers; without the
-/// secret, the index tells nothing.
+/// reach the relay under the relay key as tags and sealed records (the
+/// blind index: a member asking it by tag finds each file's holder), a
+/// fetch gets verified ranges (one of several chunk groups, encrypted)
+/// from a direct and from a relayed holder, and `--search` answers;
+/// without the secret, the index tells nothing.
+///
+/// Until peer-client reads the blind index (issue 29, its client part), it
+/// meets the private relay as one without an index and asks the nodes in
+/// turn; the blind index is asked here by the test, as a member.
 #[test]
 fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
     let tmp = tempfile::tempdir().unwrap();
@@ -680,7 +691,36 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
         }
         let port = relay.port();
 
-        for (name, via) in [("direct.txt", false), ("relayed.txt", true)] {
+        let member = Security::private(
+            NetworkKeys::from_secret(SECRET.as_bytes()),
+            Identity::generate().unwrap(),
+        );
+        let index_key = IndexKey::of(&NetworkKeys::from_secret(SECRET.as_bytes())).unwrap();
+        for (name, via, holder) in [
+            ("direct.txt", false, n1.listed),
+            ("relayed.txt", true, n2.listed),
+        ] {
+            // The blind index names the holder, and its record the file.
+            let asked = index_key.by_name(name);
+            let answer = net::exchange::call_via(
+                relay.addr,
+                &Request::BlindWhoHas(asked),
+                &net::exchange::Timeouts::default(),
+                &member.to_relay(),
+            );
+            let Ok(Response::BlindHolders(list)) = answer else {
+                panic!("{relay_args:?}: who has {name}: {answer:?}");
+            };
+            let (opened, bad) = index_key.open_holders(&asked, &list);
+            assert!(bad.is_empty(), "{bad:?}");
+            let holders: Vec<(SocketAddr, &str)> = opened
+                .holders
+                .iter()
+                .map(|h| (h.addr, h.name.as_str()))
+                .collect();
+            assert_eq!(holders, [(holder, name)]);
+            relay.proc.wait_for("who has name tag", READY);
+
             let got = fetch(port, &[name, "--secret", SECRET]);
             assert_eq!(
                 got.stdout_text(),
@@ -688,11 +728,9 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
                 "{relay_args:?}: {}",
                 got.stderr
             );
-            // Only the holder, by the index, with a proof.
-            assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
+            // With a proof.
             assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
             assert_eq!(got.stderr.contains("(via relay)"), via, "{}", got.stderr);
-            relay.proc.wait_for(&format!("who has {name}"), READY);
         }
 
         let out = tmp.path().join("big.out");
@@ -712,11 +750,6 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("direct.txt"), "{text}");
         assert!(text.contains("relayed.txt"), "{text}");
-        assert!(
-            found.stderr.contains("(the relay's index)"),
-            "{}",
-            found.stderr
-        );
 
         // Without the secret the index answers nothing: a handshake refusal.
         let refused = fetch(port, &["--search", ".txt"]);

@@ -3,7 +3,7 @@ complete -c relay -l ttl -d 'Seconds after which a node that has not refreshed i
 complete -c relay -l max-nodes-per-ip -d 'Nodes one IP address may register (at least 1). Past it that address gets `busy`; a full table still takes a node from an address that holds fewer (docs/SECURITY.md)' -r
 complete -c relay -l token -d 'Secret that nodes must present to register (crosses the network in clear)' -r
 complete -c relay -l max-node-files -d 'Most files the index holds for one node; a node with more is still listed, and its other files are found by asking nodes in turn' -r
-complete -c relay -l max-index-entries -d 'Most files the index holds in all (about 140 bytes of memory each)' -r
+complete -c relay -l max-index-entries -d 'Most files the index holds in all (about 140 bytes of memory each; in a private network, whose index is blind, about 240)' -r
 complete -c relay -l max-circuits -d 'Relayed circuits open at once, in all' -r
 complete -c relay -l max-circuits-per-node -d 'Relayed circuits open at once to one node' -r
 complete -c relay -l max-circuits-per-client -d 'Relayed circuits open at once from one client IP address' -r

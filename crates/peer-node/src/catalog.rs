@@ -14,9 +14,17 @@
 //! dropped and listed again), the node sends everything again, starting
 //! with a reset. [`CatalogSync`] is that bookkeeping as plain data, tested
 //! without sockets; [`crate::watch`] decides when to run it.
+//!
+//! In a private network the relay keeps only a blind index: the same
+//! updates then travel as tags and sealed records ([`CatalogForm::Blind`],
+//! docs/PROTOCOL.md "The blind index"), hashed files only (a record holds
+//! the hash), and no name or hash reaches the relay.
 
 use std::collections::BTreeMap;
 
+use proto::blind::record::{MAX_RECORD_NAME, bucket_for};
+use proto::blind::{BlindCatalogUpdate, BlindEntry, IndexKey, Record};
+use proto::keys::NetworkKeys;
 use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ContentHash, FileEntryLong,
     MAX_REQUEST_FRAME, Registration, Request, Response,
@@ -165,6 +173,11 @@ impl Delta {
     /// Cuts the delta into parts whose updates each fit one request frame
     /// (sizes as docs/PROTOCOL.md lays them out); always at least one part.
     pub fn batches(self, registration: &Registration) -> Vec<Delta> {
+        self.batches_as(registration, &CatalogForm::Plain)
+    }
+
+    /// [`Delta::batches`] for updates sent in `form`.
+    fn batches_as(self, registration: &Registration, form: &CatalogForm) -> Vec<Delta> {
         let fixed = 4 // tag
             + 2 + 1 + 1 + 16 // port, advertised ip (at most 16 bytes more), token option
             + 16 + 16
@@ -181,7 +194,7 @@ impl Delta {
             used += cost;
         };
         for name in self.removed {
-            room(8 + name.len(), &mut parts);
+            room(form.removed_cost(&name), &mut parts);
             parts
                 .last_mut()
                 .expect("one part at least")
@@ -189,9 +202,7 @@ impl Delta {
                 .push(name);
         }
         for entry in self.added {
-            // Either form: name, size, then the hash (with its option
-            // byte in the second form).
-            room(8 + entry.name.len() + 8 + 1 + 32, &mut parts);
+            room(form.added_cost(&entry), &mut parts);
             parts
                 .last_mut()
                 .expect("one part at least")
@@ -202,11 +213,105 @@ impl Delta {
     }
 }
 
+/// How the catalog travels to the relay.
+#[derive(Debug, Clone, Default)]
+pub enum CatalogForm {
+    /// Names, sizes and hashes (`Catalog`), in the clear.
+    #[default]
+    Plain,
+    /// In a private network: name tags, content tags and sealed records
+    /// (`BlindCatalog`), which only members can read. A file whose name is
+    /// too long for a record (over 1 024 bytes) is left out, as a plain
+    /// relay's limits leave it out.
+    Blind(Box<IndexKey>),
+}
+
+impl CatalogForm {
+    /// Blind in a private network (a node holds the peer key, so the index
+    /// key), plain without a secret.
+    pub fn of(keys: Option<&NetworkKeys>) -> CatalogForm {
+        match keys.and_then(IndexKey::of) {
+            Some(key) => CatalogForm::Blind(Box::new(key)),
+            None => CatalogForm::Plain,
+        }
+    }
+
+    /// Bytes an added entry takes in an update (docs/PROTOCOL.md).
+    fn added_cost(&self, entry: &FileEntryLong) -> usize {
+        match self {
+            // Either plain form: name, size, then the hash (with its
+            // option byte in the second form).
+            CatalogForm::Plain => 8 + entry.name.len() + 8 + 1 + 32,
+            // Two tags, the record's length and its bucket.
+            CatalogForm::Blind(_) => 16 + 16 + 8 + bucket_for(entry.name.len()).unwrap_or(0),
+        }
+    }
+
+    fn removed_cost(&self, name: &str) -> usize {
+        match self {
+            CatalogForm::Plain => 8 + name.len(),
+            CatalogForm::Blind(_) => 16,
+        }
+    }
+
+    /// Leaves out what this form cannot carry; returns how many.
+    fn keep_sendable(&self, delta: &mut Delta) -> u32 {
+        match self {
+            CatalogForm::Plain => 0,
+            CatalogForm::Blind(_) => {
+                let before = delta.added.len();
+                delta
+                    .added
+                    .retain(|e| !e.name.is_empty() && e.name.len() <= MAX_RECORD_NAME);
+                (before - delta.added.len()) as u32
+            }
+        }
+    }
+
+    /// The blind update that carries `update`; None in the plain form.
+    fn blind(&self, update: &CatalogUpdateLong) -> Option<Request> {
+        let CatalogForm::Blind(key) = self else {
+            return None;
+        };
+        let added = update
+            .added
+            .iter()
+            .filter_map(|e| {
+                let record = Record {
+                    name: e.name.clone(),
+                    size: e.size,
+                    // Blind, the catalog holds hashed files only.
+                    hash: e.hash?,
+                };
+                // keep_sendable left only names a record holds.
+                let sealed = key.seal(&record).ok()?;
+                Some(BlindEntry {
+                    name_tag: key.name_tag(&record.name),
+                    content_tag: key.content_tag(&record.hash),
+                    record: sealed,
+                })
+            })
+            .collect();
+        Some(Request::BlindCatalog(BlindCatalogUpdate {
+            registration: update.registration.clone(),
+            base_seq: update.base_seq,
+            seq: update.seq,
+            reset: update.reset,
+            added,
+            removed: update.removed.iter().map(|n| key.name_tag(n)).collect(),
+        }))
+    }
+
+    fn is_blind(&self) -> bool {
+        matches!(self, CatalogForm::Blind(_))
+    }
+}
+
 /// How one round of syncing ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Synced {
     /// The relay holds the catalog: `files` entries, `refused` left out
-    /// by its limits.
+    /// by its limits (or, blind, names too long for a record).
     Done { files: u32, refused: u32 },
     /// The relay does not list this node (not registered yet, or expired):
     /// register, then sync again.
@@ -220,6 +325,7 @@ pub enum Synced {
 /// What the relay was last told, and the seq it should be at.
 #[derive(Debug, Default)]
 pub struct CatalogSync {
+    form: CatalogForm,
     /// The catalog as the relay holds it, when in step with it.
     sent: Option<Catalog>,
     seq: u64,
@@ -232,6 +338,14 @@ pub struct CatalogSync {
 }
 
 impl CatalogSync {
+    /// Sends the catalog in `form`.
+    pub fn new(form: CatalogForm) -> CatalogSync {
+        CatalogSync {
+            form,
+            ..CatalogSync::default()
+        }
+    }
+
     /// Forget what the relay holds: the next sync starts with a reset (in
     /// the second form again: the relay may have been upgraded).
     pub fn restart(&mut self) {
@@ -239,9 +353,10 @@ impl CatalogSync {
         self.first_form = false;
     }
 
-    /// Whether the relay takes files without their hash.
+    /// Whether the relay takes files without their hash (never blind: a
+    /// record holds the hash).
     pub fn takes_unhashed(&self) -> bool {
-        !self.first_form
+        !self.first_form && !self.form.is_blind()
     }
 
     /// Brings the relay's catalog of this node to `current`, through
@@ -255,7 +370,7 @@ impl CatalogSync {
         mut call: impl FnMut(&Request) -> Result<Response, String>,
     ) -> Synced {
         let hashed;
-        let current = if self.first_form {
+        let current = if !self.takes_unhashed() {
             hashed = current.hashed();
             &hashed
         } else {
@@ -264,7 +379,7 @@ impl CatalogSync {
         // Two rounds at most: a delta, then a full resend if the relay
         // turned out not to be in step.
         for _ in 0..2 {
-            let (reset, delta) = match &self.sent {
+            let (reset, mut delta) = match &self.sent {
                 Some(sent) if !(self.refused && sent != current) => {
                     (false, Delta::between(sent, current))
                 }
@@ -276,9 +391,11 @@ impl CatalogSync {
                 files: 0,
                 refused: 0,
             };
+            let unsendable = self.form.keep_sendable(&mut delta);
             let mut refused = 0u32;
             let mut in_step = true;
-            for (i, part) in delta.batches(registration).into_iter().enumerate() {
+            let parts = delta.batches_as(registration, &self.form);
+            for (i, part) in parts.into_iter().enumerate() {
                 let update = CatalogUpdateLong {
                     registration: registration.clone(),
                     base_seq,
@@ -288,10 +405,10 @@ impl CatalogSync {
                     removed: part.removed,
                 };
                 let seq = update.seq;
-                let request = if self.first_form {
-                    Request::Catalog(first_form(update))
-                } else {
-                    Request::CatalogLong(update)
+                let request = match self.form.blind(&update) {
+                    Some(blind) => blind,
+                    None if self.first_form => Request::Catalog(first_form(update)),
+                    None => Request::CatalogLong(update),
                 };
                 let ack = match call(&request) {
                     Ok(Response::CatalogAck(ack)) => ack,
@@ -301,8 +418,12 @@ impl CatalogSync {
                     }
                     // A relay that does not know the second form: the
                     // first, from a reset (nothing of this round applied).
+                    // Never blind: a private network's catalog never
+                    // falls back to names and hashes.
                     Ok(Response::Error(e))
-                        if e.kind == proto::ErrorKind::BadRequest && !self.first_form =>
+                        if e.kind == proto::ErrorKind::BadRequest
+                            && !self.first_form
+                            && !self.form.is_blind() =>
                     {
                         tracing::debug!(
                             "the relay refused CatalogLong ({}): sending Catalog, hashed files only",
@@ -348,7 +469,7 @@ impl CatalogSync {
                 }
                 return Synced::Done {
                     files: last.files,
-                    refused,
+                    refused: refused.saturating_add(unsendable),
                 };
             }
         }
@@ -607,5 +728,130 @@ mod tests {
             ))
         };
         assert!(matches!(sync.sync(&reg, &one, old), Synced::NoIndex(_)));
+    }
+    fn blind_key() -> IndexKey {
+        IndexKey::of(&NetworkKeys::from_secret(b"s3cret")).unwrap()
+    }
+
+    /// A private network's relay: it keeps tags and records, and checks
+    /// nothing it cannot read.
+    #[derive(Default)]
+    struct FakeBlindRelay {
+        by_tag: BTreeMap<proto::blind::Tag, proto::blind::SealedRecord>,
+        seq: u64,
+        frames: Vec<Vec<u8>>,
+    }
+
+    impl FakeBlindRelay {
+        fn answer(&mut self, request: &Request) -> Result<Response, String> {
+            let Request::BlindCatalog(u) = request else {
+                return Err(format!("not a blind catalog: {request:?}"));
+            };
+            self.frames
+                .push(proto::frame::encode(request).expect("fits a request frame"));
+            if u.reset {
+                self.by_tag.clear();
+            } else if u.base_seq != self.seq {
+                return Ok(Response::CatalogAck(CatalogAck {
+                    seq: self.seq,
+                    files: 0,
+                    refused: 0,
+                }));
+            }
+            for t in &u.removed {
+                self.by_tag.remove(t);
+            }
+            for e in &u.added {
+                self.by_tag.insert(e.name_tag, e.record.clone());
+            }
+            self.seq = u.seq;
+            Ok(Response::CatalogAck(CatalogAck {
+                seq: u.seq,
+                files: self.by_tag.len() as u32,
+                refused: 0,
+            }))
+        }
+    }
+
+    #[test]
+    fn blind_a_catalog_travels_as_tags_and_records_only() {
+        let key = blind_key();
+        let mut relay = FakeBlindRelay::default();
+        let mut sync = CatalogSync::new(CatalogForm::Blind(Box::new(key.clone())));
+        let reg = registration();
+        let names: Vec<(String, u8)> = (0..600)
+            .map(|i| (format!("secret-report-{i:04}.pdf"), (i % 7 + 1) as u8))
+            .chain([("x".repeat(1025), 1)])
+            .collect();
+        let refs: Vec<(&str, u8)> = names.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+        let one = catalog(&refs);
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::Done {
+                files: 600,
+                refused: 1
+            },
+            "the 1025-byte name has no record"
+        );
+        assert!(relay.frames.len() > 1, "600 records need several frames");
+        for frame in &relay.frames {
+            assert!(!frame.windows(13).any(|w| w == b"secret-report"));
+            assert!(!frame.windows(32).any(|w| w == [4u8; 32]));
+        }
+        let tag = key.name_tag("secret-report-0003.pdf");
+        let record = key.open(relay.by_tag[&tag].as_bytes()).unwrap();
+        assert_eq!(record.hash, ContentHash([4; 32]));
+        // A delta removes by name tag.
+        let two = catalog(&refs[1..600]);
+        assert!(matches!(
+            sync.sync(&reg, &two, |r| relay.answer(r)),
+            Synced::Done { files: 599, .. }
+        ));
+        assert!(
+            !relay
+                .by_tag
+                .contains_key(&key.name_tag("secret-report-0000.pdf"))
+        );
+    }
+
+    #[test]
+    fn blind_a_file_goes_once_hashed_and_a_refusal_never_falls_back_to_names() {
+        let key = blind_key();
+        let mut relay = FakeBlindRelay::default();
+        let mut sync = CatalogSync::new(CatalogForm::Blind(Box::new(key.clone())));
+        assert!(!sync.takes_unhashed());
+        let reg = registration();
+        // b.bin is not hashed yet: it waits.
+        let one = catalog(&[("a.txt", 1), ("b.bin", 0)]);
+        assert_eq!(
+            sync.sync(&reg, &one, |r| relay.answer(r)),
+            Synced::Done {
+                files: 1,
+                refused: 0
+            }
+        );
+        assert!(relay.by_tag.contains_key(&key.name_tag("a.txt")));
+        assert!(!relay.by_tag.contains_key(&key.name_tag("b.bin")));
+        let two = catalog(&[("a.txt", 1), ("b.bin", 2)]);
+        assert!(matches!(
+            sync.sync(&reg, &two, |r| relay.answer(r)),
+            Synced::Done { files: 2, .. }
+        ));
+        // A relay without the blind index: no index, and no plain catalog
+        // is ever tried.
+        let mut asked = Vec::new();
+        let older = |r: &Request| -> Result<Response, String> {
+            asked.push(r.clone());
+            Ok(Response::error(
+                proto::ErrorKind::BadRequest,
+                "unknown message tag 18",
+            ))
+        };
+        sync.restart();
+        assert!(matches!(sync.sync(&reg, &two, older), Synced::NoIndex(_)));
+        assert!(
+            asked.iter().all(|r| matches!(r, Request::BlindCatalog(_))),
+            "{asked:?}"
+        );
     }
 }

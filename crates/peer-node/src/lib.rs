@@ -8,7 +8,8 @@
 //! - [`announce`]: register, heartbeat, unregister.
 //! - [`catalog`]: what the relay's index gets: every shared file's name,
 //!   size and hash (once known), diffed and sent in frames that fit, in
-//!   order.
+//!   order (in a private network as tags and sealed records: the blind
+//!   index).
 //! - [`watch`]: when to send it: a watcher on DIR, and a periodic rescan.
 //! - [`backlog`]: the files the catalog names before their hash, hashed
 //!   in the background.
@@ -234,6 +235,12 @@ fn keep_listed<H: net::server::Handler + 'static>(
     dht: &dht::DhtPresence,
     heartbeat: Duration,
 ) -> anyhow::Result<()> {
+    // A private network's relay keeps only a blind index: the node's keys
+    // say which form its catalog takes.
+    let form = catalog::CatalogForm::of(match &relayed.server.security {
+        Security::Private(private) => Some(&private.keys),
+        Security::Plain => None,
+    });
     let dht = dht.clone();
     let wake = watch::Wake::default();
     watch::start(
@@ -242,6 +249,7 @@ fn keep_listed<H: net::server::Handler + 'static>(
         announcer.clone(),
         wake.clone(),
         heartbeat.max(Duration::from_millis(100)),
+        form,
     )
     .context("could not start the catalog thread")?;
     // Crucial: a node that serves but no longer refreshes its entry (or

@@ -50,7 +50,10 @@ fn kind(request: &Request) -> usize {
         | Request::ListPunchable
         | Request::Keepalive
         | Request::OpenCircuit(_)
-        | Request::JoinCircuit(_) => 5,
+        | Request::JoinCircuit(_)
+        | Request::BlindCatalog(_)
+        | Request::BlindWhoHas(_)
+        | Request::BlindList(_) => 5,
     }
 }
 

@@ -152,7 +152,10 @@ impl Handler for NodeService {
             | Request::ControlPunch(_)
             | Request::Punch(_)
             | Request::JoinPunch(_)
-            | Request::ListPunchable => {
+            | Request::ListPunchable
+            | Request::BlindCatalog(_)
+            | Request::BlindWhoHas(_)
+            | Request::BlindList(_) => {
                 tracing::info!("{}: refused a request meant for the relay", reply.peer());
                 reply.send(&Response::error(
                     ErrorKind::BadRequest,

@@ -20,7 +20,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::announce::Announcer;
 use crate::backlog::Backlog;
-use crate::catalog::{Catalog, CatalogSync, INLINE_BUDGET, Synced};
+use crate::catalog::{Catalog, CatalogForm, CatalogSync, INLINE_BUDGET, Synced};
 use crate::hashes::ContentIndex;
 use crate::share::SharedDir;
 use proto::Registration;
@@ -146,13 +146,14 @@ impl Wake {
 }
 
 /// Starts watching DIR and the thread that keeps the relay's catalog
-/// current; `rescan` is the period of the fallback rescan.
+/// current, sent in `form`; `rescan` is the period of the fallback rescan.
 pub fn start(
     share: SharedDir,
     index: ContentIndex,
     announcer: Announcer,
     wake: Wake,
     rescan: Duration,
+    form: CatalogForm,
 ) -> std::io::Result<()> {
     let watcher = {
         let wake = wake.clone();
@@ -187,7 +188,7 @@ pub fn start(
     // relay's index of it goes stale.
     plumbing::crucial::spawn("catalog", move || {
         let _watcher = watcher;
-        run(&share, &index, &backlog, &announcer, &wake, rescan);
+        run(&share, &index, &backlog, &announcer, &wake, rescan, form);
     })?;
     Ok(())
 }
@@ -199,9 +200,10 @@ fn run(
     announcer: &Announcer,
     wake: &Wake,
     rescan: Duration,
+    form: CatalogForm,
 ) {
     let relay = announcer.relay_label();
-    let mut sync = CatalogSync::default();
+    let mut sync = CatalogSync::new(form);
     let mut listed = false;
     // The relay has no index (an older relay): stay quiet until listed anew.
     let mut no_index = false;

@@ -8,7 +8,11 @@
 //! - the **peer key** is the PSK of every handshake between a client and a
 //!   node, direct or through a circuit. A relay given only the relay key
 //!   (someone else's relay) cannot complete one, so it can neither read a
-//!   relayed byte nor pose as a node.
+//!   relayed byte nor pose as a node;
+//! - the **index key** is derived from the peer key (never from the relay
+//!   key): tags and sealed records of the blind index (`crate::blind`) are
+//!   made under it, so a relay given only the relay key can neither read
+//!   the catalogs it holds nor compute the tag of a name.
 //!
 //! Each node also has a static X25519 key pair, its identity: revealed
 //! (authenticated) in every handshake, listed by the relay as a [`NodeKey`],
@@ -25,6 +29,8 @@ use serde::{Deserialize, Serialize};
 pub const RELAY_KEY_CONTEXT: &str = "p2p-share 2026-01-01 relay key v1";
 /// Context string of the peer key.
 pub const PEER_KEY_CONTEXT: &str = "p2p-share 2026-01-01 peer key v1";
+/// Context string of the index key, derived from the peer key's bytes.
+pub const INDEX_KEY_CONTEXT: &str = "p2p-share 2026-01-01 index key v1";
 
 /// Longest secret accepted, in bytes (from a flag, the environment or a file).
 pub const MAX_SECRET_LEN: usize = 4096;
@@ -112,6 +118,14 @@ impl NetworkKeys {
         NetworkKeys { relay, peer: None }
     }
 
+    /// The index key (docs/PROTOCOL.md, "The blind index"): from the peer
+    /// key, so whoever holds only the relay key cannot compute it. None for
+    /// a relay.
+    pub fn index(&self) -> Option<Key> {
+        let peer = self.peer.as_ref()?;
+        Some(Key(blake3::derive_key(INDEX_KEY_CONTEXT, &peer.0)))
+    }
+
     pub fn get(&self, kind: KeyKind) -> Option<&Key> {
         match kind {
             KeyKind::Relay => Some(&self.relay),
@@ -191,12 +205,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_two_keys_differ_and_depend_on_the_secret() {
+    fn the_keys_differ_and_depend_on_the_secret() {
         let a = NetworkKeys::from_secret(b"one");
         let b = NetworkKeys::from_secret(b"two");
         assert_ne!(a.relay, a.peer.clone().unwrap());
         assert_ne!(a.relay, b.relay);
         assert_ne!(a.peer, b.peer);
+        let index = a.index().unwrap();
+        assert_ne!(index, a.relay);
+        assert_ne!(Some(index.clone()), a.peer);
+        assert_ne!(Some(index), b.index());
+        assert_eq!(NetworkKeys::relay_only(a.relay.clone()).index(), None);
     }
 
     #[test]

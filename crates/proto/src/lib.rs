@@ -19,11 +19,14 @@
 //!   stream a node sends after a range header, and the decoder that checks
 //!   it.
 //! - [`punch`], "Hole punching": what the relay tells each side of a punch.
-//! - [`keys`], "Private networks": the secret, the relay key and the peer
-//!   key derived from it, and a node's public key.
+//! - [`keys`], "Private networks": the secret, the relay key, the peer key
+//!   and the index key derived from them, and a node's public key.
+//! - [`blind`], "The blind index": name and content tags, sealed records,
+//!   their messages, and opening the relay's answers.
 //! - [`error`], "Errors": error kinds, decoding errors worded for a user,
 //!   and the helpers that make a peer's text and an OS error printable.
 
+pub mod blind;
 mod codec;
 pub mod content;
 pub mod error;

@@ -11,6 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blind::{
+    BlindCatalogUpdate, BlindHolderList, BlindTarget, PageRequest, SealedPage, SealedRecord,
+};
 use crate::content::{ByteRange, ContentHash};
 use crate::{
     MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, MAX_LIST_NODES, MAX_NAME_LEN, MAX_REQUEST_FRAME,
@@ -90,6 +93,16 @@ pub enum Request {
     /// Tag 21, to the relay: which relayed nodes would you try to punch
     /// through to for me? Answered `Nodes`.
     ListPunchable,
+    // The blind index of a private network (docs/PROTOCOL.md, "The blind
+    // index", crate::blind); together and in this order, as above.
+    /// Tag 22, to the relay of a private network: a change to my catalog,
+    /// as tags and sealed records (answered with `CatalogAck`).
+    BlindCatalog(BlindCatalogUpdate),
+    /// Tag 23, to the relay of a private network: which active nodes hold
+    /// this name tag, or this content tag?
+    BlindWhoHas(BlindTarget),
+    /// Tag 24, to the relay of a private network: a page of every record.
+    BlindList(PageRequest),
 }
 
 /// What the relay or a node answers.
@@ -142,6 +155,11 @@ pub enum Response {
     OpenPunch(u64),
     /// Tag 18: the other side of a punch, and how to meet it.
     Rendezvous(crate::punch::Rendezvous),
+    // The blind index, as in `Request`.
+    /// Tag 19: who holds the tag asked for, each with its sealed record.
+    BlindHolders(BlindHolderList),
+    /// Tag 20: a page of the relay's sealed records.
+    SealedPage(SealedPage),
 }
 
 /// A node's announcement: the port it serves on. The relay takes the IP from
@@ -523,6 +541,8 @@ impl Response {
             Response::CatalogAck(_) => "catalog acknowledgement",
             Response::Holders(_) | Response::HoldersLong(_) => "holder list",
             Response::SearchResults(_) => "search results",
+            Response::BlindHolders(_) => "blind holder list",
+            Response::SealedPage(_) => "page of sealed records",
         }
     }
 
@@ -548,7 +568,7 @@ pub trait Message: Serialize + serde::de::DeserializeOwned {
 }
 
 impl Message for Request {
-    const TAG_COUNT: u32 = 22;
+    const TAG_COUNT: u32 = 25;
     const FRAME_LIMIT: u32 = MAX_REQUEST_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -589,8 +609,26 @@ impl Message for Request {
                 &update.registration,
                 update.added.iter().map(|e| &e.name).chain(&update.removed),
             ),
+            Request::BlindCatalog(update) => {
+                check_catalog(&update.registration, std::iter::empty())?;
+                check_records(update.added.iter().map(|e| &e.record))
+            }
             _ => Ok(()),
         }
+    }
+}
+
+/// Every sealed record must have one of the bucket lengths: the relay,
+/// which cannot open them, keeps nothing else.
+fn check_records<'a>(
+    mut records: impl Iterator<Item = &'a SealedRecord>,
+) -> Result<(), ProtoError> {
+    match records.find(|r| !r.has_bucket_len()) {
+        Some(r) => Err(ProtoError::Limit(format!(
+            "a sealed record of {} bytes refused (records are 128, 256, 512 or 1152 bytes)",
+            r.0.len()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -614,7 +652,7 @@ fn check_catalog<'a>(
 }
 
 impl Message for Response {
-    const TAG_COUNT: u32 = 19;
+    const TAG_COUNT: u32 = 21;
     const FRAME_LIMIT: u32 = MAX_FRAME;
 
     fn check_limits(&self) -> Result<(), ProtoError> {
@@ -667,6 +705,23 @@ impl Message for Response {
                     found.hits.len()
                 )))
             }
+            Response::BlindHolders(list)
+                if list.holders.len() > MAX_HOLDERS || list.unindexed.len() > MAX_HOLDERS =>
+            {
+                Err(ProtoError::Limit(format!(
+                    "list of {} holders and {} unindexed nodes refused (limit {MAX_HOLDERS} each)",
+                    list.holders.len(),
+                    list.unindexed.len()
+                )))
+            }
+            Response::BlindHolders(list) => check_records(list.holders.iter().map(|h| &h.record)),
+            Response::SealedPage(page) if page.hits.len() > MAX_LIST_FILES => {
+                Err(ProtoError::Limit(format!(
+                    "a page of {} records refused (limit {MAX_LIST_FILES})",
+                    page.hits.len()
+                )))
+            }
+            Response::SealedPage(page) => check_records(page.hits.iter().map(|h| &h.record)),
             Response::Range(header) if header.range().is_none() => Err(ProtoError::Limit(format!(
                 "range {}+{} is not within a content of {} bytes",
                 header.offset, header.len, header.size

@@ -12,6 +12,10 @@ use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use proto::blind::{
+    BlindCatalogUpdate, BlindEntry, BlindHolder, BlindHolderList, BlindTarget, PageRequest,
+    SealedHit, SealedPage, SealedRecord, Tag,
+};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
@@ -116,6 +120,9 @@ fn request_tag(r: &Request) -> u32 {
         Request::Punch(_) => 19,
         Request::JoinPunch(_) => 20,
         Request::ListPunchable => 21,
+        Request::BlindCatalog(_) => 22,
+        Request::BlindWhoHas(_) => 23,
+        Request::BlindList(_) => 24,
     }
 }
 
@@ -141,6 +148,8 @@ fn response_tag(r: &Response) -> u32 {
         Response::HoldersLong(_) => 16,
         Response::OpenPunch(_) => 17,
         Response::Rendezvous(_) => 18,
+        Response::BlindHolders(_) => 19,
+        Response::SealedPage(_) => 20,
     }
 }
 
@@ -289,7 +298,34 @@ fn sample_requests() -> Vec<Request> {
         Request::Punch(v6(41234)),
         Request::JoinPunch(0),
         Request::ListPunchable,
+        Request::BlindCatalog(BlindCatalogUpdate {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: Some("t".into()),
+            },
+            base_seq: 3,
+            seq: 4,
+            reset: false,
+            added: vec![BlindEntry {
+                name_tag: Tag([1; 16]),
+                content_tag: Tag([2; 16]),
+                record: sealed(1152),
+            }],
+            removed: vec![Tag([3; 16])],
+        }),
+        Request::BlindWhoHas(BlindTarget::Name(Tag([4; 16]))),
+        Request::BlindWhoHas(BlindTarget::Content(Tag([5; 16]))),
+        Request::BlindList(PageRequest {
+            cursor: u64::MAX,
+            limit: 0,
+        }),
     ]
+}
+
+/// A sealed record's worth of bytes (the codec does not open it).
+fn sealed(len: usize) -> SealedRecord {
+    SealedRecord((0..len).map(|i| i as u8).collect())
 }
 
 /// At least one value of every response variant and every error kind.
@@ -453,6 +489,37 @@ fn sample_responses() -> Vec<Response> {
             id: 9,
             peer: v4(1),
             way: proto::PunchWay::Other(77),
+        }),
+        Response::BlindHolders(BlindHolderList {
+            nodes: 3,
+            holders: vec![
+                BlindHolder {
+                    addr: v4(1),
+                    record: sealed(128),
+                },
+                BlindHolder {
+                    addr: v6(2),
+                    record: sealed(256),
+                },
+            ],
+            unindexed: vec![v6(3)],
+            truncated: true,
+        }),
+        Response::SealedPage(SealedPage {
+            nodes: 0,
+            hits: vec![],
+            next: None,
+        }),
+        Response::SealedPage(SealedPage {
+            nodes: 9,
+            hits: vec![SealedHit {
+                name_tag: Tag([6; 16]),
+                content_tag: Tag([7; 16]),
+                holders: 2,
+                first: v4(4),
+                record: sealed(512),
+            }],
+            next: Some(u64::MAX),
         }),
     ];
     for kind in ALL_ERROR_KINDS {
@@ -1112,6 +1179,72 @@ fn a_file_listing_longer_than_max_list_files_is_refused() {
     let err = read_response(&frame::encode(&listing(MAX_LIST_FILES + 1)).unwrap()).unwrap_err();
     assert!(matches!(err, ProtoError::Limit(_)), "{err:?}");
     assert!(err.to_string().contains("10001"), "{err}");
+}
+
+#[test]
+fn a_sealed_record_of_another_length_than_a_bucket_is_refused() {
+    let holders = |len: usize| {
+        Response::BlindHolders(BlindHolderList {
+            nodes: 1,
+            holders: vec![BlindHolder {
+                addr: v4(1),
+                record: sealed(len),
+            }],
+            unindexed: vec![],
+            truncated: false,
+        })
+    };
+    let catalog = |len: usize| {
+        Request::BlindCatalog(BlindCatalogUpdate {
+            registration: Registration {
+                port: 1,
+                advertised_ip: None,
+                token: None,
+            },
+            base_seq: 0,
+            seq: 1,
+            reset: true,
+            added: vec![BlindEntry {
+                name_tag: Tag([1; 16]),
+                content_tag: Tag([2; 16]),
+                record: sealed(len),
+            }],
+            removed: vec![],
+        })
+    };
+    for len in [128, 256, 512, 1152] {
+        assert!(read_response(&frame::encode(&holders(len)).unwrap()).is_ok());
+        assert!(read_request(&frame::encode(&catalog(len)).unwrap()).is_ok());
+    }
+    for len in [0, 127, 129, 1153, 4096] {
+        let err = read_response(&frame::encode(&holders(len)).unwrap()).unwrap_err();
+        assert!(matches!(err, ProtoError::Limit(_)), "{err:?}");
+        assert!(err.to_string().contains(&format!("{len} bytes")), "{err}");
+        let err = read_request(&frame::encode(&catalog(len)).unwrap()).unwrap_err();
+        assert!(matches!(err, ProtoError::Limit(_)), "{err:?}");
+    }
+}
+
+#[test]
+fn a_page_longer_than_max_list_files_is_refused() {
+    let page = |n: usize| {
+        Response::SealedPage(SealedPage {
+            nodes: 1,
+            hits: (0..n)
+                .map(|_| SealedHit {
+                    name_tag: Tag([1; 16]),
+                    content_tag: Tag([2; 16]),
+                    holders: 1,
+                    first: v4(1),
+                    record: sealed(128),
+                })
+                .collect(),
+            next: None,
+        })
+    };
+    assert!(read_response(&frame::encode(&page(MAX_LIST_FILES)).unwrap()).is_ok());
+    let err = read_response(&frame::encode(&page(MAX_LIST_FILES + 1)).unwrap()).unwrap_err();
+    assert!(matches!(err, ProtoError::Limit(_)), "{err:?}");
 }
 
 #[test]

@@ -11,6 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use proto::blind::{
+    BlindCatalogUpdate, BlindEntry, BlindHolder, BlindHolderList, BlindTarget, PageRequest,
+    SealedHit, SealedPage, SealedRecord, Tag,
+};
 use proto::frame::{self, HEADER_LEN};
 use proto::message::Message;
 use proto::{
@@ -132,7 +136,55 @@ fn request() -> impl Strategy<Value = Request> {
         socket_addr().prop_map(Request::Punch),
         any::<u64>().prop_map(Request::JoinPunch),
         Just(Request::ListPunchable),
+        (
+            registration(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(blind_entry(), 0..6),
+            vec(tag(), 0..6),
+        )
+            .prop_map(|(registration, base_seq, seq, reset, added, removed)| {
+                Request::BlindCatalog(BlindCatalogUpdate {
+                    registration,
+                    base_seq,
+                    seq,
+                    reset,
+                    added,
+                    removed,
+                })
+            }),
+        prop_oneof![
+            tag().prop_map(BlindTarget::Name),
+            tag().prop_map(BlindTarget::Content),
+        ]
+        .prop_map(Request::BlindWhoHas),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(cursor, limit)| Request::BlindList(PageRequest { cursor, limit })),
     ]
+}
+
+fn tag() -> impl Strategy<Value = Tag> {
+    any::<[u8; 16]>().prop_map(Tag)
+}
+
+/// Bytes of one of the record lengths (the codec does not open records).
+fn sealed_record() -> impl Strategy<Value = SealedRecord> {
+    (
+        prop::sample::select(proto::blind::record::BUCKETS.to_vec()),
+        any::<u8>(),
+    )
+        .prop_map(|(len, seed)| {
+            SealedRecord((0..len).map(|i| (i as u8).wrapping_mul(seed | 1)).collect())
+        })
+}
+
+fn blind_entry() -> impl Strategy<Value = BlindEntry> {
+    (tag(), tag(), sealed_record()).prop_map(|(name_tag, content_tag, record)| BlindEntry {
+        name_tag,
+        content_tag,
+        record,
+    })
 }
 
 fn node_mode() -> impl Strategy<Value = NodeMode> {
@@ -304,6 +356,45 @@ fn response() -> impl Strategy<Value = Response> {
                 way: proto::PunchWay::from(way),
             })
         }),
+        (
+            any::<u32>(),
+            vec(
+                (socket_addr(), sealed_record())
+                    .prop_map(|(addr, record)| BlindHolder { addr, record }),
+                0..4
+            ),
+            vec(socket_addr(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(nodes, holders, unindexed, truncated)| {
+                Response::BlindHolders(BlindHolderList {
+                    nodes,
+                    holders,
+                    unindexed,
+                    truncated,
+                })
+            }),
+        (
+            any::<u32>(),
+            vec(
+                (tag(), tag(), any::<u32>(), socket_addr(), sealed_record()).prop_map(
+                    |(name_tag, content_tag, holders, first, record)| SealedHit {
+                        name_tag,
+                        content_tag,
+                        holders,
+                        first,
+                        record,
+                    }
+                ),
+                0..4
+            ),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(nodes, hits, next)| Response::SealedPage(SealedPage {
+                nodes,
+                hits,
+                next
+            })),
     ]
 }
 
@@ -397,6 +488,21 @@ fn request_body_size(r: &Request) -> usize {
                 Target::Hash(_) => 32,
             } + 16
         }
+        Request::BlindCatalog(u) => {
+            registration_size(&u.registration)
+                + 8
+                + 8
+                + 1
+                + 8
+                + u.added
+                    .iter()
+                    .map(|e| 16 + 16 + 8 + e.record.0.len())
+                    .sum::<usize>()
+                + 8
+                + 16 * u.removed.len()
+        }
+        Request::BlindWhoHas(_) => 4 + 16,
+        Request::BlindList(_) => 8 + 4,
     }
 }
 
@@ -474,6 +580,27 @@ fn response_body_size(r: &Response) -> usize {
                     .map(|h| string_size(&h.name) + 8 + 32 + 4)
                     .sum::<usize>()
                 + 1
+        }
+        Response::BlindHolders(list) => {
+            4 + 8
+                + list
+                    .holders
+                    .iter()
+                    .map(|h| socket_addr_size(&h.addr) + 8 + h.record.0.len())
+                    .sum::<usize>()
+                + 8
+                + list.unindexed.iter().map(socket_addr_size).sum::<usize>()
+                + 1
+        }
+        Response::SealedPage(page) => {
+            4 + 8
+                + page
+                    .hits
+                    .iter()
+                    .map(|h| 16 + 16 + 4 + socket_addr_size(&h.first) + 8 + h.record.0.len())
+                    .sum::<usize>()
+                + 1
+                + page.next.map_or(0, |_| 8)
         }
     }
 }

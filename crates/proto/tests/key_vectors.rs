@@ -1,8 +1,9 @@
-//! docs/vectors/secure/key-derivation.json: the relay key and the peer key of each
-//! example secret, so another implementation can check its derivation.
+//! docs/vectors/secure/key-derivation.json: the relay key, the peer key and
+//! the index key of each example secret, so another implementation can
+//! check its derivation.
 
 use proto::keys::NetworkKeys;
-use proto::keys::{PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
+use proto::keys::{INDEX_KEY_CONTEXT, PEER_KEY_CONTEXT, RELAY_KEY_CONTEXT};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -11,6 +12,7 @@ struct Vectors {
     description: String,
     relay_key_context: String,
     peer_key_context: String,
+    index_key_context: String,
     cases: Vec<Case>,
 }
 
@@ -23,6 +25,7 @@ struct Case {
     secret_hex: Option<String>,
     relay_key: String,
     peer_key: String,
+    index_key: String,
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -43,6 +46,7 @@ fn the_derivation_matches_the_vectors() {
     assert!(!vectors.description.is_empty());
     assert_eq!(vectors.relay_key_context, RELAY_KEY_CONTEXT);
     assert_eq!(vectors.peer_key_context, PEER_KEY_CONTEXT);
+    assert_eq!(vectors.index_key_context, INDEX_KEY_CONTEXT);
     assert!(vectors.cases.len() >= 3);
     for case in &vectors.cases {
         let secret = match (&case.secret, &case.secret_hex) {
@@ -57,9 +61,16 @@ fn the_derivation_matches_the_vectors() {
             "relay key of {secret:02x?}"
         );
         assert_eq!(
-            keys.peer.unwrap().to_hex(),
+            keys.peer.as_ref().unwrap().to_hex(),
             case.peer_key,
             "peer key of {secret:02x?}"
         );
+        assert_eq!(
+            keys.index().unwrap().to_hex(),
+            case.index_key,
+            "index key of {secret:02x?}"
+        );
+        // The relay key alone gives no index key.
+        assert_eq!(NetworkKeys::relay_only(keys.relay.clone()).index(), None);
     }
 }

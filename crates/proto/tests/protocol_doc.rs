@@ -27,6 +27,10 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use proto::blind::{
+    BlindCatalogUpdate, BlindEntry, BlindHolder, BlindHolderList, BlindTarget, IndexKey,
+    PageRequest, Record, SealedHit, SealedPage, Tag,
+};
 use proto::content::{ByteRange, CHUNK_GROUP, ContentHash, RangeDecoder, encode_to_vec};
 use proto::{
     CatalogAck, CatalogEntry, CatalogUpdate, CatalogUpdateLong, ErrorKind, ErrorReply, FileEntry,
@@ -136,6 +140,27 @@ fn node_v6() -> SocketAddr {
 /// A relayed node, listed under its control connection's address.
 fn relayed() -> SocketAddr {
     "203.0.113.5:41234".parse().unwrap()
+}
+
+/// The index key of the blind index examples: the secret `s3cret`'s, as in
+/// docs/vectors/secure/blind-index.json.
+fn index_key() -> IndexKey {
+    IndexKey::of(&proto::keys::NetworkKeys::from_secret(b"s3cret")).unwrap()
+}
+
+/// hello.txt as the blind index holds it: its two tags and its record.
+fn hello_entry() -> BlindEntry {
+    let key = index_key();
+    let record = Record {
+        name: "hello.txt".into(),
+        size: 6,
+        hash: hello_hash(),
+    };
+    BlindEntry {
+        name_tag: key.name_tag(&record.name),
+        content_tag: key.content_tag(&record.hash),
+        record: key.seal(&record).unwrap(),
+    }
 }
 
 /// The circuit of the relayed-mode examples (below 2^53, see the README).
@@ -530,6 +555,74 @@ fn examples() -> BTreeMap<&'static str, Example> {
                 age_secs: 2,
             }])),
         ),
+        // The blind index.
+        (
+            "blind-catalog-request",
+            request(Request::BlindCatalog(BlindCatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 0,
+                seq: 1,
+                reset: true,
+                added: vec![hello_entry()],
+                removed: vec![],
+            })),
+        ),
+        (
+            "blind-catalog-delta-request",
+            request(Request::BlindCatalog(BlindCatalogUpdate {
+                registration: registration(None, None),
+                base_seq: 1,
+                seq: 2,
+                reset: false,
+                added: vec![],
+                removed: vec![hello_entry().name_tag],
+            })),
+        ),
+        (
+            "blind-who-has-request",
+            request(Request::BlindWhoHas(BlindTarget::Name(
+                hello_entry().name_tag,
+            ))),
+        ),
+        (
+            "blind-who-has-content-request",
+            request(Request::BlindWhoHas(BlindTarget::Content(
+                hello_entry().content_tag,
+            ))),
+        ),
+        (
+            "blind-holders-response",
+            response(Response::BlindHolders(BlindHolderList {
+                nodes: 3,
+                holders: vec![BlindHolder {
+                    addr: node_v4(),
+                    record: hello_entry().record,
+                }],
+                unindexed: vec![node_v6()],
+                truncated: false,
+            })),
+        ),
+        (
+            "blind-list-request",
+            request(Request::BlindList(PageRequest {
+                cursor: 0,
+                limit: 10_000,
+            })),
+        ),
+        (
+            "sealed-page-response",
+            response(Response::SealedPage(SealedPage {
+                nodes: 3,
+                hits: vec![SealedHit {
+                    name_tag: hello_entry().name_tag,
+                    content_tag: hello_entry().content_tag,
+                    holders: 2,
+                    first: node_v4(),
+                    record: hello_entry().record,
+                }],
+                next: Some(1),
+            })),
+        ),
     ];
     let mut map = BTreeMap::new();
     for (name, example) in entries {
@@ -640,6 +733,36 @@ fn request_json(r: &Request) -> (&'static str, Value) {
         Request::Punch(node) => ("Punch", json!({"node": node.to_string()})),
         Request::JoinPunch(id) => ("JoinPunch", json!({ "punch": id })),
         Request::ListPunchable => ("ListPunchable", json!({})),
+        Request::BlindCatalog(u) => {
+            let added: Vec<Value> = u
+                .added
+                .iter()
+                .map(|e| {
+                    json!({"name_tag": tag_json(&e.name_tag), "content_tag": tag_json(&e.content_tag),
+                           "record": hex(e.record.as_bytes())})
+                })
+                .collect();
+            let removed: Vec<Value> = u.removed.iter().map(tag_json).collect();
+            (
+                "BlindCatalog",
+                json!({
+                    "registration": registration_json(&u.registration),
+                    "base_seq": u.base_seq,
+                    "seq": u.seq,
+                    "reset": u.reset,
+                    "added": added,
+                    "removed": removed,
+                }),
+            )
+        }
+        Request::BlindWhoHas(t) => {
+            let target = match t {
+                BlindTarget::Name(tag) => json!({ "name_tag": tag_json(tag) }),
+                BlindTarget::Content(tag) => json!({ "content_tag": tag_json(tag) }),
+            };
+            ("BlindWhoHas", json!({ "target": target }))
+        }
+        Request::BlindList(p) => ("BlindList", json!({"cursor": p.cursor, "limit": p.limit})),
     }
 }
 
@@ -763,7 +886,40 @@ fn response_json(r: &Response) -> (&'static str, Value) {
             "Rendezvous",
             json!({"id": r.id, "peer": r.peer.to_string(), "way": way_json(r.way)}),
         ),
+        Response::BlindHolders(list) => {
+            let holders: Vec<Value> = list
+                .holders
+                .iter()
+                .map(|h| json!({"addr": h.addr.to_string(), "record": hex(h.record.as_bytes())}))
+                .collect();
+            let unindexed: Vec<String> = list.unindexed.iter().map(|a| a.to_string()).collect();
+            (
+                "BlindHolders",
+                json!({"nodes": list.nodes, "holders": holders, "unindexed": unindexed,
+                       "truncated": list.truncated}),
+            )
+        }
+        Response::SealedPage(page) => {
+            let hits: Vec<Value> = page
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({"name_tag": tag_json(&h.name_tag), "content_tag": tag_json(&h.content_tag),
+                           "holders": h.holders, "first": h.first.to_string(),
+                           "record": hex(h.record.as_bytes())})
+                })
+                .collect();
+            (
+                "SealedPage",
+                json!({"nodes": page.nodes, "hits": hits, "next": page.next}),
+            )
+        }
     }
+}
+
+/// A name tag or content tag: 32 lowercase hex digits.
+fn tag_json(tag: &Tag) -> Value {
+    json!(hex(&tag.0))
 }
 
 /// A target: `{"name": "..."}` or `{"hash": "<64 hex>"}`.

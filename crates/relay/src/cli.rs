@@ -46,7 +46,8 @@ pub struct Cli {
     /// listed, and its other files are found by asking nodes in turn.
     #[arg(long, value_name = "N", default_value_t = crate::index::DEFAULT_NODE_FILES)]
     max_node_files: usize,
-    /// Most files the index holds in all (about 140 bytes of memory each).
+    /// Most files the index holds in all (about 140 bytes of memory each;
+    /// in a private network, whose index is blind, about 240).
     #[arg(long, value_name = "N", default_value_t = crate::index::DEFAULT_INDEX_ENTRIES)]
     max_index_entries: usize,
     /// Never help a client and a relayed node connect directly (hole

@@ -1,172 +1,50 @@
-//! The relay's index: every active node's catalog (name, size, content
-//! hash of each file it shares), and the maps that answer "who has this
-//! name", "who has this content" and "which names contain this text".
+//! The relay's plain index: every active node's catalog (name, size and
+//! content hash of each file it shares, the hash possibly still to come),
+//! and who-has by name or hash and search over names. In a private network
+//! the relay keeps the blind index ([`crate::blind`]) instead, never this
+//! one.
 //!
-//! A catalog lives exactly as long as its node's entry in the
-//! [`Registry`](crate::Registry): the registry tells the index (through
-//! [`Membership`]) under its own lock when a node joins and when it leaves
-//! or expires, so a catalog can never outlive its node or attach to a node
-//! that is gone. Lock order is always registry, then index; the index never
-//! calls the registry.
-//!
-//! Memory is the point of the layout (docs/BENCHMARKS.md: 1 000 nodes x
-//! 1 000 files within 200 MiB of relay RSS):
-//! - names and hashes are interned once each, their bytes packed in one
-//!   arena per kind (no allocation per string), found through an
-//!   open-addressing table of 4-byte ids keyed with a per-process random
-//!   SipHash key, so a node cannot choose names that collide;
-//! - an entry (one file of one node) is 32 bytes: node, name, hash, size,
-//!   and the links of two intrusive lists, the holders of its name and the
-//!   holders of its hash, so those lists cost nothing more.
-//!
-//! Everything here is plain data, tested without sockets.
+//! The catalogs themselves, their lifetime with the node, the seq rule,
+//! the limits and the holders of a name or content are
+//! [`crate::catalogs`], shared with the blind index; here is what is
+//! plain: names and hashes as the keys, the size as the value, and the
+//! answers in the plain messages.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use proto::blind::open::name_matches;
 use proto::{
     CatalogAck, CatalogUpdateLong, ContentHash, Holder, HolderList, HolderListLong, HolderLong,
     MAX_FRAME, MAX_HOLDERS, MAX_LIST_FILES, SearchHit, SearchResults, Target,
 };
 
-use crate::registry::Membership;
+use crate::catalogs::{Added, By, Catalogs, IndexLimits, NIL, State, Update, Values, count};
 
-/// Most files the relay indexes for one node: as many as one listing holds.
-pub const DEFAULT_NODE_FILES: usize = MAX_LIST_FILES;
-/// Most entries in the whole index: 1 000 nodes x 1 000 files and some room;
-/// about 140 bytes each when every name and hash differs.
-pub const DEFAULT_INDEX_ENTRIES: usize = 1 << 20;
-/// Longest name the index takes (bytes). Longer names are still served by
-/// their node, but cannot be found through the relay.
-pub const MAX_INDEXED_NAME: usize = 1024;
-/// Most bytes of distinct names the index holds, so long names cannot
-/// multiply the memory an entry costs.
-pub const MAX_NAME_BYTES: usize = 64 << 20;
+pub use crate::catalogs::{
+    DEFAULT_INDEX_ENTRIES, DEFAULT_NODE_FILES, IndexStats, MAX_INDEXED_NAME, MAX_NAME_BYTES,
+    NotListed,
+};
 
-/// The index's limits (docs/SECURITY.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexLimits {
-    pub node_files: usize,
-    pub entries: usize,
-    pub name_len: usize,
-    pub name_bytes: usize,
-}
+/// The plain index: entries keyed by name and content hash, each with its
+/// file's size.
+pub type Index = Catalogs<Sizes>;
 
-impl Default for IndexLimits {
-    fn default() -> IndexLimits {
-        IndexLimits {
-            node_files: DEFAULT_NODE_FILES,
-            entries: DEFAULT_INDEX_ENTRIES,
-            name_len: MAX_INDEXED_NAME,
-            name_bytes: MAX_NAME_BYTES,
-        }
+/// The plain index's values: each entry's size, kept in the entry itself.
+#[derive(Debug, Default)]
+pub struct Sizes;
+
+impl Values for Sizes {
+    type Value = u64;
+    type Input<'a> = u64;
+
+    fn store(&mut self, size: &u64, _: &IndexLimits) -> Option<u64> {
+        Some(*size)
     }
-}
 
-/// The index, a cheap-to-clone handle. Behind a read-write lock: a search
-/// walks every name, and who-has answers and other searches go on beside
-/// it; only catalogs, joins and leaves wait for it.
-#[derive(Clone)]
-pub struct Index {
-    shared: Arc<RwLock<State>>,
-}
-
-/// No entry (end of an intrusive list).
-const NIL: u32 = u32::MAX;
-
-struct State {
-    limits: IndexLimits,
-    by_addr: HashMap<SocketAddr, u32>,
-    nodes: Vec<Option<Node>>,
-    free_nodes: Vec<u32>,
-    /// Registration order of the next node to join.
-    next_order: u64,
-    /// Listed nodes that have sent no catalog yet.
-    uncataloged: usize,
-    names: Interner,
-    hashes: Interner,
-    entries: Vec<Entry>,
-    free_entries: Vec<u32>,
-}
-
-struct Node {
-    addr: SocketAddr,
-    order: u64,
-    /// The seq of the last update applied.
-    seq: u64,
-    /// Whether any update was applied (a node without one is asked
-    /// directly by clients: it may be new, or an older node).
-    cataloged: bool,
-    /// This node's entries; each entry knows its position here.
-    entries: Vec<u32>,
-}
-
-/// One file of one node: 32 bytes.
-#[derive(Clone, Copy)]
-struct Entry {
-    node: u32,
-    name: u32,
-    /// NIL while the node has not hashed this file yet (its name is
-    /// known, its content not): in no hash's holder list.
-    hash: u32,
-    /// Next holder of the same name (NIL at the end).
-    next_by_name: u32,
-    /// Next holder of the same hash.
-    next_by_hash: u32,
-    /// Position in its node's list.
-    pos: u32,
-    size: u64,
-}
-
-/// Why a catalog update was not applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotListed;
-
-/// What the index holds, for logs and the benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexStats {
-    pub nodes: usize,
-    pub entries: usize,
-    pub names: usize,
-    pub hashes: usize,
-    /// Bytes of the distinct names held (limit [`MAX_NAME_BYTES`]).
-    pub name_bytes: usize,
+    fn release(&mut self, _: u64) {}
 }
 
 impl Index {
-    pub fn new(limits: IndexLimits) -> Index {
-        Index {
-            shared: Arc::new(RwLock::new(State {
-                limits,
-                by_addr: HashMap::new(),
-                nodes: Vec::new(),
-                free_nodes: Vec::new(),
-                next_order: 0,
-                uncataloged: 0,
-                names: Interner::new(),
-                hashes: Interner::new(),
-                entries: Vec::new(),
-                free_entries: Vec::new(),
-            })),
-        }
-    }
-
-    pub fn limits(&self) -> IndexLimits {
-        self.read().limits
-    }
-
-    // Every update keeps the lists consistent before it can panic
-    // (allocation failure aborts), so a poisoned lock is still usable.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.shared.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.shared.write().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Applies a catalog update from the node listed as `addr` (an update
     /// of the first form converts: all its hashes are known).
     pub fn apply(
@@ -174,7 +52,20 @@ impl Index {
         addr: SocketAddr,
         update: &CatalogUpdateLong,
     ) -> Result<CatalogAck, NotListed> {
-        self.write().apply(addr, update)
+        self.write().apply(
+            addr,
+            Update {
+                base_seq: update.base_seq,
+                seq: update.seq,
+                reset: update.reset,
+                removed: update.removed.iter().map(|n| n.as_bytes()),
+                added: update.added.iter().map(|e| Added::<Sizes> {
+                    name: e.name.as_bytes(),
+                    content: e.hash.as_ref().map(|h| &h.0[..]),
+                    input: e.size,
+                }),
+            },
+        )
     }
 
     /// The holders of a name or a content, oldest registration first, one
@@ -182,319 +73,11 @@ impl Index {
     /// here (a holder has a hash): it is listed among the unindexed nodes,
     /// which a client asks by name, older clients too.
     pub fn who_has(&self, target: &Target) -> HolderList {
-        self.read().who_has(target)
-    }
-
-    /// As [`Index::who_has`], with the nodes still hashing a file of that
-    /// name among the holders, without a hash.
-    pub fn who_has_long(&self, target: &Target) -> HolderListLong {
-        self.read().who_has_long(target)
-    }
-
-    /// Names containing `text` (ASCII letters in either case), one hit per
-    /// name and content, at most `limit` (and at most what one frame holds).
-    pub fn search(&self, text: &str, limit: usize) -> SearchResults {
-        self.read().search(text, limit)
-    }
-
-    pub fn stats(&self) -> IndexStats {
         let state = self.read();
-        IndexStats {
-            nodes: state.by_addr.len(),
-            entries: state.entries.len() - state.free_entries.len(),
-            names: state.names.len,
-            hashes: state.hashes.len,
-            name_bytes: state.names.live_bytes,
-        }
-    }
-
-    /// How many files the index holds for `addr` (None: not listed).
-    pub fn files_of(&self, addr: SocketAddr) -> Option<usize> {
-        let state = self.read();
-        let slot = *state.by_addr.get(&addr)?;
-        state.node(slot).map(|n| n.entries.len())
-    }
-}
-
-impl Membership for Index {
-    fn joined(&self, addr: SocketAddr) {
-        self.write().join(addr);
-    }
-
-    fn left(&self, addr: SocketAddr) {
-        self.write().leave(addr);
-    }
-}
-
-impl State {
-    fn node(&self, slot: u32) -> Option<&Node> {
-        self.nodes.get(slot as usize)?.as_ref()
-    }
-
-    fn node_mut(&mut self, slot: u32) -> &mut Node {
-        self.nodes[slot as usize]
-            .as_mut()
-            .expect("a listed node's slot is occupied")
-    }
-
-    fn join(&mut self, addr: SocketAddr) {
-        if self.by_addr.contains_key(&addr) {
-            return;
-        }
-        let node = Node {
-            addr,
-            order: self.next_order,
-            seq: 0,
-            cataloged: false,
-            entries: Vec::new(),
-        };
-        self.next_order += 1;
-        let slot = match self.free_nodes.pop() {
-            Some(slot) => {
-                self.nodes[slot as usize] = Some(node);
-                slot
-            }
-            None => {
-                self.nodes.push(Some(node));
-                u32::try_from(self.nodes.len() - 1).expect("nodes are capped far below u32")
-            }
-        };
-        self.by_addr.insert(addr, slot);
-        self.uncataloged += 1;
-    }
-
-    fn leave(&mut self, addr: SocketAddr) {
-        let Some(slot) = self.by_addr.remove(&addr) else {
-            return;
-        };
-        self.clear(slot);
-        if !self.node_mut(slot).cataloged {
-            self.uncataloged -= 1;
-        }
-        self.nodes[slot as usize] = None;
-        self.free_nodes.push(slot);
-    }
-
-    /// Removes every entry of the node in `slot`.
-    fn clear(&mut self, slot: u32) {
-        let entries = std::mem::take(&mut self.node_mut(slot).entries);
-        for id in entries {
-            self.unlink(id);
-            self.free_entries.push(id);
-        }
-    }
-
-    fn apply(
-        &mut self,
-        addr: SocketAddr,
-        update: &CatalogUpdateLong,
-    ) -> Result<CatalogAck, NotListed> {
-        let slot = *self.by_addr.get(&addr).ok_or(NotListed)?;
-        let node = self.node_mut(slot);
-        if !update.reset && update.base_seq != node.seq {
-            let (seq, files) = (node.seq, node.entries.len());
-            return Ok(ack(seq, files, 0));
-        }
-        if update.reset {
-            self.clear(slot);
-        }
-        for name in &update.removed {
-            if let Some(id) = self.find(slot, name) {
-                self.remove_entry(id);
-            }
-        }
-        let mut refused = 0usize;
-        for entry in &update.added {
-            if !self.add(slot, &entry.name, entry.size, entry.hash.as_ref()) {
-                refused += 1;
-            }
-        }
-        let node = self.node_mut(slot);
-        node.seq = update.seq;
-        let first = !node.cataloged;
-        node.cataloged = true;
-        let files = node.entries.len();
-        if first {
-            self.uncataloged -= 1;
-        }
-        Ok(ack(update.seq, files, refused))
-    }
-
-    /// The entry of `name` in the node in `slot`.
-    fn find(&self, slot: u32, name: &str) -> Option<u32> {
-        let name = self.names.get(name.as_bytes())?;
-        let mut id = self.names.recs[name as usize].head;
-        while id != NIL {
-            let e = &self.entries[id as usize];
-            if e.node == slot {
-                return Some(id);
-            }
-            id = e.next_by_name;
-        }
-        None
-    }
-
-    /// The hash of entry `id`; None while its node is hashing it.
-    fn hash_of(&self, id: u32) -> Option<ContentHash> {
-        match self.entries[id as usize].hash {
-            NIL => None,
-            hash => Some(ContentHash(self.hashes.bytes(hash).try_into().ok()?)),
-        }
-    }
-
-    /// Adds or replaces `name` in the node's catalog (`hash` None: not
-    /// hashed yet); false if a limit refused it.
-    fn add(&mut self, slot: u32, name: &str, size: u64, hash: Option<&ContentHash>) -> bool {
-        if let Some(id) = self.find(slot, name) {
-            if self.hash_of(id).as_ref() == hash {
-                self.entries[id as usize].size = size;
-                return true;
-            }
-            self.remove_entry(id);
-        }
-        let limits = self.limits;
-        let live = self.entries.len() - self.free_entries.len();
-        let new_name = self.names.get(name.as_bytes()).is_none();
-        if name.is_empty()
-            || name.len() > limits.name_len
-            || self.node(slot).map_or(0, |n| n.entries.len()) >= limits.node_files
-            || live >= limits.entries
-            || (new_name && self.names.live_bytes + name.len() > limits.name_bytes)
-        {
-            return false;
-        }
-        let name_id = self.names.intern(name.as_bytes());
-        let hash_id = hash.map_or(NIL, |h| self.hashes.intern(&h.0));
-        let node = self.node_mut(slot);
-        let pos = u32::try_from(node.entries.len()).expect("node files are capped");
-        let entry = Entry {
-            node: slot,
-            name: name_id,
-            hash: hash_id,
-            next_by_name: self.names.recs[name_id as usize].head,
-            next_by_hash: match hash_id {
-                NIL => NIL,
-                h => self.hashes.recs[h as usize].head,
-            },
-            pos,
-            size,
-        };
-        let id = match self.free_entries.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
-                id
-            }
-            None => {
-                self.entries.push(entry);
-                u32::try_from(self.entries.len() - 1).expect("entries are capped below u32")
-            }
-        };
-        self.names.recs[name_id as usize].head = id;
-        if hash_id != NIL {
-            self.hashes.recs[hash_id as usize].head = id;
-        }
-        self.node_mut(slot).entries.push(id);
-        true
-    }
-
-    /// Removes one entry from its node's list and frees it.
-    fn remove_entry(&mut self, id: u32) {
-        let Entry { node, pos, .. } = self.entries[id as usize];
-        let list = &mut self.node_mut(node).entries;
-        list.swap_remove(pos as usize);
-        if let Some(&moved) = list.get(pos as usize) {
-            self.entries[moved as usize].pos = pos;
-        }
-        self.unlink(id);
-        self.free_entries.push(id);
-    }
-
-    /// Takes an entry out of its name's and its hash's holder lists,
-    /// releasing the name or hash when it was the last holder.
-    fn unlink(&mut self, id: u32) {
-        let e = self.entries[id as usize];
-        let head = &mut self.names.recs[e.name as usize].head;
-        unlink_from(&mut self.entries, head, id, |e| &mut e.next_by_name);
-        if self.names.recs[e.name as usize].head == NIL {
-            self.names.release(e.name);
-        }
-        if e.hash == NIL {
-            return;
-        }
-        let head = &mut self.hashes.recs[e.hash as usize].head;
-        unlink_from(&mut self.entries, head, id, |e| &mut e.next_by_hash);
-        if self.hashes.recs[e.hash as usize].head == NIL {
-            self.hashes.release(e.hash);
-        }
-    }
-
-    /// The entries holding `target`, one per node (for a content held
-    /// under several names, the first name bytewise), oldest registration
-    /// first: a node is one holder, however many names it has for it.
-    fn holding(&self, target: &Target) -> Vec<u32> {
-        let (head, by_name) = match target {
-            Target::Name(name) => (
-                self.names
-                    .get(name.as_bytes())
-                    .map(|n| self.names.recs[n as usize].head),
-                true,
-            ),
-            Target::Hash(hash) => (
-                self.hashes
-                    .get(&hash.0)
-                    .map(|h| self.hashes.recs[h as usize].head),
-                false,
-            ),
-        };
-        let mut found: Vec<(u64, &[u8], u32)> = Vec::new();
-        let mut id = head.unwrap_or(NIL);
-        while id != NIL {
-            let e = &self.entries[id as usize];
-            if let Some(node) = self.node(e.node) {
-                found.push((node.order, self.names.bytes(e.name), id));
-            }
-            id = if by_name {
-                e.next_by_name
-            } else {
-                e.next_by_hash
-            };
-        }
-        found.sort_unstable();
-        found.dedup_by_key(|(order, _, _)| *order);
-        found.into_iter().map(|(_, _, id)| id).collect()
-    }
-
-    /// The active nodes that have sent no catalog, oldest first.
-    fn uncataloged(&self) -> Vec<(u64, SocketAddr)> {
-        if self.uncataloged == 0 {
-            return Vec::new();
-        }
-        let mut found: Vec<(u64, SocketAddr)> = self
-            .nodes
-            .iter()
-            .flatten()
-            .filter(|n| !n.cataloged)
-            .map(|n| (n.order, n.addr))
-            .collect();
-        found.sort_unstable();
-        found
-    }
-
-    fn holder_long(&self, id: u32) -> Option<HolderLong> {
-        let e = &self.entries[id as usize];
-        Some(HolderLong {
-            addr: self.node(e.node)?.addr,
-            name: self.names.text(e.name).to_string(),
-            size: e.size,
-            hash: self.hash_of(id),
-        })
-    }
-
-    fn who_has(&self, target: &Target) -> HolderList {
         let mut holders = Vec::new();
-        let mut unindexed = self.uncataloged();
-        for id in self.holding(target) {
-            let Some(holder) = self.holder_long(id) else {
+        let mut unindexed = state.uncataloged();
+        for id in holding(&state, target) {
+            let Some(holder) = holder_long(&state, id) else {
                 continue;
             };
             match holder.hash {
@@ -507,9 +90,8 @@ impl State {
                 // Not hashed yet: asked by name, like a node without a
                 // catalog, by every client.
                 None => {
-                    let e = &self.entries[id as usize];
-                    if let Some(node) = self.node(e.node) {
-                        unindexed.push((node.order, node.addr));
+                    if let Some((addr, order)) = state.node_of(state.entry(id).node) {
+                        unindexed.push((order, addr));
                     }
                 }
             }
@@ -519,23 +101,26 @@ impl State {
         holders.truncate(MAX_HOLDERS);
         unindexed.truncate(MAX_HOLDERS);
         HolderList {
-            nodes: count(self.by_addr.len()),
+            nodes: state.node_count(),
             holders,
             unindexed: unindexed.into_iter().map(|(_, a)| a).collect(),
             truncated,
         }
     }
 
-    fn who_has_long(&self, target: &Target) -> HolderListLong {
-        let holding = self.holding(target);
-        let unindexed = self.uncataloged();
+    /// As [`Index::who_has`], with the nodes still hashing a file of that
+    /// name among the holders, without a hash.
+    pub fn who_has_long(&self, target: &Target) -> HolderListLong {
+        let state = self.read();
+        let holding = holding(&state, target);
+        let unindexed = state.uncataloged();
         let truncated = holding.len() > MAX_HOLDERS || unindexed.len() > MAX_HOLDERS;
         HolderListLong {
-            nodes: count(self.by_addr.len()),
+            nodes: state.node_count(),
             holders: holding
                 .into_iter()
                 .take(MAX_HOLDERS)
-                .filter_map(|id| self.holder_long(id))
+                .filter_map(|id| holder_long(&state, id))
                 .collect(),
             unindexed: unindexed
                 .into_iter()
@@ -546,45 +131,44 @@ impl State {
         }
     }
 
-    fn search(&self, text: &str, limit: usize) -> SearchResults {
+    /// Names containing `text` in either case (all of Unicode), one hit per
+    /// name and content, at most `limit` (and at most what one frame holds).
+    pub fn search(&self, text_wanted: &str, limit: usize) -> SearchResults {
+        let state = self.read();
         let limit = limit.min(MAX_LIST_FILES);
-        let needle = text.as_bytes();
         // The answer's encoded size (docs/PROTOCOL.md): tag, nodes, count,
         // flag, then per hit the name's length and bytes, size, hash, holders.
         let mut frame = 4 + 4 + 8 + 1;
         let mut hits = Vec::new();
         let mut truncated = false;
-        'names: for (name_id, rec) in self.names.recs.iter().enumerate() {
+        'names: for (name_id, rec) in state.names.recs.iter().enumerate() {
             if rec.head == NIL {
                 continue;
             }
-            let name = self.names.text(name_id as u32);
-            if !contains_ignoring_case(name, text, needle) {
+            let name = text(state.names.bytes(name_id as u32));
+            if !name_matches(name, text_wanted) {
                 continue;
             }
-            // This name's contents: (hash id, size, holders), few per name.
+            // This name's contents: (content id, size, holders), few per
+            // name; one not hashed yet names no content, so no hit.
             let mut versions: Vec<(u32, u64, u32)> = Vec::new();
-            let mut id = rec.head;
-            while id != NIL {
-                let e = &self.entries[id as usize];
-                if e.hash == NIL {
-                    // Not hashed yet: a hit names a content.
-                    id = e.next_by_name;
+            for id in state.holders_of_name(name_id as u32) {
+                let e = state.entry(id);
+                if e.content == NIL {
                     continue;
                 }
-                match versions.iter_mut().find(|v| v.0 == e.hash) {
+                match versions.iter_mut().find(|v| v.0 == e.content) {
                     Some(v) => v.2 += 1,
-                    None => versions.push((e.hash, e.size, 1)),
+                    None => versions.push((e.content, e.value, 1)),
                 }
-                id = e.next_by_name;
             }
-            for (hash, size, holders) in versions {
+            for (content, size, holders) in versions {
                 frame += 8 + name.len() + 8 + 32 + 4;
                 if hits.len() >= limit || frame > MAX_FRAME as usize {
                     truncated = true;
                     break 'names;
                 }
-                let Ok(hash) = self.hashes.bytes(hash).try_into() else {
+                let Ok(hash) = state.contents.bytes(content).try_into() else {
                     continue;
                 };
                 hits.push(SearchHit {
@@ -597,225 +181,45 @@ impl State {
         }
         hits.sort_by(|a, b| (&a.name, a.hash.0).cmp(&(&b.name, b.hash.0)));
         SearchResults {
-            nodes: count(self.by_addr.len()),
+            nodes: count(state.node_count() as usize),
             hits,
             truncated,
         }
     }
 }
 
-fn ack(seq: u64, files: usize, refused: usize) -> CatalogAck {
-    CatalogAck {
-        seq,
-        files: count(files),
-        refused: count(refused),
+/// The entries holding `target`, one per node, oldest first.
+fn holding(state: &State<Sizes>, target: &Target) -> Vec<u32> {
+    match target {
+        Target::Name(name) => state.holding(By::Name, name.as_bytes()),
+        Target::Hash(hash) => state.holding(By::Content, &hash.0),
     }
 }
 
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+fn holder_long(state: &State<Sizes>, id: u32) -> Option<HolderLong> {
+    let e = state.entry(id);
+    let (addr, _) = state.node_of(e.node)?;
+    Some(HolderLong {
+        addr,
+        name: text(state.names.bytes(e.name)).to_string(),
+        size: e.value,
+        hash: state
+            .content_of(id)
+            .and_then(|c| c.try_into().ok())
+            .map(ContentHash),
+    })
 }
 
-/// Unlinks `id` from the singly linked list starting at `head`, whose links
-/// `next` selects. Walks the list: its length is the number of holders of
-/// one name or hash, and the limits bound the sum over a node's files.
-fn unlink_from(entries: &mut [Entry], head: &mut u32, id: u32, next: fn(&mut Entry) -> &mut u32) {
-    if *head == id {
-        *head = *next(&mut entries[id as usize]);
-        return;
-    }
-    let mut at = *head;
-    while at != NIL {
-        let after = *next(&mut entries[at as usize]);
-        if after == id {
-            let skip = *next(&mut entries[id as usize]);
-            *next(&mut entries[at as usize]) = skip;
-            return;
-        }
-        at = after;
-    }
-}
-
-/// Whether `name` contains `text` in either case, for all of Unicode
-/// (`CAFÉ` finds `café.txt`). ASCII, the common case, is compared in place;
-/// other names are lowercased first.
-fn contains_ignoring_case(name: &str, text: &str, needle: &[u8]) -> bool {
-    if name.is_ascii() && text.is_ascii() {
-        return contains_ignoring_ascii_case(name.as_bytes(), needle);
-    }
-    name.to_lowercase().contains(&text.to_lowercase())
-}
-
-fn contains_ignoring_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// Byte strings stored once each: ids are stable, the bytes live in one
-/// arena, and an open-addressing table of ids finds them.
-struct Interner {
-    arena: Vec<u8>,
-    recs: Vec<Rec>,
-    free: Vec<u32>,
-    /// Linear probing, load at most 1/2; [`NIL`] is an empty slot.
-    table: Vec<u32>,
-    /// Live strings.
-    len: usize,
-    live_bytes: usize,
-    keys: std::collections::hash_map::RandomState,
-}
-
-#[derive(Clone, Copy)]
-struct Rec {
-    off: u32,
-    len: u32,
-    /// First holder (an entry id), NIL when the string is free.
-    head: u32,
-}
-
-impl Interner {
-    fn new() -> Interner {
-        Interner {
-            arena: Vec::new(),
-            recs: Vec::new(),
-            free: Vec::new(),
-            table: vec![NIL; 16],
-            len: 0,
-            live_bytes: 0,
-            keys: Default::default(),
-        }
-    }
-
-    fn bytes(&self, id: u32) -> &[u8] {
-        let rec = &self.recs[id as usize];
-        &self.arena[rec.off as usize..(rec.off + rec.len) as usize]
-    }
-
-    fn text(&self, id: u32) -> &str {
-        // Only names (checked UTF-8 when decoded) are read as text.
-        std::str::from_utf8(self.bytes(id)).unwrap_or("")
-    }
-
-    fn home(&self, bytes: &[u8]) -> usize {
-        (self.keys.hash_one(bytes) as usize) & (self.table.len() - 1)
-    }
-
-    fn get(&self, bytes: &[u8]) -> Option<u32> {
-        let mask = self.table.len() - 1;
-        let mut i = self.home(bytes);
-        loop {
-            let id = self.table[i];
-            if id == NIL {
-                return None;
-            }
-            if self.bytes(id) == bytes {
-                return Some(id);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// The id of `bytes`, adding it (with no holders yet) if new. The
-    /// caller links a holder at once, so a string is never left without.
-    fn intern(&mut self, bytes: &[u8]) -> u32 {
-        if let Some(id) = self.get(bytes) {
-            return id;
-        }
-        if (self.len + 1) * 2 > self.table.len() {
-            self.grow();
-        }
-        let off = u32::try_from(self.arena.len()).expect("the arena is capped below 4 GiB");
-        self.arena.extend_from_slice(bytes);
-        let rec = Rec {
-            off,
-            len: bytes.len() as u32,
-            head: NIL,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.recs[id as usize] = rec;
-                id
-            }
-            None => {
-                self.recs.push(rec);
-                u32::try_from(self.recs.len() - 1).expect("strings are capped below u32")
-            }
-        };
-        self.place(id);
-        self.len += 1;
-        self.live_bytes += bytes.len();
-        id
-    }
-
-    fn place(&mut self, id: u32) {
-        let mask = self.table.len() - 1;
-        let mut i = self.home(self.bytes(id));
-        while self.table[i] != NIL {
-            i = (i + 1) & mask;
-        }
-        self.table[i] = id;
-    }
-
-    fn grow(&mut self) {
-        let bigger = vec![NIL; self.table.len() * 2];
-        let old = std::mem::replace(&mut self.table, bigger);
-        for id in old.into_iter().filter(|&id| id != NIL) {
-            self.place(id);
-        }
-    }
-
-    /// Frees a string with no holders left; its bytes become garbage in the
-    /// arena until a compaction.
-    fn release(&mut self, id: u32) {
-        let mask = self.table.len() - 1;
-        let mut i = self.home(self.bytes(id));
-        while self.table[i] != id {
-            i = (i + 1) & mask;
-        }
-        // Backward-shift deletion: later ids of the same run move up, so
-        // every lookup still finds its id before an empty slot.
-        let mut hole = i;
-        let mut j = (i + 1) & mask;
-        while self.table[j] != NIL {
-            let home = self.home(self.bytes(self.table[j]));
-            // j may fill the hole if its home is not within (hole, j].
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.table[hole] = self.table[j];
-                hole = j;
-            }
-            j = (j + 1) & mask;
-        }
-        self.table[hole] = NIL;
-        let rec = &mut self.recs[id as usize];
-        self.live_bytes -= rec.len as usize;
-        rec.len = 0;
-        rec.head = NIL;
-        self.free.push(id);
-        self.len -= 1;
-        if self.arena.len() > 1 << 20 && self.arena.len() > 2 * self.live_bytes {
-            self.compact();
-        }
-    }
-
-    /// Rewrites the arena with live strings only; ids do not change.
-    fn compact(&mut self) {
-        let mut arena = Vec::with_capacity(self.live_bytes);
-        for rec in self.recs.iter_mut() {
-            let start = rec.off as usize;
-            let bytes = &self.arena[start..start + rec.len as usize];
-            rec.off = arena.len() as u32;
-            arena.extend_from_slice(bytes);
-        }
-        self.arena = arena;
-    }
+/// A name as text: the plain index takes names from decoded (checked
+/// UTF-8) messages only.
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Membership;
     use proto::{CatalogEntry, CatalogUpdate, Registration};
 
     fn addr(n: u16) -> SocketAddr {
@@ -997,7 +401,7 @@ mod tests {
         assert_eq!(index.stats().entries, 1);
         index.left(addr(1));
         let stats = index.stats();
-        assert_eq!((stats.entries, stats.names, stats.hashes), (0, 0, 0));
+        assert_eq!((stats.entries, stats.names, stats.contents), (0, 0, 0));
     }
 
     #[test]
@@ -1090,7 +494,7 @@ mod tests {
         assert!(holders(&index, "a").is_empty());
         let stats = index.stats();
         assert_eq!(
-            (stats.nodes, stats.entries, stats.names, stats.hashes),
+            (stats.nodes, stats.entries, stats.names, stats.contents),
             (0, 0, 0, 0)
         );
         // Back again: a new node, with an empty catalog at seq 0.
@@ -1105,6 +509,7 @@ mod tests {
             entries: 4,
             name_len: 8,
             name_bytes: 1 << 20,
+            ..IndexLimits::default()
         };
         let index = Index::new(limits);
         index.joined(addr(1));
@@ -1239,7 +644,7 @@ mod tests {
             }
         }
         let stats = index.stats();
-        assert_eq!((stats.entries, stats.names, stats.hashes), (500, 500, 7));
+        assert_eq!((stats.entries, stats.names, stats.contents), (500, 500, 7));
         let state = index.read();
         assert!(state.names.arena.len() <= 2 * state.names.live_bytes.max(1 << 20));
     }

@@ -4,8 +4,12 @@
 //! - [`registry`]: the table of nodes (registration order, refresh, expiry,
 //!   the cap per source address and eviction from a full table,
 //!   the cached list answer).
-//! - [`index`]: every active node's catalog, and who-has and search over
-//!   them; a catalog lives and goes with its node's registry entry.
+//! - [`catalogs`]: what both indexes are made of: every active node's
+//!   catalog as entries keyed by a name and a content, living and going
+//!   with the node's registry entry, updated in seq order, within limits.
+//! - [`index`]: the plain index (names, hashes, sizes): who-has and search.
+//! - [`blind`]: the blind index of a private network (tags and sealed
+//!   records the relay cannot read): who-has by tag, listing in pages.
 //! - [`service`]: how each request is answered, and who may register as what.
 //! - [`dialback`]: the check that a registering node can be reached at the
 //!   address it would be listed under, with its cache.
@@ -21,6 +25,8 @@
 //!
 //! [`run`] wires them to the shared server skeleton in `net::server`.
 
+pub mod blind;
+pub mod catalogs;
 pub mod circuit;
 pub mod cli;
 pub mod control;
@@ -33,7 +39,6 @@ pub mod service;
 pub mod splice;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,10 +46,12 @@ use anyhow::Context;
 use net::secure::{Identity, Key, NetworkKeys, Security};
 use net::server::{Server, ServerConfig};
 
+pub use blind::BlindIndex;
+pub use catalogs::IndexLimits;
 pub use circuit::CircuitLimits;
-pub use index::{Index, IndexLimits};
+pub use index::Index;
 pub use registry::{Limits, Registry};
-pub use service::{Policy, RelayService, Relaying};
+pub use service::{Indexes, Policy, RelayService, Relaying};
 
 /// Shortest TTL a relay accepts. `Registered` tells nodes the TTL in whole
 /// seconds (rounded down, so they refresh early rather than late); a TTL
@@ -105,8 +112,13 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     if config.server.security.is_private() {
         limits.total = MAX_PRIVATE_NODES;
     }
-    let index = Index::new(config.index);
-    let registry = Registry::with_membership(config.ttl, limits, Some(Arc::new(index.clone())));
+    // One index, one code path: in a private network the blind one only.
+    let index: Indexes = if config.server.security.is_private() {
+        BlindIndex::new(config.index).into()
+    } else {
+        Index::new(config.index).into()
+    };
+    let registry = Registry::with_membership(config.ttl, limits, Some(index.membership()));
     spawn_expiry(registry.clone())?;
     tracing::info!(
         "listening on {local} (ttl {}s, at most {} nodes per address, index up to {} files \
@@ -118,7 +130,8 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     );
     if config.server.security.is_private() {
         tracing::info!(
-            "private network: every connection must complete a handshake under the relay key"
+            "private network: every connection must complete a handshake under the relay key; \
+             the index is blind (tags and sealed records only)"
         );
     }
     let mut tables = metrics::Tables {

@@ -20,7 +20,7 @@ use proto::Request;
 
 use crate::circuit::Circuits;
 use crate::control::Controls;
-use crate::{Index, Registry};
+use crate::{Indexes, Registry};
 
 /// Request kinds, as the `kind` label.
 const KINDS: [&str; 14] = [
@@ -47,9 +47,11 @@ fn kind(request: &Request) -> usize {
         Request::ListNodes => 2,
         Request::ListNodesLong => 3,
         // The long forms are the same requests with pending hashes.
-        Request::Catalog(_) | Request::CatalogLong(_) => 4,
-        Request::WhoHas(_) | Request::WhoHasLong(_) => 5,
-        Request::Search(_) => 6,
+        // The blind index's are the same requests in a private network;
+        // its listing takes the place of search.
+        Request::Catalog(_) | Request::CatalogLong(_) | Request::BlindCatalog(_) => 4,
+        Request::WhoHas(_) | Request::WhoHasLong(_) | Request::BlindWhoHas(_) => 5,
+        Request::Search(_) | Request::BlindList(_) => 6,
         Request::Hello => 7,
         Request::Control(_) | Request::ControlPunch(_) => 8,
         Request::OpenCircuit(_) => 9,
@@ -129,7 +131,7 @@ pub fn metered<H: Handler>(service: H) -> Metered<H, { KINDS.len() }> {
 #[derive(Clone)]
 pub struct Tables {
     pub registry: Registry,
-    pub index: Index,
+    pub index: Indexes,
     /// None with `--no-relaying`.
     pub relaying: Option<(Circuits, Controls)>,
     pub started: Instant,
@@ -195,7 +197,7 @@ impl Collector for Tables {
             "p2p_relay_index_hashes",
             "Distinct contents (BLAKE3 hashes) in the index.",
             None,
-            level(index.hashes),
+            level(index.contents),
         )?;
         let requests: Vec<([(&str, &str); 2], u64)> = KINDS
             .iter()
@@ -313,7 +315,7 @@ pub fn status(tables: &Tables) -> String {
     let _ = writeln!(
         page,
         "index      {} files from {} nodes, {} names ({} bytes), {} contents",
-        index.entries, index.nodes, index.names, index.name_bytes, index.hashes
+        index.entries, index.nodes, index.names, index.name_bytes, index.contents
     );
     match &tables.relaying {
         Some((circuits, _)) => {

@@ -1,7 +1,8 @@
 //! How the relay answers each request: registrations (and their heartbeats,
 //! checked by dial-back), unregistrations, list queries, the index
-//! (catalogs, who-has and search) and, unless relaying is off, control
-//! connections and circuits. Everything else is refused plainly.
+//! (catalogs, who-has and search; in a private network the blind index's
+//! catalogs, who-has by tag and listing) and, unless relaying is off,
+//! control connections and circuits. Everything else is refused plainly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -9,15 +10,18 @@ use std::time::Instant;
 
 use net::secure::NodeKey;
 use net::server::{Handler, Reply, Throttle};
+use proto::blind::{BlindCatalogUpdate, BlindTarget};
 use proto::{
-    CatalogUpdateLong, ErrorKind, NodeMode, ProtoError, Registered, Registration, Request,
-    Response, Target,
+    CatalogAck, CatalogUpdateLong, ErrorKind, NodeMode, ProtoError, Registered, Registration,
+    Request, Response, Target,
 };
 
+use crate::blind::BlindIndex;
+use crate::catalogs::NotListed;
 use crate::circuit::{self, Circuits};
 use crate::control::{self, Controls};
 use crate::dialback::DialBack;
-use crate::index::{Index, NotListed};
+use crate::index::Index;
 use crate::registry::{self, Registry};
 use crate::rendezvous::{self, Punches};
 
@@ -33,13 +37,60 @@ pub struct Policy {
 
 pub struct RelayService {
     registry: Registry,
-    index: Index,
+    index: Indexes,
     policy: Policy,
     /// Refused registrations, logged at most once a second: a flood of
     /// them must not become a flood of log lines.
     refusals: Mutex<Throttle>,
     /// None with `--no-relaying`: no dial-back, no relayed nodes, no circuits.
     relaying: Option<Relaying>,
+}
+
+/// The one index a relay keeps: the plain one in the clear; in a private
+/// network the blind one, and never the plain one, so no member's client
+/// or node ever hands a name or a hash to the relay (docs/PROTOCOL.md,
+/// "The blind index").
+#[derive(Clone)]
+pub enum Indexes {
+    Plain(Index),
+    Blind(BlindIndex),
+}
+
+impl From<Index> for Indexes {
+    fn from(index: Index) -> Indexes {
+        Indexes::Plain(index)
+    }
+}
+
+impl From<BlindIndex> for Indexes {
+    fn from(index: BlindIndex) -> Indexes {
+        Indexes::Blind(index)
+    }
+}
+
+impl Indexes {
+    /// The index as the registry's member (see [`crate::registry::Membership`]).
+    pub fn membership(&self) -> std::sync::Arc<dyn crate::registry::Membership> {
+        match self {
+            Indexes::Plain(i) => std::sync::Arc::new(i.clone()),
+            Indexes::Blind(i) => std::sync::Arc::new(i.clone()),
+        }
+    }
+
+    /// What the index holds, for logs and metrics.
+    pub fn stats(&self) -> crate::catalogs::IndexStats {
+        match self {
+            Indexes::Plain(i) => i.stats(),
+            Indexes::Blind(i) => i.stats(),
+        }
+    }
+
+    fn limits(&self) -> crate::IndexLimits {
+        match self {
+            Indexes::Plain(i) => i.limits(),
+            Indexes::Blind(i) => i.limits(),
+        }
+    }
 }
 
 /// What relaying needs: the dial-back, the relayed nodes' control
@@ -57,11 +108,11 @@ pub struct Relaying {
 impl RelayService {
     /// A relay that lists every registration as it comes (no dial-back) and
     /// never relays: what `--no-relaying` runs. `index` must be the
-    /// registry's member (see [`crate::registry::Membership`]).
-    pub fn new(registry: Registry, index: Index, policy: Policy) -> RelayService {
+    /// registry's member (see [`Indexes::membership`]).
+    pub fn new(registry: Registry, index: impl Into<Indexes>, policy: Policy) -> RelayService {
         RelayService {
             registry,
-            index,
+            index: index.into(),
             policy,
             refusals: Mutex::default(),
             relaying: None,
@@ -229,14 +280,33 @@ impl RelayService {
     }
 }
 
+/// What the log and the seq rule need from a catalog update, plain or
+/// blind.
+struct UpdateSummary {
+    base_seq: u64,
+    seq: u64,
+    reset: bool,
+    added: usize,
+    removed: usize,
+}
+
 impl RelayService {
+    /// A node's catalog, plain or blind: the same token, key and address
+    /// rules, the same seq rule and log; `apply` puts it in the index.
     /// `key`: in a private network, the caller's proven static key; only
     /// the node listed with that key may change its catalog.
-    fn catalog(&self, update: CatalogUpdateLong, seen: IpAddr, key: Option<NodeKey>) -> Response {
-        if let Some(refusal) = self.check_token(&update.registration, seen) {
+    fn catalog(
+        &self,
+        registration: &Registration,
+        update: UpdateSummary,
+        seen: IpAddr,
+        key: Option<NodeKey>,
+        apply: impl FnOnce(SocketAddr) -> Result<CatalogAck, NotListed>,
+    ) -> Response {
+        if let Some(refusal) = self.check_token(registration, seen) {
             return refusal;
         }
-        let (addr, _) = self.listed_addr(seen, &update.registration);
+        let (addr, _) = self.listed_addr(seen, registration);
         if let Some(listed) = self.registry.key_of(addr)
             && Some(listed) != key
         {
@@ -248,7 +318,7 @@ impl RelayService {
         }
         // A node past its TTL must not update a catalog about to go.
         log_expired(&self.registry.expire(Instant::now()));
-        match self.index.apply(addr, &update) {
+        match apply(addr) {
             Ok(ack) if ack.seq != update.seq => {
                 tracing::info!(
                     "catalog of {addr}: update {} after {} does not follow {}; asking for all of it",
@@ -258,7 +328,7 @@ impl RelayService {
                 );
                 Response::CatalogAck(ack)
             }
-            Ok(ack) if !update.reset && update.added.is_empty() && update.removed.is_empty() => {
+            Ok(ack) if !update.reset && update.added == 0 && update.removed == 0 => {
                 // The node's periodic check that the relay is in step.
                 tracing::debug!("catalog of {addr}: in step at seq {}", ack.seq);
                 Response::CatalogAck(ack)
@@ -267,8 +337,8 @@ impl RelayService {
                 tracing::info!(
                     "catalog of {addr}: {}+{} -{}, {} files indexed (seq {})",
                     if update.reset { "reset, " } else { "" },
-                    update.added.len(),
-                    update.removed.len(),
+                    update.added,
+                    update.removed,
                     ack.files,
                     ack.seq
                 );
@@ -276,11 +346,12 @@ impl RelayService {
                     let limits = self.index.limits();
                     tracing::warn!(
                         "catalog of {addr}: {} entries not indexed (limits: {} files per node, \
-                         {} in the index, names up to {} bytes)",
+                         {} in the index, names up to {} bytes, {} MiB of records)",
                         ack.refused,
                         limits.node_files,
                         limits.entries,
-                        limits.name_len
+                        limits.name_len,
+                        limits.record_bytes >> 20
                     );
                 }
                 Response::CatalogAck(ack)
@@ -291,6 +362,66 @@ impl RelayService {
             }
         }
     }
+
+    fn plain_catalog(
+        &self,
+        update: CatalogUpdateLong,
+        seen: IpAddr,
+        key: Option<NodeKey>,
+    ) -> Response {
+        let Indexes::Plain(index) = &self.index else {
+            return blind_only();
+        };
+        let summary = UpdateSummary {
+            base_seq: update.base_seq,
+            seq: update.seq,
+            reset: update.reset,
+            added: update.added.len(),
+            removed: update.removed.len(),
+        };
+        self.catalog(&update.registration, summary, seen, key, |addr| {
+            index.apply(addr, &update)
+        })
+    }
+
+    fn blind_catalog(
+        &self,
+        update: BlindCatalogUpdate,
+        seen: IpAddr,
+        key: Option<NodeKey>,
+    ) -> Response {
+        let Indexes::Blind(index) = &self.index else {
+            return plain_only();
+        };
+        let summary = UpdateSummary {
+            base_seq: update.base_seq,
+            seq: update.seq,
+            reset: update.reset,
+            added: update.added.len(),
+            removed: update.removed.len(),
+        };
+        self.catalog(&update.registration, summary, seen, key, |addr| {
+            index.apply(addr, &update)
+        })
+    }
+}
+
+/// The answer to a plain index request at a private network's relay: it
+/// keeps only the blind index, so no name or hash is ever sent to it.
+fn blind_only() -> Response {
+    Response::error(
+        ErrorKind::BadRequest,
+        "this relay keeps only a blind index (a private network): names and hashes are never \
+         sent to it (this program predates the blind index)",
+    )
+}
+
+/// The answer to a blind index request at a relay in the clear.
+fn plain_only() -> Response {
+    Response::error(
+        ErrorKind::BadRequest,
+        "this relay keeps a plain index (no secret): the blind index belongs to a private network",
+    )
 }
 
 impl Handler for RelayService {
@@ -309,11 +440,15 @@ impl Handler for RelayService {
                 tracing::info!("{}: listed {} active nodes", reply.peer(), answer.count);
                 return reply.send_encoded(&answer.frame);
             }
-            Request::Catalog(update) => self.catalog(update.into(), seen, reply.peer_key()),
-            Request::CatalogLong(update) => self.catalog(update, seen, reply.peer_key()),
+            Request::Catalog(update) => self.plain_catalog(update.into(), seen, reply.peer_key()),
+            Request::CatalogLong(update) => self.plain_catalog(update, seen, reply.peer_key()),
+            Request::BlindCatalog(update) => self.blind_catalog(update, seen, reply.peer_key()),
             Request::WhoHas(target) => {
+                let Indexes::Plain(index) = &self.index else {
+                    return reply.send(&blind_only());
+                };
                 log_expired(&self.registry.expire(Instant::now()));
-                let list = self.index.who_has(&target);
+                let list = index.who_has(&target);
                 tracing::info!(
                     "{}: who has {}: {} of {} nodes",
                     reply.peer(),
@@ -324,8 +459,11 @@ impl Handler for RelayService {
                 Response::Holders(list)
             }
             Request::WhoHasLong(target) => {
+                let Indexes::Plain(index) = &self.index else {
+                    return reply.send(&blind_only());
+                };
                 log_expired(&self.registry.expire(Instant::now()));
-                let list = self.index.who_has_long(&target);
+                let list = index.who_has_long(&target);
                 let hashing = list.holders.iter().filter(|h| h.hash.is_none()).count();
                 tracing::info!(
                     "{}: who has {}: {} of {} nodes{}",
@@ -342,9 +480,12 @@ impl Handler for RelayService {
                 Response::HoldersLong(list)
             }
             Request::Search(query) => {
+                let Indexes::Plain(index) = &self.index else {
+                    return reply.send(&blind_only());
+                };
                 log_expired(&self.registry.expire(Instant::now()));
                 let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-                let found = self.index.search(&query.text, limit);
+                let found = index.search(&query.text, limit);
                 tracing::info!(
                     "{}: search {:?}: {} results{}",
                     reply.peer(),
@@ -353,6 +494,43 @@ impl Handler for RelayService {
                     if found.truncated { " (cut)" } else { "" }
                 );
                 Response::SearchResults(found)
+            }
+            Request::BlindWhoHas(target) => {
+                let Indexes::Blind(index) = &self.index else {
+                    return reply.send(&plain_only());
+                };
+                log_expired(&self.registry.expire(Instant::now()));
+                let list = index.who_has(&target);
+                // Tags only: the relay has nothing else to log.
+                let what = match &target {
+                    BlindTarget::Name(tag) => format!("name tag {}", tag.short()),
+                    BlindTarget::Content(tag) => format!("content tag {}", tag.short()),
+                };
+                tracing::info!(
+                    "{}: who has {what}: {} of {} nodes",
+                    reply.peer(),
+                    list.holders.len(),
+                    list.nodes
+                );
+                Response::BlindHolders(list)
+            }
+            Request::BlindList(page) => {
+                let Indexes::Blind(index) = &self.index else {
+                    return reply.send(&plain_only());
+                };
+                log_expired(&self.registry.expire(Instant::now()));
+                let answer = index.page(&page);
+                tracing::info!(
+                    "{}: list from {}: {} records{}",
+                    reply.peer(),
+                    page.cursor,
+                    answer.hits.len(),
+                    match answer.next {
+                        Some(next) => format!(", next {next}"),
+                        None => String::new(),
+                    }
+                );
+                Response::SealedPage(answer)
             }
             Request::ListNodesLong => {
                 let (answer, expired) = self.registry.list_long_answer(Instant::now())?;
@@ -481,11 +659,11 @@ mod tests {
             token: None,
             trust_advertised,
         };
-        let index = Index::new(Default::default());
+        let index = Indexes::Plain(Index::new(Default::default()));
         let registry = Registry::with_membership(
             std::time::Duration::from_secs(30),
             Default::default(),
-            Some(std::sync::Arc::new(index.clone())),
+            Some(index.membership()),
         );
         RelayService::new(registry, index, policy)
     }
