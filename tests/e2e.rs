@@ -296,6 +296,11 @@ fn a_node_killed_after_registering_is_skipped() {
             format!("copy on node {}\n", i + 1).as_bytes(),
         );
     });
+    // Every catalog at the relay, hashes included, so that the holders
+    // come in registration order and node 1 is asked first.
+    for node in &cluster.nodes {
+        node.proc.wait_for("catalog at relay", harness::READY);
+    }
     let dead = cluster.nodes[0].listed;
     cluster.nodes[0].proc.kill(); // SIGKILL: no chance to unregister
 
