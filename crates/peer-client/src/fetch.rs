@@ -64,12 +64,14 @@ pub enum Fetched {
 }
 
 /// Fetches what `want` names from `nodes` (in the order the sources gave
-/// them) with up to `sources` workers, into `out`. Nothing written and no
+/// them; a miss speaks for `active` nodes) with up to `sources` workers,
+/// into `out`. Nothing written and no
 /// holder found ends as [`Fetched::Nothing`], so the caller may try another
 /// version.
 pub fn fetch(
     want: &Want,
     nodes: &[NodeInfo],
+    active: usize,
     dialer: &Dialer,
     sources: usize,
     out: &mut Output,
@@ -91,12 +93,12 @@ pub fn fetch(
         Ok(found) => found,
         // An older node may still serve the file whole: one worker asks the
         // holders in turn (and reports each one again).
-        Err(NoHolder::OlderNodes) => return fetch(want, nodes, dialer, 1, out, report),
+        Err(NoHolder::OlderNodes) => return fetch(want, nodes, active, dialer, 1, out, report),
         Err(NoHolder::Missing) => {
             report.missing(&format!(
                 "{}: not found on any of {}",
                 want.name(),
-                count(nodes.len(), "active node")
+                count(active.max(nodes.len()), "active node")
             ));
             return Fetched::Nothing;
         }
@@ -179,7 +181,7 @@ pub fn fetch(
             report.missing(&format!(
                 "{}: not found on any of {}",
                 want.name(),
-                count(nodes.len(), "active node")
+                count(active.max(nodes.len()), "active node")
             ));
             Fetched::Nothing
         }

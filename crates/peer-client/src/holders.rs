@@ -41,6 +41,10 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holders {
     candidates: Vec<Candidate>,
+    /// How many active nodes the sources spoke for: those the relay's index
+    /// ruled out count, so that a miss says "not found on any of 3 active
+    /// nodes" even when only one node without a catalog was asked.
+    active: usize,
 }
 
 /// One fetch to try: what it wants and from whom, with the line that says
@@ -50,6 +54,9 @@ pub struct Attempt {
     pub note: Option<String>,
     pub want: Want,
     pub nodes: Vec<NodeInfo>,
+    /// The active nodes a miss speaks for: at least `nodes`, and every node
+    /// the relay's index ruled out.
+    pub active: usize,
 }
 
 /// The relay index's answer as candidates. `node_of` says how each listed
@@ -57,7 +64,10 @@ pub struct Attempt {
 /// in a private network, the key it must prove: a holder entry names a node
 /// by the address it is listed under, as the long node list does.
 pub fn of_who_has(list: &HolderList, node_of: impl Fn(SocketAddr) -> NodeInfo) -> Holders {
-    let mut holders = Holders::default();
+    let mut holders = Holders {
+        active: list.nodes as usize,
+        ..Holders::default()
+    };
     for h in &list.holders {
         holders.add(Candidate {
             node: node_of(h.addr),
@@ -75,7 +85,10 @@ pub fn of_who_has(list: &HolderList, node_of: impl Fn(SocketAddr) -> NodeInfo) -
 
 /// Every active node, in the relay's order, as a candidate.
 pub fn of_nodes(nodes: &[NodeInfo]) -> Holders {
-    let mut holders = Holders::default();
+    let mut holders = Holders {
+        active: nodes.len(),
+        ..Holders::default()
+    };
     for node in nodes {
         holders.add(Candidate {
             node: *node,
@@ -154,14 +167,18 @@ impl Holders {
             return vec![Attempt {
                 note: None,
                 want: want(None),
+                active: self.active.max(vouched_for_by_none.len()),
                 nodes: vouched_for_by_none,
             }];
         };
         let (hash, size, nodes) = first;
+        let first_nodes: Vec<NodeInfo> =
+            nodes.iter().chain(&vouched_for_by_none).copied().collect();
         let mut attempts = vec![Attempt {
             note: others_note(name, *hash, others),
             want: want(Some((*hash, *size))),
-            nodes: nodes.iter().chain(&vouched_for_by_none).copied().collect(),
+            active: self.active.max(first_nodes.len()),
+            nodes: first_nodes,
         }];
         // No holder of that version could serve it, and nothing was
         // written: the next version, in the order of first holders.
@@ -172,6 +189,7 @@ impl Holders {
                     hash.short()
                 )),
                 want: want(Some((*hash, *size))),
+                active: self.active.max(nodes.len()),
                 nodes: nodes.clone(),
             });
         }
@@ -192,6 +210,7 @@ impl Holders {
                      asking them by name"
                 )),
                 want: want(None),
+                active: self.active.max(holders.len()),
                 nodes: holders,
             });
         }
@@ -309,6 +328,9 @@ mod tests {
         assert_eq!(attempts[0].want.expect, None);
         assert_eq!(attempts[0].note, None);
         assert_eq!(ports(&attempts[0].nodes), [8, 9]);
+        // A miss speaks for the nine active nodes, not the two asked: the
+        // index ruled out the other seven.
+        assert_eq!(attempts[0].active, 9);
         // A single version by hash: no by-name attempt after it.
         let list = who_has(vec![holder(1, 7)], &[]);
         assert_eq!(of_who_has(&list, direct).attempts("x", &hash).len(), 1);

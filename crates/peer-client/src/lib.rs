@@ -375,6 +375,7 @@ impl Session {
             fetched = fetch::fetch(
                 &attempt.want,
                 &attempt.nodes,
+                attempt.active,
                 &dialer,
                 self.sources,
                 &mut out,
