@@ -25,6 +25,7 @@ directory PATH). By what PATH is:
 /// With no NAME, an interactive prompt reads names until `quit` or EOF.
 #[derive(Parser)]
 #[command(name = "peer-client")]
+#[command(group(clap::ArgGroup::new("listing").args(["peers", "list", "search"])))]
 #[command(
     version,
     after_help = "\
@@ -37,6 +38,7 @@ Examples:
   peer-client 127.0.0.1 7000 --list --long         what the network shares (the relay's index), with hashes
   peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
   peer-client 127.0.0.1 7000 --peers               the active nodes
+  peer-client 127.0.0.1 7000 --list --json         the same listing as one JSON document, for scripts
   peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
   peer-client 127.0.0.1 7000 --relay 10.0.0.9:7000 a.txt   a second relay, asked when the first is down
   peer-client 127.0.0.1 7000 --dht-bootstrap 10.0.0.5:6881 blake3:3f2a...   holders from the DHT too
@@ -87,6 +89,11 @@ pub struct Cli {
     /// network: size, short hash, number of holders, name. Then exit.
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["names", "output", "peers"])]
     pub search: Option<String>,
+    /// With --peers, --list or --search: print one JSON document on stdout
+    /// instead of columns, with exact sizes in bytes and whole hashes
+    /// (field names: README, "Output for scripts").
+    #[arg(long, requires = "listing")]
+    pub json: bool,
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     pub no_index: bool,

@@ -44,6 +44,7 @@
 //! - [`progress`]: the progress bar when saving to a file on a terminal.
 //! - [`listing`]: node-by-node listings, search hits and the node list,
 //!   printed.
+//! - [`json`]: the same as one JSON document (`--json`).
 //! - [`prompt`]: the interactive prompt and its commands, read as a shell
 //!   reads words.
 //! - [`complete`]: Tab completion of commands and the index's names.
@@ -61,6 +62,7 @@ pub mod find;
 pub mod holder;
 pub mod holders;
 pub mod index;
+pub mod json;
 pub mod listing;
 pub mod output;
 pub mod part;
@@ -156,6 +158,8 @@ pub struct Session {
     pub no_index: bool,
     /// Start saves from scratch, removing any part kept (`--no-resume`).
     pub no_resume: bool,
+    /// Listings on stdout as one JSON document (`--json`).
+    pub json: bool,
     /// The DHT as a source of holders of a hash.
     dht: DhtSource,
     /// The holders of the fetch under way that only the DHT named.
@@ -183,6 +187,7 @@ impl Session {
             at_prompt: false,
             no_index: false,
             no_resume: false,
+            json: false,
             sources: DEFAULT_SOURCES,
             dht: DhtSource::new(DhtSettings::default()),
             found_on_dht: Vec::new(),
@@ -219,7 +224,9 @@ impl Session {
         let mut stdout = std::io::stdout().lock();
         let done = match task {
             Task::Peers => {
-                listing::print_peers(&self.nodes, &self.punchable(), &mut stdout, &self.report);
+                let show = self.show(false);
+                let punchable = self.punchable();
+                listing::print_peers(&self.nodes, &punchable, show, &mut stdout, &self.report);
                 Ok(EXIT_OK)
             }
             Task::List { long, per_node } => self.list(long, per_node, &mut stdout),
@@ -263,14 +270,16 @@ impl Session {
             let limit = proto::MAX_LIST_FILES as u32;
             match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
-                    listing::print_found(&found, long, "", out, &self.report);
+                    listing::print_found(&found, self.show(long), "", out, &self.report);
                     return Ok(EXIT_OK);
                 }
                 None => self.older_relay("listing node by node")?,
             }
         }
-        let all = listing::list_all(&self.nodes, long, &self.dialer(), &self.report);
-        listing::print_listing(&all, long, out);
+        // --json gives whole hashes, whatever --long says.
+        let hashes = long || self.show(long).json;
+        let all = listing::list_all(&self.nodes, hashes, &self.dialer(), &self.report);
+        listing::print_listing(&all, self.show(long), out);
         if self.nodes.is_empty() {
             self.report.status("no active nodes");
         }
@@ -284,7 +293,7 @@ impl Session {
                 .map_err(|e| e.to_string())?
             {
                 Some(found) => {
-                    listing::print_found(&found, false, text, out, &self.report);
+                    listing::print_found(&found, self.show(false), text, out, &self.report);
                     // Nothing found is status 1, as grep gives it.
                     return Ok(if found.hits.is_empty() {
                         EXIT_MISSING
@@ -297,13 +306,22 @@ impl Session {
         }
         // Node by node: every listing, filtered here.
         let all = listing::list_all(&self.nodes, true, &self.dialer(), &self.report);
-        let shown = listing::print_matches(&all, text, out);
+        let shown = listing::print_matches(&all, text, self.show(false), out);
         self.report.status(&format!(
             "{} (asked {} node by node)",
             count(shown, "result"),
             count(self.nodes.len(), "active node")
         ));
         Ok(if shown == 0 { EXIT_MISSING } else { EXIT_OK })
+    }
+
+    /// How listings print: `--long`, and `--json` (never at the prompt,
+    /// whose listings go to the terminal).
+    fn show(&self, long: bool) -> listing::Show {
+        listing::Show {
+            long,
+            json: self.json && !self.at_prompt,
+        }
     }
 
     /// Says the relay has no index, and fetches the node list for the
@@ -631,6 +649,7 @@ impl Session {
                     listing::print_peers(
                         &self.nodes,
                         &self.punchable(),
+                        self.show(false),
                         &mut std::io::stderr().lock(),
                         &self.report,
                     );

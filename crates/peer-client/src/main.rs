@@ -135,5 +135,6 @@ fn main() -> ExitCode {
     .with_dht(dht);
     session.no_index = cli.no_index;
     session.no_resume = cli.no_resume;
+    session.json = cli.json;
     ExitCode::from(session.run(task))
 }
