@@ -49,6 +49,9 @@
 //!   reads words.
 //! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
+//! - [`short_hash`]: `blake3:275ba016`, a hash prefix looked up in the
+//!   index.
+//! - [`suggest`]: "did you mean" for a name the index does not have.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP told apart, for the exit
 //!   status.
 
@@ -71,7 +74,9 @@ pub mod progress;
 pub mod prompt;
 pub mod relay;
 pub mod report;
+pub mod short_hash;
 pub mod signals;
+pub mod suggest;
 pub mod target;
 pub mod verify;
 pub mod worker;
@@ -358,12 +363,9 @@ impl Session {
     /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
     fn get(&mut self, name: &str, output: Option<&Path>) -> Result<u8, String> {
         let target = if ContentHash::looks_like(name) {
-            match name.parse::<ContentHash>() {
+            match self.content_named(name) {
                 Ok(hash) => Target::Hash(hash),
-                Err(e) => {
-                    self.report.error(&format!("{name}: {e}"));
-                    return Ok(EXIT_USAGE);
-                }
+                Err(code) => return Ok(code),
             }
         } else {
             Target::Name(name.to_string())
@@ -371,7 +373,13 @@ impl Session {
         let Some(holders) = self.holders(name, &target)? else {
             return Ok(EXIT_MISSING);
         };
-        let mut out = match Output::open_for(output, name, !self.report.quiet, self.no_resume) {
+        // A content saved into a directory takes the index's name for it.
+        let save_as = match &target {
+            Target::Hash(hash) if output.is_some_and(Path::is_dir) => self.name_of(hash),
+            _ => None,
+        };
+        let saved_name = save_as.as_deref().unwrap_or(name);
+        let mut out = match Output::open_for(output, saved_name, !self.report.quiet, self.no_resume) {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
@@ -513,8 +521,12 @@ impl Session {
                 Some(pin) => format!("the node with key {}...", &pin.to_string()[..8]),
                 None => format!("any of {}", count(list.nodes as usize, "active node")),
             };
+            let hint = match target {
+                Target::Name(_) => self.did_you_mean(name),
+                Target::Hash(_) => String::new(),
+            };
             self.report.missing(&format!(
-                "{name}: not found on {nodes} (the relay's index){}",
+                "{name}: not found on {nodes} (the relay's index){hint}{}",
                 if more { "; asking the DHT" } else { "" }
             ));
             return Ok(None);
