@@ -285,9 +285,9 @@ fn the_prompt_in_a_terminal() {
     let screen = tmux.wait_prompt(5);
     let answer = after_prompt(&screen, 4);
     for (node, lines) in [
-        (n1, &["20  hello.txt", "5  sub/deeper/notes.txt"][..]),
-        (n2, &["4096  logo.png"][..]),
-        (n3, &["21  three.txt"][..]),
+        (n1, &["20 B  hello.txt", "5 B  sub/deeper/notes.txt"][..]),
+        (n2, &["4.0 KiB  logo.png"][..]),
+        (n3, &["21 B  three.txt"][..]),
     ] {
         let files = lines.len();
         let header = format!(
@@ -479,8 +479,19 @@ fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     assert!(!screen.contains("PNG"), "{screen}");
 }
 
-/// 64 MiB saved with -o: a progress bar on a terminal, left as the
-/// transfer's summary line; none with -q; nothing of it on a pipe.
+/// The line a finished bar leaves: the size, the time and the mean rate
+/// (`64.00 MiB in 1.2 s, 53.33 MiB/s`).
+fn summary_line<'s>(screen: &'s str, size: &str) -> Option<&'s str> {
+    screen.lines().find(|l| {
+        l.split_once(&format!(" {size} in "))
+            .is_some_and(|(_, rest)| rest.contains(" s, ") || rest.contains(" ms, "))
+            && l.trim_end().ends_with("/s")
+    })
+}
+
+/// 64 MiB saved with -o, or with stdout redirected to a file: a progress
+/// bar on a terminal, left as the transfer's summary line (size, time,
+/// mean rate); none with -q; nothing of it on a pipe.
 #[test]
 fn the_progress_bar_is_drawn_on_a_terminal_only() {
     const SIZE: usize = 64 << 20;
@@ -496,11 +507,25 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
     assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
     let screen = tmux.screen();
     assert!(
-        screen.contains("64.00 MiB/64.00 MiB"),
-        "no finished bar:\n{screen}"
+        summary_line(&screen, "64.00 MiB").is_some(),
+        "no summary of the finished bar:\n{screen}"
     );
     assert!(screen.contains("saved big.bin to"), "{screen}");
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+
+    // stdout redirected to a file: the bar shows all the same, as curl's.
+    let target = saved.join("redirected.bin");
+    let tmux = Tmux::start(&client_command(
+        &cluster,
+        &format!("big.bin > {}", quote(&target)),
+    ));
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(
+        summary_line(&screen, "64.00 MiB").is_some(),
+        "no bar with stdout redirected:\n{screen}"
+    );
+    assert_eq!(fs::read(&target).unwrap(), big);
 
     let target = saved.join("quiet.bin");
     let tmux = Tmux::start(&client_command(
@@ -525,6 +550,30 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
         );
     }
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+}
+
+/// Text without a final newline, printed to the terminal through stdout
+/// or through `-o /dev/tty`: the status line after it starts on a line of
+/// its own, and no bar is drawn over the text.
+#[test]
+fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
+    let cluster = Cluster::start(1, |_, dir| {
+        write(dir, "three.txt", b"no newline at the end");
+    });
+    let found = found_on(&cluster.nodes[0]);
+    for args in ["three.txt", "three.txt -o /dev/tty", "three.txt -o -"] {
+        let tmux = Tmux::start(&client_command(&cluster, args));
+        assert_eq!(tmux.wait_exit(), 0, "{args}: {}", tmux.screen());
+        let screen = tmux.screen();
+        assert!(
+            screen.contains(&format!("\nno newline at the end\n{found}")),
+            "{args}:\n{screen}"
+        );
+        assert!(
+            !screen.contains("21 B"),
+            "a bar over the text: {args}:\n{screen}"
+        );
+    }
 }
 
 /// Ctrl-C in the middle of a download with -o: the client exits 130,

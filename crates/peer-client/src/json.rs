@@ -104,7 +104,10 @@ pub fn matches(all: &[Listing], text: &str, matching: impl Fn(&str) -> bool) -> 
         })
         .collect();
     let n = files.len();
-    (json!({ "source": "nodes", "query": text, "files": files }), n)
+    (
+        json!({ "source": "nodes", "query": text, "files": files }),
+        n,
+    )
 }
 
 /// Writes `doc` and a newline; a closed stdout is not worth a panic.
@@ -156,7 +159,10 @@ mod tests {
         };
         let all = vec![(
             addr,
-            vec![entry("a.txt", None), entry("b.txt", Some(ContentHash::of(b"b")))],
+            vec![
+                entry("a.txt", None),
+                entry("b.txt", Some(ContentHash::of(b"b"))),
+            ],
             false,
         )];
         let doc = listing(&all);

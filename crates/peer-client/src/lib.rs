@@ -379,7 +379,8 @@ impl Session {
             _ => None,
         };
         let saved_name = save_as.as_deref().unwrap_or(name);
-        let mut out = match Output::open_for(output, saved_name, !self.report.quiet, self.no_resume) {
+        let mut out = match Output::open_for(output, saved_name, !self.report.quiet, self.no_resume)
+        {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));

@@ -32,7 +32,10 @@ pub fn parse(text: &str) -> Result<Typed, String> {
     let hex = text.strip_prefix(HASH_PREFIX).unwrap_or(text);
     let digits = hex.chars().count();
     if digits == 64 {
-        return text.parse().map(Typed::Whole).map_err(|e| format!("{text}: {e}"));
+        return text
+            .parse()
+            .map(Typed::Whole)
+            .map_err(|e| format!("{text}: {e}"));
     }
     if let Some(bad) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
         return Err(format!(
@@ -102,7 +105,8 @@ pub fn unresolved_lines(text: &str, lookup: &Lookup, listed: &SearchResults) -> 
                 found.len()
             )];
             for (hash, names) in found {
-                let names: Vec<String> = names.iter().map(|n| n.escape_debug().to_string()).collect();
+                let names: Vec<String> =
+                    names.iter().map(|n| n.escape_debug().to_string()).collect();
                 lines.push(format!("  blake3:{hash}  {}", names.join(", ")));
             }
             lines
