@@ -565,8 +565,11 @@ fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
         let tmux = Tmux::start(&client_command(&cluster, args));
         assert_eq!(tmux.wait_exit(), 0, "{args}: {}", tmux.screen());
         let screen = tmux.screen();
+        let lines: Vec<&str> = screen.lines().collect();
         assert!(
-            screen.contains(&format!("\nno newline at the end\n{found}")),
+            lines
+                .windows(2)
+                .any(|w| w[0] == "no newline at the end" && w[1].starts_with(&found)),
             "{args}:\n{screen}"
         );
         assert!(
