@@ -98,6 +98,8 @@ impl Dialer {
             }
         };
         self.routes.note(node.addr, conn.route());
+        // Ctrl-C during a `get` at the prompt cuts it.
+        crate::interrupt::watch(&conn);
         Ok(conn)
     }
 

@@ -54,6 +54,8 @@
 //! - [`suggest`]: "did you mean" for a name the index does not have.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP told apart, for the exit
 //!   status.
+//! - [`interrupt`]: Ctrl-C during a `get` at the prompt stops that
+//!   transfer, not the client.
 
 pub mod cli;
 pub mod complete;
@@ -65,6 +67,7 @@ pub mod find;
 pub mod holder;
 pub mod holders;
 pub mod index;
+pub mod interrupt;
 pub mod json;
 pub mod listing;
 pub mod output;
@@ -555,6 +558,10 @@ impl Session {
     /// says what was left. Its exit code: [`EXIT_OK`] if the file is whole
     /// where it should be, [`EXIT_USAGE`] for a local error.
     fn finish(&self, name: &str, out: Output, fetched: Fetched) -> u8 {
+        if interrupt::stopped() && !matches!(fetched, Fetched::Found { .. }) {
+            interrupt::say_stopped(name, out.abandoned_line(name));
+            return EXIT_MISSING;
+        }
         match fetched {
             Fetched::Found { size } => {
                 let done = out.done_line(name, size);
@@ -677,13 +684,23 @@ impl Session {
                         self.report.error(&e);
                     }
                 }
-                Command::Get { name, output } => match self.get(&name, output.as_deref()) {
-                    Ok(got) => code = code.max(got.min(EXIT_MISSING)),
-                    Err(e) => {
-                        self.report.error(&e);
-                        code = EXIT_MISSING;
+                Command::Get { name, output } => {
+                    // Ctrl-C stops a `get` a person typed, not the client.
+                    let transfer = input.interactive().then(interrupt::Transfer::start);
+                    let got = self.get(&name, output.as_deref());
+                    let done = matches!(got, Ok(EXIT_OK));
+                    if transfer.is_some_and(|t| t.end(&name, done)) {
+                        code = code.max(EXIT_MISSING);
+                        continue;
                     }
-                },
+                    match got {
+                        Ok(got) => code = code.max(got.min(EXIT_MISSING)),
+                        Err(e) => {
+                            self.report.error(&e);
+                            code = EXIT_MISSING;
+                        }
+                    }
+                }
             }
         }
         code

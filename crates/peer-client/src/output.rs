@@ -138,6 +138,7 @@ impl Output {
     /// device sends it on at once and cannot take it back, so a caller that
     /// checks content must check a chunk before it writes it, never after.
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
+        refuse_when_stopped()?;
         match self {
             Output::Stdout(s) => s.write_chunk(chunk),
             Output::File(f) => {
@@ -284,6 +285,7 @@ impl Delivery<'_> {
     /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
     /// window is filled under the lock instead.)
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        refuse_when_stopped()?;
         match self {
             Delivery::At(part) => part.write_at(bytes, offset).map_err(SinkError::Io),
             Delivery::Straight(out) => out
@@ -293,6 +295,15 @@ impl Delivery<'_> {
             Delivery::Window => Ok(()),
         }
     }
+}
+
+/// No byte goes out after Ctrl-C stopped the `get` at the prompt
+/// ([`crate::interrupt`]): the fetch ends at the next chunk.
+fn refuse_when_stopped() -> Result<(), SinkError> {
+    if crate::interrupt::stopped() {
+        return Err(SinkError::Io(io::Error::other("stopped (Ctrl-C)")));
+    }
+    Ok(())
 }
 
 /// Why the destination refused bytes.
