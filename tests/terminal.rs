@@ -633,3 +633,87 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     left.sort();
     assert_eq!(left, [".huge.bin.part", ".huge.bin.part.rec"]);
 }
+
+/// Ctrl-C during a `get` at the prompt stops that transfer, not the client:
+/// one line says so and what the save kept, `file name> ` comes back with
+/// its history, and the same line resumes the save. Ctrl-C at the idle
+/// prompt only drops the line, as before.
+#[test]
+fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
+    // As in the test above: a sparse 1 GiB, held in the middle by stopping
+    // the node once the first bytes reach the part.
+    const SIZE: u64 = 1 << 30;
+    let cluster = Cluster::start(1, |_, dir| {
+        let file = fs::File::create(dir.join("huge.bin")).unwrap();
+        file.set_len(SIZE).unwrap();
+    });
+    let node = &cluster.nodes[0].proc;
+    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
+    node.wait_for("catalog at relay", Duration::from_secs(120));
+    let saved = cluster.tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let target = saved.join("huge.bin");
+    let tmux = Tmux::start(&client_command(&cluster, ""));
+    tmux.wait_prompt(1);
+    let get = format!("get huge.bin -o {}", target.display());
+    tmux.type_line(&get);
+    let part = saved.join(".huge.bin.part");
+    let deadline = Instant::now() + SCREEN;
+    while !fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+        assert!(Instant::now() < deadline, "no bytes in {}", part.display());
+        thread::sleep(Duration::from_millis(2));
+    }
+    node.signal(libc::SIGSTOP);
+    tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
+
+    // The node sends nothing now: the fetch waits on its socket, and
+    // Ctrl-C must cut it rather than wait for the 30 s timeout.
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_prompt(2);
+    let answer = after_prompt(&screen, 1);
+    let stopped: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("huge.bin: stopped (Ctrl-C); interrupted at "))
+        .collect();
+    assert_eq!(stopped.len(), 1, "not one stopped line:\n{answer}");
+    assert!(
+        stopped[0].ends_with("of 1.0 GiB; run the same command to resume"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("error") && !answer.contains("not found"),
+        "more than the stopped line:\n{answer}"
+    );
+    assert_eq!(tmux.exit_status(), None, "Ctrl-C ended the client");
+    assert!(!target.exists());
+    assert!(part.exists(), "the part was not kept");
+    node.signal(libc::SIGCONT);
+
+    // History intact: Up recalls the get, and Enter resumes it.
+    tmux.keys(&["Up"]);
+    let recalled = format!("{PROMPT} {get}");
+    tmux.wait_until("the get line recalled", |s| last_line(s) == recalled);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_until("the resumed save", |s| {
+        prompts(s) == 3 && last_line(s) == PROMPT
+    });
+    let answer = after_prompt(&screen, 2);
+    assert!(answer.contains("huge.bin: resuming at"), "{answer}");
+    assert!(answer.contains("saved huge.bin to"), "{answer}");
+    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE);
+
+    // Ctrl-C at the idle prompt drops the line being typed, as before.
+    tmux.run(&["send-keys", "-t", "t", "-l", "half"]);
+    tmux.wait_until("the half-typed line", |s| {
+        last_line(s) == format!("{PROMPT} half")
+    });
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_prompt(4);
+    assert!(
+        after_prompt(&screen, 3).contains("(type quit or press Ctrl-D to leave)"),
+        "{screen}"
+    );
+    // The stopped get counts as a file not fetched.
+    tmux.type_line("quit");
+    assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
+}
