@@ -29,18 +29,77 @@ struct State {
     said: bool,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    armed: false,
-    open: Vec::new(),
-    said: false,
-});
+/// The process's one interrupt state (a value of its own in the tests,
+/// which run beside others that write outputs).
+struct Interrupt {
+    state: Mutex<State>,
+    /// Ctrl-C came during the `get` under way (read on every chunk
+    /// written, so kept apart from the lock).
+    stopped: AtomicBool,
+}
 
-/// Ctrl-C came during the `get` under way (read on every chunk written,
-/// so kept apart from the lock).
-static STOPPED: AtomicBool = AtomicBool::new(false);
+static INTERRUPT: Interrupt = Interrupt::new();
 
-fn state() -> std::sync::MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+impl Interrupt {
+    const fn new() -> Interrupt {
+        Interrupt {
+            state: Mutex::new(State {
+                armed: false,
+                open: Vec::new(),
+                said: false,
+            }),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arm(&self) {
+        let mut state = self.state();
+        state.armed = true;
+        state.open.clear();
+        state.said = false;
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        let mut state = self.state();
+        state.armed = false;
+        state.open.clear();
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
+    fn watch(&self, conn: &Connection) {
+        let mut state = self.state();
+        if !state.armed {
+            return;
+        }
+        let Ok(closer) = conn.closer() else {
+            return;
+        };
+        if self.stopped.load(Ordering::SeqCst) {
+            closer.close();
+        }
+        state.open.push(closer);
+    }
+
+    fn interrupt(&self) -> bool {
+        let state = self.state();
+        if !state.armed {
+            return false;
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+        for closer in &state.open {
+            closer.close();
+        }
+        true
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
 }
 
 /// One `get` at the prompt: SIGINT stops it while this lives.
@@ -51,11 +110,7 @@ pub struct Transfer {
 impl Transfer {
     /// Arms the interrupt for a `get` that starts now.
     pub fn start() -> Transfer {
-        let mut state = state();
-        state.armed = true;
-        state.open.clear();
-        state.said = false;
-        STOPPED.store(false, Ordering::SeqCst);
+        INTERRUPT.arm();
         Transfer { _private: () }
     }
 
@@ -64,7 +119,7 @@ impl Transfer {
     /// Ctrl-C came was not stopped.
     pub fn end(self, name: &str, done: bool) -> bool {
         let stopped = stopped() && !done;
-        if stopped && !state().said {
+        if stopped && !INTERRUPT.state().said {
             say_stopped(name, None);
         }
         stopped
@@ -73,55 +128,33 @@ impl Transfer {
 
 impl Drop for Transfer {
     fn drop(&mut self) {
-        let mut state = state();
-        state.armed = false;
-        state.open.clear();
-        STOPPED.store(false, Ordering::SeqCst);
+        INTERRUPT.disarm();
     }
 }
 
 /// Called by the dialer for each connection it opens: watched while a
-/// `get` is armed, shut at once if it was already stopped.
+/// `get` is armed (the list is as long as the connections one fetch
+/// makes, a few per holder), shut at once if it was already stopped.
 pub fn watch(conn: &Connection) {
-    let mut state = state();
-    if !state.armed {
-        return;
-    }
-    let Ok(closer) = conn.closer() else {
-        return;
-    };
-    if STOPPED.load(Ordering::SeqCst) {
-        closer.close();
-    }
-    // Closed connections go too, so the list stays as short as the
-    // connections a fetch keeps open (a few per holder).
-    state.open.push(closer);
+    INTERRUPT.watch(conn);
 }
 
 /// SIGINT: stops the armed `get`, and returns true; false when no `get`
 /// is armed (the signal then ends the client).
 pub fn interrupt() -> bool {
-    let state = state();
-    if !state.armed {
-        return false;
-    }
-    STOPPED.store(true, Ordering::SeqCst);
-    for closer in &state.open {
-        closer.close();
-    }
-    true
+    INTERRUPT.interrupt()
 }
 
 /// Whether the `get` under way was stopped: outputs take no more bytes,
 /// and status lines are held back.
 pub fn stopped() -> bool {
-    STOPPED.load(Ordering::Relaxed)
+    INTERRUPT.stopped()
 }
 
 /// The one line for a stopped `get` of `name`, with what a save kept
 /// (`interrupted at 12 MiB of 1.0 GiB; run the same command to resume`).
 pub fn say_stopped(name: &str, kept: Option<String>) {
-    state().said = true;
+    INTERRUPT.state().said = true;
     crate::output::end_terminal_line();
     let line = match kept {
         Some(kept) => format!("{name}: stopped (Ctrl-C); {kept}"),
@@ -134,30 +167,30 @@ pub fn say_stopped(name: &str, kept: Option<String>) {
 mod tests {
     use super::*;
 
-    /// One test for the whole state: it is process-wide.
     #[test]
     fn only_an_armed_get_is_stopped_and_its_connections_cut() {
-        assert!(!interrupt(), "nothing armed: the signal ends the client");
-        assert!(!stopped());
+        let it = Interrupt::new();
+        assert!(!it.interrupt(), "nothing armed: the signal ends the client");
+        assert!(!it.stopped());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let timeouts = net::exchange::Timeouts::default();
-        let transfer = Transfer::start();
+        it.arm();
         let conn = Connection::open(addr, &timeouts).unwrap();
-        watch(&conn);
+        it.watch(&conn);
         let (mut theirs, _) = listener.accept().unwrap();
-        assert!(interrupt());
-        assert!(stopped());
+        assert!(it.interrupt());
+        assert!(it.stopped());
         // The node's end sees the connection shut.
         let mut byte = [0u8; 1];
         assert_eq!(std::io::Read::read(&mut theirs, &mut byte).unwrap(), 0);
         // A connection made after the interrupt is shut as it is watched.
         let late = Connection::open(addr, &timeouts).unwrap();
-        watch(&late);
+        it.watch(&late);
         let (mut theirs, _) = listener.accept().unwrap();
         assert_eq!(std::io::Read::read(&mut theirs, &mut byte).unwrap(), 0);
-        drop(transfer);
-        assert!(!stopped());
-        assert!(!interrupt());
+        it.disarm();
+        assert!(!it.stopped());
+        assert!(!it.interrupt());
     }
 }
