@@ -41,7 +41,7 @@
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place; the reorder window.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
-//! - [`progress`]: the progress bar when saving to a file on a terminal.
+//! - [`progress`]: the progress bar on a terminal, and its summary line.
 //! - [`listing`]: node-by-node listings, search hits and the node list,
 //!   printed.
 //! - [`json`]: the same as one JSON document (`--json`).
