@@ -92,9 +92,15 @@ impl Progress {
             .finish_with_message(summary(size, fetched, self.started.elapsed()));
     }
 
-    /// Leaves the bar where the transfer stopped.
+    /// Leaves the bar where the transfer stopped; after Ctrl-C at the
+    /// prompt, clears it: one line says the transfer stopped and what it
+    /// kept ([`crate::interrupt`]).
     pub fn abandon(self) {
-        self.bar.abandon();
+        if crate::interrupt::stopped() {
+            self.bar.finish_and_clear();
+        } else {
+            self.bar.abandon();
+        }
     }
 }
 
