@@ -560,8 +560,9 @@ impl<'a> Session<'a> {
                 for (k, (_, local)) in lines.iter().enumerate() {
                     if !used[k] {
                         extra = true;
-                        diff.push(format!("+ {local}"));
-                        blessed.push(self.as_readme(local));
+                        let line = self.as_readme(local);
+                        diff.push(format!("+ {line}"));
+                        blessed.push(line);
                     }
                 }
             } else {
@@ -615,8 +616,9 @@ impl<'a> Session<'a> {
                 }
                 Op::Printed(h) => {
                     same = false;
-                    lines.push(format!("+ {}", got[h]));
-                    blessed.push(self.as_readme(&got[h]));
+                    let line = self.as_readme(&got[h]);
+                    lines.push(format!("+ {line}"));
+                    blessed.push(line);
                 }
             }
         }
@@ -895,12 +897,12 @@ fn diff(a: &[String], b: &[String]) -> Vec<Op> {
             ops.push(Op::Same(i, j));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(Op::Printed(j));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(Op::Shown(i));
             i += 1;
+        } else {
+            ops.push(Op::Printed(j));
+            j += 1;
         }
     }
     ops
