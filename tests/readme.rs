@@ -90,6 +90,13 @@ fn every_transcript_in_the_readme_prints_what_it_shows() {
             fs::write(&path, text).unwrap();
             eprintln!("README.md: blessed {} commands", report.failures.len());
         }
+        // A section that broke off has commands nobody ran: nothing to
+        // bless them with.
+        assert!(
+            report.broken.is_empty(),
+            "blessed what ran, but not all of it:\n\n{}",
+            report.broken.join("\n")
+        );
         return;
     }
     assert!(
@@ -270,6 +277,16 @@ impl Rules {
         (text, values)
     }
 
+    /// The volatile values of `line`, per rule, in order.
+    fn by_rule(&self, line: &str) -> Vec<Vec<String>> {
+        let values = std::cell::RefCell::new(vec![Vec::new(); self.rules.len()]);
+        self.replace(line, |n, v| {
+            values.borrow_mut()[n].push(v.to_string());
+            v.to_string()
+        });
+        values.into_inner()
+    }
+
     /// The line with its volatile parts as placeholders, and their values.
     fn normal(&self, line: &str) -> (String, Vec<String>) {
         self.replace(line, |n, _| format!("<{n}>"))
@@ -280,6 +297,8 @@ impl Rules {
 #[derive(Default)]
 struct Report {
     failures: Vec<String>,
+    /// The failures that stopped a section.
+    broken: Vec<String>,
     /// (first line, one past the last, new lines).
     blessed: Vec<(usize, usize, Vec<String>)>,
 }
@@ -315,24 +334,21 @@ impl<'a> Session<'a> {
             let outcome = if step.background {
                 session.start_job(step)
             } else {
-                session
-                    .wait_jobs()
-                    .and_then(|()| session.run_step(step, report))
+                session.wait_jobs();
+                session.run_step(step, report)
             };
             if let Err(e) = outcome {
-                report.failures.push(format!(
+                let broken = format!(
                     "{}\n  in section {:?}: {e}; the rest of the section is not run\n",
                     step.title(),
                     steps.heading
-                ));
+                );
+                report.failures.push(broken.clone());
+                report.broken.push(broken);
                 break;
             }
         }
-        if let Err(e) = session.wait_jobs() {
-            report
-                .failures
-                .push(format!("section {:?}: {e}\n", steps.heading));
-        }
+        session.wait_jobs();
         session.end_jobs(report);
     }
 
@@ -431,10 +447,25 @@ impl<'a> Session<'a> {
     /// A line of this run with the values it shares with the README's
     /// lines written as the README writes them.
     fn as_readme(&self, line: &str) -> String {
+        self.as_readme_like(line, None)
+    }
+
+    /// Like [`Session::as_readme`], and a value this run alone has (a
+    /// time) is written as in `like`, the README's line it replaces, when
+    /// that has one in the same place.
+    fn as_readme_like(&self, line: &str, like: Option<&str>) -> String {
+        let theirs = like.map(|l| self.rules.by_rule(l)).unwrap_or_default();
+        let seen = std::cell::RefCell::new(vec![0usize; self.rules.rules.len()]);
         self.rules
-            .replace(line, |_, v| {
-                self.to_readme
-                    .get(v)
+            .replace(line, |n, v| {
+                let k = seen.borrow()[n];
+                seen.borrow_mut()[n] += 1;
+                if let Some(readme) = self.to_readme.get(v) {
+                    return readme.clone();
+                }
+                theirs
+                    .get(n)
+                    .and_then(|values| values.get(k))
                     .cloned()
                     .unwrap_or_else(|| v.to_string())
             })
@@ -457,10 +488,11 @@ impl<'a> Session<'a> {
         self.env(&mut cmd);
         let proc = Proc::spawn(&step.command, cmd);
         // Started: its first line is out (a relay listens, a node shares).
-        if let Some(first) = step.shown.first() {
-            let want = self.rules.normal(first).0;
-            self.poll(&proc, READY, |lines| lines.iter().any(|l| l.0 == want))
-                .map_err(|log| format!("it did not print {first:?} within {READY:?}:\n{log}"))?;
+        // Whether that line says what the README shows is compared later,
+        // with the rest.
+        if !step.shown.is_empty() {
+            self.poll(&proc, READY, |lines| !lines.is_empty())
+                .map_err(|log| format!("it printed nothing within {READY:?}: {log}"))?;
         }
         self.jobs.push(Job {
             step,
@@ -503,14 +535,17 @@ impl<'a> Session<'a> {
 
     /// Waits until every running job has printed every line it shows, as a
     /// user would before typing the next command, and learns their values.
-    fn wait_jobs(&mut self) -> Result<(), String> {
+    /// A job whose lines do not all come is compared (and blessed) at the
+    /// end of its section; the section goes on meanwhile, so that one
+    /// changed message does not keep the rest from being compared.
+    fn wait_jobs(&mut self) {
         for k in 0..self.jobs.len() {
             if self.jobs[k].seen {
                 continue;
             }
             let step = self.jobs[k].step;
             let want: Vec<String> = step.shown.iter().map(|l| self.rules.normal(l).0).collect();
-            let waited = self.poll(&self.jobs[k].proc, READY, |lines| {
+            let _ = self.poll(&self.jobs[k].proc, READY, |lines| {
                 matching(&want, lines).iter().all(Option::is_some)
             });
             self.jobs[k].seen = true;
@@ -522,15 +557,7 @@ impl<'a> Session<'a> {
                     self.learn(shown, &run);
                 }
             }
-            if waited.is_err() {
-                // What it printed is compared (and blessed) at the end.
-                return Err(format!(
-                    "{} did not print every line it shows within {READY:?}",
-                    step.title()
-                ));
-            }
         }
-        Ok(())
     }
 
     /// Compares what each job printed, all in all, and ends it.
@@ -544,14 +571,23 @@ impl<'a> Session<'a> {
             let mut used = vec![false; lines.len()];
             let mut diff = Vec::new();
             let mut blessed = Vec::new();
+            for got in found.iter().flatten() {
+                used[*got] = true;
+            }
             for (shown, got) in step.shown.iter().zip(&found) {
-                match got {
-                    Some(k) => {
-                        used[*k] = true;
-                        diff.push(format!("  {shown}"));
-                        blessed.push(shown.clone());
-                    }
-                    None => diff.push(format!("- {shown}")),
+                if got.is_some() {
+                    diff.push(format!("  {shown}"));
+                    blessed.push(shown.clone());
+                    continue;
+                }
+                diff.push(format!("- {shown}"));
+                // For bless: the printed line most like it (a message that
+                // changed), which no other shown line took.
+                if let Some(k) = most_like(shown, &lines, &used) {
+                    used[k] = true;
+                    let line = self.as_readme_like(&lines[k].1, Some(shown));
+                    diff.push(format!("+ {line}"));
+                    blessed.push(line);
                 }
             }
             let missing = found.iter().any(Option::is_none);
@@ -604,19 +640,24 @@ impl<'a> Session<'a> {
                 self.learn(&step.shown[*w], &got[*h]);
             }
         }
+        // The shown lines a run of printed ones replaces, for their times.
+        let mut replaced = std::collections::VecDeque::new();
         for op in ops {
             match op {
                 Op::Same(w, _) => {
+                    replaced.clear();
                     lines.push(format!("  {}", step.shown[w]));
                     blessed.push(step.shown[w].clone());
                 }
                 Op::Shown(w) => {
                     same = false;
+                    replaced.push_back(w);
                     lines.push(format!("- {}", step.shown[w]));
                 }
                 Op::Printed(h) => {
                     same = false;
-                    let line = self.as_readme(&got[h]);
+                    let like = replaced.pop_front().map(|w| step.shown[w].as_str());
+                    let line = self.as_readme_like(&got[h], like);
                     lines.push(format!("+ {line}"));
                     blessed.push(line);
                 }
@@ -867,6 +908,24 @@ fn matching(want: &[String], lines: &[(String, String)]) -> Vec<Option<usize>> {
             Some(k)
         })
         .collect()
+}
+
+/// The unused printed line sharing the most words with `shown`, if it
+/// shares at least half of them.
+fn most_like(shown: &str, lines: &[(String, String)], used: &[bool]) -> Option<usize> {
+    let words: Vec<&str> = shown.split_whitespace().collect();
+    let (k, common) = (0..lines.len())
+        .filter(|&k| !used[k])
+        .map(|k| {
+            let common = lines[k]
+                .1
+                .split_whitespace()
+                .filter(|w| words.contains(w))
+                .count();
+            (k, common)
+        })
+        .max_by_key(|&(k, common)| (common, std::cmp::Reverse(k)))?;
+    (2 * common >= words.len()).then_some(k)
 }
 
 /// One line of a diff: shown and printed alike, only shown, only printed.
