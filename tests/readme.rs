@@ -10,16 +10,20 @@
 //! - the lines after it, up to the next command, are what it prints, stdout
 //!   and stderr together, as a terminal shows them;
 //! - a command ending in ` &` keeps running (a relay, a node) until the end
-//!   of its section; what it printed is compared once every line it shows
-//!   has appeared (its lines in any order: its threads log side by side),
-//!   and a last line `...` says it prints more later;
+//!   of its section. Before the next command that runs to its end, the test
+//!   waits, as a user would, until every line it shows has appeared (so a
+//!   node's `catalog at relay` line means the relay has indexed it); at the
+//!   end of its section what it printed is compared, its lines in any order
+//!   (its threads log side by side). A last line `...` says it prints more
+//!   later (a relay's line per question);
 //! - a line starting with `file name> ` is the prompt with what the user
 //!   types after it (`^C` is Ctrl-C): such a command runs in a terminal of
 //!   its own (tmux), and what it prints is the screen.
 //!
 //! Each `## ` section is a session of its own: a fresh clone
 //! (`/home/you/p2p-share`, with `sample_files/`, `demo.sh`, and the
-//! binaries in `target/debug` and `target/release`), its own HOME, and the
+//! binaries in `target/debug` and `target/release`, which the harness has
+//! built, so demo.sh's `cargo build` is a stand-in), its own HOME, and the
 //! commands' ports (`7000`, any `7xxx`) mapped to free ones. What differs from
 //! run to run (times, ports, generated keys, ages) is compared by its place,
 //! not its value; a value the README shows and later uses in a command (a
@@ -615,6 +619,7 @@ impl<'a> Session<'a> {
             let (start, end) = step.span();
             report.blessed.push((start, end, blessed));
         }
+        // Dropping the jobs kills them.
         drop(jobs);
     }
 
