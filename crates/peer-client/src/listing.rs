@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use proto::{ErrorKind, FileEntryLong, NodeInfo, NodeMode, Request, Response, SearchResults};
+use proto::{
+    ErrorKind, FileEntryLong, LinkRelay, NodeInfo, NodeMode, Request, Response, SearchResults,
+};
 
 use crate::dial::{self, Dialer};
 use crate::report::{Report, count};
@@ -71,22 +73,27 @@ pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report
     all
 }
 
-/// Each node's files, grouped by node; with `long`, each file's content
-/// hash in the form a fetch accepts (`blake3:...`).
-pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
+/// Each node's files, grouped by node; with `long` (the relays a link
+/// names), each file's content hash in the form a fetch accepts
+/// (`blake3:...`), and its link on the next line.
+pub fn print_listing(listing: &[Listing], long: Option<&[LinkRelay]>, out: &mut dyn Write) {
     for (addr, entries, truncated) in listing {
         let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
         for entry in entries {
             let name = entry.name.escape_debug();
-            if !long {
+            let Some(relays) = long else {
                 let _ = writeln!(out, "  {:>12}  {name}", entry.size);
                 continue;
-            }
+            };
             let hash = match entry.hash {
                 Some(hash) => format!("blake3:{hash}"),
                 None => format!("{:<71}", "(not hashed yet)"),
             };
             let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
+            if let Some(hash) = entry.hash {
+                let link = crate::link::printed(hash, Some(&entry.name), entry.size, relays);
+                let _ = writeln!(out, "    {link}");
+            }
         }
         if *truncated {
             let _ = writeln!(out, "  ... (more files than one listing holds)");
@@ -122,16 +129,17 @@ pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> us
 }
 
 /// Search hits from the relay's index, one line each: size, hash (short,
-/// or whole with `long`), number of holders, name; then a status line.
+/// or whole with `long`, the relays a link names, and then the link on the
+/// next line), number of holders, name; then a status line.
 pub fn print_found(
     found: &SearchResults,
-    long: bool,
+    long: Option<&[LinkRelay]>,
     text: &str,
     out: &mut dyn Write,
     report: &Report,
 ) {
     for hit in &found.hits {
-        let hash = if long {
+        let hash = if long.is_some() {
             format!("blake3:{}", hit.hash)
         } else {
             format!("blake3:{}", hit.hash.short())
@@ -144,6 +152,10 @@ pub fn print_found(
             if hit.holders == 1 { "node " } else { "nodes" },
             hit.name.escape_debug()
         );
+        if let Some(relays) = long {
+            let link = crate::link::printed(hit.hash, Some(&hit.name), hit.size, relays);
+            let _ = writeln!(out, "    {link}");
+        }
     }
     let _ = out.flush();
     let what = if text.is_empty() {
