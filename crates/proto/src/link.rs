@@ -359,6 +359,12 @@ mod tests {
             )
         );
         assert_eq!(text.parse::<Link>().unwrap(), link);
+        // docs/PROTOCOL.md's example is this one.
+        let doc = include_str!("../../../docs/PROTOCOL.md");
+        assert!(
+            doc.lines().any(|l| l == text),
+            "docs/PROTOCOL.md, \"Links\": the example is not {text}"
+        );
         // The hash alone is a link.
         let bare = Link {
             hash: hash(),
