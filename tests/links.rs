@@ -79,12 +79,15 @@ fn a_listed_link_fetches_its_file_through_its_relay_or_the_dht() {
             port: relay.port(),
         }],
     };
-    assert_eq!(links, [expected.clone()], "{listing}");
+    assert_eq!(links, std::slice::from_ref(&expected), "{listing}");
     let link = expected.to_string();
     assert!(listing.contains(&format!("    {link}\n")), "{listing}");
     // Node by node too.
     let run = client(&["127.0.0.1", &port, "--list", "--long", "--nodes"]);
-    assert_eq!(links_in(&run.stdout_text()), [expected.clone()]);
+    assert_eq!(
+        links_in(&run.stdout_text()),
+        std::slice::from_ref(&expected)
+    );
 
     // The link alone, no relay argument: through the link's relay, saved
     // under its name.
