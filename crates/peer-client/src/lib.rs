@@ -27,6 +27,8 @@
 //!   DHT): candidates, grouped into the versions to try in turn.
 //! - [`dht_source`]: the Mainline DHT as a source of holders of a hash,
 //!   with `--dht`, or when every relay is unreachable.
+//! - [`link`]: what a typed word asks for (name, hash or `p2p-share:?`
+//!   link), a link's relays, and the links printed.
 //! - [`fetch`]: the one fetch path: find, plan, workers, the closing line.
 //! - [`find`]: the holders in turn until one answers for the content.
 //! - [`plan`]: the range plan as data: which holders, which ranges, what
@@ -69,6 +71,7 @@ pub mod holders;
 pub mod index;
 pub mod interrupt;
 pub mod json;
+pub mod link;
 pub mod listing;
 pub mod output;
 pub mod part;
@@ -91,7 +94,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use net::exchange::Timeouts;
-use proto::{ContentHash, NodeInfo, NodeMode, Target};
+use proto::{NodeInfo, NodeMode, Target};
 
 use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
@@ -278,16 +281,17 @@ impl Session {
             let limit = proto::MAX_LIST_FILES as u32;
             match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
-                    listing::print_found(&found, self.show(long), "", out, &self.report);
+                    listing::print_found(&found, &self.show(long), "", out, &self.report);
                     return Ok(EXIT_OK);
                 }
                 None => self.older_relay("listing node by node")?,
             }
         }
         // --json gives whole hashes, whatever --long says.
-        let hashes = long || self.show(long).json;
+        let show = self.show(long);
+        let hashes = long || show.json;
         let all = listing::list_all(&self.nodes, hashes, &self.dialer(), &self.report);
-        listing::print_listing(&all, self.show(long), out);
+        listing::print_listing(&all, &show, out);
         if self.nodes.is_empty() {
             self.report.status("no active nodes");
         }
@@ -301,7 +305,7 @@ impl Session {
                 .map_err(|e| e.to_string())?
             {
                 Some(found) => {
-                    listing::print_found(&found, self.show(false), text, out, &self.report);
+                    listing::print_found(&found, &self.show(false), text, out, &self.report);
                     // Nothing found is status 1, as grep gives it.
                     return Ok(if found.hits.is_empty() {
                         EXIT_MISSING
@@ -314,7 +318,7 @@ impl Session {
         }
         // Node by node: every listing, filtered here.
         let all = listing::list_all(&self.nodes, true, &self.dialer(), &self.report);
-        let shown = listing::print_matches(&all, text, self.show(false), out);
+        let shown = listing::print_matches(&all, text, &self.show(false), out);
         self.report.status(&format!(
             "{} (asked {} node by node)",
             count(shown, "result"),
@@ -329,6 +333,11 @@ impl Session {
         listing::Show {
             long,
             json: self.json && !self.at_prompt,
+            links: if long {
+                link::relays_of(&self.relay)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -364,15 +373,31 @@ impl Session {
     /// The sources name the holders ([`Session::holders`]); each version
     /// they name is then fetched in turn ([`holders::Holders::attempts`])
     /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
-    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<u8, String> {
-        let target = if ContentHash::looks_like(name) {
-            match self.content_named(name) {
-                Ok(hash) => Target::Hash(hash),
+    fn get(&mut self, typed: &str, output: Option<&Path>) -> Result<u8, String> {
+        // A hash may be a prefix, resolved through the relay's index.
+        let parsed: Result<link::Wanted, String> = if proto::ContentHash::looks_like(typed) {
+            match self.content_named(typed) {
+                Ok(hash) => Ok(link::Wanted {
+                    name: typed.to_string(),
+                    target: Target::Hash(hash),
+                    link: None,
+                }),
                 Err(code) => return Ok(code),
             }
         } else {
-            Target::Name(name.to_string())
+            link::Wanted::parse(typed)
         };
+        let wanted = match parsed {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                self.report.error(&e);
+                return Ok(EXIT_USAGE);
+            }
+        };
+        if let Some(found) = &wanted.link {
+            link::add_relays(&mut self.relay, found);
+        }
+        let (name, target) = (wanted.name.as_str(), wanted.target.clone());
         let Some(holders) = self.holders(name, &target)? else {
             return Ok(EXIT_MISSING);
         };
@@ -412,7 +437,7 @@ impl Session {
                 &self.report,
             );
         }
-        Ok(self.finish(name, out, fetched))
+        Ok(self.finish(&wanted, out, fetched))
     }
 
     /// The candidate holders of `target` (typed as `name`), from the
@@ -427,7 +452,12 @@ impl Session {
             Target::Name(_) => None,
         };
         let with_dht = hash.is_some() && self.dht.always();
-        let (from_relays, ask_dht) = match self.relay_holders(name, target, with_dht) {
+        let asked = if link::has_relay(&self.relay) {
+            self.relay_holders(name, target, with_dht)
+        } else {
+            Err(relay::Unreachable("no relay given".to_string()).into())
+        };
+        let (from_relays, ask_dht) = match asked {
             Ok(found) => (found, with_dht),
             Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
                 (Some(_), Some(why)) if self.dht.as_fallback() => {
@@ -557,14 +587,23 @@ impl Session {
     /// Ends a fetch of `name`: commits the output when it is complete, or
     /// says what was left. Its exit code: [`EXIT_OK`] if the file is whole
     /// where it should be, [`EXIT_USAGE`] for a local error.
-    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> u8 {
+    fn finish(&self, wanted: &link::Wanted, out: Output, fetched: Fetched) -> u8 {
+        let name = wanted.name.as_str();
         if interrupt::stopped() && !matches!(fetched, Fetched::Found { .. }) {
             interrupt::say_stopped(name, out.abandoned_line(name));
             return EXIT_MISSING;
         }
         match fetched {
-            Fetched::Found { size } => {
+            Fetched::Found { size, hash } => {
                 let done = out.done_line(name, size);
+                // The last line names the file's link, to pass on.
+                let relays = link::relays_of(&self.relay);
+                let link = hash.map(|h| link::printed(h, wanted.display_name(), size, &relays));
+                let done = match (done, link) {
+                    (Some(line), Some(link)) => Some(format!("{line}: {link}")),
+                    (None, Some(link)) => Some(format!("{name}: {link}")),
+                    (done, None) => done,
+                };
                 match out.commit() {
                     Ok(()) => {
                         if let Some(line) = done {

@@ -10,22 +10,26 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use proto::{ErrorKind, FileEntryLong, NodeInfo, NodeMode, Request, Response, SearchResults};
+use proto::{
+    ErrorKind, FileEntryLong, LinkRelay, NodeInfo, NodeMode, Request, Response, SearchResults,
+};
 
 use crate::dial::{self, Dialer};
 use crate::report::{Report, count};
 
-/// How a listing is printed: `long` (exact sizes, whole hashes), `json`
-/// (one JSON document, [`crate::json`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How a listing is printed: `long` (exact sizes, whole hashes, and each
+/// file's link naming `links`, the relays asked), `json` (one JSON
+/// document, [`crate::json`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Show {
     pub long: bool,
     pub json: bool,
+    pub links: Vec<LinkRelay>,
 }
 
 impl Show {
     /// The size column: exact bytes with `--long`, else for people.
-    fn size(self, bytes: u64) -> String {
+    fn size(&self, bytes: u64) -> String {
         if self.long {
             bytes.to_string()
         } else {
@@ -122,17 +126,17 @@ pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report
 }
 
 /// Each node's files, grouped by node; with `long`, each file's content
-/// hash in the form a fetch accepts (`blake3:...`).
-pub fn print_listing(listing: &[Listing], show: Show, out: &mut dyn Write) {
+/// hash in the form a fetch accepts (`blake3:...`), and its link on the
+/// next line.
+pub fn print_listing(listing: &[Listing], show: &Show, out: &mut dyn Write) {
     if show.json {
         return crate::json::print(&crate::json::listing(listing), out);
     }
-    let long = show.long;
     for (addr, entries, truncated) in listing {
         let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
         for entry in entries {
             let name = entry.name.escape_debug();
-            if !long {
+            if !show.long {
                 let _ = writeln!(out, "  {:>9}  {name}", show.size(entry.size));
                 continue;
             }
@@ -141,6 +145,10 @@ pub fn print_listing(listing: &[Listing], show: Show, out: &mut dyn Write) {
                 None => format!("{:<71}", "(not hashed yet)"),
             };
             let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
+            if let Some(hash) = entry.hash {
+                let link = crate::link::printed(hash, Some(&entry.name), entry.size, &show.links);
+                let _ = writeln!(out, "    {link}");
+            }
         }
         if *truncated {
             let _ = writeln!(out, "  ... (more files than one listing holds)");
@@ -151,7 +159,7 @@ pub fn print_listing(listing: &[Listing], show: Show, out: &mut dyn Write) {
 
 /// The files in the listings whose names contain `text` (either case), one
 /// line each: size, short hash, node, name. Returns how many.
-pub fn print_matches(listing: &[Listing], text: &str, show: Show, out: &mut dyn Write) -> usize {
+pub fn print_matches(listing: &[Listing], text: &str, show: &Show, out: &mut dyn Write) -> usize {
     let needle = text.to_lowercase();
     if show.json {
         let (doc, shown) =
@@ -182,10 +190,11 @@ pub fn print_matches(listing: &[Listing], text: &str, show: Show, out: &mut dyn 
 }
 
 /// Search hits from the relay's index, one line each: size, hash (short,
-/// or whole with `long`), number of holders, name; then a status line.
+/// or whole with `long`, the relays a link names, and then the link on the
+/// next line), number of holders, name; then a status line.
 pub fn print_found(
     found: &SearchResults,
-    show: Show,
+    show: &Show,
     text: &str,
     out: &mut dyn Write,
     report: &Report,
@@ -193,9 +202,8 @@ pub fn print_found(
     if show.json {
         crate::json::print(&crate::json::found(found, text), out);
     }
-    let long = show.long;
     for hit in found.hits.iter().filter(|_| !show.json) {
-        let hash = if long {
+        let hash = if show.long {
             format!("blake3:{}", hit.hash)
         } else {
             format!("blake3:{}", hit.hash.short())
@@ -208,6 +216,10 @@ pub fn print_found(
             if hit.holders == 1 { "node " } else { "nodes" },
             hit.name.escape_debug()
         );
+        if show.long {
+            let link = crate::link::printed(hit.hash, Some(&hit.name), hit.size, &show.links);
+            let _ = writeln!(out, "    {link}");
+        }
     }
     let _ = out.flush();
     let what = if text.is_empty() {
@@ -287,7 +299,7 @@ mod tests {
         }
         let long = Show {
             long: true,
-            json: false,
+            ..Show::default()
         };
         assert_eq!(long.size(5_000_000_000), "5000000000");
     }
