@@ -16,7 +16,7 @@ use harness::capture::{Capture, contains, core_of};
 use harness::{Node, Proc, READY, Relay, Run, bin, run};
 use net::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
 use net::server::{Handler, Reply, Server, ServerConfig};
-use proto::blind::{BlindCatalogUpdate, BlindEntry, IndexKey, Record, SealedRecord};
+use proto::blind::{BlindCatalogUpdate, BlindEntry, IndexKey, Record, SealedPage, SealedRecord};
 use proto::{ContentHash, ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
 
 const SECRET: &str = "correct horse battery staple";
@@ -925,4 +925,48 @@ fn the_client_names_a_node_sending_garbage_records_and_still_finds_the_others_fi
         found.stdout_text()
     );
     named(&found, " (2 bad records in all)");
+}
+
+/// A relay that hands out listing pages whose next cursor never moves on.
+struct StuckPager;
+
+impl Handler for StuckPager {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        match request {
+            Request::BlindList(page) => reply.send(&Response::SealedPage(SealedPage {
+                nodes: 1,
+                hits: vec![],
+                next: Some(page.cursor),
+            })),
+            _ => reply.send(&Response::error(ErrorKind::BadRequest, "not here")),
+        }
+    }
+}
+
+/// A relay holding the relay key that pages the client round in circles:
+/// `--list` and `--search` stop at the first page that does not move on,
+/// with one line naming the relay, exit 2.
+#[test]
+fn a_listing_that_does_not_move_on_is_refused() {
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let relay = serve_hostile(
+        StuckPager,
+        NetworkKeys::relay_only(keys.relay.clone()),
+        Identity::generate().unwrap(),
+    );
+    for args in [&["--list"][..], &["--search", "x"][..]] {
+        let mut all = args.to_vec();
+        all.extend(["--secret", SECRET]);
+        let got = fetch(relay.port(), &all);
+        assert_eq!(got.code(), 2, "{args:?}: {}", got.stderr);
+        assert!(got.stdout.is_empty());
+        assert_eq!(
+            got.stderr,
+            format!(
+                "error: relay 127.0.0.1:{} sent a listing page whose next cursor (0) does not \
+                 follow its own (0)\n",
+                relay.port()
+            )
+        );
+    }
 }

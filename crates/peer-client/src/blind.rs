@@ -28,9 +28,9 @@ use crate::index;
 use crate::relay::Relay;
 use crate::report::{Report, count};
 
-/// Most distinct records a listing gathers: the relay's default index
+/// Most records a listing reads, good or bad: the relay's default index
 /// size. Each costs the client about a hundred bytes; a relay that keeps
-/// handing out pages is cut off here, and the user told.
+/// handing out pages (of garbage, say) is cut off here, and the user told.
 pub const MAX_LISTED: usize = 1 << 20;
 
 /// The index key when the relay is met in a private network (the client
@@ -80,6 +80,7 @@ pub fn listing(relay: &Relay, key: &IndexKey, report: &Report) -> anyhow::Result
     let mut listing = Listing::default();
     let mut cursor = 0;
     let mut pages = 0usize;
+    let mut seen = 0usize;
     loop {
         let page = PageRequest {
             cursor,
@@ -98,6 +99,7 @@ pub fn listing(relay: &Relay, key: &IndexKey, report: &Report) -> anyhow::Result
             return Ok(None);
         };
         pages += 1;
+        seen += page.hits.len();
         listing.add_page(key, &page);
         match page.next {
             None => break,
@@ -108,11 +110,11 @@ pub fn listing(relay: &Relay, key: &IndexKey, report: &Report) -> anyhow::Result
                  own ({cursor})",
                 relay.label()
             ),
-            Some(_) if listing.len() >= MAX_LISTED => {
+            Some(_) if seen >= MAX_LISTED => {
                 report.status(&format!(
-                    "the listing is cut at {} ({} pages): more than a client gathers",
-                    count(listing.len(), "file"),
-                    pages
+                    "the listing is cut at {} ({}): more than a client gathers",
+                    count(seen, "record"),
+                    count(pages, "page")
                 ));
                 break;
             }
