@@ -23,6 +23,8 @@
 //!   and their list of active nodes.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
+//! - [`blind`]: the same in a private network, by tags and sealed records
+//!   only: the relay is never sent a name, a hash or a search text.
 //! - [`holders`]: holders come from sources (who-has, the node list, the
 //!   DHT): candidates, grouped into the versions to try in turn.
 //! - [`dht_source`]: the Mainline DHT as a source of holders of a hash,
@@ -59,6 +61,7 @@
 //! - [`interrupt`]: Ctrl-C during a `get` at the prompt stops that
 //!   transfer, not the client.
 
+pub mod blind;
 pub mod cli;
 pub mod complete;
 pub mod dht_source;
@@ -94,7 +97,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use net::exchange::Timeouts;
-use proto::{NodeInfo, NodeMode, Target};
+use proto::blind::IndexKey;
+use proto::{NodeInfo, NodeMode, SearchResults, Target};
 
 use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
@@ -175,6 +179,9 @@ pub struct Session {
     dht: DhtSource,
     /// The holders of the fetch under way that only the DHT named.
     found_on_dht: Vec<SocketAddr>,
+    /// In a private network, the index key: the relay's index is the
+    /// blind one, asked by tags ([`blind`]).
+    index_key: Option<IndexKey>,
 }
 
 impl Session {
@@ -191,6 +198,7 @@ impl Session {
 
     pub fn new(relay: Relay, timeouts: Timeouts, report: Report) -> Session {
         Session {
+            index_key: blind::index_key(&relay),
             relay,
             timeouts,
             report,
@@ -278,8 +286,12 @@ impl Session {
     /// (`per_node`, `--no-index`, or an older relay).
     fn list(&mut self, long: bool, per_node: bool, out: &mut dyn Write) -> Result<u8, String> {
         if !per_node && !self.no_index {
-            let limit = proto::MAX_LIST_FILES as u32;
-            match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
+            // A blind listing is gathered whole, not cut at one frame.
+            let limit = match self.index_key {
+                Some(_) => blind::MAX_LISTED,
+                None => proto::MAX_LIST_FILES,
+            };
+            match self.index_search("", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
                     listing::print_found(&found, &self.show(long), "", out, &self.report);
                     return Ok(EXIT_OK);
@@ -301,7 +313,8 @@ impl Session {
     /// Files whose names contain `text`, across the network.
     fn search(&mut self, text: &str, out: &mut dyn Write) -> Result<u8, String> {
         if !self.no_index {
-            match index::search(&self.relay, text, index::SEARCH_LIMIT)
+            match self
+                .index_search(text, index::SEARCH_LIMIT as usize)
                 .map_err(|e| e.to_string())?
             {
                 Some(found) => {
@@ -338,6 +351,31 @@ impl Session {
             } else {
                 Vec::new()
             },
+        }
+    }
+
+    /// The relay index's search (the empty text lists everything): in a
+    /// private network the blind index, searched here ([`blind`]).
+    pub(crate) fn index_search(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<SearchResults>> {
+        match &self.index_key {
+            Some(key) => blind::search(&self.relay, key, text, limit, &self.report),
+            None => index::search(&self.relay, text, u32::try_from(limit).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// The relay index's holders of `target`: in a private network the
+    /// blind index's, opened here ([`blind`]). None from an older relay.
+    pub(crate) fn index_who_has(
+        &self,
+        target: &Target,
+    ) -> anyhow::Result<Option<proto::HolderList>> {
+        match &self.index_key {
+            Some(key) => blind::who_has(&self.relay, key, target, &self.report),
+            None => index::who_has(&self.relay, target),
         }
     }
 
@@ -527,7 +565,7 @@ impl Session {
         if self.no_index {
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         }
-        let Some(mut list) = index::who_has(&self.relay, target)? else {
+        let Some(mut list) = self.index_who_has(target)? else {
             self.older_relay("asking nodes in turn")
                 .map_err(anyhow::Error::msg)?;
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
@@ -680,9 +718,16 @@ impl Session {
     fn prompt(&mut self) -> u8 {
         self.at_prompt = true;
         let relay = self.relay.clone();
+        let key = self.index_key.clone();
         let mut input = Input::open(Box::new(move || {
-            let limit = proto::MAX_LIST_FILES as u32;
-            match index::search(&relay, "", limit) {
+            let limit = proto::MAX_LIST_FILES;
+            // Completing a name names no bad node: the listing will.
+            let quiet = Report { quiet: true };
+            let found = match &key {
+                Some(key) => blind::search(&relay, key, "", limit, &quiet),
+                None => index::search(&relay, "", limit as u32),
+            };
+            match found {
                 Ok(Some(found)) => found.hits.into_iter().map(|hit| hit.name).collect(),
                 _ => Vec::new(),
             }

@@ -13,7 +13,7 @@
 use proto::content::HASH_PREFIX;
 use proto::{ContentHash, SearchResults, Target};
 
-use crate::{EXIT_MISSING, EXIT_USAGE, Session, index, report};
+use crate::{EXIT_MISSING, EXIT_USAGE, Session, report};
 
 /// The fewest hex digits a prefix may have: the eight the listings print.
 pub const MIN_DIGITS: usize = 8;
@@ -130,8 +130,7 @@ impl Session {
         let listed = if self.no_index {
             None
         } else {
-            let limit = proto::MAX_LIST_FILES as u32;
-            match index::search(&self.relay, "", limit) {
+            match self.index_search("", proto::MAX_LIST_FILES) {
                 Ok(listed) => listed,
                 Err(e) => {
                     self.report.error(&format!("{text}: {e}"));
@@ -171,7 +170,7 @@ impl Session {
         if self.no_index {
             return None;
         }
-        let list = index::who_has(&self.relay, &Target::Hash(*hash)).ok()??;
+        let list = self.index_who_has(&Target::Hash(*hash)).ok()??;
         list.holders.into_iter().next().map(|h| h.name)
     }
 }

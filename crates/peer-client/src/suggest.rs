@@ -5,7 +5,7 @@
 //! folded) of at most [`MAX_DISTANCE`]. At most [`MAX_SUGGESTIONS`], the
 //! nearest first.
 
-use crate::{Session, index};
+use crate::Session;
 
 /// Typos worth suggesting past: one or two characters off.
 pub const MAX_DISTANCE: usize = 2;
@@ -79,8 +79,7 @@ impl Session {
     /// has ([`hint`]); empty when none is near, or the index cannot be
     /// listed.
     pub(crate) fn did_you_mean(&self, name: &str) -> String {
-        let limit = proto::MAX_LIST_FILES as u32;
-        match index::search(&self.relay, "", limit) {
+        match self.index_search("", proto::MAX_LIST_FILES) {
             Ok(Some(listed)) => hint(&near(name, listed.hits.iter().map(|h| h.name.as_str()))),
             _ => String::new(),
         }
