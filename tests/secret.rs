@@ -756,7 +756,11 @@ fn the_client_asks_the_blind_index_and_a_relay_key_only_relay_learns_no_name_or_
     let list = fetch(port, &["--list", "--long", "--secret", SECRET]);
     assert_eq!(list.code(), 0, "{}", list.stderr);
     let text = list.stdout_text();
-    assert_eq!(text.lines().count(), files.len(), "{text}");
+    // Each file's line, and under it its link.
+    let entries = text.lines().filter(|l| !l.starts_with("    p2p-share:?"));
+    assert_eq!(entries.count(), files.len(), "{text}");
+    let links = text.lines().filter(|l| l.starts_with("    p2p-share:?"));
+    assert_eq!(links.count(), files.len(), "{text}");
     for (_, name, content) in &files {
         let line = text.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| {
             panic!("{name} is not listed:\n{text}");
