@@ -71,9 +71,15 @@ impl Groups {
         group < self.count && self.bits[(group / 8) as usize] & (1 << (group % 8)) != 0
     }
 
-    fn set(&mut self, group: u64) {
+    pub fn set(&mut self, group: u64) {
         if group < self.count {
             self.bits[(group / 8) as usize] |= 1 << (group % 8);
+        }
+    }
+
+    pub fn unset(&mut self, group: u64) {
+        if group < self.count {
+            self.bits[(group / 8) as usize] &= !(1 << (group % 8));
         }
     }
 
@@ -498,12 +504,26 @@ impl Part {
         if let Some(record) = state.record.as_mut() {
             for r in ranges {
                 for g in r.offset / CHUNK_GROUP..r.end().div_ceil(CHUNK_GROUP) {
-                    if g < record.groups.count {
-                        record.groups.bits[(g / 8) as usize] &= !(1 << (g % 8));
-                    }
+                    record.groups.unset(g);
                 }
             }
             let _ = save(&self.rec_path, &mut state);
+        }
+    }
+
+    /// The groups the record marks now (kept, or written in this run), or
+    /// None before the content is known.
+    pub fn groups(&self) -> Option<Groups> {
+        let state = self.live.lock();
+        state.record.as_ref().map(|r| r.groups.clone())
+    }
+
+    /// What is still to be fetched: the ranges of unmarked groups.
+    pub fn missing(&self) -> Vec<ByteRange> {
+        let state = self.live.lock();
+        match state.record.as_ref() {
+            Some(r) => r.groups.runs(r.size, false),
+            None => Vec::new(),
         }
     }
 
