@@ -124,7 +124,10 @@ pub fn fetch(
     // The first holder's open exchange asks for the whole content: of use
     // only when all of it is wanted (else it is closed now).
     let (kept, missing, opened) = match resumed {
-        Some(Resumed { unchecked, missing }) => (unchecked, missing, None),
+        Some(Resumed { unchecked, missing }) => {
+            drop(found.opened);
+            (unchecked, missing, None)
+        }
         None => (Vec::new(), whole, found.opened),
     };
     let progress = Progress::new(out.shows_progress(), size);
