@@ -157,4 +157,20 @@ fn a_damaged_group_is_the_only_kept_group_fetched_again() {
         );
         fs::remove_file(&target).unwrap();
     }
+
+    // A part kept whole is hashed against the content hash, and needs no
+    // proof at all.
+    leave_part(&target, &content, SIZE);
+    let mut cmd = harness::client(relay.port());
+    cmd.args(["big.bin", "-o", t]);
+    let run = harness::run(cmd, b"", Duration::from_secs(60));
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(fs::read(&target).unwrap() == content, "the file differs");
+    assert!(
+        run.stderr
+            .contains("16 MiB of the 16 MiB kept verified against blake3"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(", 0 bytes fetched again"), "{}", run.stderr);
 }
