@@ -141,7 +141,7 @@ fn a_damaged_group_is_the_only_kept_group_fetched_again() {
         assert_eq!(overlap(&sent, rest), SIZE - kept, "{sent:?}");
         let again = overlap(&sent, kept_range);
         assert!(
-            again >= G && again <= 9 * G,
+            (G..=9 * G).contains(&again),
             "{again} kept bytes served again: {sent:?}\n{}",
             run.stderr
         );
@@ -172,5 +172,9 @@ fn a_damaged_group_is_the_only_kept_group_fetched_again() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains(", 0 bytes fetched again"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(", 0 bytes fetched again"),
+        "{}",
+        run.stderr
+    );
 }

@@ -19,8 +19,8 @@
 //! first; medians of all runs. Not in the default sections.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -90,7 +90,13 @@ fn check_saved(saved: &Path, size: u64) -> Result<(), String> {
 /// Bytes received on the client namespace's eth0 so far.
 fn rx_bytes(ns: &str) -> Result<u64, String> {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "cat", "/sys/class/net/eth0/statistics/rx_bytes"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "cat",
+            "/sys/class/net/eth0/statistics/rx_bytes",
+        ])
         .output()
         .map_err(|e| format!("cannot read rx_bytes in {ns}: {e}"))?;
     String::from_utf8_lossy(&out.stdout)
@@ -259,10 +265,9 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
         }
         Ok((x, y))
     };
-    let (resumed, full) = pair(
-        &|| fetch(relay, Some(KEPT_PERCENT), &[]),
-        &|| fetch(relay, None, &[]),
-    )?;
+    let (resumed, full) = pair(&|| fetch(relay, Some(KEPT_PERCENT), &[]), &|| {
+        fetch(relay, None, &[])
+    })?;
     show_runs("ms, resume/full", &resumed, &full);
     let (r, f) = (median(&resumed), median(&full));
     table.add(Row {
@@ -312,10 +317,9 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
     });
 
     // No cost when nothing breaks: -o beside -o --no-resume.
-    let (with, without) = pair(
-        &|| fetch(relay, None, &[]),
-        &|| fetch(relay, None, &["--no-resume"]),
-    )?;
+    let (with, without) = pair(&|| fetch(relay, None, &[]), &|| {
+        fetch(relay, None, &["--no-resume"])
+    })?;
     show_runs("ms, -o/-o --no-resume", &with, &without);
     let (a, b) = (median(&with), median(&without));
     table.add(Row {

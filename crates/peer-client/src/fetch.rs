@@ -323,7 +323,7 @@ fn resume(
 /// `5.9 MiB` (with a decimal where whole MiB would round).
 fn exact(bytes: u64) -> String {
     const M: u64 = 1 << 20;
-    if bytes < M || bytes % M == 0 || bytes >= 1 << 30 {
+    if bytes < M || bytes.is_multiple_of(M) || bytes >= 1 << 30 {
         human(bytes)
     } else {
         format!("{:.1} MiB", bytes as f64 / M as f64)
