@@ -34,7 +34,7 @@
 //!   kind of NAT, how often punches get through and how fast.
 //! - [`blind`]: section 14, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
-//! - [`resume`]: section 15 (`--only resume`, root), resuming a broken
+//! - [`resume`]: section 16 (`--only resume`, root), resuming a broken
 //!   `-o`: at 90 % over a shaped link beside a full fetch, the re-verify
 //!   rate of kept bytes, and an uninterrupted `-o` beside `--no-resume`.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.

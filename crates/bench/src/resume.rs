@@ -1,4 +1,4 @@
-//! Section 15 (`--only resume`, root): resuming a broken `-o` save
+//! Section 16 (`--only resume`, root): resuming a broken `-o` save
 //! (issue 26). A part is left as a run broken at 90 % leaves it (the
 //! content's first 90 % in whole chunk groups, and a record saying they
 //! were verified); the same command then resumes it, checking every kept
@@ -186,7 +186,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
     let (rb, fb) = (median(&mb(&resumed)), median(&mb(&full)));
     table.add(Row {
         what: format!(
-            "15. {SHAPED_MIB} MiB -o broken at {KEPT_PERCENT} %, resumed over 100 Mbit/s, vs full fetch"
+            "16. {SHAPED_MIB} MiB -o broken at {KEPT_PERCENT} %, resumed over 100 Mbit/s, vs full fetch"
         ),
         ours: format!("{:.2} s", r / 1000.0),
         baseline: format!("{:.2} s full", f / 1000.0),
@@ -195,7 +195,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
         met: Some(r / f <= 0.2),
     });
     table.add(Row {
-        what: "15. the same, bytes received by the client's interface".into(),
+        what: "16. the same, bytes received by the client's interface".into(),
         ours: format!("{:.1} MiB", rb / (1 << 20) as f64),
         baseline: format!("{:.1} MiB full", fb / (1 << 20) as f64),
         ratio: Some(rb / fb),
@@ -272,7 +272,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
     let (r, f) = (median(&resumed), median(&full));
     table.add(Row {
         what: format!(
-            "15. loopback {} MiB -o broken at {KEPT_PERCENT} %, resumed, vs full fetch",
+            "16. loopback {} MiB -o broken at {KEPT_PERCENT} %, resumed, vs full fetch",
             settings.file_mib
         ),
         ours: format!("{r:.0} ms"),
@@ -306,7 +306,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
     let (w, h) = (median(&whole), median(&hashed));
     table.add(Row {
         what: format!(
-            "15. re-verify a kept {} MiB part (the whole client run), GiB/s",
+            "16. re-verify a kept {} MiB part (the whole client run), GiB/s",
             settings.file_mib
         ),
         ours: format!("{:.2} GiB/s", gib / (w / 1000.0)),
@@ -324,7 +324,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
     let (a, b) = (median(&with), median(&without));
     table.add(Row {
         what: format!(
-            "15. loopback {} MiB -o, uninterrupted, vs -o --no-resume",
+            "16. loopback {} MiB -o, uninterrupted, vs -o --no-resume",
             settings.file_mib
         ),
         ours: format!("{a:.0} ms"),
