@@ -1,7 +1,8 @@
 //! The blind index (issue 29): in a private network the relay finds holders
 //! for names it cannot read. Real relays and nodes; the member asking the
-//! index is this test, through proto's blind API (what peer-client will
-//! use): tags computed from the secret, records opened and checked.
+//! index is this test, through proto's blind API (what peer-client
+//! uses; the real client against the blind index is in tests/secret.rs):
+//! tags computed from the secret, records opened and checked.
 //!
 //! - A relay holding only the relay key serves who-has by name and by
 //!   hash, listing and search to a member, with a direct and a relayed
@@ -15,10 +16,10 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use harness::{Node, Proc, READY, Relay};
+use harness::capture::{Capture, contains, core_of};
+use harness::{Node, READY, Relay};
 use net::exchange::{self, Timeouts};
 use net::secure::{Identity, NetworkKeys, Security};
 use proto::blind::{
@@ -119,58 +120,6 @@ fn write(dir: &Path, name: &str, content: &[u8]) {
     fs::write(path, content).unwrap();
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
-}
-
-/// tcpdump on loopback for one port, stopped by [`Capture::bytes`].
-struct Capture {
-    proc: Proc,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(dir: &Path, port: u16) -> Capture {
-        let file = dir.join("relay.pcap");
-        let mut cmd = Command::new("tcpdump");
-        cmd.args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w"])
-            .arg(&file)
-            .arg(format!("port {port}"));
-        let proc = Proc::spawn("tcpdump", cmd);
-        proc.wait_for("listening on lo", READY);
-        Capture { proc, file }
-    }
-
-    /// Stops the capture (SIGINT, so the file is complete) and reads it.
-    fn bytes(mut self) -> Vec<u8> {
-        self.proc.signal(libc::SIGINT);
-        self.proc.wait_for("packets captured", READY);
-        let _ = self.proc.wait_exit(READY);
-        fs::read(&self.file).unwrap()
-    }
-}
-
-/// A core dump of `pid`, through gdb's gcore; the process goes on.
-fn core_of(pid: u32, dir: &Path) -> Vec<u8> {
-    let prefix = dir.join("relay-core");
-    let out = Command::new("gcore")
-        .arg("-o")
-        .arg(&prefix)
-        .arg(pid.to_string())
-        .output()
-        .expect("gcore (Debian's gdb) must be installed to run this test");
-    let core = PathBuf::from(format!("{}.{pid}", prefix.display()));
-    assert!(
-        out.status.success() && core.exists(),
-        "gcore failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = fs::read(&core).unwrap();
-    fs::remove_file(&core).unwrap();
-    bytes
-}
-
 /// A relay given only the relay key serves the blind index: who-has by
 /// name and by content, listing and search, for a direct and a relayed
 /// node, records opened by the member. What it logged at -v, what crossed
@@ -201,7 +150,7 @@ fn a_relay_key_only_relay_serves_the_blind_index_and_holds_no_name_or_hash() {
     }
     let relay_key = NetworkKeys::from_secret(SECRET.as_bytes()).relay.to_hex();
     let relay = Relay::start(&["--relay-key", &relay_key, "-v"]);
-    let capture = Capture::start(tmp.path(), relay.port());
+    let capture = Capture::start(tmp.path(), &[relay.port()]);
     let n1 = node(&relay, &d1, tmp.path(), &[]);
     let n2 = node(&relay, &d2, tmp.path(), &["--relayed"]);
     let member = Member::new(relay.addr);
@@ -256,7 +205,7 @@ fn a_relay_key_only_relay_serves_the_blind_index_and_holds_no_name_or_hash() {
     relay.proc.wait_for("list from", READY);
 
     let core = core_of(relay.proc.pid(), tmp.path());
-    let wire = capture.bytes();
+    let wire = capture.bytes(10_000);
     let log = relay.proc.log();
     assert!(core.len() > 1 << 20, "a core of {} bytes", core.len());
     assert!(wire.len() > 10_000, "a capture of {} bytes", wire.len());

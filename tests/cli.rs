@@ -42,7 +42,7 @@ fn parse_listing(stdout: &str) -> Vec<(String, Vec<(String, u64)>)> {
                 .split_once("  ")
                 .unwrap_or_else(|| panic!("not an entry line: {line:?}"));
             let group = groups.last_mut().expect("an entry before any node");
-            group.1.push((name.to_string(), size.parse().unwrap()));
+            group.1.push((name.to_string(), bytes(size)));
         } else {
             let (addr, count) = line
                 .split_once(" (")
@@ -52,6 +52,21 @@ fn parse_listing(stdout: &str) -> Vec<(String, Vec<(String, u64)>)> {
         }
     }
     groups
+}
+
+/// A size as the plain listing prints it for people (`512 B`, `4.0 KiB`),
+/// back in bytes; exact for the sizes these tests share.
+fn bytes(size: &str) -> u64 {
+    let (number, unit) = size
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("not a size: {size:?}"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        other => panic!("unit {other:?} in {size:?}"),
+    };
+    (number.parse::<f64>().unwrap() * scale) as u64
 }
 
 #[test]

@@ -468,3 +468,93 @@ fn with_the_relay_dead_a_client_fetches_by_hash_from_dht_holders_and_drops_a_lia
         .unwrap_or_else(|| panic!("no line about the liar:\n{}", run.stderr));
     assert!(!dropped.contains("found on"), "{dropped}");
 }
+
+/// A TCP listener that accepts every connection and never says a word (a
+/// stranger's address announced on the DHT, or a holder that hung),
+/// counting them. The connections stay open until the test ends.
+struct Silent {
+    addr: SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                held.push(conn);
+            }
+        });
+        Silent { addr, connections }
+    }
+}
+
+/// A holder found on the DHT that accepts a connection and never answers
+/// costs the client `peer_client::dial::DHT_HOLDER_WAIT` (5 s) per wait,
+/// not its `--timeout` (120 s here): the fetch moves on to the real holder
+/// and ends long before one `--timeout` has passed.
+#[test]
+fn a_silent_dht_holder_costs_a_short_bound_not_the_timeout() {
+    let net = LocalDht::start(8).unwrap();
+    let boot = bootstrap_args(&net);
+    // Big enough to be split between the holders (fetch.rs's MIN_SPLIT),
+    // so the silent one is asked whichever order the DHT gives.
+    let content: Vec<u8> = (0..2u32 << 20).map(|i| (i * 11 % 251) as u8).collect();
+    let hash = hash_of(&content);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&[]);
+    let dir = tmp.path().join("real");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("big.bin"), &content).unwrap();
+    let node = Node::start(&relay, &dir, &args(&[], &boot));
+    node.proc
+        .wait_for("announced 1 shared files on the DHT", FIRST_ANNOUNCE);
+    let silent = Silent::start();
+    let mut config = NodeConfig::new(Bootstrap::Given(net.bootstrap()));
+    config.bind = Ipv4Addr::LOCALHOST;
+    let announcer = dht::Announcer::new(DhtNode::start(&config).unwrap(), Default::default());
+    announcer
+        .replace([(dht::DhtId::derive(&hash, None), silent.addr.port())])
+        .unwrap();
+    let lookup = lookup(&net);
+    let found = find_until(&lookup, &hash, None, silent.addr, FIRST_ANNOUNCE);
+    assert!(found.contains(&silent.addr), "{found:?}");
+    let found = find_until(&lookup, &hash, None, loopback(&node), FIRST_ANNOUNCE);
+    assert!(found.contains(&loopback(&node)), "{found:?}");
+    relay.proc.kill();
+
+    let out = tmp.path().join("out.bin");
+    let mut cmd = harness::client(relay.port());
+    cmd.args(&boot)
+        .args(["--timeout", "120"])
+        .arg(format!("blake3:{}", ContentHash(hash)))
+        .arg("-o")
+        .arg(&out);
+    let started = Instant::now();
+    let run = harness::run(cmd, b"", Duration::from_secs(110));
+    let took = started.elapsed();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(fs::read(&out).unwrap(), content, "{}", run.stderr);
+    assert!(
+        silent
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "the silent holder was never asked:\n{}",
+        run.stderr
+    );
+    let dropped = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(&silent.addr.to_string()) && !l.contains("the DHT names"))
+        .unwrap_or_else(|| panic!("no line about the silent holder:\n{}", run.stderr));
+    assert!(dropped.contains("timed out"), "{dropped}");
+    // One --timeout is 120 s; the bound is 5 s a wait. 60 s leaves a busy
+    // machine room, and still could not hold a single full --timeout.
+    assert!(took < Duration::from_secs(60), "{took:?}\n{}", run.stderr);
+}

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use harness::capture::{Capture, contains, core_of};
 use harness::{Node, Proc, READY, Relay, Run, bin, run};
 use net::secure::{Identity, NetworkKeys, NodeKey, Security, handshake};
 use net::server::{Handler, Reply, Server, ServerConfig};
-use proto::blind::IndexKey;
-use proto::{ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
+use proto::blind::{BlindCatalogUpdate, BlindEntry, IndexKey, Record, SealedPage, SealedRecord};
+use proto::{ContentHash, ErrorKind, NodeInfo, NodeMode, ProtoError, Request, Response};
 
 const SECRET: &str = "correct horse battery staple";
 
@@ -148,17 +149,14 @@ fn fetch_list_and_relayed_fetch_with_the_secret_and_with_a_relay_key_only_relay(
         let pinned = fetch(port, &["direct.txt", "--secret", SECRET, "--node", &k2s]);
         assert_eq!(pinned.code(), 1, "{}", pinned.stderr);
         assert!(pinned.stdout.is_empty());
-        // Only the pinned node is asked, so only its absence is told. The
-        // relay's index is blind in a private network: until peer-client
-        // reads it (issue 29, its client part), the client asks the nodes
-        // in turn, here the pinned one alone.
-        assert!(
-            pinned.stderr.contains(", node 1 of 1\n")
-                && pinned
-                    .stderr
-                    .ends_with("direct.txt: not found on any of 1 active node\n"),
-            "{}",
-            pinned.stderr
+        // Only the pinned node is asked, so only its absence is told: the
+        // blind index says it holds no direct.txt.
+        assert_eq!(
+            pinned.stderr,
+            format!(
+                "direct.txt: not found on the node with key {}... (the relay's index)\n",
+                &k2s[..8]
+            )
         );
         // A key no active node has: one line, exit 1, nobody asked.
         let nobody = NodeKey([0x81; 32]).to_string();
@@ -457,68 +455,6 @@ fn a_relay_with_only_the_relay_key_cannot_pose_as_a_node() {
     }
 }
 
-/// tcpdump on loopback, for the packets to and from `ports`; stopped and
-/// read back by [`Capture::bytes`].
-struct Capture {
-    proc: Proc,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(dir: &Path, ports: &[u16]) -> Capture {
-        let file = dir.join("capture.pcap");
-        let filter = ports
-            .iter()
-            .map(|p| format!("port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let mut cmd = Command::new("tcpdump");
-        // Immediate mode: each packet is written as it comes, not when a
-        // kernel buffer block fills or times out.
-        cmd.args([
-            "-i",
-            "lo",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-s",
-            "0",
-            "-B",
-            "65536",
-            "-w",
-        ])
-        .arg(&file)
-        .arg(filter);
-        let proc = Proc::spawn("tcpdump", cmd);
-        proc.wait_for("listening on lo", READY);
-        Capture { proc, file }
-    }
-
-    /// Stops the capture (SIGINT, so the file is complete) once it holds
-    /// at least `min` bytes (or after a while), and returns it.
-    fn bytes(self, min: usize) -> Vec<u8> {
-        self.bytes_and_log(min).0
-    }
-
-    /// The capture, and what tcpdump said.
-    fn bytes_and_log(mut self, min: usize) -> (Vec<u8>, String) {
-        let deadline = std::time::Instant::now() + READY;
-        while fs::metadata(&self.file).map_or(0, |m| m.len() as usize) < min
-            && std::time::Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(10));
-        }
-        self.proc.signal(libc::SIGINT);
-        self.proc.wait_for("packets captured", READY);
-        let _ = self.proc.wait_exit(READY);
-        (fs::read(&self.file).unwrap(), self.proc.log())
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Captures of a direct and of a relayed encrypted transfer (the relayed
 /// one on the relay's port: everything the relay carries) hold neither the
 /// file's name nor any 16-byte piece of its content; a plain transfer
@@ -664,10 +600,6 @@ fn only_the_node_holding_its_key_may_unregister_it_or_send_its_catalog() {
 /// fetch gets verified ranges (one of several chunk groups, encrypted)
 /// from a direct and from a relayed holder, and `--search` answers;
 /// without the secret, the index tells nothing.
-///
-/// Until peer-client reads the blind index (issue 29, its client part), it
-/// meets the private relay as one without an index and asks the nodes in
-/// turn; the blind index is asked here by the test, as a member.
 #[test]
 fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
     let tmp = tempfile::tempdir().unwrap();
@@ -691,36 +623,8 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
         }
         let port = relay.port();
 
-        let member = Security::private(
-            NetworkKeys::from_secret(SECRET.as_bytes()),
-            Identity::generate().unwrap(),
-        );
         let index_key = IndexKey::of(&NetworkKeys::from_secret(SECRET.as_bytes())).unwrap();
-        for (name, via, holder) in [
-            ("direct.txt", false, n1.listed),
-            ("relayed.txt", true, n2.listed),
-        ] {
-            // The blind index names the holder, and its record the file.
-            let asked = index_key.by_name(name);
-            let answer = net::exchange::call_via(
-                relay.addr,
-                &Request::BlindWhoHas(asked),
-                &net::exchange::Timeouts::default(),
-                &member.to_relay(),
-            );
-            let Ok(Response::BlindHolders(list)) = answer else {
-                panic!("{relay_args:?}: who has {name}: {answer:?}");
-            };
-            let (opened, bad) = index_key.open_holders(&asked, &list);
-            assert!(bad.is_empty(), "{bad:?}");
-            let holders: Vec<(SocketAddr, &str)> = opened
-                .holders
-                .iter()
-                .map(|h| (h.addr, h.name.as_str()))
-                .collect();
-            assert_eq!(holders, [(holder, name)]);
-            relay.proc.wait_for("who has name tag", READY);
-
+        for (name, via) in [("direct.txt", false), ("relayed.txt", true)] {
             let got = fetch(port, &[name, "--secret", SECRET]);
             assert_eq!(
                 got.stdout_text(),
@@ -728,9 +632,14 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
                 "{relay_args:?}: {}",
                 got.stderr
             );
-            // With a proof.
+            // Only the holder, by the blind index, with a proof.
+            assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
             assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
             assert_eq!(got.stderr.contains("(via relay)"), via, "{}", got.stderr);
+            let tag = index_key.name_tag(name).short();
+            relay
+                .proc
+                .wait_for(&format!("who has name tag {tag}"), READY);
         }
 
         let out = tmp.path().join("big.out");
@@ -750,6 +659,11 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("direct.txt"), "{text}");
         assert!(text.contains("relayed.txt"), "{text}");
+        assert!(
+            found.stderr.contains("(the relay's index)"),
+            "{}",
+            found.stderr
+        );
 
         // Without the secret the index answers nothing: a handshake refusal.
         let refused = fetch(port, &["--search", ".txt"]);
@@ -765,6 +679,294 @@ fn fetch_via_the_index_search_and_relayed_ranges_with_the_secret() {
             !relay.proc.log().contains(": not the key it is listed with"),
             "{}",
             relay.proc.log()
+        );
+    }
+}
+
+/// Files with names nobody would mistake for anything else in a core dump:
+/// two on `d1`, two on `d2`, one content under two names (one on each).
+fn telling_files<'a>(d1: &'a Path, d2: &'a Path) -> [(&'a Path, &'static str, &'static [u8]); 4] {
+    let files: [(&Path, &str, &[u8]); 4] = [
+        (d1, "payroll-qzx-2026.csv", b"alice,100\nbob,200\n"),
+        (d1, "board-minutes-qzx.txt", b"minutes of the board\n"),
+        (d2, "diagnosis-qzx.txt", b"a diagnosis\n"),
+        (
+            d2,
+            "copy-of-board-minutes-qzx.txt",
+            b"minutes of the board\n",
+        ),
+    ];
+    for (dir, name, content) in &files {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(name), content).unwrap();
+    }
+    files
+}
+
+/// The real client in a private network asks the relay's blind index, and
+/// a relay holding only the relay key learns no name and no hash from it:
+/// fetch by name (from a direct and from a relayed holder, each the only
+/// node asked) and by hash, `--list --long` and `--search` all answer from
+/// the blind index, and afterwards the relay's `-v` log, a capture of its
+/// port and a core dump of its process hold none of the shared names and
+/// none of the content hashes (hex or raw). An older client asked the
+/// relay `WhoHas` by name and `Search` by text, which put them in the
+/// relay's memory.
+#[test]
+fn the_client_asks_the_blind_index_and_a_relay_key_only_relay_learns_no_name_or_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
+    let files = telling_files(&d1, &d2);
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let index_key = IndexKey::of(&keys).unwrap();
+    let relay = Relay::start(&["--relay-key", &keys.relay.to_hex(), "--no-punch", "-v"]);
+    let capture = Capture::start(tmp.path(), &[relay.port()]);
+    let n1 = node(&relay, &d1, tmp.path(), &["--secret", SECRET]).until_indexed();
+    let n2 = node(&relay, &d2, tmp.path(), &["--secret", SECRET, "--relayed"]).until_indexed();
+    let port = relay.port();
+
+    for (dir, name, content) in &files {
+        let got = fetch(port, &[name, "--secret", SECRET]);
+        assert_eq!(got.stdout, *content, "{name}: {}", got.stderr);
+        // Only its holder, named by the blind index, with a proof.
+        assert!(got.stderr.contains("node 1 of 1"), "{}", got.stderr);
+        assert!(got.stderr.contains("blake3 "), "{}", got.stderr);
+        let relayed = *dir == d2.as_path();
+        assert_eq!(
+            got.stderr.contains("(via relay)"),
+            relayed,
+            "{}",
+            got.stderr
+        );
+        let tag = index_key.name_tag(name).short();
+        relay
+            .proc
+            .wait_for(&format!("who has name tag {tag}"), READY);
+    }
+    // By hash: the content tag; either holder of the minutes serves it.
+    let minutes = ContentHash::of(b"minutes of the board\n");
+    let got = fetch(port, &[&format!("blake3:{minutes}"), "--secret", SECRET]);
+    assert_eq!(got.stdout, b"minutes of the board\n", "{}", got.stderr);
+    let tag = index_key.content_tag(&minutes).short();
+    relay
+        .proc
+        .wait_for(&format!("who has content tag {tag}"), READY);
+
+    // The listing, with whole hashes: every file once, with its holders.
+    let list = fetch(port, &["--list", "--long", "--secret", SECRET]);
+    assert_eq!(list.code(), 0, "{}", list.stderr);
+    let text = list.stdout_text();
+    assert_eq!(text.lines().count(), files.len(), "{text}");
+    for (_, name, content) in &files {
+        let line = text.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| {
+            panic!("{name} is not listed:\n{text}");
+        });
+        assert!(
+            line.contains(&format!("blake3:{}", ContentHash::of(content))),
+            "{line}"
+        );
+    }
+    assert!(
+        list.stderr
+            .contains("4 results (files) on 2 active nodes (the relay's index)"),
+        "{}",
+        list.stderr
+    );
+    relay.proc.wait_for("list from 0", READY);
+    // Searched here, in either case.
+    let found = fetch(port, &["--search", "BOARD-minutes", "--secret", SECRET]);
+    assert_eq!(found.code(), 0, "{}", found.stderr);
+    let names: Vec<&str> = found
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| std::str::from_utf8(l).unwrap().rsplit("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["board-minutes-qzx.txt", "copy-of-board-minutes-qzx.txt"]
+    );
+    let missing = fetch(port, &["--search", "nothing-like-it", "--secret", SECRET]);
+    assert_eq!(missing.code(), 1, "{}", missing.stderr);
+
+    let core = core_of(relay.proc.pid(), tmp.path());
+    let wire = capture.bytes(10_000);
+    let log = relay.proc.log();
+    assert!(core.len() > 1 << 20, "a core of {} bytes", core.len());
+    for (_, name, content) in &files {
+        let hash = ContentHash::of(content);
+        let hex = hash.to_string();
+        for (what, bytes) in [("core dump", &core), ("capture", &wire)] {
+            assert!(!contains(bytes, name.as_bytes()), "the {what} holds {name}");
+            assert!(
+                !contains(bytes, &hash.0),
+                "the {what} holds the hash of {name}"
+            );
+            assert!(
+                !contains(bytes, hex.as_bytes()),
+                "the {what} holds the hex hash of {name}"
+            );
+        }
+        assert!(!log.contains(name), "the log names {name}:\n{log}");
+        assert!(
+            !log.contains(&hash.short()),
+            "the log holds the hash of {name}:\n{log}"
+        );
+    }
+    assert!(!contains(&core, b"nothing-like-it"), "the search text");
+    // The control: the relay's memory does hold what it was given.
+    let tag = index_key.name_tag(files[0].1);
+    assert!(contains(&core, &tag.0), "the core dump misses the tags");
+    drop((n1, n2));
+}
+
+/// A member that sends garbage records under an honest file's tags (bytes
+/// that are no record, and a record sealed with another secret): the real
+/// client names it in one line for each request (`node 127.0.0.1:4999 sent
+/// a bad index record: ...; skipped`) and still finds the honest node's
+/// file, by name, by hash, in the listing and in a search.
+#[test]
+fn the_client_names_a_node_sending_garbage_records_and_still_finds_the_others_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let honest_dir = tmp.path().join("honest");
+    fs::create_dir_all(&honest_dir).unwrap();
+    fs::write(honest_dir.join("good.txt"), b"good content\n").unwrap();
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    // No dial-back: the liar below is this test, not a server.
+    let relay = Relay::start(&["--relay-key", &keys.relay.to_hex(), "--no-relaying"]);
+    let _honest = node(&relay, &honest_dir, tmp.path(), &["--secret", SECRET]).until_indexed();
+
+    let liar = Security::private(keys.clone(), Identity::generate().unwrap());
+    let ask = |request: &Request| {
+        net::exchange::call_via(
+            relay.addr,
+            request,
+            &net::exchange::Timeouts::default(),
+            &liar.to_relay(),
+        )
+        .unwrap()
+    };
+    let registration = proto::Registration {
+        port: 4999,
+        advertised_ip: None,
+        token: None,
+    };
+    let registered = ask(&Request::Register(registration.clone()));
+    assert!(
+        matches!(registered, Response::Registered(_)),
+        "{registered:?}"
+    );
+    let k = IndexKey::of(&keys).unwrap();
+    let good = ContentHash::of(b"good content\n");
+    let alien = IndexKey::of(&NetworkKeys::from_secret(b"another secret")).unwrap();
+    let added = vec![
+        BlindEntry {
+            name_tag: k.name_tag("good.txt"),
+            content_tag: k.content_tag(&good),
+            record: SealedRecord(vec![0x55; 128]),
+        },
+        BlindEntry {
+            name_tag: k.name_tag("alien.txt"),
+            content_tag: k.content_tag(&good),
+            record: alien
+                .seal(&Record {
+                    name: "alien.txt".into(),
+                    size: 13,
+                    hash: good,
+                })
+                .unwrap(),
+        },
+    ];
+    let ack = ask(&Request::BlindCatalog(BlindCatalogUpdate {
+        registration,
+        base_seq: 0,
+        seq: 1,
+        reset: true,
+        added,
+        removed: vec![],
+    }));
+    assert!(
+        matches!(ack, Response::CatalogAck(ref a) if a.files == 2),
+        "{ack:?}"
+    );
+
+    let port = relay.port();
+    let named = |run: &Run, records: &str| {
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("127.0.0.1:4999"))
+            .collect();
+        let want = format!(
+            "node 127.0.0.1:4999 sent a bad index record: the record does not open with this \
+             network's index key (altered, or sealed with another secret){records}; skipped"
+        );
+        assert_eq!(lines, [want.as_str()], "{}", run.stderr);
+    };
+    for target in ["good.txt".to_string(), format!("blake3:{good}")] {
+        let got = fetch(port, &[&target, "--secret", SECRET]);
+        assert_eq!(got.stdout, b"good content\n", "{target}: {}", got.stderr);
+        named(&got, "");
+    }
+    let list = fetch(port, &["--list", "--secret", SECRET]);
+    assert_eq!(list.code(), 0, "{}", list.stderr);
+    assert!(
+        list.stdout_text().ends_with("  good.txt\n"),
+        "{}",
+        list.stdout_text()
+    );
+    assert_eq!(list.stdout_text().lines().count(), 1);
+    named(&list, " (2 bad records in all)");
+    let found = fetch(port, &["--search", "GOOD", "--secret", SECRET]);
+    assert_eq!(found.code(), 0, "{}", found.stderr);
+    assert!(
+        found.stdout_text().ends_with("  good.txt\n"),
+        "{}",
+        found.stdout_text()
+    );
+    named(&found, " (2 bad records in all)");
+}
+
+/// A relay that hands out listing pages whose next cursor never moves on.
+struct StuckPager;
+
+impl Handler for StuckPager {
+    fn handle(&self, request: Request, reply: &mut Reply<'_>) -> Result<(), ProtoError> {
+        match request {
+            Request::BlindList(page) => reply.send(&Response::SealedPage(SealedPage {
+                nodes: 1,
+                hits: vec![],
+                next: Some(page.cursor),
+            })),
+            _ => reply.send(&Response::error(ErrorKind::BadRequest, "not here")),
+        }
+    }
+}
+
+/// A relay holding the relay key that pages the client round in circles:
+/// `--list` and `--search` stop at the first page that does not move on,
+/// with one line naming the relay, exit 2.
+#[test]
+fn a_listing_that_does_not_move_on_is_refused() {
+    let keys = NetworkKeys::from_secret(SECRET.as_bytes());
+    let relay = serve_hostile(
+        StuckPager,
+        NetworkKeys::relay_only(keys.relay.clone()),
+        Identity::generate().unwrap(),
+    );
+    for args in [&["--list"][..], &["--search", "x"][..]] {
+        let mut all = args.to_vec();
+        all.extend(["--secret", SECRET]);
+        let got = fetch(relay.port(), &all);
+        assert_eq!(got.code(), 2, "{args:?}: {}", got.stderr);
+        assert!(got.stdout.is_empty());
+        assert_eq!(
+            got.stderr,
+            format!(
+                "error: relay 127.0.0.1:{} sent a listing page whose next cursor (0) does not \
+                 follow its own (0)\n",
+                relay.port()
+            )
         );
     }
 }

@@ -285,9 +285,9 @@ fn the_prompt_in_a_terminal() {
     let screen = tmux.wait_prompt(5);
     let answer = after_prompt(&screen, 4);
     for (node, lines) in [
-        (n1, &["20  hello.txt", "5  sub/deeper/notes.txt"][..]),
-        (n2, &["4096  logo.png"][..]),
-        (n3, &["21  three.txt"][..]),
+        (n1, &["20 B  hello.txt", "5 B  sub/deeper/notes.txt"][..]),
+        (n2, &["4.0 KiB  logo.png"][..]),
+        (n3, &["21 B  three.txt"][..]),
     ] {
         let files = lines.len();
         let header = format!(
@@ -479,8 +479,19 @@ fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     assert!(!screen.contains("PNG"), "{screen}");
 }
 
-/// 64 MiB saved with -o: a progress bar on a terminal, left as the
-/// transfer's summary line; none with -q; nothing of it on a pipe.
+/// The line a finished bar leaves: the size, the time and the mean rate
+/// (`64.00 MiB in 1.2 s, 53.33 MiB/s`).
+fn summary_line<'s>(screen: &'s str, size: &str) -> Option<&'s str> {
+    screen.lines().find(|l| {
+        l.split_once(&format!(" {size} in "))
+            .is_some_and(|(_, rest)| rest.contains(" s, ") || rest.contains(" ms, "))
+            && l.trim_end().ends_with("/s")
+    })
+}
+
+/// 64 MiB saved with -o, or with stdout redirected to a file: a progress
+/// bar on a terminal, left as the transfer's summary line (size, time,
+/// mean rate); none with -q; nothing of it on a pipe.
 #[test]
 fn the_progress_bar_is_drawn_on_a_terminal_only() {
     const SIZE: usize = 64 << 20;
@@ -496,11 +507,25 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
     assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
     let screen = tmux.screen();
     assert!(
-        screen.contains("64.00 MiB/64.00 MiB"),
-        "no finished bar:\n{screen}"
+        summary_line(&screen, "64.00 MiB").is_some(),
+        "no summary of the finished bar:\n{screen}"
     );
     assert!(screen.contains("saved big.bin to"), "{screen}");
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+
+    // stdout redirected to a file: the bar shows all the same, as curl's.
+    let target = saved.join("redirected.bin");
+    let tmux = Tmux::start(&client_command(
+        &cluster,
+        &format!("big.bin > {}", quote(&target)),
+    ));
+    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(
+        summary_line(&screen, "64.00 MiB").is_some(),
+        "no bar with stdout redirected:\n{screen}"
+    );
+    assert_eq!(fs::read(&target).unwrap(), big);
 
     let target = saved.join("quiet.bin");
     let tmux = Tmux::start(&client_command(
@@ -525,6 +550,33 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
         );
     }
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
+}
+
+/// Text without a final newline, printed to the terminal through stdout
+/// or through `-o /dev/tty`: the status line after it starts on a line of
+/// its own, and no bar is drawn over the text.
+#[test]
+fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
+    let cluster = Cluster::start(1, |_, dir| {
+        write(dir, "three.txt", b"no newline at the end");
+    });
+    let found = found_on(&cluster.nodes[0]);
+    for args in ["three.txt", "three.txt -o /dev/tty", "three.txt -o -"] {
+        let tmux = Tmux::start(&client_command(&cluster, args));
+        assert_eq!(tmux.wait_exit(), 0, "{args}: {}", tmux.screen());
+        let screen = tmux.screen();
+        let lines: Vec<&str> = screen.lines().collect();
+        assert!(
+            lines
+                .windows(2)
+                .any(|w| w[0] == "no newline at the end" && w[1].starts_with(&found)),
+            "{args}:\n{screen}"
+        );
+        assert!(
+            !screen.contains("21 B"),
+            "a bar over the text: {args}:\n{screen}"
+        );
+    }
 }
 
 /// Ctrl-C in the middle of a download with -o: the client exits 130,
@@ -580,4 +632,88 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
         .collect();
     left.sort();
     assert_eq!(left, [".huge.bin.part", ".huge.bin.part.rec"]);
+}
+
+/// Ctrl-C during a `get` at the prompt stops that transfer, not the client:
+/// one line says so and what the save kept, `file name> ` comes back with
+/// its history, and the same line resumes the save. Ctrl-C at the idle
+/// prompt only drops the line, as before.
+#[test]
+fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
+    // As in the test above: a sparse 1 GiB, held in the middle by stopping
+    // the node once the first bytes reach the part.
+    const SIZE: u64 = 1 << 30;
+    let cluster = Cluster::start(1, |_, dir| {
+        let file = fs::File::create(dir.join("huge.bin")).unwrap();
+        file.set_len(SIZE).unwrap();
+    });
+    let node = &cluster.nodes[0].proc;
+    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
+    node.wait_for("catalog at relay", Duration::from_secs(120));
+    let saved = cluster.tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let target = saved.join("huge.bin");
+    let tmux = Tmux::start(&client_command(&cluster, ""));
+    tmux.wait_prompt(1);
+    let get = format!("get huge.bin -o {}", target.display());
+    tmux.type_line(&get);
+    let part = saved.join(".huge.bin.part");
+    let deadline = Instant::now() + SCREEN;
+    while !fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+        assert!(Instant::now() < deadline, "no bytes in {}", part.display());
+        thread::sleep(Duration::from_millis(2));
+    }
+    node.signal(libc::SIGSTOP);
+    tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
+
+    // The node sends nothing now: the fetch waits on its socket, and
+    // Ctrl-C must cut it rather than wait for the 30 s timeout.
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_prompt(2);
+    let answer = after_prompt(&screen, 1);
+    let stopped: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("huge.bin: stopped (Ctrl-C); interrupted at "))
+        .collect();
+    assert_eq!(stopped.len(), 1, "not one stopped line:\n{answer}");
+    assert!(
+        stopped[0].ends_with("of 1.0 GiB; run the same command to resume"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("error") && !answer.contains("not found"),
+        "more than the stopped line:\n{answer}"
+    );
+    assert_eq!(tmux.exit_status(), None, "Ctrl-C ended the client");
+    assert!(!target.exists());
+    assert!(part.exists(), "the part was not kept");
+    node.signal(libc::SIGCONT);
+
+    // History intact: Up recalls the get, and Enter resumes it.
+    tmux.keys(&["Up"]);
+    let recalled = format!("{PROMPT} {get}");
+    tmux.wait_until("the get line recalled", |s| last_line(s) == recalled);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_until("the resumed save", |s| {
+        prompts(s) == 3 && last_line(s) == PROMPT
+    });
+    let answer = after_prompt(&screen, 2);
+    assert!(answer.contains("huge.bin: resuming at"), "{answer}");
+    assert!(answer.contains("saved huge.bin to"), "{answer}");
+    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE);
+
+    // Ctrl-C at the idle prompt drops the line being typed, as before.
+    tmux.run(&["send-keys", "-t", "t", "-l", "half"]);
+    tmux.wait_until("the half-typed line", |s| {
+        last_line(s) == format!("{PROMPT} half")
+    });
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_prompt(4);
+    assert!(
+        after_prompt(&screen, 3).contains("(type quit or press Ctrl-D to leave)"),
+        "{screen}"
+    );
+    // The stopped get counts as a file not fetched.
+    tmux.type_line("quit");
+    assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
 }

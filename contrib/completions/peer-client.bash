@@ -23,7 +23,7 @@ _peer__client() {
 
     case "${cmd}" in
         peer__client)
-            opts="-o -l -v -q -h -V --output --peers --list --long --nodes --search --no-index --no-punch --no-resume --connect-timeout --timeout --sources --relay --dht --dht-bootstrap --no-dht --secret --secret-file --node --show-relay-key --verbose --quiet --help --version"
+            opts="-o -l -v -q -h -V --output --peers --list --long --nodes --search --json --no-index --no-punch --no-resume --connect-timeout --timeout --sources --relay --dht --dht-bootstrap --no-dht --secret --secret-file --node --show-relay-key --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -12,6 +12,7 @@ complete -c peer-client -l peers -d 'Print the active nodes, one per line, then 
 complete -c peer-client -l list -d 'Print what the network shares (from the relay\'s index), then exit'
 complete -c peer-client -s l -l long -d 'With --list: show each file\'s whole content hash'
 complete -c peer-client -l nodes -d 'With --list: ask each active node for its own listing instead'
+complete -c peer-client -l json -d 'With --peers, --list or --search: print one JSON document on stdout instead of columns, with exact sizes in bytes and whole hashes (field names: README, "Output for scripts")'
 complete -c peer-client -l no-index -d 'Do not use the relay\'s index: ask every active node in turn'
 complete -c peer-client -l no-punch -d 'Reach relayed nodes only through the relay\'s circuits: no hole punching (by default the relay first helps the client and the node connect directly)'
 complete -c peer-client -l no-resume -d 'Start a save from scratch: remove the part an earlier run kept'

@@ -4,8 +4,10 @@
 //! its own temp dir, and kills every child on drop, also when a test panics.
 //!
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
-//! bridge, routers with NAT, shaped links).
+//! bridge, routers with NAT, shaped links); [`capture`] gathers what a
+//! private network lets out (loopback captures, core dumps).
 
+pub mod capture;
 pub mod delay;
 pub mod netns;
 

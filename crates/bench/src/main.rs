@@ -34,6 +34,8 @@
 //!   kind of NAT, how often punches get through and how fast.
 //! - [`blind`]: section 14, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
+//! - [`dht_fetch`]: section 15, a fetch by hash with the relay dead (the
+//!   holder found on a 50-node DHT) against the same fetch through the relay.
 //! - [`resume`]: section 16 (`--only resume`, root), resuming a broken
 //!   `-o`: at 90 % over a shaped link beside a full fetch, the re-verify
 //!   rate of kept bytes, and an uninterrupted `-o` beside `--no-resume`.
@@ -42,6 +44,7 @@
 
 mod blind;
 mod dht;
+mod dht_fetch;
 mod index;
 mod lab;
 mod load;
@@ -73,7 +76,7 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, metrics, dht, blind; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, metrics, dht, blind, dhtfetch; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor), punch (root: namespaces, nftables) and resume (root:
                   namespaces, tc) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
@@ -100,9 +103,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
-    "dht", "blind",
+    "dht", "blind", "dhtfetch",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 3] = ["multi", "punch", "resume"];
@@ -212,6 +215,7 @@ fn run() -> Result<(), String> {
             "metrics" => scrape::run(&settings, &mut table),
             "dht" => dht::run(&settings, &mut table),
             "blind" => blind::run(&settings, &mut table),
+            "dhtfetch" => dht_fetch::run(&settings, &mut table),
             "resume" => resume::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };

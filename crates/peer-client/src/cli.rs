@@ -25,6 +25,7 @@ directory PATH). By what PATH is:
 /// With no NAME, an interactive prompt reads names until `quit` or EOF.
 #[derive(Parser)]
 #[command(name = "peer-client")]
+#[command(group(clap::ArgGroup::new("listing").args(["peers", "list", "search"])))]
 #[command(
     version,
     after_help = "\
@@ -37,9 +38,11 @@ Examples:
   peer-client 127.0.0.1 7000 --list --long         what the network shares (the relay's index), with hashes
   peer-client 127.0.0.1 7000 --list --nodes        each node's own listing
   peer-client 127.0.0.1 7000 --peers               the active nodes
+  peer-client 127.0.0.1 7000 --list --json         the same listing as one JSON document, for scripts
   peer-client 127.0.0.1 7000                       the prompt: NAME, get NAME -o PATH, search TEXT, ls [-l], peers, help, quit
   peer-client 127.0.0.1 7000 --relay 10.0.0.9:7000 a.txt   a second relay, asked when the first is down
   peer-client 127.0.0.1 7000 --dht-bootstrap 10.0.0.5:6881 blake3:3f2a...   holders from the DHT too
+  peer-client 'p2p-share:?xt=blake3:3f2a...&dn=a.iso&tr=10.0.0.9:7000' -o dl/   a link: its relays, else the DHT
 
 The relay's index says who holds a file, so only holders are contacted and a missing
 file costs one question to the relay; against an older relay without an index (or with
@@ -51,6 +54,11 @@ the next when it cannot be reached. When none can, a blake3: hash is looked up o
 BitTorrent Mainline DHT (the public routers, or the --dht-bootstrap nodes given);
 holders found there are checked like any other (--no-dht: never).
 
+A link (`--list --long` prints one under each file, and a fetch's last line names
+it) carries a file's hash, name, size and relays: its relays are asked after the
+command line's, its hash alone decides which bytes are accepted, and -o DIR/ saves
+under its name. Quote it: the shell takes & and ? for its own.
+
 A file held by several nodes comes from up to --sources of them at once, in ranges.
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;
 only an older node without hashes serves unverified, and the status line says so.
@@ -59,13 +67,14 @@ Exit status: 0 all found, 1 some file not found, 2 usage or local error or relay
 unreachable, 128+N on signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct Cli {
-    /// Host name or IP address of the relay (IPv6 literals work).
+    /// Host name or IP address of the relay (IPv6 literals work). Or, with
+    /// no relay, a p2p-share: link alone (its relays, else the DHT).
     #[arg(required_unless_present = "show_relay_key")]
     pub relay_ip: Option<String>,
-    /// Port of the relay.
-    #[arg(required_unless_present = "show_relay_key")]
+    /// Port of the relay (required unless RELAY_IP is a link).
     pub relay_port: Option<u16>,
-    /// Files to fetch, by name or as blake3:<64 hex digits>; none opens the prompt.
+    /// Files to fetch, by name, as blake3:<64 hex digits> or as a
+    /// p2p-share:?xt=... link; none opens the prompt.
     pub names: Vec<String>,
     /// Save the file to PATH instead of printing it (several NAMEs: into the
     /// directory PATH).
@@ -87,6 +96,11 @@ pub struct Cli {
     /// network: size, short hash, number of holders, name. Then exit.
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["names", "output", "peers"])]
     pub search: Option<String>,
+    /// With --peers, --list or --search: print one JSON document on stdout
+    /// instead of columns, with exact sizes in bytes and whole hashes
+    /// (field names: README, "Output for scripts").
+    #[arg(long, requires = "listing")]
+    pub json: bool,
     /// Do not use the relay's index: ask every active node in turn.
     #[arg(long)]
     pub no_index: bool,

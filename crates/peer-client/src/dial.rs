@@ -8,10 +8,24 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use net::exchange::{self, Connection, Route, Timeouts};
 use net::secure::{NodeKey, Security};
 use proto::{NodeInfo, NodeMode, ProtoError};
+
+/// The longest a holder found on the DHT may keep the client waiting: to
+/// accept, and then for each read or write (the handshake, the answer, each
+/// piece of the body). Anyone can announce any address on the DHT, so such
+/// a holder may be a stranger that accepts and never answers; without this
+/// it would cost `--timeout` (30 s by default) before the fetch moves on.
+/// Holders a relay lists keep the full `--timeout`: they registered and
+/// answer the relay's dial-back. 5 s is longer than any read from a working
+/// node waits on a sane path (a node answers a request at once, and sends
+/// its body as fast as the path takes it), and a holder that stalls longer
+/// mid-body has its ranges moved to another holder, as any broken holder
+/// does (crate::plan).
+pub const DHT_HOLDER_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything needed to reach a node: the relay (for relayed nodes) and the
 /// timeouts of every socket.
@@ -32,6 +46,8 @@ pub struct Dialer {
     /// Holders found on the DHT, which no relay lists with a key: in a
     /// private network, completing the handshake under the network's peer
     /// key is what admits them (any node key is accepted, unless pinned).
+    /// They are strangers, so each wait on them is bounded by
+    /// [`DHT_HOLDER_WAIT`] rather than `--timeout`.
     pub admitted_by_peer_key: Arc<Vec<SocketAddr>>,
 }
 
@@ -81,7 +97,7 @@ impl Dialer {
         }
         let to_node = self.security.to_node(expect);
         let conn = match node.mode {
-            NodeMode::Direct => Connection::dial(node.addr, &self.timeouts, &to_node)?,
+            NodeMode::Direct => Connection::dial(node.addr, &self.timeouts_for(node), &to_node)?,
             NodeMode::Relayed => {
                 let relay = exchange::resolve(&self.relay_host, self.relay_port)?;
                 let to_relay = self.security.to_relay();
@@ -98,7 +114,22 @@ impl Dialer {
             }
         };
         self.routes.note(node.addr, conn.route());
+        // Ctrl-C during a `get` at the prompt cuts it.
+        crate::interrupt::watch(&conn);
         Ok(conn)
+    }
+
+    /// The timeouts of a connection to `node`: shorter for a stranger
+    /// found on the DHT ([`DHT_HOLDER_WAIT`]).
+    pub fn timeouts_for(&self, node: &NodeInfo) -> Timeouts {
+        if self.admitted_by_peer_key.contains(&node.addr) {
+            Timeouts {
+                connect: self.timeouts.connect.min(DHT_HOLDER_WAIT),
+                io: self.timeouts.io.min(DHT_HOLDER_WAIT),
+            }
+        } else {
+            self.timeouts
+        }
     }
 
     /// What follows a node's address in status lines: how it was reached

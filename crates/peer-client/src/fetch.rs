@@ -52,7 +52,11 @@ const MIN_SPLIT: u64 = 2 * MIN_PIECE;
 #[derive(Debug)]
 pub enum Fetched {
     /// Complete: all `size` bytes reached the output.
-    Found { size: u64 },
+    Found {
+        size: u64,
+        /// The content's hash (none from an older node without hashes).
+        hash: Option<proto::ContentHash>,
+    },
     /// No node had it (or every node that had it failed).
     Missing,
     /// As `Missing`, and not a byte reached the output: another version
@@ -181,7 +185,10 @@ pub fn fetch(
         Ended::Complete => {
             progress.finish();
             report.status(&found_line(&plan, holders, content, workers, dialer));
-            Fetched::Found { size }
+            Fetched::Found {
+                size,
+                hash: content.hash(),
+            }
         }
         Ended::Incomplete if plan.claimed() == 0 => {
             progress.abandon();

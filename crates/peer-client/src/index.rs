@@ -18,8 +18,9 @@ use crate::relay::Relay;
 pub const SEARCH_LIMIT: u32 = 100;
 
 /// One request to the relay's index (under the relay key in a private
-/// network), for an answer `want` takes; None when the relay has none.
-fn ask<T>(
+/// network; the blind index's too, crate::blind), for an answer `want`
+/// takes; None when the relay has none.
+pub(crate) fn ask<T>(
     relay: &Relay,
     request: &Request,
     what: &str,

@@ -23,10 +23,14 @@
 //!   and their list of active nodes.
 //! - [`index`]: the relay's index: who holds a name or a content, search,
 //!   and the network-wide listing; `None` from an older relay without one.
+//! - [`blind`]: the same in a private network, by tags and sealed records
+//!   only: the relay is never sent a name, a hash or a search text.
 //! - [`holders`]: holders come from sources (who-has, the node list, the
 //!   DHT): candidates, grouped into the versions to try in turn.
 //! - [`dht_source`]: the Mainline DHT as a source of holders of a hash,
 //!   with `--dht`, or when every relay is unreachable.
+//! - [`link`]: what a typed word asks for (name, hash or `p2p-share:?`
+//!   link), a link's relays, and the links printed.
 //! - [`fetch`]: the one fetch path: find, plan, workers, the closing line.
 //! - [`find`]: the holders in turn until one answers for the content.
 //! - [`plan`]: the range plan as data: which holders, which ranges, what
@@ -43,16 +47,23 @@
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place; the reorder window.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
-//! - [`progress`]: the progress bar when saving to a file on a terminal.
+//! - [`progress`]: the progress bar on a terminal, and its summary line.
 //! - [`listing`]: node-by-node listings, search hits and the node list,
 //!   printed.
+//! - [`json`]: the same as one JSON document (`--json`).
 //! - [`prompt`]: the interactive prompt and its commands, read as a shell
 //!   reads words.
 //! - [`complete`]: Tab completion of commands and the index's names.
 //! - [`report`]: status lines for the user on stderr.
+//! - [`short_hash`]: `blake3:275ba016`, a hash prefix looked up in the
+//!   index.
+//! - [`suggest`]: "did you mean" for a name the index does not have.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP told apart, for the exit
 //!   status.
+//! - [`interrupt`]: Ctrl-C during a `get` at the prompt stops that
+//!   transfer, not the client.
 
+pub mod blind;
 pub mod cli;
 pub mod complete;
 pub mod dht_source;
@@ -63,6 +74,9 @@ pub mod find;
 pub mod holder;
 pub mod holders;
 pub mod index;
+pub mod interrupt;
+pub mod json;
+pub mod link;
 pub mod listing;
 pub mod output;
 pub mod part;
@@ -72,7 +86,9 @@ pub mod prompt;
 pub mod recheck;
 pub mod relay;
 pub mod report;
+pub mod short_hash;
 pub mod signals;
+pub mod suggest;
 pub mod target;
 pub mod verify;
 pub mod worker;
@@ -84,7 +100,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use net::exchange::Timeouts;
-use proto::{ContentHash, NodeInfo, NodeMode, Target};
+use proto::blind::IndexKey;
+use proto::{NodeInfo, NodeMode, SearchResults, Target};
 
 use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
@@ -159,10 +176,15 @@ pub struct Session {
     pub no_index: bool,
     /// Start saves from scratch, removing any part kept (`--no-resume`).
     pub no_resume: bool,
+    /// Listings on stdout as one JSON document (`--json`).
+    pub json: bool,
     /// The DHT as a source of holders of a hash.
     dht: DhtSource,
     /// The holders of the fetch under way that only the DHT named.
     found_on_dht: Vec<SocketAddr>,
+    /// In a private network, the index key: the relay's index is the
+    /// blind one, asked by tags ([`blind`]).
+    index_key: Option<IndexKey>,
 }
 
 impl Session {
@@ -179,6 +201,7 @@ impl Session {
 
     pub fn new(relay: Relay, timeouts: Timeouts, report: Report) -> Session {
         Session {
+            index_key: blind::index_key(&relay),
             relay,
             timeouts,
             report,
@@ -186,6 +209,7 @@ impl Session {
             at_prompt: false,
             no_index: false,
             no_resume: false,
+            json: false,
             sources: DEFAULT_SOURCES,
             dht: DhtSource::new(DhtSettings::default()),
             found_on_dht: Vec::new(),
@@ -222,7 +246,9 @@ impl Session {
         let mut stdout = std::io::stdout().lock();
         let done = match task {
             Task::Peers => {
-                listing::print_peers(&self.nodes, &self.punchable(), &mut stdout, &self.report);
+                let show = self.show(false);
+                let punchable = self.punchable();
+                listing::print_peers(&self.nodes, &punchable, show, &mut stdout, &self.report);
                 Ok(EXIT_OK)
             }
             Task::List { long, per_node } => self.list(long, per_node, &mut stdout),
@@ -263,17 +289,24 @@ impl Session {
     /// (`per_node`, `--no-index`, or an older relay).
     fn list(&mut self, long: bool, per_node: bool, out: &mut dyn Write) -> Result<u8, String> {
         if !per_node && !self.no_index {
-            let limit = proto::MAX_LIST_FILES as u32;
-            match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
+            // A blind listing is gathered whole, not cut at one frame.
+            let limit = match self.index_key {
+                Some(_) => blind::MAX_LISTED,
+                None => proto::MAX_LIST_FILES,
+            };
+            match self.index_search("", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
-                    listing::print_found(&found, long, "", out, &self.report);
+                    listing::print_found(&found, &self.show(long), "", out, &self.report);
                     return Ok(EXIT_OK);
                 }
                 None => self.older_relay("listing node by node")?,
             }
         }
-        let all = listing::list_all(&self.nodes, long, &self.dialer(), &self.report);
-        listing::print_listing(&all, long, out);
+        // --json gives whole hashes, whatever --long says.
+        let show = self.show(long);
+        let hashes = long || show.json;
+        let all = listing::list_all(&self.nodes, hashes, &self.dialer(), &self.report);
+        listing::print_listing(&all, &show, out);
         if self.nodes.is_empty() {
             self.report.status("no active nodes");
         }
@@ -283,11 +316,12 @@ impl Session {
     /// Files whose names contain `text`, across the network.
     fn search(&mut self, text: &str, out: &mut dyn Write) -> Result<u8, String> {
         if !self.no_index {
-            match index::search(&self.relay, text, index::SEARCH_LIMIT)
+            match self
+                .index_search(text, index::SEARCH_LIMIT as usize)
                 .map_err(|e| e.to_string())?
             {
                 Some(found) => {
-                    listing::print_found(&found, false, text, out, &self.report);
+                    listing::print_found(&found, &self.show(false), text, out, &self.report);
                     // Nothing found is status 1, as grep gives it.
                     return Ok(if found.hits.is_empty() {
                         EXIT_MISSING
@@ -300,13 +334,52 @@ impl Session {
         }
         // Node by node: every listing, filtered here.
         let all = listing::list_all(&self.nodes, true, &self.dialer(), &self.report);
-        let shown = listing::print_matches(&all, text, out);
+        let shown = listing::print_matches(&all, text, &self.show(false), out);
         self.report.status(&format!(
             "{} (asked {} node by node)",
             count(shown, "result"),
             count(self.nodes.len(), "active node")
         ));
         Ok(if shown == 0 { EXIT_MISSING } else { EXIT_OK })
+    }
+
+    /// How listings print: `--long`, and `--json` (never at the prompt,
+    /// whose listings go to the terminal).
+    fn show(&self, long: bool) -> listing::Show {
+        listing::Show {
+            long,
+            json: self.json && !self.at_prompt,
+            links: if long {
+                link::relays_of(&self.relay)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The relay index's search (the empty text lists everything): in a
+    /// private network the blind index, searched here ([`blind`]).
+    pub(crate) fn index_search(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<SearchResults>> {
+        match &self.index_key {
+            Some(key) => blind::search(&self.relay, key, text, limit, &self.report),
+            None => index::search(&self.relay, text, u32::try_from(limit).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// The relay index's holders of `target`: in a private network the
+    /// blind index's, opened here ([`blind`]). None from an older relay.
+    pub(crate) fn index_who_has(
+        &self,
+        target: &Target,
+    ) -> anyhow::Result<Option<proto::HolderList>> {
+        match &self.index_key {
+            Some(key) => blind::who_has(&self.relay, key, target, &self.report),
+            None => index::who_has(&self.relay, target),
+        }
     }
 
     /// Says the relay has no index, and fetches the node list for the
@@ -341,22 +414,42 @@ impl Session {
     /// The sources name the holders ([`Session::holders`]); each version
     /// they name is then fetched in turn ([`holders::Holders::attempts`])
     /// until one gets a byte out, on the one fetch path ([`fetch::fetch`]).
-    fn get(&mut self, name: &str, output: Option<&Path>) -> Result<u8, String> {
-        let target = if ContentHash::looks_like(name) {
-            match name.parse::<ContentHash>() {
-                Ok(hash) => Target::Hash(hash),
-                Err(e) => {
-                    self.report.error(&format!("{name}: {e}"));
-                    return Ok(EXIT_USAGE);
-                }
+    fn get(&mut self, typed: &str, output: Option<&Path>) -> Result<u8, String> {
+        // A hash may be a prefix, resolved through the relay's index.
+        let parsed: Result<link::Wanted, String> = if proto::ContentHash::looks_like(typed) {
+            match self.content_named(typed) {
+                Ok(hash) => Ok(link::Wanted {
+                    name: typed.to_string(),
+                    target: Target::Hash(hash),
+                    link: None,
+                }),
+                Err(code) => return Ok(code),
             }
         } else {
-            Target::Name(name.to_string())
+            link::Wanted::parse(typed)
         };
+        let wanted = match parsed {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                self.report.error(&e);
+                return Ok(EXIT_USAGE);
+            }
+        };
+        if let Some(found) = &wanted.link {
+            link::add_relays(&mut self.relay, found);
+        }
+        let (name, target) = (wanted.name.as_str(), wanted.target.clone());
         let Some(holders) = self.holders(name, &target)? else {
             return Ok(EXIT_MISSING);
         };
-        let mut out = match Output::open_for(output, name, !self.report.quiet, self.no_resume) {
+        // A content saved into a directory takes the index's name for it.
+        let save_as = match &target {
+            Target::Hash(hash) if output.is_some_and(Path::is_dir) => self.name_of(hash),
+            _ => None,
+        };
+        let saved_name = save_as.as_deref().unwrap_or(name);
+        let mut out = match Output::open_for(output, saved_name, !self.report.quiet, self.no_resume)
+        {
             Ok(out) => out,
             Err(e) => {
                 self.report.error(&proto::error::describe(e.chain()));
@@ -385,7 +478,7 @@ impl Session {
                 &self.report,
             );
         }
-        Ok(self.finish(name, out, fetched))
+        Ok(self.finish(&wanted, out, fetched))
     }
 
     /// The candidate holders of `target` (typed as `name`), from the
@@ -400,7 +493,12 @@ impl Session {
             Target::Name(_) => None,
         };
         let with_dht = hash.is_some() && self.dht.always();
-        let (from_relays, ask_dht) = match self.relay_holders(name, target, with_dht) {
+        let asked = if link::has_relay(&self.relay) {
+            self.relay_holders(name, target, with_dht)
+        } else {
+            Err(relay::Unreachable("no relay given".to_string()).into())
+        };
+        let (from_relays, ask_dht) = match asked {
             Ok(found) => (found, with_dht),
             Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
                 (Some(_), Some(why)) if self.dht.as_fallback() => {
@@ -470,7 +568,7 @@ impl Session {
         if self.no_index {
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
         }
-        let Some(mut list) = index::who_has(&self.relay, target)? else {
+        let Some(mut list) = self.index_who_has(target)? else {
             self.older_relay("asking nodes in turn")
                 .map_err(anyhow::Error::msg)?;
             return Ok(Some(holders::of_nodes(&self.pinned(&self.nodes))));
@@ -498,8 +596,12 @@ impl Session {
                 Some(pin) => format!("the node with key {}...", &pin.to_string()[..8]),
                 None => format!("any of {}", count(list.nodes as usize, "active node")),
             };
+            let hint = match target {
+                Target::Name(_) => self.did_you_mean(name),
+                Target::Hash(_) => String::new(),
+            };
             self.report.missing(&format!(
-                "{name}: not found on {nodes} (the relay's index){}",
+                "{name}: not found on {nodes} (the relay's index){hint}{}",
                 if more { "; asking the DHT" } else { "" }
             ));
             return Ok(None);
@@ -526,10 +628,23 @@ impl Session {
     /// Ends a fetch of `name`: commits the output when it is complete, or
     /// says what was left. Its exit code: [`EXIT_OK`] if the file is whole
     /// where it should be, [`EXIT_USAGE`] for a local error.
-    fn finish(&self, name: &str, out: Output, fetched: Fetched) -> u8 {
+    fn finish(&self, wanted: &link::Wanted, out: Output, fetched: Fetched) -> u8 {
+        let name = wanted.name.as_str();
+        if interrupt::stopped() && !matches!(fetched, Fetched::Found { .. }) {
+            interrupt::say_stopped(name, out.abandoned_line(name));
+            return EXIT_MISSING;
+        }
         match fetched {
-            Fetched::Found { size } => {
+            Fetched::Found { size, hash } => {
                 let done = out.done_line(name, size);
+                // The last line names the file's link, to pass on.
+                let relays = link::relays_of(&self.relay);
+                let link = hash.map(|h| link::printed(h, wanted.display_name(), size, &relays));
+                let done = match (done, link) {
+                    (Some(line), Some(link)) => Some(format!("{line}: {link}")),
+                    (None, Some(link)) => Some(format!("{name}: {link}")),
+                    (done, None) => done,
+                };
                 match out.commit() {
                     Ok(()) => {
                         if let Some(line) = done {
@@ -606,9 +721,16 @@ impl Session {
     fn prompt(&mut self) -> u8 {
         self.at_prompt = true;
         let relay = self.relay.clone();
+        let key = self.index_key.clone();
         let mut input = Input::open(Box::new(move || {
-            let limit = proto::MAX_LIST_FILES as u32;
-            match index::search(&relay, "", limit) {
+            let limit = proto::MAX_LIST_FILES;
+            // Completing a name names no bad node: the listing will.
+            let quiet = Report { quiet: true };
+            let found = match &key {
+                Some(key) => blind::search(&relay, key, "", limit, &quiet),
+                None => index::search(&relay, "", limit as u32),
+            };
+            match found {
                 Ok(Some(found)) => found.hits.into_iter().map(|hit| hit.name).collect(),
                 _ => Vec::new(),
             }
@@ -634,6 +756,7 @@ impl Session {
                     listing::print_peers(
                         &self.nodes,
                         &self.punchable(),
+                        self.show(false),
                         &mut std::io::stderr().lock(),
                         &self.report,
                     );
@@ -648,13 +771,23 @@ impl Session {
                         self.report.error(&e);
                     }
                 }
-                Command::Get { name, output } => match self.get(&name, output.as_deref()) {
-                    Ok(got) => code = code.max(got.min(EXIT_MISSING)),
-                    Err(e) => {
-                        self.report.error(&e);
-                        code = EXIT_MISSING;
+                Command::Get { name, output } => {
+                    // Ctrl-C stops a `get` a person typed, not the client.
+                    let transfer = input.interactive().then(interrupt::Transfer::start);
+                    let got = self.get(&name, output.as_deref());
+                    let done = matches!(got, Ok(EXIT_OK));
+                    if transfer.is_some_and(|t| t.end(&name, done)) {
+                        code = code.max(EXIT_MISSING);
+                        continue;
                     }
-                },
+                    match got {
+                        Ok(got) => code = code.max(got.min(EXIT_MISSING)),
+                        Err(e) => {
+                            self.report.error(&e);
+                            code = EXIT_MISSING;
+                        }
+                    }
+                }
             }
         }
         code

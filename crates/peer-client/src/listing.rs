@@ -2,14 +2,68 @@
 //! by node, in the relay's order), the relay index's search hits, and the
 //! active nodes. Lines go to `out`: stdout for the command-line flags,
 //! stderr at the prompt (whose stdout carries file content only).
+//!
+//! Sizes are for people (`12 KiB`, `1.0 GiB`, as `ls -lh` gives them),
+//! except with `--long`, and with `--json` ([`crate::json`]), which keep
+//! exact bytes.
 
 use std::io::Write;
 use std::net::SocketAddr;
 
-use proto::{ErrorKind, FileEntryLong, NodeInfo, NodeMode, Request, Response, SearchResults};
+use proto::{
+    ErrorKind, FileEntryLong, LinkRelay, NodeInfo, NodeMode, Request, Response, SearchResults,
+};
 
 use crate::dial::{self, Dialer};
 use crate::report::{Report, count};
+
+/// How a listing is printed: `long` (exact sizes, whole hashes, and each
+/// file's link naming `links`, the relays asked), `json` (one JSON
+/// document, [`crate::json`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Show {
+    pub long: bool,
+    pub json: bool,
+    pub links: Vec<LinkRelay>,
+}
+
+impl Show {
+    /// The size column: exact bytes with `--long`, else for people.
+    fn size(&self, bytes: u64) -> String {
+        if self.long {
+            bytes.to_string()
+        } else {
+            human_size(bytes)
+        }
+    }
+}
+
+/// A size as `ls -lh` gives it, with binary units spelled out: `512 B`,
+/// `1.5 KiB`, `12 KiB`, `905 MiB`, `1.0 GiB` (one decimal below ten).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    // Rounded up, as ls does, so a size is never shown smaller than it is.
+    if value < 9.95 {
+        let tenths = (value * 10.0).ceil() / 10.0;
+        if tenths < 10.0 {
+            return format!("{tenths:.1} {}", UNITS[unit]);
+        }
+    }
+    let whole = value.ceil();
+    if whole >= 1024.0 && unit + 1 < UNITS.len() {
+        return format!("1.0 {}", UNITS[unit + 1]);
+    }
+    format!("{whole:.0} {}", UNITS[unit])
+}
 
 /// One node's listing: its address, its files (with hashes when asked for
 /// and known), and whether it was cut.
@@ -72,14 +126,18 @@ pub fn list_all(nodes: &[NodeInfo], long: bool, dialer: &Dialer, report: &Report
 }
 
 /// Each node's files, grouped by node; with `long`, each file's content
-/// hash in the form a fetch accepts (`blake3:...`).
-pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
+/// hash in the form a fetch accepts (`blake3:...`), and its link on the
+/// next line.
+pub fn print_listing(listing: &[Listing], show: &Show, out: &mut dyn Write) {
+    if show.json {
+        return crate::json::print(&crate::json::listing(listing), out);
+    }
     for (addr, entries, truncated) in listing {
         let _ = writeln!(out, "{addr} ({})", count(entries.len(), "file"));
         for entry in entries {
             let name = entry.name.escape_debug();
-            if !long {
-                let _ = writeln!(out, "  {:>12}  {name}", entry.size);
+            if !show.long {
+                let _ = writeln!(out, "  {:>9}  {name}", show.size(entry.size));
                 continue;
             }
             let hash = match entry.hash {
@@ -87,6 +145,10 @@ pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
                 None => format!("{:<71}", "(not hashed yet)"),
             };
             let _ = writeln!(out, "  {:>12}  {hash}  {name}", entry.size);
+            if let Some(hash) = entry.hash {
+                let link = crate::link::printed(hash, Some(&entry.name), entry.size, &show.links);
+                let _ = writeln!(out, "    {link}");
+            }
         }
         if *truncated {
             let _ = writeln!(out, "  ... (more files than one listing holds)");
@@ -97,8 +159,14 @@ pub fn print_listing(listing: &[Listing], long: bool, out: &mut dyn Write) {
 
 /// The files in the listings whose names contain `text` (either case), one
 /// line each: size, short hash, node, name. Returns how many.
-pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> usize {
+pub fn print_matches(listing: &[Listing], text: &str, show: &Show, out: &mut dyn Write) -> usize {
     let needle = text.to_lowercase();
+    if show.json {
+        let (doc, shown) =
+            crate::json::matches(listing, text, |name| name.to_lowercase().contains(&needle));
+        crate::json::print(&doc, out);
+        return shown;
+    }
     let mut shown = 0;
     for (addr, entries, _) in listing {
         for e in entries
@@ -110,8 +178,8 @@ pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> us
             });
             let _ = writeln!(
                 out,
-                "{:>12}  {hash}  {addr}  {}",
-                e.size,
+                "{:>9}  {hash}  {addr}  {}",
+                show.size(e.size),
                 e.name.escape_debug()
             );
             shown += 1;
@@ -122,28 +190,36 @@ pub fn print_matches(listing: &[Listing], text: &str, out: &mut dyn Write) -> us
 }
 
 /// Search hits from the relay's index, one line each: size, hash (short,
-/// or whole with `long`), number of holders, name; then a status line.
+/// or whole with `long`, the relays a link names, and then the link on the
+/// next line), number of holders, name; then a status line.
 pub fn print_found(
     found: &SearchResults,
-    long: bool,
+    show: &Show,
     text: &str,
     out: &mut dyn Write,
     report: &Report,
 ) {
-    for hit in &found.hits {
-        let hash = if long {
+    if show.json {
+        crate::json::print(&crate::json::found(found, text), out);
+    }
+    for hit in found.hits.iter().filter(|_| !show.json) {
+        let hash = if show.long {
             format!("blake3:{}", hit.hash)
         } else {
             format!("blake3:{}", hit.hash.short())
         };
         let _ = writeln!(
             out,
-            "{:>12}  {hash}  {:>4} {}  {}",
-            hit.size,
+            "{:>9}  {hash}  {:>4} {}  {}",
+            show.size(hit.size),
             hit.holders,
             if hit.holders == 1 { "node " } else { "nodes" },
             hit.name.escape_debug()
         );
+        if show.long {
+            let link = crate::link::printed(hit.hash, Some(&hit.name), hit.size, &show.links);
+            let _ = writeln!(out, "    {link}");
+        }
     }
     let _ = out.flush();
     let what = if text.is_empty() {
@@ -172,10 +248,14 @@ pub fn print_found(
 pub fn print_peers(
     nodes: &[NodeInfo],
     punchable: &[SocketAddr],
+    show: Show,
     out: &mut dyn Write,
     report: &Report,
 ) {
-    for node in nodes {
+    if show.json {
+        crate::json::print(&crate::json::peers(nodes, punchable), out);
+    }
+    for node in nodes.iter().filter(|_| !show.json) {
         let mode = match node.mode {
             NodeMode::Direct => String::new(),
             NodeMode::Relayed if punchable.contains(&node.addr) => {
@@ -195,4 +275,32 @@ pub fn print_peers(
     }
     let _ = out.flush();
     report.status(&count(nodes.len(), "active node"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_for_people_as_ls_lh_gives_them() {
+        for (bytes, want) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024, "10 KiB"),
+            (12 * 1024 + 1, "13 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (905 << 20, "905 MiB"),
+            (1 << 30, "1.0 GiB"),
+            (5_000_000_000, "4.7 GiB"),
+        ] {
+            assert_eq!(human_size(bytes), want, "{bytes}");
+        }
+        let long = Show {
+            long: true,
+            ..Show::default()
+        };
+        assert_eq!(long.size(5_000_000_000), "5000000000");
+    }
 }

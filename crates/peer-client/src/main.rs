@@ -9,7 +9,11 @@ use peer_client::{EXIT_USAGE, Relay, Session, Task, report::Report};
 use plumbing::logging::Delivery;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // `peer-client 'p2p-share:?...'`: a link alone needs no relay.
+    if let Err(e) = peer_client::link::link_alone(&mut cli) {
+        e.exit();
+    }
     // Direct, not queued as in the relay and the node. The client's stderr
     // is its user's screen: beside its few log lines it carries the results
     // (report.rs: which node served, what was missing, errors) and the
@@ -135,5 +139,6 @@ fn main() -> ExitCode {
     .with_dht(dht);
     session.no_index = cli.no_index;
     session.no_resume = cli.no_resume;
+    session.json = cli.json;
     ExitCode::from(session.run(task))
 }

@@ -6,7 +6,8 @@
 //! binary file or a hostile escape sequence cannot garble the terminal, and a
 //! text that does not end its last line gets a newline there, so what the
 //! client says next starts on a line of its own. When stdout is a pipe or a
-//! file, the bytes go out unchanged. `-o -` means stdout too.
+//! file, the bytes go out unchanged. `-o -` means stdout too, and `-o
+//! /dev/tty` (any terminal named as PATH) is guarded the same way.
 //!
 //! What `-o PATH` names is decided by [`crate::target`]. A file is written to
 //! its part in its own directory ([`crate::part`]), synced, and renamed into
@@ -74,14 +75,21 @@ impl Output {
         fresh: bool,
     ) -> anyhow::Result<Output> {
         match path {
-            None => Ok(Output::stdout()?),
-            Some(p) if p.as_os_str() == "-" => Ok(Output::stdout()?),
+            None => Ok(Output::stdout_for(progress)?),
+            Some(p) if p.as_os_str() == "-" => Ok(Output::stdout_for(progress)?),
             Some(p) => Output::file_for(p, name, progress, fresh),
         }
     }
 
     /// stdout, guarded when it is a terminal.
     pub fn stdout() -> io::Result<Output> {
+        Output::stdout_for(false)
+    }
+
+    /// stdout; `progress` says whether a progress bar may be drawn on
+    /// stderr while it is written (never while it is a terminal: the bar
+    /// would be drawn over the text).
+    fn stdout_for(progress: bool) -> io::Result<Output> {
         let terminal = io::stdout().is_terminal();
         // Write through our own handle on fd 1: std's stdout is line-buffered,
         // which would split binary content into many small writes.
@@ -91,6 +99,7 @@ impl Output {
             out: File::from(fd),
             terminal,
             pending: Vec::new(),
+            progress: progress && !terminal,
         }))
     }
 
@@ -108,7 +117,19 @@ impl Output {
                 FileSink::create(path, existing, progress, fresh).map(Output::File)
             }
             Target::Stream { path, kind } => {
-                StreamSink::open(path, kind, progress).map(Output::Stream)
+                let sink = StreamSink::open(path, kind, progress)?;
+                // A terminal named as PATH (`-o /dev/tty`) is a screen, as
+                // stdout on a terminal is: guarded, its last line ended,
+                // no bar drawn over the text.
+                if kind == StreamKind::CharDevice && sink.file.is_terminal() {
+                    return Ok(Output::Stdout(StdoutSink {
+                        out: sink.file,
+                        terminal: true,
+                        pending: Vec::new(),
+                        progress: false,
+                    }));
+                }
+                Ok(Output::Stream(sink))
             }
         }
     }
@@ -117,6 +138,7 @@ impl Output {
     /// device sends it on at once and cannot take it back, so a caller that
     /// checks content must check a chunk before it writes it, never after.
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
+        refuse_when_stopped()?;
         match self {
             Output::Stdout(s) => s.write_chunk(chunk),
             Output::File(f) => {
@@ -152,12 +174,13 @@ impl Output {
         }
     }
 
-    /// Whether a progress bar may be drawn: only when saving to a file or
-    /// device, and not with `-q` ([`crate::progress`] also wants stderr to
-    /// be a terminal).
+    /// Whether a progress bar may be drawn: not with `-q`, and not while
+    /// the text itself goes to a terminal ([`crate::progress`] also wants
+    /// stderr to be a terminal): `peer-client ... big.bin > copy` shows
+    /// one, as curl does.
     pub fn shows_progress(&self) -> bool {
         match self {
-            Output::Stdout(_) => false,
+            Output::Stdout(s) => s.progress,
             Output::File(f) => f.progress,
             Output::Stream(s) => s.progress,
         }
@@ -262,6 +285,7 @@ impl Delivery<'_> {
     /// Writes claimed bytes at `offset` out, outside the plan's lock. (The
     /// window is filled under the lock instead.)
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        refuse_when_stopped()?;
         match self {
             Delivery::At(part) => part.write_at(bytes, offset).map_err(SinkError::Io),
             Delivery::Straight(out) => out
@@ -271,6 +295,15 @@ impl Delivery<'_> {
             Delivery::Window => Ok(()),
         }
     }
+}
+
+/// No byte goes out after Ctrl-C stopped the `get` at the prompt
+/// ([`crate::interrupt`]): the fetch ends at the next chunk.
+fn refuse_when_stopped() -> Result<(), SinkError> {
+    if crate::interrupt::stopped() {
+        return Err(SinkError::Io(io::Error::other("stopped (Ctrl-C)")));
+    }
+    Ok(())
 }
 
 /// Why the destination refused bytes.
@@ -286,6 +319,8 @@ pub struct StdoutSink {
     terminal: bool,
     /// The start of a UTF-8 sequence cut by the end of the previous chunk.
     pending: Vec<u8>,
+    /// A progress bar may be drawn (stdout is not a terminal, no `-q`).
+    progress: bool,
 }
 
 impl StdoutSink {
@@ -330,12 +365,16 @@ impl Drop for StdoutSink {
 }
 
 /// Ends the line a text printed to the terminal left open, so that a status
-/// line (`found on ...`) does not start at its end.
+/// line (`found on ...`) does not start at its end. The newline goes where
+/// the status line goes, stderr, when that is a terminal: the text may have
+/// gone to the terminal through another file than stdout (`-o /dev/tty`),
+/// and stdout may be a file then. With stderr elsewhere, the line is left
+/// for the text's own sink to end when it is dropped.
 pub fn end_terminal_line() {
-    if MID_LINE.swap(false, Ordering::Relaxed) {
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(b"\n");
-        let _ = stdout.flush();
+    if io::stderr().is_terminal() && MID_LINE.swap(false, Ordering::Relaxed) {
+        let mut stderr = io::stderr().lock();
+        let _ = stderr.write_all(b"\n");
+        let _ = stderr.flush();
     }
 }
 
@@ -551,6 +590,7 @@ mod tests {
             out: File::from(std::os::fd::OwnedFd::from(w)),
             terminal: true,
             pending: Vec::new(),
+            progress: false,
         };
         let bytes = "é".as_bytes();
         sink.write_chunk(&bytes[..1]).unwrap();
@@ -564,6 +604,7 @@ mod tests {
             out: File::from(std::os::fd::OwnedFd::from(std::io::pipe().unwrap().1)),
             terminal: true,
             pending: Vec::new(),
+            progress: false,
         };
         assert!(matches!(sink.write_chunk(&[0xff]), Err(SinkError::NotText)));
     }

@@ -176,6 +176,12 @@ impl Input {
         Input::Plain(io::stdin().lock())
     }
 
+    /// Whether a person is typing (line editing on a terminal): then
+    /// Ctrl-C during a `get` stops it and the prompt goes on.
+    pub fn interactive(&self) -> bool {
+        matches!(self, Input::Editor(_))
+    }
+
     /// The next line, or None at end of input.
     pub fn next_line(&mut self) -> Option<String> {
         match self {

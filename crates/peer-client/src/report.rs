@@ -4,6 +4,10 @@
 //! file not found is one ([`Report::missing`]). They
 //! are written by the thread that has them, in order with the client's log
 //! lines, which are written directly too (main.rs says why).
+//!
+//! After Ctrl-C stopped a `get` at the prompt, its lines are held back: the
+//! failures that follow are the interrupt's doing, and one line says it
+//! stopped ([`crate::interrupt`]).
 
 use std::fmt::Display;
 use std::io::Write;
@@ -31,7 +35,7 @@ pub struct Report {
 
 impl Report {
     pub fn status(&self, line: &str) {
-        if !self.quiet {
+        if !self.quiet && !crate::interrupt::stopped() {
             end_terminal_line();
             stderr_line(line);
         }
@@ -41,11 +45,17 @@ impl Report {
     /// means "errors only", since the exit status alone does not say which
     /// of several names was missing.
     pub fn missing(&self, line: &str) {
+        if crate::interrupt::stopped() {
+            return;
+        }
         end_terminal_line();
         stderr_line(line);
     }
 
     pub fn error(&self, line: &str) {
+        if crate::interrupt::stopped() {
+            return;
+        }
         end_terminal_line();
         stderr_line(format_args!("error: {line}"));
     }

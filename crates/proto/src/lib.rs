@@ -23,6 +23,8 @@
 //!   and the index key derived from them, and a node's public key.
 //! - [`blind`], "The blind index": name and content tags, sealed records,
 //!   their messages, and opening the relay's answers.
+//! - [`link`], "Links": the `p2p-share:?xt=blake3:...` text that carries a
+//!   content's hash, name, size and relays, parsed and printed.
 //! - [`error`], "Errors": error kinds, decoding errors worded for a user,
 //!   and the helpers that make a peer's text and an OS error printable.
 
@@ -32,6 +34,7 @@ pub mod content;
 pub mod error;
 pub mod frame;
 pub mod keys;
+pub mod link;
 pub mod message;
 pub mod pending;
 pub mod punch;
@@ -39,6 +42,7 @@ pub mod punch;
 pub use content::ContentHash;
 pub use error::ProtoError;
 pub use keys::NodeKey;
+pub use link::{Link, LinkError, LinkRelay};
 pub use message::{
     CatalogAck, CatalogEntry, CatalogUpdate, ErrorKind, ErrorReply, FileEntry, FileEntryLong,
     FileHeader, FileList, FileListLong, FileRequest, Holder, HolderList, NodeEntry, NodeInfo,
