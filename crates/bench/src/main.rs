@@ -36,6 +36,9 @@
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
 //! - [`dht_fetch`]: section 15, a fetch by hash with the relay dead (the
 //!   holder found on a 50-node DHT) against the same fetch through the relay.
+//! - [`resume`]: section 16 (`--only resume`, root), resuming a broken
+//!   `-o`: at 90 % over a shaped link beside a full fetch, the re-verify
+//!   rate of kept bytes, and an uninterrupted `-o` beside `--no-resume`.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 
@@ -53,6 +56,7 @@ mod raw;
 mod relay;
 mod relayed;
 mod report;
+mod resume;
 mod scrape;
 mod secure;
 mod swarm;
@@ -73,7 +77,8 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
                   index, relayed, secure, metrics, dht, blind, dhtfetch; multi (root: namespaces, tc; aria2c and nginx
-                  for its anchor) and punch (root: namespaces, nftables) only when named
+                  for its anchor), punch (root: namespaces, nftables) and resume (root:
+                  namespaces, tc) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first";
 
@@ -103,7 +108,7 @@ const SECTIONS: [&str; 12] = [
     "dht", "blind", "dhtfetch",
 ];
 /// Sections run only when named with --only (they need root).
-const EXTRA_SECTIONS: [&str; 2] = ["multi", "punch"];
+const EXTRA_SECTIONS: [&str; 3] = ["multi", "punch", "resume"];
 
 struct Args {
     quick: bool,
@@ -211,6 +216,7 @@ fn run() -> Result<(), String> {
             "dht" => dht::run(&settings, &mut table),
             "blind" => blind::run(&settings, &mut table),
             "dhtfetch" => dht_fetch::run(&settings, &mut table),
+            "resume" => resume::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

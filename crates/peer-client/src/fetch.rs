@@ -11,14 +11,15 @@
 //!
 //! A save resumes what an earlier run kept ([`crate::part`]): once the
 //! content is known, a part recorded for the same hash and size keeps its
-//! verified groups, and the plan covers only the missing ones. A part for
-//! another content is emptied first (two versions are never mixed). Kept
-//! bytes are checked again before the file counts: once the rest is
-//! fetched, the whole part is hashed (one read at hashing speed) and must
-//! give the content hash; every byte fetched in this run was proved on
-//! arrival, so a mismatch can only be in the kept bytes, which are then
-//! fetched again, proved, and the whole hashed once more. This needs
-//! nothing new on the wire, so every node can serve a resume.
+//! groups, which are checked against the content's tree before anything
+//! else is fetched ([`crate::recheck`]: the proofs of the missing groups
+//! beside them, hashes of the kept ones from disk). Damaged groups are
+//! fetched again with the missing ones, and only they. A part for another
+//! content is emptied first (two versions are never mixed). When no holder
+//! gives the proofs, the check waits for the rest: the whole part is then
+//! hashed (one read at hashing speed) and must give the content hash, or
+//! every kept byte is fetched again, proved, and the whole hashed once
+//! more.
 //!
 //! One worker is the common case: `--sources 1`, a single holder, content
 //! the index says is small (below two pieces, where a second connection
@@ -37,6 +38,7 @@ use crate::output::{Output, SinkError};
 use crate::part::{Kept, human};
 use crate::plan::{MIN_PIECE, Plan};
 use crate::progress::Progress;
+use crate::recheck::{self, Unchecked};
 use crate::report::{Report, count};
 use crate::verify::Content;
 use crate::worker::{self, Ended, Job};
@@ -119,14 +121,19 @@ pub fn fetch(
         offset: 0,
         len: size,
     }];
-    let (kept, missing) = match resume(want, content, out, report) {
-        Ok(Some((kept, missing))) => (kept, missing),
-        Ok(None) => (Vec::new(), whole),
+    let resumed = match resume(want, content, out, holders, dialer, report) {
+        Ok(resumed) => resumed,
         Err(fetched) => return fetched,
     };
     // The first holder's open exchange asks for the whole content: of use
-    // only when all of it is wanted.
-    let opened = if kept.is_empty() { found.opened } else { None };
+    // only when all of it is wanted (else it is closed now).
+    let (kept, missing, opened) = match resumed {
+        Some(Resumed { unchecked, missing }) => {
+            drop(found.opened);
+            (unchecked, missing, None)
+        }
+        None => (Vec::new(), whole, found.opened),
+    };
     let progress = Progress::new(out.shows_progress(), size);
     let run = |missing: &[ByteRange], opened, out: &mut Output| {
         let window = worker::window(out, workers);
@@ -222,52 +229,111 @@ pub fn fetch(
     }
 }
 
+/// What a save resumes from an earlier run.
+struct Resumed {
+    /// Kept ranges not checked yet (no holder gave their proofs): the
+    /// whole part is hashed once the rest is here.
+    unchecked: Vec<ByteRange>,
+    /// What is still to be fetched.
+    missing: Vec<ByteRange>,
+}
+
 /// Starts the part of a save for `content` (nothing for other outputs):
-/// the ranges kept from an earlier run and the ones still missing, or None
-/// when all of it is to be fetched. Says what it resumes, or why it starts
-/// over.
-#[allow(clippy::type_complexity)]
+/// what an earlier run kept, checked against the content's tree before the
+/// rest is fetched ([`crate::recheck`], asking `holders`), or None when all
+/// of it is to be fetched. Says what it resumes, what the check found, or
+/// why it starts over.
 fn resume(
     want: &Want,
     content: Content,
     out: &Output,
+    holders: &[Holder],
+    dialer: &Dialer,
     report: &Report,
-) -> Result<Option<(Vec<ByteRange>, Vec<ByteRange>)>, Fetched> {
+) -> Result<Option<Resumed>, Fetched> {
     let Some(part) = out.positioned() else {
         return Ok(None);
     };
     let size = content.size();
-    match part.begin(content.hash().map(|h| (h, size)), &want.name()) {
-        Ok(Kept::Nothing) => Ok(None),
+    let cannot_write = |e: std::io::Error| {
+        report.error(&format!(
+            "cannot write {}: {}",
+            part.path().display(),
+            proto::error::io_reason(&e)
+        ));
+        Fetched::OutputFailed
+    };
+    let (kept, missing, bytes) = match part.begin(content.hash().map(|h| (h, size)), &want.name()) {
+        Ok(Kept::Nothing) => return Ok(None),
         Ok(Kept::Other { why }) => {
             report.status(&format!(
                 "{}: starting over; the part kept at {} is not used: {why}",
                 want.name(),
                 part.path().display()
             ));
-            Ok(None)
+            return Ok(None);
         }
         Ok(Kept::Some {
             kept,
             missing,
             bytes,
-        }) => {
+        }) => (kept, missing, bytes),
+        Err(e) => return Err(cannot_write(e)),
+    };
+    report.status(&format!(
+        "{}: resuming at {} of {} kept from the last run",
+        want.name(),
+        human(bytes),
+        human(size)
+    ));
+    // Only a content with a hash is ever kept.
+    let Some(hash) = content.hash() else {
+        return Ok(Some(Resumed {
+            unchecked: kept,
+            missing,
+        }));
+    };
+    match recheck::kept_groups(part, hash, size, holders, dialer) {
+        Ok(tally) => {
             report.status(&format!(
-                "{}: resuming at {} of {} kept from the last run (checked again before it counts)",
+                "{}: {} of the {} kept verified against blake3 {}, {} fetched again{}",
                 want.name(),
-                human(bytes),
-                human(size)
+                exact(tally.good),
+                exact(bytes),
+                hash.short(),
+                exact(tally.again),
+                match tally.damaged {
+                    0 => String::new(),
+                    n => format!(" ({})", count(n as usize, "damaged chunk group")),
+                }
             ));
-            Ok(Some((kept, missing)))
+            Ok(Some(Resumed {
+                unchecked: Vec::new(),
+                missing: part.missing(),
+            }))
         }
-        Err(e) => {
-            report.error(&format!(
-                "cannot write {}: {}",
-                part.path().display(),
-                proto::error::io_reason(&e)
+        Err(Unchecked::NoProof(why)) => {
+            report.status(&format!(
+                "{}: cannot check the kept bytes before the rest ({why}); the whole part is checked once the rest is here",
+                want.name()
             ));
-            Err(Fetched::OutputFailed)
+            Ok(Some(Resumed {
+                unchecked: kept,
+                missing: part.missing(),
+            }))
         }
+        Err(Unchecked::Part(e)) => Err(cannot_write(e)),
+    }
+}
+
+/// Bytes for the check's line, exact to the chunk group: `960 KiB`,
+/// `5.9 MiB` (with a decimal where whole MiB would round).
+fn exact(bytes: u64) -> String {
+    const M: u64 = 1 << 20;
+    if bytes < M || bytes.is_multiple_of(M) || bytes >= 1 << 30 {
+        human(bytes)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / M as f64)
     }
 }
 

@@ -42,6 +42,8 @@
 //! - [`failure`]: why a holder's part failed, and how the user is told.
 //! - [`verify`]: the proof: answers checked, only verified bytes pass.
 //! - [`dial`]: reaching a node, directly or through a circuit at the relay.
+//! - [`recheck`]: a resumed part's kept groups checked against the
+//!   content's tree before the rest is fetched.
 //! - [`output`]: stdout (guarded when it is a terminal), an atomic file, or
 //!   a device or FIFO written in place; the reorder window.
 //! - [`target`]: what `-o PATH` names (file, link, directory, device).
@@ -81,6 +83,7 @@ pub mod part;
 pub mod plan;
 pub mod progress;
 pub mod prompt;
+pub mod recheck;
 pub mod relay;
 pub mod report;
 pub mod short_hash;

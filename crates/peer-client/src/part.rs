@@ -71,9 +71,15 @@ impl Groups {
         group < self.count && self.bits[(group / 8) as usize] & (1 << (group % 8)) != 0
     }
 
-    fn set(&mut self, group: u64) {
+    pub fn set(&mut self, group: u64) {
         if group < self.count {
             self.bits[(group / 8) as usize] |= 1 << (group % 8);
+        }
+    }
+
+    pub fn unset(&mut self, group: u64) {
+        if group < self.count {
+            self.bits[(group / 8) as usize] &= !(1 << (group % 8));
         }
     }
 
@@ -498,12 +504,26 @@ impl Part {
         if let Some(record) = state.record.as_mut() {
             for r in ranges {
                 for g in r.offset / CHUNK_GROUP..r.end().div_ceil(CHUNK_GROUP) {
-                    if g < record.groups.count {
-                        record.groups.bits[(g / 8) as usize] &= !(1 << (g % 8));
-                    }
+                    record.groups.unset(g);
                 }
             }
             let _ = save(&self.rec_path, &mut state);
+        }
+    }
+
+    /// The groups the record marks now (kept, or written in this run), or
+    /// None before the content is known.
+    pub fn groups(&self) -> Option<Groups> {
+        let state = self.live.lock();
+        state.record.as_ref().map(|r| r.groups.clone())
+    }
+
+    /// What is still to be fetched: the ranges of unmarked groups.
+    pub fn missing(&self) -> Vec<ByteRange> {
+        let state = self.live.lock();
+        match state.record.as_ref() {
+            Some(r) => r.groups.runs(r.size, false),
+            None => Vec::new(),
         }
     }
 
@@ -581,26 +601,52 @@ impl Drop for Part {
 }
 
 /// Writes the record beside its part: to a new file renamed over the old
-/// one, so that the record on disk is always whole.
+/// one, so that the record on disk is always whole. On a full disk there
+/// may be no room for the new file: the old one is then overwritten in
+/// place, which needs no new space (a record keeps its length for one
+/// content); a write torn by a crash fails the record's checksum, and the
+/// next run starts over rather than trust it.
 fn save(rec_path: &Path, state: &mut LiveState) -> io::Result<()> {
     let Some(record) = state.record.as_ref() else {
         return Ok(());
     };
+    let bytes = record.encode();
     let mut tmp = rec_path.as_os_str().to_owned();
     tmp.push(".new");
     let tmp = PathBuf::from(tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o666)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(&record.encode())?;
-    drop(f);
-    std::fs::rename(&tmp, rec_path)?;
+    let renamed = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, rec_path)
+    })();
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_file(&tmp);
+        if !no_room(&e) {
+            return Err(e);
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(rec_path)?;
+        if f.metadata()?.len() != bytes.len() as u64 {
+            return Err(e);
+        }
+        f.write_all_at(&bytes, 0)?;
+    }
     state.saved = Instant::now();
     Ok(())
+}
+
+/// A full disk or an exhausted quota.
+fn no_room(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// Takes an exclusive flock on `file` without waiting; false when another

@@ -22,7 +22,7 @@ use std::thread;
 
 use net::Prefetch;
 use net::exchange::{Connection, Finish};
-use proto::content::{ByteRange, RangeDecoder, RangeError, StreamSource, encoded_len};
+use proto::content::{ByteRange, CHUNK_GROUP, RangeDecoder, RangeError, StreamSource, encoded_len};
 use proto::{ContentHash, FileHeader, ProtoError, RangeHeader, Target};
 
 use crate::failure::{Failed, Why};
@@ -205,6 +205,47 @@ pub fn prove_size(mut conn: Connection, header: &RangeHeader) -> Result<(), Fail
     drop(decoder);
     let _ = conn.finish();
     Ok(())
+}
+
+/// Reads the proof of one chunk group (the answer to a one-group range):
+/// its hash pairs and its bytes, unchecked, for [`crate::recheck`], which
+/// checks them against the content's tree. At most one group and a pair
+/// per tree level.
+pub fn group_proof(mut conn: Connection, header: &RangeHeader) -> Result<Vec<u8>, Failed> {
+    let Some(range) = header.range().filter(|r| r.len <= CHUNK_GROUP) else {
+        return Err(Failed::new(
+            Failure::Lied,
+            Why::Refused("its range is not one chunk group".into()),
+        ));
+    };
+    let len = encoded_len(header.size, range);
+    let mut proof = Vec::with_capacity(len as usize);
+    let read = conn.body(len).read_to_end(&mut proof);
+    match read {
+        Ok(_) if proof.len() as u64 == len => {}
+        Ok(_) => {
+            return Err(Failed::new(
+                Failure::Broken,
+                Why::Broken {
+                    at: range.offset,
+                    why: "truncated: the node closed the connection early".into(),
+                },
+            ));
+        }
+        Err(e) => {
+            return Err(Failed::new(
+                Failure::Broken,
+                Why::Broken {
+                    at: range.offset,
+                    why: ProtoError::from(e).to_string(),
+                },
+            ));
+        }
+    }
+    if conn.finish() == Finish::ExtraBytes {
+        tracing::warn!("a node sent more bytes than its proof; they were ignored");
+    }
+    Ok(proof)
 }
 
 /// Reads the body that follows `answer` on `conn` and hands what passes to
