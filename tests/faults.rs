@@ -10,12 +10,11 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Relay, Run};
+use harness::{Client, Node, Relay, Run};
 use net::exchange::{self, Timeouts};
 use proto::{
     ErrorKind, FileHeader, MAX_LIST_NODES, NodeEntry, Registration, Request, Response, frame,
@@ -59,62 +58,6 @@ fn share(dirs: &[&Path], name: &str, content: &[u8]) {
     for dir in &dirs[1..] {
         fs::create_dir_all(dir).unwrap();
         fs::hard_link(&first, dir.join(name)).unwrap();
-    }
-}
-
-/// A client process the test drives by hand; killed on drop.
-struct Client {
-    child: Child,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Client {
-    /// `peer-client` against `relay` with `args`, stdout piped to the test.
-    fn start(relay: &Relay, args: &[&str]) -> Client {
-        let mut cmd = harness::client(relay.port());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cannot start peer-client");
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Client {
-            child,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
-    }
-
-    /// Waits for the exit (with a deadline); returns the code and stderr.
-    fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + CLIENT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the client did not finish");
-            thread::sleep(Duration::from_millis(5));
-        };
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        (status.code().unwrap_or(-1), stderr)
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

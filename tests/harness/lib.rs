@@ -3,11 +3,16 @@
 //! for readiness by reading their output (never by sleeping), gives each test
 //! its own temp dir, and kills every child on drop, also when a test panics.
 //!
+//! [`Client`] is a client the test drives by hand (signals mid-transfer).
+//!
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
 //! bridge, routers with NAT, shaped links).
 
 pub mod delay;
+mod driven;
 pub mod netns;
+
+pub use driven::Client;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
