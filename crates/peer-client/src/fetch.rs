@@ -31,7 +31,7 @@ use proto::content::ByteRange;
 
 use crate::dial::Dialer;
 pub use crate::find::Want;
-use crate::find::{self, NoHolder, Opening};
+use crate::find::{self, Misses, NoHolder, Opening};
 use crate::holder::Holder;
 use crate::output::{Output, SinkError};
 use crate::part::{Kept, human};
@@ -65,7 +65,8 @@ pub enum Fetched {
 
 /// Fetches what `want` names from `nodes` (in the order the sources gave
 /// them; a miss speaks for `active` nodes) with up to `sources` workers,
-/// into `out`. Nothing written and no
+/// into `out`; the holders that do not have it spend `misses` (shared by
+/// the fetch's attempts). Nothing written and no
 /// holder found ends as [`Fetched::Nothing`], so the caller may try another
 /// version.
 pub fn fetch(
@@ -74,6 +75,7 @@ pub fn fetch(
     active: usize,
     dialer: &Dialer,
     sources: usize,
+    misses: &Misses,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
@@ -89,11 +91,13 @@ pub fn fetch(
     } else {
         Opening::Whole
     };
-    let found = match find::first(want, &holders, opening, dialer, report) {
+    let found = match find::first(want, &holders, opening, dialer, misses, report) {
         Ok(found) => found,
         // An older node may still serve the file whole: one worker asks the
         // holders in turn (and reports each one again).
-        Err(NoHolder::OlderNodes) => return fetch(want, nodes, active, dialer, 1, out, report),
+        Err(NoHolder::OlderNodes) => {
+            return fetch(want, nodes, active, dialer, 1, misses, out, report);
+        }
         Err(NoHolder::Missing) => {
             report.missing(&format!(
                 "{}: not found on any of {}",
@@ -134,6 +138,7 @@ pub fn fetch(
             holders,
             opened,
             dialer,
+            misses,
             report,
             progress: &progress,
         };

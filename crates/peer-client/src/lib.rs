@@ -365,6 +365,7 @@ impl Session {
             ..self.dialer()
         };
         let mut fetched = Fetched::Nothing;
+        let misses = find::Misses::default();
         for attempt in holders.attempts(name, &target) {
             if !matches!(fetched, Fetched::Nothing) {
                 break;
@@ -378,6 +379,7 @@ impl Session {
                 attempt.active,
                 &dialer,
                 self.sources,
+                &misses,
                 &mut out,
                 &self.report,
             );

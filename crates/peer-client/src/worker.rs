@@ -30,7 +30,7 @@ use proto::Target;
 
 use crate::dial::Dialer;
 use crate::failure::{Failed, Why};
-use crate::find::{Opened, Want};
+use crate::find::{Misses, Opened, Want};
 use crate::holder::{self, Holder};
 use crate::output::{Delivery, Output, Ring, SinkError, WINDOW};
 use crate::plan::{Assignment, Claim, Failure, Next, Plan, SourceId};
@@ -53,6 +53,8 @@ pub struct Job<'a> {
     /// The first holder's open exchange, for its first range.
     pub opened: Option<Opened>,
     pub dialer: &'a Dialer,
+    /// Time spent on holders that do not have the content, and its bound.
+    pub misses: &'a Misses,
     pub report: &'a Report,
     pub progress: &'a Progress,
 }
@@ -209,9 +211,18 @@ impl<'a> Crew<'a> {
         self.changed.notify_all();
     }
 
+    /// The next holder to ask, if any: none once the holders that do not
+    /// have the content took the fetch's bound (said once).
     fn take_holder(&self) -> Option<SourceId> {
         let mut state = self.lock();
         if state.is_over() {
+            return None;
+        }
+        if self.job.misses.exhausted() {
+            drop(state);
+            if let Some(line) = self.job.misses.line(&self.job.want.name(), 0) {
+                self.job.report.status(&line);
+            }
             return None;
         }
         state.plan.take_holder()
@@ -237,7 +248,15 @@ impl<'a> Crew<'a> {
                     }
                 }
             };
+            let asked = std::time::Instant::now();
             let result = self.fetch(holder, &assignment, &mut by_name);
+            if let Err(Failed {
+                kind: Failure::NotHere,
+                ..
+            }) = &result
+            {
+                self.job.misses.spend(asked.elapsed());
+            }
             let mut state = self.lock();
             state.inflight.remove(&assignment.id);
             let cut = state.cut.remove(&assignment.id);
