@@ -527,3 +527,112 @@ fn a_relay_sending_an_oversized_frame_or_http_is_refused() {
     assert_eq!(out.code(), 2, "{}", out.stderr);
     assert!(out.stderr.contains("(HTTP)"), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------
+// Holders whose files change during a fetch.
+
+/// 64 MiB unlike [`big_content`]: another version of big.bin.
+fn other_content() -> Vec<u8> {
+    big_content().iter().map(|b| b ^ 0x5a).collect()
+}
+
+/// Two nodes share big.bin. Once the client's part holds some bytes, it is
+/// frozen, and each node's big.bin is replaced (another version written
+/// beside it and renamed over it, as editors and `rsync` do). Thawed, the
+/// client finds that no holder has the content any more: one line says so,
+/// exit 1, and nothing is left at the target, not even the part (issue 24:
+/// it used to say `not on X` for each, then `incomplete, N of M bytes; no
+/// other node could continue`, and keep the part for a resume that cannot
+/// come).
+#[test]
+fn a_file_changed_on_every_holder_during_the_transfer_is_said_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tmp.path().join("node1"), tmp.path().join("node2"));
+    share(&[&d1, &d2], "big.bin", big_content());
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("big.bin");
+    let relay = Relay::start(&[]);
+    let _node1 = Node::start(&relay, &d1, &[]).until_indexed();
+    let _node2 = Node::start(&relay, &d2, &[]).until_indexed();
+
+    let client = Client::start(&relay, &["big.bin", "-o", target.to_str().unwrap()]);
+    until_partial(&out);
+    client.signal(libc::SIGSTOP);
+    assert!(!target.exists(), "the transfer ended early");
+    let other = other_content();
+    for dir in [&d1, &d2] {
+        fs::write(dir.join(".big.bin.new"), &other).unwrap();
+        fs::rename(dir.join(".big.bin.new"), dir.join("big.bin")).unwrap();
+    }
+    client.signal(libc::SIGCONT);
+    let (code, stderr) = client.finish();
+
+    assert_eq!(code, 1, "{stderr}");
+    let hash = proto::ContentHash::of(big_content());
+    let line = format!(
+        "big.bin changed on every holder during the transfer (blake3 {} is no longer held); \
+         nothing saved",
+        hash.short()
+    );
+    assert!(stderr.contains(&line), "no {line:?} in:\n{stderr}");
+    assert!(stderr.contains("'s copy changed during the transfer"), "{stderr}");
+    assert!(!stderr.contains("incomplete"), "{stderr}");
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+    assert!(!stderr.contains("resume"), "{stderr}");
+    assert_eq!(leftovers(&out), Vec::<PathBuf>::new(), "files were left");
+}
+
+/// One node, one worker. While the client is frozen mid-transfer, the node's
+/// file is rewritten in place (the same file, other bytes), so the rest of
+/// the stream fails the proof. The node, asked again, no longer has the
+/// content: the client says its copy changed, not that it sent corrupt
+/// data.
+#[test]
+fn a_file_rewritten_in_place_mid_transfer_is_changed_not_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d1 = tmp.path().join("node1");
+    share(&[&d1], "big.bin", big_content());
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("big.bin");
+    let relay = Relay::start(&[]);
+    let node = Node::start(&relay, &d1, &[]).until_indexed();
+
+    let client = Client::start(
+        &relay,
+        &["big.bin", "-o", target.to_str().unwrap(), "--sources", "1"],
+    );
+    until_partial(&out);
+    client.signal(libc::SIGSTOP);
+    assert!(!target.exists(), "the transfer ended early");
+    {
+        // In place: no truncation, no new file, the same inode.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .open(d1.join("big.bin"))
+            .unwrap();
+        file.write_all(&other_content()).unwrap();
+        file.sync_all().unwrap();
+    }
+    client.signal(libc::SIGCONT);
+    let (code, stderr) = client.finish();
+
+    assert_eq!(code, 1, "{stderr}\nnode:\n{}", node.proc.log());
+    let hash = proto::ContentHash::of(big_content());
+    let said = format!(
+        "'s copy changed during the transfer: it no longer holds blake3 {}",
+        hash.short()
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&said))
+        .unwrap_or_else(|| panic!("no {said:?} in:\n{stderr}"));
+    assert!(line.contains(&node.listed.to_string()), "{line}");
+    assert!(!stderr.contains("corrupt data"), "{stderr}");
+    assert!(
+        stderr.contains("big.bin changed on every holder during the transfer"),
+        "{stderr}"
+    );
+    assert!(!target.exists());
+}

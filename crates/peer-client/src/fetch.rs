@@ -61,6 +61,9 @@ pub enum Fetched {
     NotText,
     /// The output refused the bytes; the reason is already reported.
     OutputFailed,
+    /// Every holder's copy changed during the transfer: the content is held
+    /// nowhere now, and what was received is of no use (said here).
+    Changed,
 }
 
 /// Fetches what `want` names from `nodes` (in the order the sources gave
@@ -181,7 +184,25 @@ pub fn fetch(
             report.status(&found_line(&plan, holders, content, workers, dialer));
             Fetched::Found { size }
         }
-        Ended::Incomplete if plan.claimed() == 0 => {
+        Ended::Changed if plan.claimed() > 0 && content.hash().is_some() => {
+            progress.abandon();
+            let hash = content.hash().map(|h| h.short()).unwrap_or_default();
+            // The part holds bytes of a content no node has now: not kept
+            // for a resume that cannot come.
+            if let Some(part) = out.positioned() {
+                part.unmark(&[ByteRange {
+                    offset: 0,
+                    len: size,
+                }]);
+            }
+            report.missing(&format!(
+                "{} changed on every holder during the transfer (blake3 {hash} is no longer \
+                 held); nothing saved",
+                want.name()
+            ));
+            Fetched::Changed
+        }
+        Ended::Incomplete | Ended::Changed if plan.claimed() == 0 => {
             progress.abandon();
             report.missing(&format!(
                 "{}: not found on any of {}",
@@ -190,7 +211,7 @@ pub fn fetch(
             ));
             Fetched::Nothing
         }
-        Ended::Incomplete => {
+        Ended::Incomplete | Ended::Changed => {
             progress.abandon();
             let holders = match content.hash() {
                 Some(hash) => format!("; no other node could continue blake3 {}", hash.short()),

@@ -567,6 +567,16 @@ impl Session {
                 }
                 EXIT_MISSING
             }
+            // Said already; a part kept is of a content held nowhere now.
+            // Bytes already printed are said, as they cannot be taken back.
+            Fetched::Changed => {
+                if out.positioned().is_none()
+                    && let Some(line) = out.abandoned_line(name)
+                {
+                    self.report.error(&line);
+                }
+                EXIT_MISSING
+            }
         }
     }
 

@@ -64,6 +64,9 @@ pub enum Ended {
     Complete,
     /// Every holder failed before every byte was claimed.
     Incomplete,
+    /// As `Incomplete`, and some holder's copy changed during the fetch
+    /// while none of the others has the content: it is held nowhere now.
+    Changed,
     /// The output refused bytes.
     Output(SinkError),
 }
@@ -122,6 +125,12 @@ struct State {
     writing: usize,
     /// Workers still running.
     threads: usize,
+    /// Each holder that failed: whether its last failure was that it does
+    /// not have the content (any more), so that the end can say it is held
+    /// nowhere now.
+    last_failed: HashMap<SourceId, bool>,
+    /// Some holder's copy changed during the fetch.
+    changed: bool,
     /// The fetch is over (complete, or given up): workers stop.
     over: bool,
     /// Why the output refused bytes, if it did.
@@ -151,6 +160,8 @@ impl<'a> Crew<'a> {
                 cut: HashSet::new(),
                 writing: 0,
                 threads: workers,
+                last_failed: HashMap::new(),
+                changed: false,
                 over: false,
                 output: None,
             }),
@@ -249,7 +260,9 @@ impl<'a> Crew<'a> {
                 }
             };
             let asked = std::time::Instant::now();
-            let result = self.fetch(holder, &assignment, &mut by_name);
+            let result = self
+                .fetch(holder, &assignment, &mut by_name)
+                .map_err(|failed| self.corrupt_or_changed(source, holder, failed));
             if let Err(Failed {
                 kind: Failure::NotHere,
                 ..
@@ -273,6 +286,10 @@ impl<'a> Crew<'a> {
                     None
                 }
                 Err(failed) => {
+                    let changed = matches!(failed.why, Why::Changed(_));
+                    let gone = changed || matches!(failed.why, Why::NotHere);
+                    state.last_failed.insert(source, gone);
+                    state.changed |= changed;
                     let alive = state.plan.failed(&assignment, failed.kind);
                     Some(self.failure_line(holder, &assignment, &failed, alive))
                 }
@@ -350,6 +367,41 @@ impl<'a> Crew<'a> {
         verify::receive(conn, &answer, !self.several, |at, bytes| {
             self.deliver(a, at, bytes)
         })
+    }
+
+    /// What a holder's failure means once the content is known: a holder
+    /// that had it (it answered for it first, or gave bytes of it) and now
+    /// does not find it, or that sent bytes failing the proof and then no
+    /// longer has the content (asked once more, for an empty range by
+    /// hash), has a copy that changed under its node, not a lie. A holder
+    /// that still has it sent corrupt bytes.
+    fn corrupt_or_changed(&self, source: SourceId, holder: &Holder, failed: Failed) -> Failed {
+        let Some(hash) = self.job.content.hash() else {
+            return failed;
+        };
+        let changed = || Failed::new(Failure::NotHere, Why::Changed(hash.short()));
+        match failed.why {
+            Why::NotHere => {
+                let gave = self.lock().plan.contributions().get(source).copied();
+                if source == 0 || gave.is_some_and(|bytes| bytes > 0) {
+                    changed()
+                } else {
+                    failed
+                }
+            }
+            Why::Corrupt(_) => {
+                let Ok(mut conn) = holder.connect(self.job.dialer) else {
+                    return failed;
+                };
+                match holder::ask_range(&mut conn, &Target::Hash(hash), 0, 0) {
+                    Err(Failed {
+                        why: Why::NotHere, ..
+                    }) => changed(),
+                    _ => failed,
+                }
+            }
+            _ => failed,
+        }
     }
 
     /// The first holder's open exchange, for the first range of the fetch.
@@ -480,6 +532,19 @@ impl<'a> Crew<'a> {
         true
     }
 
+    /// How a fetch that no holder can finish ended: [`Ended::Changed`] when
+    /// some holder's copy changed during it and no holder has the content
+    /// any more (each one's last failure says so).
+    fn incomplete(&self, state: &State) -> Ended {
+        let holders = self.job.holders.len();
+        let gone = (0..holders).all(|h| state.last_failed.get(&h) == Some(&true));
+        if state.changed && gone {
+            Ended::Changed
+        } else {
+            Ended::Incomplete
+        }
+    }
+
     /// For an output the workers write themselves: waits until every byte
     /// is claimed and written (the workers are joined before the file is
     /// committed), or the fetch cannot go on.
@@ -493,7 +558,7 @@ impl<'a> Crew<'a> {
                 return Ended::Complete;
             }
             if state.threads == 0 {
-                return Ended::Incomplete;
+                return self.incomplete(&state);
             }
             state = self.wait(state);
         }
@@ -527,7 +592,7 @@ impl<'a> Crew<'a> {
                         return Ended::Complete;
                     }
                     if state.threads == 0 {
-                        return Ended::Incomplete;
+                        return self.incomplete(&state);
                     }
                     state = self.wait(state);
                 }
