@@ -636,3 +636,123 @@ fn a_file_rewritten_in_place_mid_transfer_is_changed_not_corrupt() {
     );
     assert!(!target.exists());
 }
+
+// ---------------------------------------------------------------------------
+// Relays that list many holders, and older relays.
+
+/// A fake relay that answers each request with what `answer` makes of it.
+fn scripted_relay(answer: impl Fn(Request) -> Response + Send + Sync + Copy + 'static) -> u16 {
+    fake_server(move |mut stream| {
+        stream.set_read_timeout(Some(CLIENT)).unwrap();
+        if let Ok(request) = frame::read::<Request>(&mut stream) {
+            let _ = stream.write_all(&frame::encode(&answer(request)).unwrap());
+        }
+    })
+    .port()
+}
+
+/// A node that holds nothing and takes a second to say so, as a real node
+/// asked for a hash it does not hold may wait for its rescan.
+fn slow_miss(mut stream: TcpStream) {
+    stream.set_read_timeout(Some(CLIENT)).unwrap();
+    if frame::read::<Request>(&mut stream).is_ok() {
+        thread::sleep(Duration::from_secs(1));
+        let _ = stream.write_all(&frame::encode(&Response::NotFound).unwrap());
+    }
+}
+
+/// A relay names 40 holders of big.bin, each a node that takes a second to
+/// say it does not have it. The client gives up on them after its bound of
+/// 10 s in all, says so in one line, and exits 1 (issue 24: each holder was
+/// asked, 40 s; a thousand would take a thousand).
+#[test]
+fn the_time_spent_on_holders_that_miss_is_bounded() {
+    static HOLDERS: OnceLock<Vec<SocketAddr>> = OnceLock::new();
+    HOLDERS.get_or_init(|| (0..40).map(|_| fake_server(slow_miss)).collect());
+    let port = scripted_relay(|request| {
+        let holders = HOLDERS.get().unwrap();
+        match request {
+            Request::WhoHasLong(_) => Response::HoldersLong(proto::HolderListLong {
+                nodes: holders.len() as u32,
+                holders: holders
+                    .iter()
+                    .map(|&addr| proto::HolderLong {
+                        addr,
+                        name: "big.bin".into(),
+                        size: BIG as u64,
+                        hash: Some(proto::ContentHash::of(b"held by nobody")),
+                    })
+                    .collect(),
+                unindexed: Vec::new(),
+                truncated: false,
+            }),
+            Request::ListNodesLong => Response::NodesLong(
+                holders
+                    .iter()
+                    .map(|&addr| proto::NodeInfo {
+                        addr,
+                        age_secs: 0,
+                        mode: proto::NodeMode::Direct,
+                        key: None,
+                    })
+                    .collect(),
+            ),
+            _ => Response::error(ErrorKind::BadRequest, "not in this script"),
+        }
+    });
+    let mut cmd = harness::client(port);
+    cmd.arg("big.bin");
+    let started = Instant::now();
+    let out = harness::run(cmd, b"", CLIENT);
+    let took = started.elapsed();
+
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let cut: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("spent on holders that do not have it"))
+        .collect();
+    assert_eq!(cut.len(), 1, "{}", out.stderr);
+    assert!(
+        cut[0].starts_with("big.bin: not asking the other ")
+            && cut[0].ends_with(" (at most 10 s per fetch)"),
+        "{}",
+        cut[0]
+    );
+    let asked = out.stderr.matches("not on ").count();
+    assert!((10..=12).contains(&asked), "{asked} asked:\n{}", out.stderr);
+    assert!(took < Duration::from_secs(30), "took {took:?}:\n{}", out.stderr);
+}
+
+/// A relay that knows only the first form of who-has (it answers
+/// `WhoHasLong` as an unknown tag): the client asks `WhoHas` and fetches
+/// from the holder it names. The relay here is a real one behind a proxy
+/// that refuses the second form.
+#[test]
+fn a_relay_without_the_second_form_of_who_has_is_asked_the_first() {
+    static RELAY: OnceLock<SocketAddr> = OnceLock::new();
+    static FIRST_FORM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    share(&[&dir], "small.txt", &small_content());
+    let relay = Relay::start(&[]);
+    let _node = Node::start(&relay, &dir, &[]).until_indexed();
+    RELAY.set(relay.addr).unwrap();
+    let port = scripted_relay(|request| match request {
+        Request::WhoHasLong(_) => Response::error(ErrorKind::BadRequest, "unknown request tag 17"),
+        request => {
+            if matches!(request, Request::WhoHas(_)) {
+                FIRST_FORM.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            exchange::call(*RELAY.get().unwrap(), &request, &Timeouts::default())
+                .unwrap_or_else(|e| Response::error(ErrorKind::Internal, e.to_string()))
+        }
+    });
+    let mut cmd = harness::client(port);
+    cmd.arg("small.txt");
+    let out = harness::run(cmd, b"", CLIENT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == small_content(), "{}", out.stderr);
+    assert_eq!(FIRST_FORM.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(!out.stderr.contains("keeps no index"), "{}", out.stderr);
+}

@@ -367,7 +367,8 @@ impl Session {
         let mut fetched = Fetched::Nothing;
         let misses = find::Misses::default();
         for attempt in holders.attempts(name, &target) {
-            if !matches!(fetched, Fetched::Nothing) {
+            // Found, or the holders that do not have it took the bound.
+            if !matches!(fetched, Fetched::Nothing) || misses.exhausted() {
                 break;
             }
             if let Some(note) = &attempt.note {
