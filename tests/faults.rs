@@ -576,7 +576,10 @@ fn a_file_changed_on_every_holder_during_the_transfer_is_said_so() {
         hash.short()
     );
     assert!(stderr.contains(&line), "no {line:?} in:\n{stderr}");
-    assert!(stderr.contains("'s copy changed during the transfer"), "{stderr}");
+    assert!(
+        stderr.contains("'s copy changed during the transfer"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("incomplete"), "{stderr}");
     assert!(!stderr.contains("corrupt"), "{stderr}");
     assert!(!stderr.contains("resume"), "{stderr}");
@@ -721,7 +724,11 @@ fn the_time_spent_on_holders_that_miss_is_bounded() {
     );
     let asked = out.stderr.matches("not on ").count();
     assert!((10..=12).contains(&asked), "{asked} asked:\n{}", out.stderr);
-    assert!(took < Duration::from_secs(30), "took {took:?}:\n{}", out.stderr);
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}:\n{}",
+        out.stderr
+    );
 }
 
 /// A relay that knows only the first form of who-has (it answers

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use harness::{Node, READY, Relay, run};
+use harness::{FakeNode, Node, READY, Relay, run};
 
 /// 32 MiB whose bytes depend on `seed`, so no two files share a content.
 fn content(seed: u8) -> Vec<u8> {
@@ -60,4 +60,34 @@ fn a_file_written_is_found_at_once_twenty_times_in_a_row() {
     node.proc
         .wait_for("1 of them still being hashed here", READY);
     relay.proc.wait_for("1 still hashing it", READY);
+}
+
+/// `--list` answers from the relay's index, which has no catalog from a
+/// node that just started (or an older node): the listing says how many
+/// such nodes it left out, and how to ask them (issue 24: they were left
+/// out without a word).
+#[test]
+fn a_listing_says_which_nodes_sent_no_catalog_yet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("a.txt"), b"listed\n").unwrap();
+    let relay = Relay::start(&[]);
+    let _node = Node::start(&relay, &dir, &[]).until_indexed();
+    // Registered, and never sends a catalog.
+    let _silent = FakeNode::start(&relay, |_| harness::frame_of(&proto::Response::NotFound));
+
+    let mut cmd = harness::client(relay.port());
+    cmd.arg("--list");
+    let got = run(cmd, b"", Duration::from_secs(60));
+    assert_eq!(got.code(), 0, "{}", got.stderr);
+    assert!(got.stdout_text().contains("a.txt"), "{}", got.stdout_text());
+    assert!(
+        got.stderr.contains(
+            "1 active node sent the relay no catalog yet (just started, or older) and is not \
+             listed; `--list --nodes` asks every node"
+        ),
+        "{}",
+        got.stderr
+    );
 }

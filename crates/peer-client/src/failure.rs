@@ -143,9 +143,7 @@ mod tests {
         );
         assert_eq!(
             line(Why::Changed("3f2a9c1e".into())),
-            format!(
-                "{L}'s copy changed during the transfer: it no longer holds blake3 3f2a9c1e"
-            )
+            format!("{L}'s copy changed during the transfer: it no longer holds blake3 3f2a9c1e")
         );
     }
 

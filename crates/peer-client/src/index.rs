@@ -92,6 +92,16 @@ fn long_form(list: HolderList) -> HolderListLong {
     }
 }
 
+/// How many active nodes sent no catalog yet (just started, or older
+/// nodes), and whether there are more than the answer names: the index
+/// cannot list their files. Every who-has answer names them; this one asks
+/// for a content nobody holds (the all-zero hash). None from a relay
+/// without an index.
+pub fn uncataloged(relay: &Relay) -> anyhow::Result<Option<(usize, bool)>> {
+    let nothing = Target::Hash(proto::ContentHash([0; 32]));
+    Ok(who_has(relay, &nothing)?.map(|list| (list.unindexed.len(), list.truncated)))
+}
+
 /// Names containing `text`; None from an older relay.
 pub fn search(relay: &Relay, text: &str, limit: u32) -> anyhow::Result<Option<SearchResults>> {
     let query = SearchQuery {

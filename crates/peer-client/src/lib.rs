@@ -264,6 +264,7 @@ impl Session {
             match index::search(&self.relay, "", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
                     listing::print_found(&found, long, "", out, &self.report);
+                    self.say_uncataloged();
                     return Ok(EXIT_OK);
                 }
                 None => self.older_relay("listing node by node")?,
@@ -275,6 +276,27 @@ impl Session {
             self.report.status("no active nodes");
         }
         Ok(EXIT_OK)
+    }
+
+    /// Says how many nodes the index's listing left out: those that sent
+    /// no catalog yet (their files are still found by name).
+    fn say_uncataloged(&self) {
+        match index::uncataloged(&self.relay) {
+            Ok(Some((0, _))) | Ok(None) => {}
+            Ok(Some((n, more))) => self.report.status(&format!(
+                "{}{} sent the relay no catalog yet (just started, or older) and {} not \
+                 listed; `{}` asks every node",
+                if more { "over " } else { "" },
+                count(n, "active node"),
+                if n == 1 && !more { "is" } else { "are" },
+                if self.at_prompt {
+                    "ls --nodes"
+                } else {
+                    "--list --nodes"
+                }
+            )),
+            Err(e) => tracing::debug!("cannot count the nodes without a catalog: {e}"),
+        }
     }
 
     /// Files whose names contain `text`, across the network.
