@@ -26,13 +26,13 @@
 //! walks the holders in turn, each from where the last one stopped; several
 //! workers share the plan's pieces between the holders at once.
 
-use proto::NodeInfo;
 use proto::content::ByteRange;
 
 use crate::dial::Dialer;
 pub use crate::find::Want;
 use crate::find::{self, Misses, NoHolder, Opening};
 use crate::holder::Holder;
+use crate::holders::Attempt;
 use crate::output::{Output, SinkError};
 use crate::part::{Kept, human};
 use crate::plan::{MIN_PIECE, Plan};
@@ -66,22 +66,27 @@ pub enum Fetched {
     Changed,
 }
 
-/// Fetches what `want` names from `nodes` (in the order the sources gave
-/// them; a miss speaks for `active` nodes) with up to `sources` workers,
-/// into `out`; the holders that do not have it spend `misses` (shared by
-/// the fetch's attempts). Nothing written and no
-/// holder found ends as [`Fetched::Nothing`], so the caller may try another
+/// Fetches what the attempt wants from its nodes (in the order the
+/// sources gave them; a miss speaks for its `active` nodes) with up to
+/// `sources` workers, into `out`; the holders that do not have it spend
+/// `misses` (shared by the fetch's attempts). Nothing written and no holder
+/// found ends as [`Fetched::Nothing`], so the caller may try another
 /// version.
 pub fn fetch(
-    want: &Want,
-    nodes: &[NodeInfo],
-    active: usize,
+    attempt: &Attempt,
     dialer: &Dialer,
     sources: usize,
     misses: &Misses,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
+    let Attempt {
+        want,
+        nodes,
+        active,
+        ..
+    } = attempt;
+    let active = *active;
     if nodes.is_empty() {
         report.status("no active nodes: start a peer-node, or check the relay address");
         return Fetched::Missing;
@@ -99,7 +104,7 @@ pub fn fetch(
         // An older node may still serve the file whole: one worker asks the
         // holders in turn (and reports each one again).
         Err(NoHolder::OlderNodes) => {
-            return fetch(want, nodes, active, dialer, 1, misses, out, report);
+            return fetch(attempt, dialer, 1, misses, out, report);
         }
         Err(NoHolder::Missing) => {
             report.missing(&format!(

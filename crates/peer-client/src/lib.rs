@@ -397,9 +397,7 @@ impl Session {
                 self.report.status(note);
             }
             fetched = fetch::fetch(
-                &attempt.want,
-                &attempt.nodes,
-                attempt.active,
+                &attempt,
                 &dialer,
                 self.sources,
                 &misses,
