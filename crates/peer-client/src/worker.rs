@@ -379,24 +379,25 @@ impl<'a> Crew<'a> {
         let Some(hash) = self.job.content.hash() else {
             return failed;
         };
-        let changed = || Failed::new(Failure::NotHere, Why::Changed(hash.short()));
-        match failed.why {
+        let gone = format!("it no longer holds blake3 {}", hash.short());
+        let changed = |text| Failed::new(Failure::NotHere, Why::Changed(text));
+        match &failed.why {
             Why::NotHere => {
                 let gave = self.lock().plan.contributions().get(source).copied();
                 if source == 0 || gave.is_some_and(|bytes| bytes > 0) {
-                    changed()
+                    changed(gone)
                 } else {
                     failed
                 }
             }
-            Why::Corrupt(_) => {
+            Why::Corrupt(why) => {
                 let Ok(mut conn) = holder.connect(self.job.dialer) else {
                     return failed;
                 };
                 match holder::ask_range(&mut conn, &Target::Hash(hash), 0, 0) {
                     Err(Failed {
                         why: Why::NotHere, ..
-                    }) => changed(),
+                    }) => changed(format!("{why}; {gone}")),
                     _ => failed,
                 }
             }
