@@ -763,3 +763,46 @@ fn a_relay_without_the_second_form_of_who_has_is_asked_the_first() {
     assert_eq!(FIRST_FORM.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert!(!out.stderr.contains("keeps no index"), "{}", out.stderr);
 }
+
+/// A relay names the one holder of small.txt without a hash, as a node
+/// still hashing a file just written is named in `HoldersLong`: the client
+/// asks that node by name and fetches it (the relay here is a real one
+/// behind a proxy that drops the hashes from its answers).
+#[test]
+fn a_holder_still_hashing_is_asked_by_name() {
+    static RELAY: OnceLock<SocketAddr> = OnceLock::new();
+    static HASHLESS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    share(&[&dir], "small.txt", &small_content());
+    let relay = Relay::start(&[]);
+    let _node = Node::start(&relay, &dir, &[]).until_indexed();
+    RELAY.set(relay.addr).unwrap();
+    let port = scripted_relay(|request| {
+        let answer = exchange::call(*RELAY.get().unwrap(), &request, &Timeouts::default())
+            .unwrap_or_else(|e| Response::error(ErrorKind::Internal, e.to_string()));
+        match answer {
+            Response::HoldersLong(mut list) => {
+                assert_eq!(list.holders.len(), 1, "{list:?}");
+                for holder in &mut list.holders {
+                    holder.hash = None;
+                }
+                HASHLESS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Response::HoldersLong(list)
+            }
+            other => other,
+        }
+    });
+    let mut cmd = harness::client(port);
+    cmd.arg("small.txt");
+    let out = harness::run(cmd, b"", CLIENT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == small_content(), "{}", out.stderr);
+    assert!(out.stderr.contains("found on"), "{}", out.stderr);
+    assert!(!out.stderr.contains("not found"), "{}", out.stderr);
+    assert_eq!(
+        HASHLESS.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the client asked the second form of who-has once"
+    );
+}
