@@ -55,8 +55,10 @@ impl Want {
 }
 
 /// Most time one fetch spends on holders that turn out not to have the
-/// content (they answer not-found, hold another version, or cannot be
-/// reached), in all: ten holders that each wait a second for their rescan.
+/// content (they answer not-found, or hold another version), in all: ten
+/// holders that each wait a second for their rescan. A holder that cannot
+/// be reached is not counted: its own timeouts bound it, and a dead node
+/// listed first must not keep the client from the live one after it.
 pub const MISS_BUDGET: Duration = Duration::from_secs(10);
 
 /// The time a fetch spent on holders that did not have the content, across
@@ -176,7 +178,11 @@ pub fn first(
         }
         let asked = Instant::now();
         let opened = open(want, holder, opening, dialer);
-        if opened.is_err() {
+        if let Err(Failed {
+            why: Why::NotHere | Why::AnotherVersion(_),
+            ..
+        }) = &opened
+        {
             misses.spend(asked.elapsed());
         }
         match opened {
