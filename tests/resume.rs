@@ -4,14 +4,12 @@
 //! an unreadable record still end in the right file, never a mix.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{Node, Relay, Run};
+use harness::{Client, Node, Relay, Run};
 use peer_client::part::{self, Record};
 use proto::ContentHash;
 use proto::content::{ByteRange, CHUNK_GROUP};
@@ -48,65 +46,6 @@ fn mid() -> &'static [u8] {
 fn share(dir: &Path, name: &str, content: &[u8]) {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join(name), content).unwrap();
-}
-
-/// A client process the test drives by hand; killed on drop.
-struct Client {
-    child: Child,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Client {
-    fn start(relay: &Relay, args: &[&str]) -> Client {
-        let mut cmd = harness::client(relay.port());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cannot start peer-client");
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Client {
-            child,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
-    }
-
-    /// Waits for the exit; (code, or -signal; stderr).
-    fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + CLIENT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the client did not finish");
-            thread::sleep(Duration::from_millis(5));
-        };
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        let code = status
-            .code()
-            .unwrap_or_else(|| -status.signal().unwrap_or(0));
-        (code, stderr)
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -3,13 +3,18 @@
 //! for readiness by reading their output (never by sleeping), gives each test
 //! its own temp dir, and kills every child on drop, also when a test panics.
 //!
+//! [`Client`] is a client the test drives by hand (signals mid-transfer).
+//!
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
 //! bridge, routers with NAT, shaped links); [`capture`] gathers what a
 //! private network lets out (loopback captures, core dumps).
 
 pub mod capture;
 pub mod delay;
+mod driven;
 pub mod netns;
+
+pub use driven::Client;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -39,6 +39,11 @@ pub enum Why {
     AnotherVersion(String),
     /// "corrupt data from L: ...": bytes that fail the proof.
     Corrupt(String),
+    /// "L's copy changed during the transfer ...": it sent bytes that fail
+    /// the proof, or no longer has the content it was sending (a range
+    /// asked by hash once the content is known is not found): its file
+    /// changed under it. The text says what was seen.
+    Changed(String),
     /// "transfer from L failed after ...": the body stopped at byte `at`.
     Broken { at: u64, why: String },
 }
@@ -92,6 +97,7 @@ impl Failed {
             Why::NoRanges(why) => format!("{label} cannot serve by content hash: {why}"),
             Why::AnotherVersion(what) => format!("{label} holds another version ({what})"),
             Why::Corrupt(why) => format!("corrupt data from {label}: {why}"),
+            Why::Changed(what) => format!("{label}'s copy changed during the transfer: {what}"),
             Why::Broken { at, why } => match range {
                 Some((offset, len)) => format!(
                     "transfer from {label} failed after {} of {len} bytes from byte {offset}: {why}",
@@ -132,6 +138,10 @@ mod tests {
         assert_eq!(
             line(Why::Corrupt("chunk at byte 0 does not match".into())),
             format!("corrupt data from {L}: chunk at byte 0 does not match")
+        );
+        assert_eq!(
+            line(Why::Changed("it no longer holds blake3 3f2a9c1e".into())),
+            format!("{L}'s copy changed during the transfer: it no longer holds blake3 3f2a9c1e")
         );
     }
 

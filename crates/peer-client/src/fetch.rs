@@ -27,13 +27,13 @@
 //! walks the holders in turn, each from where the last one stopped; several
 //! workers share the plan's pieces between the holders at once.
 
-use proto::NodeInfo;
 use proto::content::ByteRange;
 
 use crate::dial::Dialer;
 pub use crate::find::Want;
-use crate::find::{self, NoHolder, Opening};
+use crate::find::{self, Misses, NoHolder, Opening};
 use crate::holder::Holder;
+use crate::holders::Attempt;
 use crate::output::{Output, SinkError};
 use crate::part::{Kept, human};
 use crate::plan::{MIN_PIECE, Plan};
@@ -67,22 +67,32 @@ pub enum Fetched {
     NotText,
     /// The output refused the bytes; the reason is already reported.
     OutputFailed,
+    /// Every holder's copy changed during the transfer: the content is held
+    /// nowhere now, and what was received is of no use (said here).
+    Changed,
 }
 
-/// Fetches what `want` names from `nodes` (in the order the sources gave
-/// them; a miss speaks for `active` nodes) with up to `sources` workers,
-/// into `out`. Nothing written and no
-/// holder found ends as [`Fetched::Nothing`], so the caller may try another
+/// Fetches what the attempt wants from its nodes (in the order the
+/// sources gave them; a miss speaks for its `active` nodes) with up to
+/// `sources` workers, into `out`; the holders that do not have it spend
+/// `misses` (shared by the fetch's attempts). Nothing written and no holder
+/// found ends as [`Fetched::Nothing`], so the caller may try another
 /// version.
 pub fn fetch(
-    want: &Want,
-    nodes: &[NodeInfo],
-    active: usize,
+    attempt: &Attempt,
     dialer: &Dialer,
     sources: usize,
+    misses: &Misses,
     out: &mut Output,
     report: &Report,
 ) -> Fetched {
+    let Attempt {
+        want,
+        nodes,
+        active,
+        ..
+    } = attempt;
+    let active = *active;
     if nodes.is_empty() {
         report.status("no active nodes: start a peer-node, or check the relay address");
         return Fetched::Missing;
@@ -95,11 +105,13 @@ pub fn fetch(
     } else {
         Opening::Whole
     };
-    let found = match find::first(want, &holders, opening, dialer, report) {
+    let found = match find::first(want, &holders, opening, dialer, misses, report) {
         Ok(found) => found,
         // An older node may still serve the file whole: one worker asks the
         // holders in turn (and reports each one again).
-        Err(NoHolder::OlderNodes) => return fetch(want, nodes, active, dialer, 1, out, report),
+        Err(NoHolder::OlderNodes) => {
+            return fetch(attempt, dialer, 1, misses, out, report);
+        }
         Err(NoHolder::Missing) => {
             report.missing(&format!(
                 "{}: not found on any of {}",
@@ -145,6 +157,7 @@ pub fn fetch(
             holders,
             opened,
             dialer,
+            misses,
             report,
             progress: &progress,
         };
@@ -190,7 +203,25 @@ pub fn fetch(
                 hash: content.hash(),
             }
         }
-        Ended::Incomplete if plan.claimed() == 0 => {
+        Ended::Changed if plan.claimed() > 0 && content.hash().is_some() => {
+            progress.abandon();
+            let hash = content.hash().map(|h| h.short()).unwrap_or_default();
+            // The part holds bytes of a content no node has now: not kept
+            // for a resume that cannot come.
+            if let Some(part) = out.positioned() {
+                part.unmark(&[ByteRange {
+                    offset: 0,
+                    len: size,
+                }]);
+            }
+            report.missing(&format!(
+                "{} changed on every holder during the transfer (blake3 {hash} is no longer \
+                 held); nothing saved",
+                want.name()
+            ));
+            Fetched::Changed
+        }
+        Ended::Incomplete | Ended::Changed if plan.claimed() == 0 => {
             progress.abandon();
             report.missing(&format!(
                 "{}: not found on any of {}",
@@ -199,7 +230,7 @@ pub fn fetch(
             ));
             Fetched::Nothing
         }
-        Ended::Incomplete => {
+        Ended::Incomplete | Ended::Changed => {
             progress.abandon();
             let holders = match content.hash() {
                 Some(hash) => format!("; no other node could continue blake3 {}", hash.short()),

@@ -16,6 +16,15 @@
 //!   the size cannot make honest nodes look like liars. It costs one
 //!   exchange of at most 64 KiB. Older nodes are passed over: if no holder
 //!   proves the content, the caller asks them in turn with one worker.
+//!
+//! The holders that do not have the content cost time each (a node asked
+//! for a hash it does not hold may wait for its rescan first), so a fetch
+//! spends at most [`MISS_BUDGET`] on them in all, across its attempts
+//! ([`Misses`]): a relay that lists a thousand nodes that all miss cannot
+//! hold the user for a thousand seconds.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use net::exchange::Connection;
 use proto::{ContentHash, Target};
@@ -42,6 +51,74 @@ impl Want {
             Target::Name(name) => name.clone(),
             Target::Hash(hash) => format!("blake3:{}", hash.short()),
         }
+    }
+}
+
+/// Most time one fetch spends on holders that turn out not to have the
+/// content (they answer not-found, or hold another version), in all: ten
+/// holders that each wait a second for their rescan. A holder that cannot
+/// be reached is not counted: its own timeouts bound it, and a dead node
+/// listed first must not keep the client from the live one after it.
+pub const MISS_BUDGET: Duration = Duration::from_secs(10);
+
+/// The time a fetch spent on holders that did not have the content, across
+/// its attempts, against its bound.
+#[derive(Debug)]
+pub struct Misses {
+    limit: Duration,
+    /// Time spent, and whether the line that says the bound cut in was
+    /// given (once per fetch).
+    spent: Mutex<(Duration, bool)>,
+}
+
+impl Default for Misses {
+    fn default() -> Misses {
+        Misses::new(MISS_BUDGET)
+    }
+}
+
+impl Misses {
+    pub fn new(limit: Duration) -> Misses {
+        Misses {
+            limit,
+            spent: Mutex::new((Duration::ZERO, false)),
+        }
+    }
+
+    /// Counts `took` against the bound; true while some is left.
+    pub fn spend(&self, took: Duration) -> bool {
+        let mut spent = self.lock();
+        spent.0 += took;
+        spent.0 < self.limit
+    }
+
+    /// True once the bound is reached: no more holders are asked.
+    pub fn exhausted(&self) -> bool {
+        self.lock().0 >= self.limit
+    }
+
+    /// The line that says the bound cut in, `left` more holders not asked;
+    /// None once it was given.
+    pub fn line(&self, name: &str, left: usize) -> Option<String> {
+        let mut spent = self.lock();
+        if std::mem::replace(&mut spent.1, true) {
+            return None;
+        }
+        let others = match left {
+            0 => "any other holder".to_string(),
+            n => format!("the other {}", crate::report::count(n, "holder")),
+        };
+        Some(format!(
+            "{name}: not asking {others}: {:.1} s spent on holders that do not have it \
+             (at most {} s per fetch)",
+            spent.0.as_secs_f64(),
+            self.limit.as_secs()
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Duration, bool)> {
+        // Two plain values, always consistent.
+        self.spent.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -81,16 +158,34 @@ pub enum NoHolder {
 
 /// Asks `holders` in turn until one has the content `want` names,
 /// reporting each one that does not.
+/// Each one that does not counts against `misses`; once they are spent,
+/// the rest are not asked (said in one line).
 pub fn first(
     want: &Want,
     holders: &[Holder],
     opening: Opening,
     dialer: &Dialer,
+    misses: &Misses,
     report: &Report,
 ) -> Result<Found, NoHolder> {
     let mut older = false;
     for (at, holder) in holders.iter().enumerate() {
-        match open(want, holder, opening, dialer) {
+        if misses.exhausted() {
+            if let Some(line) = misses.line(&want.name(), holders.len() - at) {
+                report.status(&line);
+            }
+            break;
+        }
+        let asked = Instant::now();
+        let opened = open(want, holder, opening, dialer);
+        if let Err(Failed {
+            why: Why::NotHere | Why::AnotherVersion(_),
+            ..
+        }) = &opened
+        {
+            misses.spend(asked.elapsed());
+        }
+        match opened {
             Ok((content, opened)) => {
                 return Ok(Found {
                     at,
@@ -193,4 +288,25 @@ fn opened(
         return Ok((content, None));
     }
     Ok((content, Some(Opened { conn, answer })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misses_are_bounded_in_all_and_said_once() {
+        let misses = Misses::new(Duration::from_secs(10));
+        assert!(misses.spend(Duration::from_secs(4)));
+        assert!(!misses.exhausted());
+        assert!(!misses.spend(Duration::from_secs(6)));
+        assert!(misses.exhausted());
+        let line = misses.line("a.bin", 990).unwrap();
+        assert_eq!(
+            line,
+            "a.bin: not asking the other 990 holders: 10.0 s spent on holders that do not \
+             have it (at most 10 s per fetch)"
+        );
+        assert_eq!(misses.line("a.bin", 3), None, "one line per fetch");
+    }
 }

@@ -2,8 +2,9 @@
 //! or a content, each with the content it says the node has there when it
 //! knows it:
 //! - the relay's index (who-has, [`of_who_has`]): the holders in order of
-//!   registration, each with its version's hash and size, then the nodes
-//!   that sent no catalog yet, with none;
+//!   registration, each with its version's hash and size (none from a node
+//!   still hashing its copy: a file just written, asked for by name), then
+//!   the nodes that sent no catalog yet, with none;
 //! - the relay's list of active nodes ([`of_nodes`]), against an older
 //!   relay or with `--no-index`: every node, holding who knows what.
 //!
@@ -17,12 +18,13 @@
 //! turn: the version of the earliest-registered holder first, from its
 //! holders and the nodes nobody vouched for; then each other version; then,
 //! for a name, every holder asked by name (a holder that rewrote its file
-//! since its last catalog no longer has the version the index names). The
-//! next attempt runs only while nothing has been written.
+//! since its last catalog no longer has the version the index names), those
+//! still hashing theirs included. The next attempt runs only while nothing
+//! has been written.
 
 use std::net::SocketAddr;
 
-use proto::{ContentHash, HolderList, NodeInfo, NodeMode, Target};
+use proto::{ContentHash, HolderListLong, NodeInfo, NodeMode, Target};
 
 use crate::fetch::Want;
 use crate::report::count;
@@ -35,6 +37,10 @@ pub struct Candidate {
     pub node: NodeInfo,
     /// The content the source says it holds (hash, size), if it says.
     pub holds: Option<(ContentHash, u64)>,
+    /// The source says it holds the name, and has not hashed its copy yet
+    /// (`holds` is then None): asked by name like a node nobody vouched
+    /// for, and among the holders when every holder is asked by name.
+    pub hashing: bool,
 }
 
 /// The candidates of one fetch, in the order the sources gave them.
@@ -62,8 +68,9 @@ pub struct Attempt {
 /// The relay index's answer as candidates. `node_of` says how each listed
 /// address is reached (directly, or through a circuit at the relay) and,
 /// in a private network, the key it must prove: a holder entry names a node
-/// by the address it is listed under, as the long node list does.
-pub fn of_who_has(list: &HolderList, node_of: impl Fn(SocketAddr) -> NodeInfo) -> Holders {
+/// by the address it is listed under, as the long node list does. A holder
+/// without a hash is still hashing its copy (a file just written).
+pub fn of_who_has(list: &HolderListLong, node_of: impl Fn(SocketAddr) -> NodeInfo) -> Holders {
     let mut holders = Holders {
         active: list.nodes as usize,
         ..Holders::default()
@@ -71,13 +78,15 @@ pub fn of_who_has(list: &HolderList, node_of: impl Fn(SocketAddr) -> NodeInfo) -
     for h in &list.holders {
         holders.add(Candidate {
             node: node_of(h.addr),
-            holds: Some((h.hash, h.size)),
+            holds: h.hash.map(|hash| (hash, h.size)),
+            hashing: h.hash.is_none(),
         });
     }
     for &addr in &list.unindexed {
         holders.add(Candidate {
             node: node_of(addr),
             holds: None,
+            hashing: false,
         });
     }
     holders
@@ -93,6 +102,7 @@ pub fn of_nodes(nodes: &[NodeInfo]) -> Holders {
         holders.add(Candidate {
             node: *node,
             holds: None,
+            hashing: false,
         });
     }
     holders
@@ -128,6 +138,7 @@ impl Holders {
                     key: None,
                 },
                 holds: None,
+                hashing: false,
             });
             added.push(addr);
         }
@@ -138,12 +149,21 @@ impl Holders {
         self.candidates.is_empty()
     }
 
+    /// How many holders are still hashing their copy (asked by name).
+    pub fn hashing(&self) -> usize {
+        self.candidates.iter().filter(|c| c.hashing).count()
+    }
+
     /// The fetches to try for `target` (typed as `name`), in turn.
     pub fn attempts(&self, name: &str, target: &Target) -> Vec<Attempt> {
         // Versions in the order of their first holder: hash, size, holders.
         let mut versions: Vec<(ContentHash, u64, Vec<NodeInfo>)> = Vec::new();
         let mut vouched_for_by_none = Vec::new();
+        let mut hashing = Vec::new();
         for c in &self.candidates {
+            if c.hashing {
+                hashing.push(c.node);
+            }
             match c.holds {
                 None => vouched_for_by_none.push(c.node),
                 Some((hash, size)) => match versions.iter_mut().find(|v| v.0 == hash) {
@@ -199,7 +219,7 @@ impl Holders {
         // each answer proves its own content.
         if matches!(target, Target::Name(_)) {
             let mut holders = nodes.clone();
-            for node in others.iter().flat_map(|o| &o.2) {
+            for node in others.iter().flat_map(|o| &o.2).chain(&hashing) {
                 if !holders.iter().any(|h| h.addr == node.addr) {
                     holders.push(*node);
                 }
@@ -247,14 +267,23 @@ fn others_note(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::Holder;
+    use proto::HolderLong;
 
-    fn holder(port: u16, h: u8) -> Holder {
-        Holder {
+    fn holder(port: u16, h: u8) -> HolderLong {
+        HolderLong {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             name: "a".into(),
             size: u64::from(h),
-            hash: ContentHash([h; 32]),
+            hash: Some(ContentHash([h; 32])),
+        }
+    }
+
+    /// A node that holds the name and has not hashed it yet.
+    fn hashing(port: u16) -> HolderLong {
+        HolderLong {
+            hash: None,
+            size: 32 << 20,
+            ..holder(port, 0)
         }
     }
 
@@ -271,8 +300,8 @@ mod tests {
         nodes.iter().map(|n| n.addr.port()).collect()
     }
 
-    fn who_has(holders: Vec<Holder>, unindexed: &[u16]) -> HolderList {
-        HolderList {
+    fn who_has(holders: Vec<HolderLong>, unindexed: &[u16]) -> HolderListLong {
+        HolderListLong {
             nodes: 9,
             holders,
             unindexed: unindexed
@@ -357,5 +386,27 @@ mod tests {
         let attempts = of_who_has(&list, direct).attempts("x", &hash);
         assert_eq!(attempts.len(), 1);
         assert_eq!(ports(&attempts[0].nodes), [1]);
+    }
+
+    #[test]
+    fn a_holder_still_hashing_is_asked_by_name_with_the_others() {
+        let direct = |a| node(a, NodeMode::Direct);
+        let name = Target::Name("a".into());
+        // Only a node that has not hashed its new file yet: asked by name.
+        let list = who_has(vec![hashing(4)], &[5]);
+        let holders = of_who_has(&list, direct);
+        assert_eq!(holders.hashing(), 1);
+        let attempts = holders.attempts("a", &name);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].want.expect, None);
+        assert_eq!(ports(&attempts[0].nodes), [4, 5]);
+        // Beside a hashed version: after its holders, and among the holders
+        // asked by name at the end (its copy may be the only one left).
+        let list = who_has(vec![hashing(4), holder(1, 2)], &[5]);
+        let attempts = of_who_has(&list, direct).attempts("a", &name);
+        assert_eq!(ports(&attempts[0].nodes), [1, 4, 5]);
+        let last = attempts.last().unwrap();
+        assert_eq!(last.want.expect, None);
+        assert_eq!(ports(&last.nodes), [1, 4]);
     }
 }

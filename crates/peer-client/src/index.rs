@@ -3,13 +3,22 @@
 //! which names across the network contain some text (search, and the
 //! network-wide listing).
 //!
-//! Who-has is the source of a fetch's holders ([`crate::holders`]).
+//! Who-has is the source of a fetch's holders ([`crate::holders`]). It is
+//! asked in its second form (`WhoHasLong`), whose answer names the nodes
+//! that hold a name and have not hashed it yet (a file just written: the
+//! node's watcher saw it and told the relay before hashing it), so the
+//! client asks those by name at once. A relay older than that form answers
+//! `BadRequest`, and the first form (`WhoHas`) is asked instead: such a
+//! relay has no names without hashes.
 //!
 //! An older relay has no index: it answers these requests `BadRequest`
 //! (an unknown tag), which comes back here as `Ok(None)`, and the caller
 //! falls back to asking nodes in turn.
 
-use proto::{ErrorKind, HolderList, Request, Response, SearchQuery, SearchResults, Target};
+use proto::{
+    ErrorKind, HolderList, HolderListLong, HolderLong, Request, Response, SearchQuery,
+    SearchResults, Target,
+};
 
 use crate::relay::Relay;
 
@@ -37,9 +46,23 @@ pub(crate) fn ask<T>(
     }
 }
 
-/// Who holds `target`, oldest registration first; None from an older relay.
-pub fn who_has(relay: &Relay, target: &Target) -> anyhow::Result<Option<HolderList>> {
-    ask(
+/// Who holds `target`, oldest registration first, with the holders still
+/// hashing it (no hash); None from a relay without an index.
+pub fn who_has(relay: &Relay, target: &Target) -> anyhow::Result<Option<HolderListLong>> {
+    let long = ask(
+        relay,
+        &Request::WhoHasLong(target.clone()),
+        "who-has request",
+        |r| match r {
+            Response::HoldersLong(list) => Ok(list),
+            other => Err(other),
+        },
+    )?;
+    if long.is_some() {
+        return Ok(long);
+    }
+    // An older relay: the first form, every holder with its hash.
+    let short = ask(
         relay,
         &Request::WhoHas(target.clone()),
         "who-has request",
@@ -47,7 +70,27 @@ pub fn who_has(relay: &Relay, target: &Target) -> anyhow::Result<Option<HolderLi
             Response::Holders(list) => Ok(list),
             other => Err(other),
         },
-    )
+    )?;
+    Ok(short.map(long_form))
+}
+
+/// A first-form answer in the second form: every holder has its hash.
+pub(crate) fn long_form(list: HolderList) -> HolderListLong {
+    HolderListLong {
+        nodes: list.nodes,
+        holders: list
+            .holders
+            .into_iter()
+            .map(|h| HolderLong {
+                addr: h.addr,
+                name: h.name,
+                size: h.size,
+                hash: Some(h.hash),
+            })
+            .collect(),
+        unindexed: list.unindexed,
+        truncated: list.truncated,
+    }
 }
 
 /// Names containing `text`; None from an older relay.

@@ -101,7 +101,7 @@ use std::sync::Arc;
 
 use net::exchange::Timeouts;
 use proto::blind::IndexKey;
-use proto::{NodeInfo, NodeMode, SearchResults, Target};
+use proto::{HolderListLong, NodeInfo, NodeMode, SearchResults, Target};
 
 use dht_source::{DhtSettings, DhtSource};
 use dial::Dialer;
@@ -297,6 +297,7 @@ impl Session {
             match self.index_search("", limit).map_err(|e| e.to_string())? {
                 Some(found) => {
                     listing::print_found(&found, &self.show(long), "", out, &self.report);
+                    self.say_uncataloged();
                     return Ok(EXIT_OK);
                 }
                 None => self.older_relay("listing node by node")?,
@@ -311,6 +312,31 @@ impl Session {
             self.report.status("no active nodes");
         }
         Ok(EXIT_OK)
+    }
+
+    /// Says how many nodes the index's listing left out: those that sent
+    /// no catalog yet (their files are still found by name).
+    fn say_uncataloged(&self) {
+        // Every who-has answer names them; this one asks for a content
+        // nobody holds (the all-zero hash), through the blind index too.
+        let nothing = Target::Hash(proto::ContentHash([0; 32]));
+        let asked = self.index_who_has(&nothing);
+        match asked.map(|list| list.map(|l| (l.unindexed.len(), l.truncated))) {
+            Ok(Some((0, _))) | Ok(None) => {}
+            Ok(Some((n, more))) => self.report.status(&format!(
+                "{}{} sent the relay no catalog yet (just started, or older) and {} not \
+                 listed; `{}` asks every node",
+                if more { "over " } else { "" },
+                count(n, "active node"),
+                if n == 1 && !more { "is" } else { "are" },
+                if self.at_prompt {
+                    "ls --nodes"
+                } else {
+                    "--list --nodes"
+                }
+            )),
+            Err(e) => tracing::debug!("cannot count the nodes without a catalog: {e}"),
+        }
     }
 
     /// Files whose names contain `text`, across the network.
@@ -372,12 +398,12 @@ impl Session {
 
     /// The relay index's holders of `target`: in a private network the
     /// blind index's, opened here ([`blind`]). None from an older relay.
-    pub(crate) fn index_who_has(
-        &self,
-        target: &Target,
-    ) -> anyhow::Result<Option<proto::HolderList>> {
+    pub(crate) fn index_who_has(&self, target: &Target) -> anyhow::Result<Option<HolderListLong>> {
         match &self.index_key {
-            Some(key) => blind::who_has(&self.relay, key, target, &self.report),
+            // A sealed record names a hash: no holder is pending there.
+            Some(key) => {
+                Ok(blind::who_has(&self.relay, key, target, &self.report)?.map(index::long_form))
+            }
             None => index::who_has(&self.relay, target),
         }
     }
@@ -461,19 +487,20 @@ impl Session {
             ..self.dialer()
         };
         let mut fetched = Fetched::Nothing;
+        let misses = find::Misses::default();
         for attempt in holders.attempts(name, &target) {
-            if !matches!(fetched, Fetched::Nothing) {
+            // Found, or the holders that do not have it took the bound.
+            if !matches!(fetched, Fetched::Nothing) || misses.exhausted() {
                 break;
             }
             if let Some(note) = &attempt.note {
                 self.report.status(note);
             }
             fetched = fetch::fetch(
-                &attempt.want,
-                &attempt.nodes,
-                attempt.active,
+                &attempt,
                 &dialer,
                 self.sources,
+                &misses,
                 &mut out,
                 &self.report,
             );
@@ -679,6 +706,16 @@ impl Session {
             }
             Fetched::Missing | Fetched::Nothing => {
                 if let Some(line) = out.abandoned_line(name) {
+                    self.report.error(&line);
+                }
+                EXIT_MISSING
+            }
+            // Said already; a part kept is of a content held nowhere now.
+            // Bytes already printed are said, as they cannot be taken back.
+            Fetched::Changed => {
+                if out.positioned().is_none()
+                    && let Some(line) = out.abandoned_line(name)
+                {
                     self.report.error(&line);
                 }
                 EXIT_MISSING

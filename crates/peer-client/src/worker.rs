@@ -30,7 +30,7 @@ use proto::Target;
 
 use crate::dial::Dialer;
 use crate::failure::{Failed, Why};
-use crate::find::{Opened, Want};
+use crate::find::{Misses, Opened, Want};
 use crate::holder::{self, Holder};
 use crate::output::{Delivery, Output, Ring, SinkError, WINDOW};
 use crate::plan::{Assignment, Claim, Failure, Next, Plan, SourceId};
@@ -53,6 +53,8 @@ pub struct Job<'a> {
     /// The first holder's open exchange, for its first range.
     pub opened: Option<Opened>,
     pub dialer: &'a Dialer,
+    /// Time spent on holders that do not have the content, and its bound.
+    pub misses: &'a Misses,
     pub report: &'a Report,
     pub progress: &'a Progress,
 }
@@ -62,6 +64,9 @@ pub enum Ended {
     Complete,
     /// Every holder failed before every byte was claimed.
     Incomplete,
+    /// As `Incomplete`, and some holder's copy changed during the fetch
+    /// while none of the others has the content: it is held nowhere now.
+    Changed,
     /// The output refused bytes.
     Output(SinkError),
 }
@@ -120,6 +125,12 @@ struct State {
     writing: usize,
     /// Workers still running.
     threads: usize,
+    /// Each holder that failed: whether its last failure was that it does
+    /// not have the content (any more), so that the end can say it is held
+    /// nowhere now.
+    last_failed: HashMap<SourceId, bool>,
+    /// Some holder's copy changed during the fetch.
+    changed: bool,
     /// The fetch is over (complete, or given up): workers stop.
     over: bool,
     /// Why the output refused bytes, if it did.
@@ -149,6 +160,8 @@ impl<'a> Crew<'a> {
                 cut: HashSet::new(),
                 writing: 0,
                 threads: workers,
+                last_failed: HashMap::new(),
+                changed: false,
                 over: false,
                 output: None,
             }),
@@ -209,9 +222,18 @@ impl<'a> Crew<'a> {
         self.changed.notify_all();
     }
 
+    /// The next holder to ask, if any: none once the holders that do not
+    /// have the content took the fetch's bound (said once).
     fn take_holder(&self) -> Option<SourceId> {
         let mut state = self.lock();
         if state.is_over() {
+            return None;
+        }
+        if self.job.misses.exhausted() {
+            drop(state);
+            if let Some(line) = self.job.misses.line(&self.job.want.name(), 0) {
+                self.job.report.status(&line);
+            }
             return None;
         }
         state.plan.take_holder()
@@ -237,7 +259,17 @@ impl<'a> Crew<'a> {
                     }
                 }
             };
-            let result = self.fetch(holder, &assignment, &mut by_name);
+            let asked = std::time::Instant::now();
+            let result = self
+                .fetch(holder, &assignment, &mut by_name)
+                .map_err(|failed| self.corrupt_or_changed(source, holder, failed));
+            if let Err(Failed {
+                kind: Failure::NotHere,
+                ..
+            }) = &result
+            {
+                self.job.misses.spend(asked.elapsed());
+            }
             let mut state = self.lock();
             state.inflight.remove(&assignment.id);
             let cut = state.cut.remove(&assignment.id);
@@ -254,6 +286,10 @@ impl<'a> Crew<'a> {
                     None
                 }
                 Err(failed) => {
+                    let changed = matches!(failed.why, Why::Changed(_));
+                    let gone = changed || matches!(failed.why, Why::NotHere);
+                    state.last_failed.insert(source, gone);
+                    state.changed |= changed;
                     let alive = state.plan.failed(&assignment, failed.kind);
                     Some(self.failure_line(holder, &assignment, &failed, alive))
                 }
@@ -331,6 +367,42 @@ impl<'a> Crew<'a> {
         verify::receive(conn, &answer, !self.several, |at, bytes| {
             self.deliver(a, at, bytes)
         })
+    }
+
+    /// What a holder's failure means once the content is known: a holder
+    /// that had it (it answered for it first, or gave bytes of it) and now
+    /// does not find it, or that sent bytes failing the proof and then no
+    /// longer has the content (asked once more, for an empty range by
+    /// hash), has a copy that changed under its node, not a lie. A holder
+    /// that still has it sent corrupt bytes.
+    fn corrupt_or_changed(&self, source: SourceId, holder: &Holder, failed: Failed) -> Failed {
+        let Some(hash) = self.job.content.hash() else {
+            return failed;
+        };
+        let gone = format!("it no longer holds blake3 {}", hash.short());
+        let changed = |text| Failed::new(Failure::NotHere, Why::Changed(text));
+        match &failed.why {
+            Why::NotHere => {
+                let gave = self.lock().plan.contributions().get(source).copied();
+                if source == 0 || gave.is_some_and(|bytes| bytes > 0) {
+                    changed(gone)
+                } else {
+                    failed
+                }
+            }
+            Why::Corrupt(why) => {
+                let Ok(mut conn) = holder.connect(self.job.dialer) else {
+                    return failed;
+                };
+                match holder::ask_range(&mut conn, &Target::Hash(hash), 0, 0) {
+                    Err(Failed {
+                        why: Why::NotHere, ..
+                    }) => changed(format!("{why}; {gone}")),
+                    _ => failed,
+                }
+            }
+            _ => failed,
+        }
     }
 
     /// The first holder's open exchange, for the first range of the fetch.
@@ -461,6 +533,19 @@ impl<'a> Crew<'a> {
         true
     }
 
+    /// How a fetch that no holder can finish ended: [`Ended::Changed`] when
+    /// some holder's copy changed during it and no holder has the content
+    /// any more (each one's last failure says so).
+    fn incomplete(&self, state: &State) -> Ended {
+        let holders = self.job.holders.len();
+        let gone = (0..holders).all(|h| state.last_failed.get(&h) == Some(&true));
+        if state.changed && gone {
+            Ended::Changed
+        } else {
+            Ended::Incomplete
+        }
+    }
+
     /// For an output the workers write themselves: waits until every byte
     /// is claimed and written (the workers are joined before the file is
     /// committed), or the fetch cannot go on.
@@ -474,7 +559,7 @@ impl<'a> Crew<'a> {
                 return Ended::Complete;
             }
             if state.threads == 0 {
-                return Ended::Incomplete;
+                return self.incomplete(&state);
             }
             state = self.wait(state);
         }
@@ -508,7 +593,7 @@ impl<'a> Crew<'a> {
                         return Ended::Complete;
                     }
                     if state.threads == 0 {
-                        return Ended::Incomplete;
+                        return self.incomplete(&state);
                     }
                     state = self.wait(state);
                 }

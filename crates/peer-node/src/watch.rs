@@ -29,10 +29,35 @@ use proto::Registration;
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Longest a stream of changes can delay an update.
 const MAX_DELAY: Duration = Duration::from_secs(1);
-/// A new name is sent at once, but rounds (each a walk of DIR) are spaced
-/// by this many times the last one's duration, so a copy of many files
-/// keeps the catalog thread walking a fifth of the time at most.
+/// A new name is sent at once, but rounds for new names that follow one
+/// another (each a walk of DIR) are spaced by this many times the last
+/// one's duration, so a copy of many files keeps the catalog thread
+/// walking a fifth of the time at most.
 const ROUND_DUTY: u32 = 4;
+
+/// The last round: when it ended, how long it took, and whether a new name
+/// started it.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    ended: Instant,
+    took: Duration,
+    for_new_name: bool,
+}
+
+/// How long a round for a new name waits after `last`: nothing after a
+/// round for anything else (a file removed, hashes ready: the name a user
+/// just wrote is asked for at once, and waiting here lost that race to a
+/// client started right after the write), within the duty cycle after a
+/// round for a new name (a copy of many files).
+fn new_name_wait(last: Option<Round>, now: Instant) -> Duration {
+    match last {
+        Some(last) if last.for_new_name => {
+            let gap = (last.took * ROUND_DUTY).min(MAX_DELAY);
+            (last.ended + gap).saturating_duration_since(now)
+        }
+        _ => Duration::ZERO,
+    }
+}
 
 /// Wakes the catalog thread: DIR changed, or the node was (re)listed.
 #[derive(Clone, Default)]
@@ -209,17 +234,13 @@ fn run(
     let mut no_index = false;
     let mut last_report: Option<(u32, u32, usize)> = None;
     let mut warned_truncated = false;
-    // When the last round ended, and how long it took.
-    let mut last_round: Option<(Instant, Duration)> = None;
+    let mut last_round: Option<Round> = None;
     loop {
         let woken = wake.wait(rescan);
         if woken.new_name {
-            // At once, within the rounds' duty cycle.
-            if let Some((ended, took)) = last_round {
-                let gap = (took * ROUND_DUTY).min(MAX_DELAY);
-                std::thread::sleep((ended + gap).saturating_duration_since(Instant::now()));
-            }
-        } else if woken.changed && last_round.is_some_and(|(t, _)| t.elapsed() < DEBOUNCE) {
+            // At once, within the duty cycle of rounds for new names.
+            std::thread::sleep(new_name_wait(last_round, Instant::now()));
+        } else if woken.changed && last_round.is_some_and(|r| r.ended.elapsed() < DEBOUNCE) {
             // Changes right after a round: wait for them to settle (a new
             // name among them ends the wait).
             let started = Instant::now();
@@ -296,7 +317,11 @@ fn run(
                 last_report = None;
             }
         }
-        last_round = Some((Instant::now(), round.elapsed()));
+        last_round = Some(Round {
+            ended: Instant::now(),
+            took: round.elapsed(),
+            for_new_name: woken.new_name,
+        });
     }
 }
 
@@ -343,5 +368,35 @@ impl Wake {
         }
         woken.changed = false;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_name_waits_only_after_a_round_for_a_new_name() {
+        let now = Instant::now();
+        let round = |for_new_name| Round {
+            ended: now,
+            took: Duration::from_millis(50),
+            for_new_name,
+        };
+        assert_eq!(new_name_wait(None, now), Duration::ZERO);
+        // A file removed (or hashes ready) just before: the new name goes
+        // at once, as a client asking for it right after it was written
+        // expects.
+        assert_eq!(new_name_wait(Some(round(false)), now), Duration::ZERO);
+        // A copy of many files: rounds for new names keep the duty cycle.
+        assert_eq!(
+            new_name_wait(Some(round(true)), now),
+            Duration::from_millis(200)
+        );
+        let later = now + Duration::from_millis(150);
+        assert_eq!(
+            new_name_wait(Some(round(true)), later),
+            Duration::from_millis(50)
+        );
     }
 }

@@ -187,9 +187,11 @@ mod tests {
     use std::sync::{Arc, mpsc};
     use std::thread;
 
-    /// A stderr whose reader does not read until the test says so: each
-    /// write waits for the gate to open, then lands in `got`.
+    /// A stderr whose reader does not read until the test says so: the
+    /// first write says it started (`entered`), waits for the gate to open,
+    /// then lands in `got`, as every later write does.
     struct Gated {
+        entered: mpsc::Sender<()>,
         gate: mpsc::Receiver<()>,
         open: bool,
         got: Arc<Mutex<Vec<u8>>>,
@@ -198,6 +200,7 @@ mod tests {
     impl Write for Gated {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if !self.open {
+                let _ = self.entered.send(());
                 self.gate.recv().unwrap();
                 self.open = true;
             }
@@ -222,9 +225,11 @@ mod tests {
         let queue = Arc::new(Queue::new(BUDGET));
         let got = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = mpsc::channel();
+        let (entered, stuck) = mpsc::channel();
         let writer = {
             let queue = Arc::clone(&queue);
             let mut out = Gated {
+                entered,
                 gate,
                 open: false,
                 got: Arc::clone(&got),
@@ -232,10 +237,16 @@ mod tests {
             thread::spawn(move || queue.write_to(&mut out))
         };
 
-        // The writer is stuck on its first write: pushing never waits, the
-        // queue takes what fits in its budget and counts the rest.
+        // The writer takes the first line and is stuck writing it before
+        // the rest are pushed. (Were it still starting, it could take the
+        // queue in the middle of the drops and report them in two parts:
+        // the test failed so on a loaded machine.)
+        queue.push(line(0).as_bytes());
+        stuck.recv().unwrap();
+        // Pushing never waits: the queue takes what fits in its budget
+        // (the batch being written counts) and counts the rest.
         let started = Instant::now();
-        for i in 0..10_000 {
+        for i in 1..10_000 {
             queue.push(line(i).as_bytes());
         }
         assert!(
