@@ -111,11 +111,17 @@ fn a_listed_link_fetches_its_file_through_its_relay_or_the_dht() {
     let run = client(&["127.0.0.1", &dead, &link, "-o", "-"]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout, content);
-    // Printed to stdout, the last status line still names the link, with
-    // both relays.
+    // Printed to stdout, the content is the answer: no link line.
+    assert!(!run.stderr.contains("p2p-share:?"), "{}", run.stderr);
+    // Saved, the last status line names the link, with both relays.
+    let saved = tempfile::tempdir().unwrap();
+    let copy = saved.path().join("copy.bin");
+    let run = client(&["127.0.0.1", &dead, &link, "-o", copy.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(fs::read(&copy).unwrap(), content);
     let last = run.stderr.lines().last().unwrap_or_default();
     let named: Link = last
-        .split_once(": ")
+        .split_once("): ")
         .map(|(_, l)| l.parse().unwrap())
         .unwrap_or_else(|| panic!("{last}"));
     assert_eq!(named.hash, hash);

@@ -54,10 +54,10 @@ the next when it cannot be reached. When none can, a blake3: hash is looked up o
 BitTorrent Mainline DHT (the public routers, or the --dht-bootstrap nodes given);
 holders found there are checked like any other (--no-dht: never).
 
-A link (`--list --long` prints one under each file, and a fetch's last line names
-it) carries a file's hash, name, size and relays: its relays are asked after the
-command line's, its hash alone decides which bytes are accepted, and -o DIR/ saves
-under its name. Quote it: the shell takes & and ? for its own.
+A link (`--list --long` prints one under each file, and the line that says a file
+was saved names it) carries a file's hash, name, size and relays: its relays are
+asked after the command line's, its hash alone decides which bytes are accepted,
+and -o DIR/ saves under its name. Quote it: the shell takes & and ? for its own.
 
 A file held by several nodes comes from up to --sources of them at once, in ranges.
 Every byte is checked against the file's BLAKE3 hash before it is printed or saved;

@@ -664,13 +664,14 @@ impl Session {
         match fetched {
             Fetched::Found { size, hash } => {
                 let done = out.done_line(name, size);
-                // The last line names the file's link, to pass on.
+                // A saved file's last line names its link, to pass on. A
+                // printed one ends with the content itself: the link would
+                // be one more long line after every `cat`.
                 let relays = link::relays_of(&self.relay);
                 let link = hash.map(|h| link::printed(h, wanted.display_name(), size, &relays));
                 let done = match (done, link) {
                     (Some(line), Some(link)) => Some(format!("{line}: {link}")),
-                    (None, Some(link)) => Some(format!("{name}: {link}")),
-                    (done, None) => done,
+                    (done, _) => done,
                 };
                 match out.commit() {
                     Ok(()) => {
