@@ -34,6 +34,9 @@
 //!   kind of NAT, how often punches get through and how fast.
 //! - [`blind`]: section 14, the blind index beside the plain one: relay
 //!   memory and who-has at 1 000 x 1 000, listing 10 000 and 100 000 records.
+//! - [`speed`]: section `speed` (issue 31), every way a large file travels
+//!   in one run: verified vs nginx + curl and vs unverified, encrypted vs
+//!   plain, `-o FILE` vs the raw receiver, with each client's CPU seconds.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 
@@ -52,6 +55,7 @@ mod relayed;
 mod report;
 mod scrape;
 mod secure;
+mod speed;
 mod swarm;
 mod transfer;
 mod verified;
@@ -64,15 +68,16 @@ use procs::Bins;
 use report::Table;
 
 const USAGE: &str = "\
-usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-build]
+usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-build] [--busy N]
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, metrics, dht, blind; multi (root: namespaces, tc; aria2c and nginx
+                  index, relayed, secure, metrics, dht, blind, speed; multi (root: namespaces, tc; aria2c and nginx
                   for its anchor) and punch (root: namespaces, nftables) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
-  --no-build      do not run `cargo build --release` first";
+  --no-build      do not run `cargo build --release` first
+  --busy N        N threads spinning beside the benchmark for its whole run (a loaded machine)";
 
 /// What every section needs.
 pub struct Settings {
@@ -95,9 +100,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
-    "dht", "blind",
+    "dht", "blind", "speed",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 2] = ["multi", "punch"];
@@ -108,6 +113,7 @@ struct Args {
     only: Vec<String>,
     bin_dir: Option<PathBuf>,
     build: bool,
+    busy: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -117,6 +123,7 @@ fn parse_args() -> Result<Args, String> {
         only: SECTIONS.map(String::from).to_vec(),
         bin_dir: None,
         build: true,
+        busy: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -143,6 +150,10 @@ fn parse_args() -> Result<Args, String> {
                         [&SECTIONS[..], &EXTRA_SECTIONS[..]].concat().join(", ")
                     ));
                 }
+            }
+            "--busy" => {
+                let n = value("--busy")?;
+                args.busy = n.parse().map_err(|_| format!("bad --busy {n}"))?;
             }
             "--bin-dir" => args.bin_dir = Some(value("--bin-dir")?.into()),
             "-h" | "--help" => {
@@ -173,6 +184,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let began = Instant::now();
     let bins = Bins::prepare(args.bin_dir, args.build)?;
+    let _busy = Busy::start(args.busy);
     let tmp = tempfile::Builder::new()
         .prefix("p2p-bench.")
         .tempdir()
@@ -207,6 +219,7 @@ fn run() -> Result<(), String> {
             "metrics" => scrape::run(&settings, &mut table),
             "dht" => dht::run(&settings, &mut table),
             "blind" => blind::run(&settings, &mut table),
+            "speed" => speed::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
@@ -219,6 +232,38 @@ fn run() -> Result<(), String> {
     );
     println!("{}", table.render());
     Ok(())
+}
+
+/// Threads that spin until dropped: the "loaded" figures of issue 31 (two
+/// busy loops beside the benchmark, as on a user's machine that is not idle).
+struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Busy {
+    fn start(threads: usize) -> Busy {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..threads {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            });
+        }
+        if threads > 0 {
+            eprintln!("{threads} busy threads spinning beside the benchmark");
+        }
+        Busy { stop }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One line about the machine: cores, CPU model, memory, kernel, load.
