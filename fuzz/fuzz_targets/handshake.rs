@@ -1,13 +1,16 @@
 //! Arbitrary bytes into the private network's decoders: the handshake, as a
 //! server (responder) and as a client (initiator) receive it, and the
-//! encrypted transport after a real handshake. Whatever the bytes, nothing
-//! panics and nothing allocates past one Noise message (65 535 bytes);
-//! valid transport messages, followed by anything, still decrypt to exactly
-//! what was sent, and nothing after a forged byte is ever returned.
+//! encrypted transport after a real handshake, reading one message at a
+//! time or reading ahead as a body's reads do. Whatever the bytes, nothing
+//! panics and nothing allocates past one Noise message (65 535 bytes), or
+//! the read-ahead buffer of 16 messages; valid transport messages, followed
+//! by anything, still decrypt to exactly what was sent, and nothing after a
+//! forged byte is ever returned.
 //!
 //! The first input byte picks the side: 0 responder, 1 initiator,
-//! 2 transport (the next two bytes: how many of the rest are plaintext to
-//! send through a real session; the remainder is appended raw).
+//! 2 transport, 3 transport reading ahead (the next two bytes: how many of
+//! the rest are plaintext to send through a real session; the remainder is
+//! appended raw).
 
 #![no_main]
 
@@ -53,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let step = usize::from(rest.first().copied().unwrap_or(1) % 7) + 1;
-    match mode % 3 {
+    match mode % 4 {
         0 => {
             let mut wire = Wire { input: rest, step, out: Vec::new() };
             if let Ok(session) = handshake::respond(&mut wire, &KEYS, &SERVER) {
@@ -69,14 +72,15 @@ fuzz_target!(|data: &[u8]| {
                 let _ = stream.read_to_end(&mut Vec::new());
             }
         }
-        _ => transport(rest),
+        2 => transport(rest, false),
+        _ => transport(rest, true),
     }
 });
 
 /// A real session; `data` says what to send through it and what raw bytes
 /// follow; the receiver must get exactly the sent bytes, then an error or
 /// the end.
-fn transport(data: &[u8]) {
+fn transport(data: &[u8], ahead: bool) {
     let (split, rest) = match data {
         [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
         _ => return,
@@ -88,8 +92,14 @@ fn transport(data: &[u8]) {
     let mut wire = sender.into_inner();
     wire.extend_from_slice(raw);
     let mut receiver = client.over(&wire[..]);
+    let mut buf = if ahead {
+        receiver.read_ahead();
+        // Reads that take several messages, and reads that take less than one.
+        vec![0u8; 1 + (plain.len() * 7 + raw.len()) % 300_000]
+    } else {
+        vec![0u8; 1 + plain.len() % 70_000]
+    };
     let mut got = Vec::new();
-    let mut buf = vec![0u8; 1 + plain.len() % 70_000];
     loop {
         match receiver.read(&mut buf) {
             Ok(0) | Err(_) => break,

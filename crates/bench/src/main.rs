@@ -39,6 +39,9 @@
 //! - [`resume`]: section 16 (`--only resume`, root), resuming a broken
 //!   `-o`: at 90 % over a shaped link beside a full fetch, the re-verify
 //!   rate of kept bytes, and an uninterrupted `-o` beside `--no-resume`.
+//! - [`speed`]: section `speed` (issue 31), every way a large file travels
+//!   in one run: verified vs nginx + curl and vs unverified, encrypted vs
+//!   plain, `-o FILE` vs the raw receiver, with each client's CPU seconds.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 
@@ -59,6 +62,7 @@ mod report;
 mod resume;
 mod scrape;
 mod secure;
+mod speed;
 mod swarm;
 mod transfer;
 mod verified;
@@ -71,16 +75,17 @@ use procs::Bins;
 use report::Table;
 
 const USAGE: &str = "\
-usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-build]
+usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-build] [--busy N]
 
   --quick         fewer runs, a 256 MiB file, shorter load windows, 20 lookup nodes
   --runs N        runs per measurement (default 7, quick 3)
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
-                  index, relayed, secure, metrics, dht, blind, dhtfetch; multi (root: namespaces, tc; aria2c and nginx
-                  for its anchor), punch (root: namespaces, nftables) and resume (root:
-                  namespaces, tc) only when named
+                  index, relayed, secure, metrics, dht, blind, dhtfetch, speed; multi (root:
+                  namespaces, tc; aria2c and nginx for its anchor), punch (root: namespaces,
+                  nftables) and resume (root: namespaces, tc) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
-  --no-build      do not run `cargo build --release` first";
+  --no-build      do not run `cargo build --release` first
+  --busy N        N threads spinning beside the benchmark for its whole run (a loaded machine)";
 
 /// What every section needs.
 pub struct Settings {
@@ -103,9 +108,9 @@ pub struct Settings {
     pub index_files: usize,
 }
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "transfer", "relay", "lookup", "scale", "verified", "index", "relayed", "secure", "metrics",
-    "dht", "blind", "dhtfetch",
+    "dht", "blind", "dhtfetch", "speed",
 ];
 /// Sections run only when named with --only (they need root).
 const EXTRA_SECTIONS: [&str; 3] = ["multi", "punch", "resume"];
@@ -116,6 +121,7 @@ struct Args {
     only: Vec<String>,
     bin_dir: Option<PathBuf>,
     build: bool,
+    busy: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -125,6 +131,7 @@ fn parse_args() -> Result<Args, String> {
         only: SECTIONS.map(String::from).to_vec(),
         bin_dir: None,
         build: true,
+        busy: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -151,6 +158,10 @@ fn parse_args() -> Result<Args, String> {
                         [&SECTIONS[..], &EXTRA_SECTIONS[..]].concat().join(", ")
                     ));
                 }
+            }
+            "--busy" => {
+                let n = value("--busy")?;
+                args.busy = n.parse().map_err(|_| format!("bad --busy {n}"))?;
             }
             "--bin-dir" => args.bin_dir = Some(value("--bin-dir")?.into()),
             "-h" | "--help" => {
@@ -181,6 +192,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let began = Instant::now();
     let bins = Bins::prepare(args.bin_dir, args.build)?;
+    let _busy = Busy::start(args.busy);
     let tmp = tempfile::Builder::new()
         .prefix("p2p-bench.")
         .tempdir()
@@ -217,6 +229,7 @@ fn run() -> Result<(), String> {
             "blind" => blind::run(&settings, &mut table),
             "dhtfetch" => dht_fetch::run(&settings, &mut table),
             "resume" => resume::run(&settings, &mut table),
+            "speed" => speed::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
@@ -229,6 +242,38 @@ fn run() -> Result<(), String> {
     );
     println!("{}", table.render());
     Ok(())
+}
+
+/// Threads that spin until dropped: the "loaded" figures of issue 31 (two
+/// busy loops beside the benchmark, as on a user's machine that is not idle).
+struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Busy {
+    fn start(threads: usize) -> Busy {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..threads {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            });
+        }
+        if threads > 0 {
+            eprintln!("{threads} busy threads spinning beside the benchmark");
+        }
+        Busy { stop }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One line about the machine: cores, CPU model, memory, kernel, load.

@@ -218,6 +218,8 @@ pub struct ClientRun {
     pub elapsed: Duration,
     /// Peak resident memory (ru_maxrss), in KiB.
     pub peak_kib: u64,
+    /// CPU time, user and system, of the process and its threads.
+    pub cpu: Duration,
 }
 
 /// Runs peer-client with `args` and stdout on /dev/null; fails unless it
@@ -265,7 +267,13 @@ pub fn run_to_exit<S: AsRef<OsStr>>(
     Ok(ClientRun {
         elapsed,
         peak_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
     })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
 }
 
 /// Waits for child `pid` and returns its wait status and resource usage.

@@ -25,7 +25,7 @@ use crate::procs::{self, Proc};
 use crate::report::{Row, Table, median, mib, show_runs};
 use crate::transfer::{warm, write_file};
 
-const GETFILE: &str = "__getfile";
+pub(crate) const GETFILE: &str = "__getfile";
 
 /// The client's read buffer (peer-client's verify::CHUNK).
 const BUF: usize = 1024 * 1024;

@@ -228,6 +228,9 @@ impl Connection {
 
     /// The raw bytes that follow a file header: exactly `len` of them at most.
     pub fn body(&mut self, len: u64) -> Take<&mut Stream> {
+        // Nothing follows a body but the end of the exchange, so an
+        // encrypted stream may read ahead of the message it needs.
+        self.stream.read_ahead();
         (&mut self.stream).take(len)
     }
 

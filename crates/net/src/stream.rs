@@ -116,6 +116,14 @@ impl Stream {
         }
     }
 
+    /// Lets an encrypted stream read ahead of the next message (see
+    /// [`SecureStream::read_ahead`]): for a body that ends the exchange.
+    pub fn read_ahead(&mut self) {
+        if let Stream::Secure(s) = self {
+            s.read_ahead();
+        }
+    }
+
     pub fn is_secure(&self) -> bool {
         matches!(self, Stream::Secure(_))
     }

@@ -6,6 +6,7 @@ use std::thread;
 
 use super::handshake::{self, Refusal, WRONG_SECRET};
 use super::noise::builder;
+use super::transport::{BATCH, MAX_PAYLOAD};
 use super::*;
 use proto::ProtoError;
 
@@ -187,4 +188,97 @@ fn an_altered_transport_message_does_not_decrypt() {
     let err = client.read(&mut [0u8; 64]).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     assert!(err.to_string().contains("does not decrypt"), "{err}");
+}
+
+/// A session whose server has sent `sent` (in writes of `step` bytes) and
+/// closed; returns the client's stream, reading ahead.
+fn ahead_session(sent: Vec<u8>, step: usize) -> SecureStream<UnixStream> {
+    let server_id = Identity::generate().unwrap();
+    let (io, server) = responder(keys("s"), server_id);
+    let mut client = initiate(io, KeyKind::Relay, &keys("s"), None).unwrap();
+    let mut server = server.join().unwrap().unwrap();
+    thread::spawn(move || {
+        for piece in sent.chunks(step) {
+            server.write_all(piece).unwrap();
+        }
+    });
+    client.read_ahead();
+    client
+}
+
+#[test]
+fn reading_ahead_gives_the_same_bytes_in_reads_of_any_size() {
+    let big: Vec<u8> = (0..3_000_017u32).map(|i| (i % 251) as u8).collect();
+    for (step, read) in [
+        (BATCH, 512 * 1024),
+        (100, 512 * 1024),
+        (BATCH, MAX_PAYLOAD),
+        (70_000, 1000),
+        (BATCH, 3 * MAX_PAYLOAD + 5),
+    ] {
+        let mut client = ahead_session(big.clone(), step);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; read];
+        let mut most = 0;
+        loop {
+            let n = client.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            most = most.max(n);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == big, "step {step}, reads of {read}");
+        if read >= 2 * MAX_PAYLOAD && step >= BATCH {
+            // Whole messages already read come out in one call.
+            assert!(most > MAX_PAYLOAD, "step {step}, reads of {read}: {most}");
+        }
+    }
+}
+
+#[test]
+fn reading_ahead_still_refuses_an_altered_or_cut_message() {
+    let server_id = Identity::generate().unwrap();
+    let (io, server) = responder(keys("s"), server_id);
+    let mut client = initiate(io, KeyKind::Relay, &keys("s"), None).unwrap();
+    let mut server = server.join().unwrap().unwrap();
+    server.write_all(&[7; 1000]).unwrap();
+    let mut raw = server.into_inner();
+    raw.write_all(&[0, 20]).unwrap();
+    raw.write_all(&[0xAA; 20]).unwrap();
+    // Then a message cut short by the end of the stream.
+    raw.write_all(&[0, 200, 1, 2, 3]).unwrap();
+    drop(raw);
+    client.read_ahead();
+    let mut buf = vec![0u8; 4 * MAX_PAYLOAD];
+    assert_eq!(client.read(&mut buf).unwrap(), 1000);
+    assert!(buf[..1000].iter().all(|b| *b == 7));
+    let err = client.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("does not decrypt"), "{err}");
+}
+
+#[test]
+fn reading_ahead_ends_cleanly_between_messages_and_not_inside_one() {
+    let mut client = ahead_session(vec![9; 100_000], 100_000);
+    let mut buf = vec![0u8; 4 * MAX_PAYLOAD];
+    let mut got = 0;
+    loop {
+        match client.read(&mut buf).unwrap() {
+            0 => break,
+            n => got += n,
+        }
+    }
+    assert_eq!(got, 100_000);
+
+    let server_id = Identity::generate().unwrap();
+    let (io, server) = responder(keys("s"), server_id);
+    let mut client = initiate(io, KeyKind::Relay, &keys("s"), None).unwrap();
+    let server = server.join().unwrap().unwrap();
+    let mut raw = server.into_inner();
+    raw.write_all(&[0, 200, 1, 2, 3]).unwrap();
+    drop(raw);
+    client.read_ahead();
+    let err = client.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
 }

@@ -16,6 +16,11 @@
 //! Reads take exactly one message from the socket at a time, never a byte
 //! past it: a stream that is taken apart ([`SecureStream::into_inner`]) to
 //! become a relayed circuit hands over a socket with nothing swallowed.
+//! The one exception is a body that ends its exchange
+//! ([`SecureStream::read_ahead`]): there a read takes whatever the socket
+//! holds, up to 16 messages, and hands the caller every whole message that
+//! fits its buffer, so a large body costs one system call per several
+//! messages instead of two per message.
 //!
 //! The two directions keep their own nonce and buffers and share only the
 //! keys, so a stream splits ([`SecureStream::split`]) into a reader and a
@@ -112,12 +117,32 @@ impl<S> SecureStream<S> {
 
     /// The socket, for a circuit: whatever follows is no longer this session's.
     pub fn into_inner(self) -> S {
+        debug_assert!(
+            self.rx.ahead.as_ref().is_none_or(|a| a.pos == a.end),
+            "a stream that read ahead is taken apart"
+        );
         self.inner
     }
 
     /// Decrypted bytes received and not read yet.
     pub fn buffered(&self) -> usize {
         self.rx.end - self.rx.pos
+    }
+
+    /// From now on, reads may take from the socket more than the next
+    /// message (up to 16 messages at a time), so that a large body costs
+    /// one system call per several messages instead of two per message.
+    /// For a connection whose socket is never handed on
+    /// ([`SecureStream::into_inner`] would lose what was read ahead): one
+    /// that ends with the body it reads.
+    pub fn read_ahead(&mut self) {
+        if self.rx.ahead.is_none() {
+            self.rx.ahead = Some(Ahead {
+                buf: vec![0; AHEAD],
+                pos: 0,
+                end: 0,
+            });
+        }
     }
 
     /// A reader and a writer for two threads: this stream's socket reads,
@@ -230,6 +255,51 @@ struct Rx {
     cipher: Vec<u8>,
     /// On the initiator's side, until the responder's confirmation is read.
     unconfirmed: Option<KeyKind>,
+    /// Ciphertext read ahead of the messages taken (see
+    /// [`SecureStream::read_ahead`]): `ahead.buf[pos..end]`.
+    ahead: Option<Ahead>,
+    /// An error met after a read had data for its caller: the next read's.
+    failed: Option<io::Error>,
+}
+
+/// Bytes read from the socket at a time when reading ahead: 16 messages.
+const AHEAD: usize = 16 * (2 + MAX_MESSAGE);
+
+/// The read-ahead buffer of a body's reads.
+struct Ahead {
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl Ahead {
+    /// The length of the whole next message (prefix included) if it is
+    /// held complete.
+    fn complete(&self) -> Option<usize> {
+        let held = &self.buf[self.pos..self.end];
+        let len = usize::from(u16::from_be_bytes([*held.first()?, *held.get(1)?]));
+        (held.len() >= 2 + len).then_some(2 + len)
+    }
+
+    /// Reads once more from `io`, after what is held (moved to the front
+    /// first); Ok(0) at the end of the stream.
+    fn fill(&mut self, io: &mut impl Read) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        loop {
+            match io.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Where a message's data is decrypted to.
@@ -249,15 +319,34 @@ impl Rx {
             self.confirm(io, keys, kind).map_err(io::Error::other)?;
             self.unconfirmed = None;
         }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         while self.pos == self.end {
             // A caller reading big chunks (a file body) gets the data
-            // decrypted in place: one copy less.
+            // decrypted in place: one copy less. Reading ahead, it gets
+            // every message already read that fits, so one call to read
+            // (and one system call) carries several messages.
             if buf.len() >= MAX_PAYLOAD {
-                match self.next_message(io, keys, Dest::Caller(buf))? {
+                let mut n = match self.next_message(io, keys, Dest::Caller(buf))? {
                     None => return Ok(0),
                     Some(0) => continue,
-                    Some(n) => return Ok(n),
+                    Some(n) => n,
+                };
+                while buf.len() - n >= MAX_PAYLOAD
+                    && self.ahead.as_ref().is_some_and(|a| a.complete().is_some())
+                {
+                    match self.next_message(io, keys, Dest::Caller(&mut buf[n..])) {
+                        Ok(Some(got)) => n += got,
+                        Ok(None) => break,
+                        // The bytes before it are good: they go first.
+                        Err(e) => {
+                            self.failed = Some(e);
+                            break;
+                        }
+                    }
                 }
+                return Ok(n);
             }
             match self.next_message(io, keys, Dest::Own)? {
                 None => return Ok(0),
@@ -302,43 +391,109 @@ impl Rx {
         keys: &Keys,
         dest: Dest,
     ) -> io::Result<Option<usize>> {
+        let mut ahead = self.ahead.take();
+        let got = match &mut ahead {
+            Some(ahead) => Self::next_ahead(io, ahead),
+            None => self
+                .next_cipher(io)
+                .map(|got| got.then_some(0..self.cipher.len())),
+        };
+        let result = match got {
+            Ok(Some(at)) => {
+                let cipher = match &ahead {
+                    Some(ahead) => &ahead.buf[at],
+                    None => &self.cipher[at],
+                };
+                Self::open(&mut self.nonce, &mut self.plain, keys, cipher, dest).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.ahead = ahead;
+        result
+    }
+
+    /// Reads the next message's ciphertext into `cipher`, exactly; false at
+    /// a clean end of stream.
+    fn next_cipher(&mut self, io: &mut impl Read) -> io::Result<bool> {
         let mut prefix = [0u8; 2];
         match read_full(io, &mut prefix)? {
-            0 => return Ok(None),
+            0 => return Ok(false),
             2 => {}
             _ => return Err(truncated()),
         }
-        let len = usize::from(u16::from_be_bytes(prefix));
-        if len < TAG_LEN {
-            return Err(invalid(format!(
-                "a transport message of {len} bytes is shorter than its {TAG_LEN}-byte tag"
-            )));
-        }
+        let len = check_len(usize::from(u16::from_be_bytes(prefix)))?;
         self.cipher.resize(len, 0);
         if read_full(io, &mut self.cipher)? < len {
             return Err(truncated());
         }
+        Ok(true)
+    }
+
+    /// The next message's ciphertext in `ahead.buf`, reading as much as
+    /// the socket has (up to [`AHEAD`]) until it is whole; None at a clean
+    /// end of stream.
+    fn next_ahead(
+        io: &mut impl Read,
+        ahead: &mut Ahead,
+    ) -> io::Result<Option<std::ops::Range<usize>>> {
+        loop {
+            if ahead.end - ahead.pos >= 2 {
+                let held = &ahead.buf[ahead.pos..ahead.pos + 2];
+                check_len(usize::from(u16::from_be_bytes([held[0], held[1]])))?;
+            }
+            if let Some(whole) = ahead.complete() {
+                let at = ahead.pos + 2..ahead.pos + whole;
+                ahead.pos += whole;
+                return Ok(Some(at));
+            }
+            if ahead.fill(io)? == 0 {
+                return match ahead.end - ahead.pos {
+                    0 => Ok(None),
+                    _ => Err(truncated()),
+                };
+            }
+        }
+    }
+
+    /// Decrypts one message's ciphertext into the direction's own buffer
+    /// or the caller's; returns the bytes of data.
+    fn open(
+        nonce: &mut u64,
+        plain: &mut Vec<u8>,
+        keys: &Keys,
+        cipher: &[u8],
+        dest: Dest,
+    ) -> io::Result<usize> {
         let out: &mut [u8] = match dest {
             Dest::Own => {
-                self.plain.resize(MAX_PAYLOAD, 0);
-                &mut self.plain
+                plain.resize(MAX_PAYLOAD, 0);
+                plain
             }
             Dest::Caller(buf) => buf,
         };
-        if self.nonce == u64::MAX {
+        if *nonce == u64::MAX {
             return Err(invalid("the session is worn out (2^64 messages)".into()));
         }
-        let n = keys
-            .read_message(self.nonce, &self.cipher, out)
-            .map_err(|_| {
-                invalid(
-                    "a transport message does not decrypt: forged, altered, replayed or out of order"
-                        .into(),
-                )
-            })?;
-        self.nonce += 1;
-        Ok(Some(n))
+        let n = keys.read_message(*nonce, cipher, out).map_err(|_| {
+            invalid(
+                "a transport message does not decrypt: forged, altered, replayed or out of order"
+                    .into(),
+            )
+        })?;
+        *nonce += 1;
+        Ok(n)
     }
+}
+
+/// A message length from the wire, checked: at least the tag.
+fn check_len(len: usize) -> io::Result<usize> {
+    if len < TAG_LEN {
+        return Err(invalid(format!(
+            "a transport message of {len} bytes is shorter than its {TAG_LEN}-byte tag"
+        )));
+    }
+    Ok(len)
 }
 
 /// The sending direction: its nonce and the buffer messages are built in.

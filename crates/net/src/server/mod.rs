@@ -211,9 +211,9 @@ impl Reply<'_> {
             }
             None => {
                 let mut sink = range::CopySink::new(&mut *self.stream, file);
-                frame::write(&mut sink.out, &Response::Range(header))?;
+                frame::write(&mut sink, &Response::Range(header))?;
                 encode_range(header.size, range, outboard, &mut sink)?;
-                sink.out.flush()?;
+                sink.flush()?;
             }
         }
         Ok(())

@@ -7,13 +7,16 @@
 //! socket whenever it is full (1 MiB) and at the end. The socket thus takes
 //! one send per megabyte instead of two sends per 64 KiB group: a sendfile
 //! per group cost the node twice the CPU of the whole unverified transfer,
-//! most of it in TCP's transmit path run once per call. Without a pipe, each
+//! most of it in TCP's transmit path run once per call. Into the pipe, a
+//! run of pairs goes with one write and a run of adjacent groups (two
+//! siblings) with one splice: about one call per group instead of two,
+//! which cut the node's CPU by a quarter (docs/BENCHMARKS.md, `speed`). Without a pipe, each
 //! group is sendfile'd and each pair written. The socket is corked for the
 //! whole range either way, so a 64-byte pair never leaves as a tiny packet
 //! of its own.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 
 use crate::secure::transport::BATCH;
@@ -25,6 +28,12 @@ pub(crate) struct SocketSink<'a> {
     stream: &'a TcpStream,
     file: &'a File,
     gather: Option<Gather>,
+    /// Hash pairs not yet in the pipe: a run of pairs goes in with one
+    /// write.
+    pairs: Vec<u8>,
+    /// File bytes not yet in the pipe, `(offset, len)`: sibling groups lie
+    /// side by side in the file and go in with one splice.
+    groups: Option<(u64, usize)>,
 }
 
 impl<'a> SocketSink<'a> {
@@ -34,11 +43,34 @@ impl<'a> SocketSink<'a> {
             file,
             // Without a pipe (out of descriptors), each piece goes on its own.
             gather: Gather::new().ok(),
+            pairs: Vec::with_capacity(PAIRS_HELD),
+            groups: None,
         }
+    }
+
+    /// Puts the pairs held back into the pipe.
+    fn put_pairs(&mut self) -> io::Result<()> {
+        if let Some(gather) = &mut self.gather
+            && !self.pairs.is_empty()
+        {
+            gather.write(self.stream, &self.pairs)?;
+        }
+        self.pairs.clear();
+        Ok(())
+    }
+
+    /// Puts the file bytes held back into the pipe.
+    fn put_groups(&mut self) -> io::Result<()> {
+        if let (Some(gather), Some((offset, len))) = (&mut self.gather, self.groups.take()) {
+            gather.splice_from(self.stream, self.file, offset, len)?;
+        }
+        Ok(())
     }
 
     /// Sends everything gathered so far.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
+        self.put_pairs()?;
+        self.put_groups()?;
         match &mut self.gather {
             Some(gather) => gather.drain(self.stream),
             None => Ok(()),
@@ -46,24 +78,49 @@ impl<'a> SocketSink<'a> {
     }
 }
 
+/// Bytes of hash pairs held back at most before they go into the pipe. A
+/// run of pairs is at most the tree's depth (about 30 for a terabyte).
+const PAIRS_HELD: usize = 64 * PAIR_LEN;
+
 impl RangeSink for SocketSink<'_> {
+    /// Pieces of one kind are held back until the other kind comes (the
+    /// order on the wire stays the walk's): a run of pairs becomes one write
+    /// into the pipe, and a run of adjacent groups one splice, about one
+    /// system call per group instead of two.
     fn pair(&mut self, pair: &[u8; PAIR_LEN]) -> io::Result<()> {
-        match &mut self.gather {
-            Some(gather) => gather.write(self.stream, pair),
-            None => {
-                let mut stream = self.stream;
-                stream.write_all(pair)
-            }
+        if self.gather.is_none() {
+            let mut stream = self.stream;
+            return stream.write_all(pair);
         }
+        self.put_groups()?;
+        if self.pairs.len() + PAIR_LEN > PAIRS_HELD {
+            self.put_pairs()?;
+        }
+        self.pairs.extend_from_slice(pair);
+        Ok(())
     }
 
     fn group(&mut self, offset: u64, len: usize) -> io::Result<()> {
-        match &mut self.gather {
-            Some(gather) => gather.splice_from(self.stream, self.file, offset, len),
-            None => send_file_at(self.file, self.stream, offset, len),
+        if self.gather.is_none() {
+            return send_file_at(self.file, self.stream, offset, len);
         }
+        self.put_pairs()?;
+        match &mut self.groups {
+            Some((at, held)) if *at + *held as u64 == offset && *held + len <= GROUPS_HELD => {
+                *held += len;
+            }
+            _ => {
+                self.put_groups()?;
+                self.groups = Some((offset, len));
+            }
+        }
+        Ok(())
     }
 }
+
+/// File bytes held back at most before they go into the pipe: a run of
+/// groups is two siblings in the walk's order, so more would not be held.
+const GROUPS_HELD: usize = 1024 * 1024;
 
 /// A pipe holding the pieces of a range on their way to the socket.
 #[cfg(target_os = "linux")]
@@ -239,30 +296,82 @@ impl Gather {
 }
 
 /// Sends the pieces of an encoded range through a writer that cannot take
-/// sendfile (an encrypted stream): groups are read from `file` and copied,
-/// and everything is gathered into [`BATCH`]-byte writes, so a 64-byte pair
-/// does not become a message of its own. The caller flushes `out`.
+/// sendfile (an encrypted stream): everything is gathered into [`BATCH`]
+/// bytes before a write, so a 64-byte pair does not become a message of its
+/// own, and each group is read from `file` straight into the batch (no
+/// buffer between the page cache and the cipher). The caller flushes.
 pub(crate) struct CopySink<'a, W: Write> {
-    pub(crate) out: BufWriter<W>,
+    out: W,
     file: &'a File,
+    /// `batch[..held]` waits to be written.
+    batch: Vec<u8>,
+    held: usize,
 }
 
 impl<'a, W: Write> CopySink<'a, W> {
     pub(crate) fn new(out: W, file: &'a File) -> CopySink<'a, W> {
         CopySink {
-            out: BufWriter::with_capacity(BATCH, out),
+            out,
             file,
+            batch: vec![0; BATCH],
+            held: 0,
         }
+    }
+
+    /// Writes the batch out if it is full.
+    fn make_room(&mut self) -> io::Result<()> {
+        if self.held == self.batch.len() {
+            self.out.write_all(&self.batch)?;
+            self.held = 0;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for CopySink<'_, W> {
+    /// Gathers `buf` (the range header, a pair).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.make_room()?;
+        let n = buf.len().min(self.batch.len() - self.held);
+        self.batch[self.held..self.held + n].copy_from_slice(&buf[..n]);
+        self.held += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.held > 0 {
+            self.out.write_all(&self.batch[..self.held])?;
+            self.held = 0;
+        }
+        self.out.flush()
     }
 }
 
 impl<W: Write> RangeSink for CopySink<'_, W> {
     fn pair(&mut self, pair: &[u8; PAIR_LEN]) -> io::Result<()> {
-        self.out.write_all(pair)
+        self.write_all(pair)
     }
 
+    /// Reads the group's bytes into the batch's free end, writing the batch
+    /// out whenever it fills.
     fn group(&mut self, offset: u64, len: usize) -> io::Result<()> {
-        copy_at(self.file, &mut self.out, offset, len)
+        use std::os::unix::fs::FileExt;
+        let mut done = 0usize;
+        while done < len {
+            self.make_room()?;
+            let want = (len - done).min(self.batch.len() - self.held);
+            let free = &mut self.batch[self.held..self.held + want];
+            match self.file.read_at(free, offset + done as u64) {
+                Ok(0) => return Err(shrank(offset + done as u64)),
+                Ok(n) => {
+                    self.held += n;
+                    done += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -362,4 +471,110 @@ fn shrank(at: u64) -> io::Error {
         io::ErrorKind::UnexpectedEof,
         format!("the file ended at byte {at}: it shrank while it was sent"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::content::{ByteRange, CHUNK_GROUP, encode_range, encode_to_vec, outboard_to_vec};
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn file_with(content: &[u8]) -> File {
+        let path = std::env::temp_dir().join(format!(
+            "net-range-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let mut file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.write_all(content).unwrap();
+        file
+    }
+
+    /// What a sink made by `sink` puts on a socket for `range` of `data`.
+    fn sent(data: &[u8], range: ByteRange, copy: bool) -> Vec<u8> {
+        let file = file_with(data);
+        let (_, outboard) = outboard_to_vec(data);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            TcpStream::connect(addr)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            got
+        });
+        let (stream, _) = listener.accept().unwrap();
+        let size = data.len() as u64;
+        if copy {
+            let mut sink = CopySink::new(&stream, &file);
+            encode_range(size, range, &outboard[..], &mut sink).unwrap();
+            sink.flush().unwrap();
+        } else {
+            let _cork = Cork::new(&stream);
+            let mut sink = SocketSink::new(&stream, &file);
+            encode_range(size, range, &outboard[..], &mut sink).unwrap();
+            sink.finish().unwrap();
+        }
+        drop(stream);
+        reader.join().unwrap()
+    }
+
+    #[test]
+    fn gathered_pieces_are_the_encoded_range_byte_for_byte() {
+        let group = CHUNK_GROUP as usize;
+        let data: Vec<u8> = (0..(40 * group + 777) as u32)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        for (offset, len) in [
+            (0, u64::MAX),
+            (0, 1),
+            (3 * CHUNK_GROUP + 5, 17 * CHUNK_GROUP),
+            (39 * CHUNK_GROUP, u64::MAX),
+            (data.len() as u64 - 1, 1),
+        ] {
+            let (_, range, want) = encode_to_vec(&data, offset, len).unwrap();
+            for copy in [false, true] {
+                let got = sent(&data, range, copy);
+                assert!(got == want, "bytes {offset}+{len}, copied: {copy}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrank_is_an_error_not_a_short_range() {
+        let data = vec![5u8; 4 * CHUNK_GROUP as usize];
+        let (_, outboard) = outboard_to_vec(&data);
+        let file = file_with(&data[..CHUNK_GROUP as usize]);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let _ = TcpStream::connect(addr)
+                .unwrap()
+                .read_to_end(&mut Vec::new());
+        });
+        let (stream, _) = listener.accept().unwrap();
+        let range = ByteRange {
+            offset: 0,
+            len: data.len() as u64,
+        };
+        let mut sink = CopySink::new(&stream, &file);
+        let err = encode_range(data.len() as u64, range, &outboard[..], &mut sink).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let mut sink = SocketSink::new(&stream, &file);
+        let err = encode_range(data.len() as u64, range, &outboard[..], &mut sink)
+            .and_then(|()| sink.finish())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        drop(stream);
+        reader.join().unwrap();
+    }
 }
