@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::content::pseudo_random;
 use harness::{Client, Node, Relay, Run};
 use peer_client::part::{self, Record};
 use proto::ContentHash;
@@ -20,23 +21,9 @@ const BIG: usize = 48 << 20;
 /// quick in a debug build, large enough for several pieces.
 const MID: usize = 12 << 20;
 
-/// Reproducible pseudo-random bytes (xorshift) from `seed`.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 fn big() -> &'static [u8] {
     static CONTENT: OnceLock<Vec<u8>> = OnceLock::new();
-    CONTENT.get_or_init(|| bytes(0x9e37_79b9_7f4a_7c15, BIG))
+    CONTENT.get_or_init(|| pseudo_random(0x9e37_79b9_7f4a_7c15, BIG))
 }
 
 fn mid() -> &'static [u8] {
@@ -186,7 +173,7 @@ fn damaged_truncated_stale_and_unreadable_parts_end_in_the_right_file() {
     fs::remove_file(&target).unwrap();
 
     // A part of another content under the same name: a fresh start.
-    let old = bytes(7, MID);
+    let old = pseudo_random(7, MID);
     leave_part(&target, &old, &old, kept);
     let run = fetch(&relay, &["big.bin", "-o", t]);
     assert!(run.stderr.contains("starting over"), "{}", run.stderr);
@@ -239,7 +226,7 @@ fn breaks_at_random_points_always_resume_to_the_right_file() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    let mut rng = bytes(seed, 64).into_iter();
+    let mut rng = pseudo_random(seed, 64).into_iter();
     for round in 0..6 {
         let how = rng.next().unwrap() % 4;
         let sources = if rng.next().unwrap().is_multiple_of(2) {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use harness::content::pseudo_random;
 use harness::{Node, Relay};
 use peer_client::part;
 
@@ -15,20 +16,6 @@ use peer_client::part;
 const DISK: u64 = 16 << 20;
 const CONTENT: usize = 12 << 20;
 const FILLER: usize = 8 << 20;
-
-/// Reproducible pseudo-random bytes (xorshift) from `seed`.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
 
 /// A tmpfs of `size` bytes mounted at `dir`; unmounted on drop.
 struct Tmpfs(PathBuf);
@@ -73,7 +60,7 @@ fn a_full_disk_keeps_the_part_and_the_rerun_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
     fs::create_dir(&dir).unwrap();
-    let content = bytes(0xd15c, CONTENT);
+    let content = pseudo_random(0xd15c, CONTENT);
     fs::write(dir.join("big.bin"), &content).unwrap();
     let disk = Tmpfs::mount(&tmp.path().join("disk"), DISK);
     let filler = disk.0.join("filler");

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::content::pseudo_random;
 use harness::{Node, Relay};
 use peer_client::part::{self, Record};
 use proto::ContentHash;
@@ -15,20 +16,6 @@ use proto::content::{ByteRange, CHUNK_GROUP};
 
 const SIZE: u64 = 16 << 20;
 const G: u64 = CHUNK_GROUP;
-
-/// Reproducible pseudo-random bytes (xorshift) from `seed`.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
 
 /// The byte ranges the node's log says it sent whole: `sent NAME bytes
 /// A..B verified`.
@@ -83,7 +70,7 @@ fn a_damaged_group_is_the_only_kept_group_fetched_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
     fs::create_dir(&dir).unwrap();
-    let content = bytes(0x5eed, SIZE as usize);
+    let content = pseudo_random(0x5eed, SIZE as usize);
     fs::write(dir.join("big.bin"), &content).unwrap();
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();

@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::content::pseudo_random;
 use harness::{Cluster, FakeNode, Node, Relay, frame_of};
 use net::exchange::{Connection, Timeouts};
 use proto::content::{ByteRange, MemorySink, encode_range, outboard_to_vec};
@@ -19,20 +20,6 @@ use proto::{
 };
 
 const MIB: usize = 1024 * 1024;
-
-/// `len` pseudo-random bytes, different for each seed.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap();
@@ -110,8 +97,8 @@ fn until_hashed(node: &Node) {
 /// never outputs a mix.
 #[test]
 fn a_mixed_resume_never_joins_two_versions() {
-    let a = pseudo_random(64 * MIB, 1);
-    let b = pseudo_random(64 * MIB, 2);
+    let a = pseudo_random(1, 64 * MIB);
+    let b = pseudo_random(2, 64 * MIB);
     let mut cluster = Cluster::start(2, |i, dir| {
         write(dir, "data.bin", if i == 0 { &a } else { &b })
     });
@@ -152,8 +139,8 @@ fn a_mixed_resume_never_joins_two_versions() {
 /// same name. Nothing is saved: no partial file, no mix.
 #[test]
 fn a_broken_transfer_with_dash_o_saves_nothing_when_no_node_has_the_same_content() {
-    let a = pseudo_random(2 * MIB, 3);
-    let b = pseudo_random(2 * MIB, 4);
+    let a = pseudo_random(3, 2 * MIB);
+    let b = pseudo_random(4, 2 * MIB);
     let tmp = tempfile::tempdir().unwrap();
     let relay = Relay::start(&[]);
     let _first = liar(&relay, a.clone());
@@ -207,8 +194,8 @@ fn a_broken_transfer_with_dash_o_saves_nothing_when_no_node_has_the_same_content
 /// and served whole in its new version, with the new hash.
 #[test]
 fn a_file_changed_after_hashing_is_served_whole_in_its_new_version() {
-    let a = pseudo_random(3 * MIB, 11);
-    let b = pseudo_random(3 * MIB, 12);
+    let a = pseudo_random(11, 3 * MIB);
+    let b = pseudo_random(12, 3 * MIB);
     let cluster = Cluster::start(1, |_, dir| write(dir, "data.bin", &a));
     until_hashed(&cluster.nodes[0]);
     rewrite_in_place(&cluster.nodes[0].dir.join("data.bin"), &b);
@@ -238,8 +225,8 @@ fn rewrite_in_place(path: &Path, bytes: &[u8]) {
 /// its copy changed, not that it sent corrupt data (issue 24).
 #[test]
 fn a_torn_read_is_refused_and_the_file_comes_whole_from_an_honest_node() {
-    let original = pseudo_random(48 * MIB, 5);
-    let rewrite = pseudo_random(48 * MIB, 6);
+    let original = pseudo_random(5, 48 * MIB);
+    let rewrite = pseudo_random(6, 48 * MIB);
     let cluster = Cluster::start(2, |_, dir| write(dir, "data.bin", &original));
     until_hashed(&cluster.nodes[0]);
     until_hashed(&cluster.nodes[1]);
@@ -313,7 +300,7 @@ fn liar(relay: &Relay, content: Vec<u8>) -> FakeNode {
 /// named, and the file comes from an honest node, from the last good byte.
 #[test]
 fn a_lying_node_is_refused_and_an_honest_node_completes_the_file() {
-    let content = pseudo_random(2 * MIB, 7);
+    let content = pseudo_random(7, 2 * MIB);
     let tmp = tempfile::tempdir().unwrap();
     let relay = Relay::start(&[]);
     let fake = liar(&relay, content.clone());
@@ -357,7 +344,7 @@ fn a_lying_node_is_refused_and_an_honest_node_completes_the_file() {
 #[test]
 fn fetch_by_hash_finds_the_content_under_any_name() {
     let same = b"one content, two names\n".to_vec();
-    let other = pseudo_random(300_000, 8);
+    let other = pseudo_random(8, 300_000);
     let cluster = Cluster::start(2, |i, dir| {
         if i == 0 {
             write(dir, "one.txt", &same);
@@ -454,7 +441,7 @@ fn old_node(relay: &Relay, name: &'static str, content: Vec<u8>) -> FakeNode {
 /// says the result is unverified; its listing falls back to the plain one.
 #[test]
 fn an_old_node_still_serves_marked_unverified() {
-    let content = pseudo_random(200_000, 9);
+    let content = pseudo_random(9, 200_000);
     let relay = Relay::start(&[]);
     let old = old_node(&relay, "old.bin", content.clone());
     let mut cmd = harness::client(relay.port());
@@ -497,7 +484,7 @@ fn an_old_node_still_serves_marked_unverified() {
 /// new node, from any offset.
 #[test]
 fn an_old_client_still_gets_files_from_a_new_node() {
-    let content = pseudo_random(300_000, 10);
+    let content = pseudo_random(10, 300_000);
     let cluster = Cluster::start(1, |_, dir| write(dir, "f.bin", &content));
     for offset in [0u64, 1, 299_999, 300_000] {
         let mut conn = Connection::open(cluster.nodes[0].listen, &Timeouts::default()).unwrap();

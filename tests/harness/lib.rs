@@ -10,6 +10,7 @@
 //! private network lets out (loopback captures, core dumps).
 
 pub mod capture;
+pub mod content;
 pub mod delay;
 mod driven;
 pub mod netns;

@@ -96,20 +96,9 @@ mod tests {
         (sent, reader.join().unwrap())
     }
 
+    /// An anonymous file (unlinked at once) holding `content`.
     fn tempfile_with(content: &[u8]) -> File {
-        let path = std::env::temp_dir().join(format!(
-            "proto-sendfile-{}-{:?}",
-            std::process::id(),
-            thread::current().id()
-        ));
-        let mut file = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
         file.write_all(content).unwrap();
         file
     }

@@ -480,20 +480,9 @@ mod tests {
     use std::io::Read;
     use std::net::TcpListener;
 
+    /// An anonymous file (unlinked at once) holding `content`.
     fn file_with(content: &[u8]) -> File {
-        let path = std::env::temp_dir().join(format!(
-            "net-range-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let mut file = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
         file.write_all(content).unwrap();
         file
     }
