@@ -70,15 +70,6 @@ fn args<'a>(extra: &'a [&'a str], net: &'a [String]) -> Vec<&'a str> {
         .collect()
 }
 
-/// A port where nothing listens: a relay that is down.
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_nodes_files_are_found_on_the_dht_with_the_relay_up_and_after_it_died() {
     let net = LocalDht::start(8).unwrap();
@@ -131,7 +122,7 @@ fn a_private_nodes_files_are_announced_under_keyed_ids_only() {
     // No relay at all (it is down): the DHT does not need one.
     let node = Node::spawn(
         "127.0.0.1",
-        dead_port(),
+        harness::free_port(),
         dir.path(),
         &args(&["--secret", "ours", "--key", key_arg], &boot),
     );
@@ -238,7 +229,7 @@ fn a_dht_port_already_taken_stops_the_node_with_a_clear_line() {
     let port = taken.local_addr().unwrap().port().to_string();
     let mut node = Node::spawn(
         "127.0.0.1",
-        dead_port(),
+        harness::free_port(),
         dir.path(),
         &["--dht-bootstrap", "127.0.0.1:9", "--dht-port", &port],
     );
@@ -351,7 +342,7 @@ fn nodes_with_dht_server_make_a_dht_of_their_own() {
             "--dht-bootstrap",
             &other,
         ];
-        Node::spawn("127.0.0.1", dead_port(), &dir, &args)
+        Node::spawn("127.0.0.1", harness::free_port(), &dir, &args)
     };
     let a = node("a", pa, pb);
     let b = node("b", pb, pa);

@@ -7,7 +7,6 @@
 //! usage error.
 
 use std::fs;
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
@@ -23,15 +22,6 @@ fn bootstrap_args(net: &LocalDht) -> Vec<String> {
         .into_iter()
         .flat_map(|b| ["--dht-bootstrap".to_string(), b])
         .collect()
-}
-
-/// A port where nothing listens: a relay that is down.
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn client(args: &[&str]) -> Run {
@@ -107,7 +97,7 @@ fn a_listed_link_fetches_its_file_through_its_relay_or_the_dht() {
     assert!(!run.stderr.contains("DHT"), "{}", run.stderr);
 
     // A dead relay on the command line: the link's relay is asked next.
-    let dead = dead_port().to_string();
+    let dead = harness::free_port().to_string();
     let run = client(&["127.0.0.1", &dead, &link, "-o", "-"]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout, content);

@@ -6,7 +6,7 @@
 //! against a deadline, never by sleeping a fixed time.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -87,15 +87,6 @@ fn share(root: &Path, dir: &str, name: &str) -> std::path::PathBuf {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(name), name).unwrap();
     dir
-}
-
-/// A port nothing listens on right now (to start a node before its relay).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -215,7 +206,7 @@ fn after_a_relay_restart_every_live_node_is_back_within_one_heartbeat() {
 #[test]
 fn a_node_started_before_its_relay_registers_once_it_is_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = harness::free_port();
     let dir = share(tmp.path(), "n1", "early.txt");
     let node = Node::spawn("127.0.0.1", port, &dir, &["--heartbeat", "1"]);
     // It serves meanwhile, and says it keeps trying.

@@ -429,7 +429,7 @@ impl<'a> Session<'a> {
                 if let Some(mine) = self.to_run.get(port) {
                     return mine.clone();
                 }
-                let mine = free_port().to_string();
+                let mine = harness::free_port().to_string();
                 self.to_run.insert(port.to_string(), mine.clone());
                 self.to_readme.insert(mine.clone(), port.to_string());
                 mine
@@ -970,12 +970,6 @@ fn diff(a: &[String], b: &[String]) -> Vec<Op> {
         }
     }
     ops
-}
-
-/// A port nothing listens on at the moment.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -3,7 +3,7 @@
 //! contrib/systemd, and the secret from a systemd credential.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,14 +67,6 @@ fn promtool_check(addr: SocketAddr) {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Percent-encodes a PromQL query for a URL.
 fn encode(query: &str) -> String {
     query
@@ -126,7 +118,7 @@ fn a_real_prometheus_scrapes_relay_and_node_and_sees_what_the_test_did() {
     promtool_check(relay_metrics);
     promtool_check(node_metrics);
 
-    let port = free_port();
+    let port = harness::free_port();
     let prometheus_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let config = tmp.path().join("prometheus.yml");
     std::fs::write(

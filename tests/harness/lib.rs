@@ -424,6 +424,14 @@ impl Drop for Proc {
     }
 }
 
+/// A port nothing listens on right now: a relay that is down, or one to
+/// start later. (Another process may take it meanwhile; tests use it only
+/// where that would fail loudly, not silently.)
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("a bound address").port()
+}
+
 /// Parses the address at the end of a log line such as
 /// `... listening on 127.0.0.1:4000 (ttl 30s)` after `marker`.
 pub fn addr_after(line: &str, marker: &str) -> SocketAddr {
