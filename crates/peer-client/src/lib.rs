@@ -448,13 +448,14 @@ impl Session {
                     name: typed.to_string(),
                     target: Target::Hash(hash),
                     link: None,
+                    saved_as: None,
                 }),
                 Err(code) => return Ok(code),
             }
         } else {
             link::Wanted::parse(typed)
         };
-        let wanted = match parsed {
+        let mut wanted = match parsed {
             Ok(wanted) => wanted,
             Err(e) => {
                 self.report.error(&e);
@@ -464,16 +465,19 @@ impl Session {
         if let Some(found) = &wanted.link {
             link::add_relays(&mut self.relay, found);
         }
-        let (name, target) = (wanted.name.as_str(), wanted.target.clone());
-        let Some(holders) = self.holders(name, &target)? else {
+        let target = wanted.target.clone();
+        let Some(holders) = self.holders(&wanted.name, &target)? else {
             return Ok(EXIT_MISSING);
         };
-        // A content saved into a directory takes the index's name for it.
-        let save_as = match &target {
-            Target::Hash(hash) if output.is_some_and(Path::is_dir) => self.name_of(hash),
+        // A hash saved into a directory takes the index's name for it,
+        // unless its link named it (`dn`).
+        let unnamed = wanted.display_name().is_none();
+        wanted.saved_as = match &target {
+            Target::Hash(hash) if unnamed && output.is_some_and(Path::is_dir) => self.name_of(hash),
             _ => None,
         };
-        let saved_name = save_as.as_deref().unwrap_or(name);
+        let name = wanted.name.as_str();
+        let saved_name = wanted.saved_as.as_deref().unwrap_or(name);
         let mut out = match Output::open_for(output, saved_name, !self.report.quiet, self.no_resume)
         {
             Ok(out) => out,

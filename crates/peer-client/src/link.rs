@@ -26,6 +26,9 @@ pub struct Wanted {
     pub target: Target,
     /// The link it came from, if any.
     pub link: Option<Link>,
+    /// For a bare hash saved into a directory: the index's name it was
+    /// saved under, which its link then carries.
+    pub saved_as: Option<String>,
 }
 
 impl Wanted {
@@ -42,6 +45,7 @@ impl Wanted {
                 name,
                 target: Target::Hash(link.hash),
                 link: Some(link),
+                saved_as: None,
             });
         }
         let target = if ContentHash::looks_like(text) {
@@ -53,16 +57,17 @@ impl Wanted {
             name: text.to_string(),
             target,
             link: None,
+            saved_as: None,
         })
     }
 
     /// The `dn` a link printed after this fetch carries: the link's, or
-    /// the name asked for; none for a bare hash.
+    /// the name asked for; for a bare hash, the name it was saved under.
     pub fn display_name(&self) -> Option<&str> {
         match (&self.link, &self.target) {
-            (Some(link), _) => link.name.as_deref(),
+            (Some(link), _) => link.name.as_deref().or(self.saved_as.as_deref()),
             (None, Target::Name(name)) => Some(name.as_str()),
-            (None, Target::Hash(_)) => None,
+            (None, Target::Hash(_)) => self.saved_as.as_deref(),
         }
     }
 }
@@ -172,6 +177,19 @@ mod tests {
             pin: None,
             punch: true,
         }
+    }
+
+    #[test]
+    fn a_hash_saved_into_a_directory_carries_the_name_it_was_saved_under() {
+        let mut wanted = Wanted::parse(&format!("blake3:{HEX}")).unwrap();
+        assert_eq!(wanted.display_name(), None);
+        wanted.saved_as = Some("logo.png".into());
+        assert_eq!(wanted.display_name(), Some("logo.png"));
+        // A link's own name wins over the index's.
+        let link = format!("p2p-share:?xt=blake3:{HEX}&dn=mine.png");
+        let mut wanted = Wanted::parse(&link).unwrap();
+        wanted.saved_as = Some("logo.png".into());
+        assert_eq!(wanted.display_name(), Some("mine.png"));
     }
 
     #[test]
