@@ -63,7 +63,14 @@ fn nodes_are_listed_on_both_relays_and_fetches_go_on_when_the_first_dies() {
     let run = client(&["shared.bin", "-o", out.to_str().unwrap()]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(fs::read(&out).unwrap(), content);
-    assert!(run.stderr.contains("found on 2 nodes"), "{}", run.stderr);
+    // The second relay named both holders: both gave ranges, or (on a busy
+    // machine, where one worker can finish 3 MiB before the other starts)
+    // one of the two did it all.
+    assert!(
+        run.stderr.contains("found on 2 nodes") || run.stderr.contains(" of 2 ("),
+        "{}",
+        run.stderr
+    );
     let run = client(&["b.txt"]);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout_text(), "only on b\n");
