@@ -579,6 +579,25 @@ fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
     }
 }
 
+/// The size of `huge.bin` in [`huge_file_cluster`].
+const HUGE: u64 = 1 << 30;
+
+/// One node sharing a sparse 1 GiB `huge.bin` (no disk), hashed and in the
+/// relay's index, and the path to save it to (in a directory of its own).
+fn huge_file_cluster() -> (Cluster, std::path::PathBuf) {
+    let cluster = Cluster::start(1, |_, dir| {
+        let file = fs::File::create(dir.join("huge.bin")).unwrap();
+        file.set_len(HUGE).unwrap();
+    });
+    let node = &cluster.nodes[0].proc;
+    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
+    node.wait_for("catalog at relay", Duration::from_secs(120));
+    let saved = cluster.tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let target = saved.join("huge.bin");
+    (cluster, target)
+}
+
 /// Ctrl-C in the middle of a download with -o: the client exits 130,
 /// leaves no file at the path, keeps its `.part` and record for the next
 /// run, and says how to resume.
@@ -590,17 +609,9 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     // node as soon as the first bytes reach the `.part` file, so the file
     // need only be far bigger than what is still on its way then (socket
     // buffers, a few MiB); hashing it is most of the test's time.
-    const SIZE: u64 = 1 << 30;
-    let cluster = Cluster::start(1, |_, dir| {
-        let file = fs::File::create(dir.join("huge.bin")).unwrap();
-        file.set_len(SIZE).unwrap();
-    });
+    let (cluster, target) = huge_file_cluster();
+    let saved = target.parent().unwrap().to_path_buf();
     let node = &cluster.nodes[0].proc;
-    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
-    node.wait_for("catalog at relay", Duration::from_secs(120));
-    let saved = cluster.tmp.path().join("saved");
-    fs::create_dir(&saved).unwrap();
-    let target = saved.join("huge.bin");
     let tmux = Tmux::start(&client_command(
         &cluster,
         &format!("huge.bin -o {}", quote(&target)),
@@ -614,7 +625,7 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     node.signal(libc::SIGSTOP);
     let partial = fs::metadata(saved.join(&part)).map(|m| m.len());
     assert!(
-        part.ends_with(".part") && partial.as_ref().is_ok_and(|&len| len < SIZE),
+        part.ends_with(".part") && partial.as_ref().is_ok_and(|&len| len < HUGE),
         "the download was not held in the middle: {part} ({partial:?} bytes)"
     );
     // The bar shows the transfer under way.
@@ -642,17 +653,9 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
 fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
     // As in the test above: a sparse 1 GiB, held in the middle by stopping
     // the node once the first bytes reach the part.
-    const SIZE: u64 = 1 << 30;
-    let cluster = Cluster::start(1, |_, dir| {
-        let file = fs::File::create(dir.join("huge.bin")).unwrap();
-        file.set_len(SIZE).unwrap();
-    });
+    let (cluster, target) = huge_file_cluster();
+    let saved = target.parent().unwrap().to_path_buf();
     let node = &cluster.nodes[0].proc;
-    node.wait_for("hashed 1 shared files", Duration::from_secs(120));
-    node.wait_for("catalog at relay", Duration::from_secs(120));
-    let saved = cluster.tmp.path().join("saved");
-    fs::create_dir(&saved).unwrap();
-    let target = saved.join("huge.bin");
     let tmux = Tmux::start(&client_command(&cluster, ""));
     tmux.wait_prompt(1);
     let get = format!("get huge.bin -o {}", target.display());
@@ -700,7 +703,7 @@ fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
     let answer = after_prompt(&screen, 2);
     assert!(answer.contains("huge.bin: resuming at"), "{answer}");
     assert!(answer.contains("saved huge.bin to"), "{answer}");
-    assert_eq!(fs::metadata(&target).unwrap().len(), SIZE);
+    assert_eq!(fs::metadata(&target).unwrap().len(), HUGE);
 
     // Ctrl-C at the idle prompt drops the line being typed, as before.
     tmux.run(&["send-keys", "-t", "t", "-l", "half"]);
