@@ -86,9 +86,12 @@ impl Drop for SlowClient {
 }
 
 /// Waits until `node` has hashed its directory (its startup scan), so a
-/// test that changes a file knows which version the node hashed first.
+/// test that changes a file knows which version the node hashed first: the
+/// summary line ("hashed N shared files (...)"), not "still being hashed
+/// here", which comes before it (a test that waited for that one rewrote
+/// the file while the node was hashing it).
 fn until_hashed(node: &Node) {
-    node.proc.wait_for("hashed ", harness::READY);
+    node.proc.wait_for(" shared files (", harness::READY);
 }
 
 /// (a) Two nodes share data.bin with different contents. The first dies in

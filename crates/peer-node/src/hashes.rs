@@ -26,7 +26,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::ContentHash;
 use proto::content::{CHUNK_GROUP, hash_and_outboard, outboard_len};
@@ -60,7 +60,48 @@ impl FileKey {
     pub fn now(file: &File) -> io::Result<FileKey> {
         file.metadata().map(|m| FileKey::of(&m))
     }
+
+    /// How long ago the version's last write was (its ctime); None when
+    /// the ctime is ahead of the clock (a clock stepped back).
+    fn age(&self) -> Option<Duration> {
+        let (secs, nanos) = self.ctime;
+        let written = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(secs).unwrap_or(0),
+                u32::try_from(nanos).unwrap_or(0).min(999_999_999),
+            );
+        SystemTime::now().duration_since(written).ok()
+    }
+
+    /// True when the version was written so recently ([`RACY`]) that a
+    /// write still to come could leave its key as it is.
+    pub fn is_racy(&self) -> bool {
+        self.age().is_some_and(|age| age < RACY)
+    }
+
+    /// The key of an open file once its last write is surely in an earlier
+    /// timestamp tick than any write to come ([`RACY`]): then a later write
+    /// changes the key, and the hash taken under it cannot go stale unseen.
+    pub fn settled(file: &File) -> io::Result<FileKey> {
+        let key = FileKey::now(file)?;
+        match key.age() {
+            Some(age) if age < RACY => {
+                std::thread::sleep(RACY - age);
+                FileKey::now(file)
+            }
+            _ => Ok(key),
+        }
+    }
 }
+
+/// How recent a write must be for a hash to wait before it is taken.
+/// Timestamps on disk move in coarse ticks (a jiffy, up to 10 ms): a write
+/// within the tick of the one before leaves mtime and ctime as they were,
+/// so a version hashed in that tick could change under an unchanged key
+/// (seen as a client's proof failure at byte 196 608 of a file rewritten in
+/// place just after it was hashed). As git treats "racily clean" entries, a
+/// file written this recently is hashed only once its tick is surely over.
+const RACY: Duration = Duration::from_millis(25);
 
 /// A file's hash, for the version `key` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,10 +183,12 @@ impl ContentIndex {
     /// The hash of `file` as it is now, hashing it if this version was not
     /// hashed yet (or waiting while another thread hashes it). If the file
     /// changes while it is hashed, it is hashed again, a few times at most.
+    /// A version written within the last tick is hashed once the tick is
+    /// over ([`FileKey::settled`]): up to [`RACY`] of waiting.
     pub fn hash_of(&self, file: &File) -> io::Result<Hashed> {
         let mut last_change = None;
         for _ in 0..HASH_ATTEMPTS {
-            let key = FileKey::now(file)?;
+            let key = FileKey::settled(file)?;
             {
                 let mut state = self.lock();
                 loop {
@@ -563,6 +606,17 @@ mod tests {
         let share = tmp.path().join("share");
         fs::create_dir(&share).unwrap();
         (tmp, ContentIndex::new(cache), share)
+    }
+
+    #[test]
+    fn a_file_written_this_tick_is_keyed_only_once_the_tick_is_over() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"just written").unwrap();
+        let key = FileKey::settled(&file).unwrap();
+        let (secs, nanos) = key.ctime;
+        let written = UNIX_EPOCH + Duration::new(secs as u64, nanos as u32);
+        let age = SystemTime::now().duration_since(written).unwrap();
+        assert!(age >= RACY, "keyed {age:?} after the write");
     }
 
     #[test]
