@@ -42,12 +42,15 @@
 //! - [`speed`]: section `speed` (issue 31), every way a large file travels
 //!   in one run: verified vs nginx + curl and vs unverified, encrypted vs
 //!   plain, `-o FILE` vs the raw receiver, with each client's CPU seconds.
+//! - [`hosts`]: section `hosts` (`--only hosts`, root), the verified fetch
+//!   between two hosts (namespaces over veth) beside nginx + curl and GetFile.
 //! - [`lab`]: network namespaces and NAT routers for sections 9 and 13.
 //! - [`report`]: medians and the Markdown table.
 
 mod blind;
 mod dht;
 mod dht_fetch;
+mod hosts;
 mod index;
 mod lab;
 mod load;
@@ -82,7 +85,8 @@ usage: p2p-bench [--quick] [--runs N] [--only SECTIONS] [--bin-dir DIR] [--no-bu
   --only LIST     comma-separated sections: transfer, relay, lookup, scale, verified,
                   index, relayed, secure, metrics, dht, blind, dhtfetch, speed; multi (root:
                   namespaces, tc; aria2c and nginx for its anchor), punch (root: namespaces,
-                  nftables) and resume (root: namespaces, tc) only when named
+                  nftables), resume (root: namespaces, tc) and hosts (root: namespaces;
+                  nginx and curl beside) only when named
   --bin-dir DIR   measure the relay, peer-node and peer-client in DIR
   --no-build      do not run `cargo build --release` first
   --busy N        N threads spinning beside the benchmark for its whole run (a loaded machine)";
@@ -113,7 +117,7 @@ const SECTIONS: [&str; 13] = [
     "dht", "blind", "dhtfetch", "speed",
 ];
 /// Sections run only when named with --only (they need root).
-const EXTRA_SECTIONS: [&str; 3] = ["multi", "punch", "resume"];
+const EXTRA_SECTIONS: [&str; 4] = ["multi", "punch", "resume", "hosts"];
 
 struct Args {
     quick: bool,
@@ -230,6 +234,7 @@ fn run() -> Result<(), String> {
             "dhtfetch" => dht_fetch::run(&settings, &mut table),
             "resume" => resume::run(&settings, &mut table),
             "speed" => speed::run(&settings, &mut table),
+            "hosts" => hosts::run(&settings, &mut table),
             _ => unreachable!("sections are checked when parsed"),
         };
         result.map_err(|e| format!("{section}: {e}"))?;
