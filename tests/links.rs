@@ -96,6 +96,23 @@ fn a_listed_link_fetches_its_file_through_its_relay_or_the_dht() {
     assert!(last.ends_with(&link), "{last}");
     assert!(!run.stderr.contains("DHT"), "{}", run.stderr);
 
+    // Two links, no relay argument: both are NAMEs (here the same content
+    // under another name), both saved.
+    let renamed = Link {
+        name: Some("copy two.bin".to_string()),
+        ..expected.clone()
+    }
+    .to_string();
+    let run = client(&[&link, &renamed, "-o", &into]);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read(out.path().join("copy two.bin")).unwrap(),
+        content,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read(&saved).unwrap(), content);
+
     // A dead relay on the command line: the link's relay is asked next.
     let dead = harness::free_port().to_string();
     let run = client(&["127.0.0.1", &dead, &link, "-o", "-"]);
@@ -158,7 +175,8 @@ fn a_listed_link_fetches_its_file_through_its_relay_or_the_dht() {
 #[test]
 fn a_malformed_link_or_a_missing_port_is_a_usage_error() {
     let hex = "00".repeat(32);
-    let cases: [(&[&str], &str); 5] = [
+    let link = format!("p2p-share:?xt=blake3:{hex}");
+    let cases: [(&[&str], &str); 7] = [
         (
             &["p2p-share:?dn=a.txt"],
             "not a p2p-share link: xt=blake3:<64 hex digits> is missing",
@@ -177,6 +195,15 @@ fn a_malformed_link_or_a_missing_port_is_a_usage_error() {
         (
             &[&format!("p2p-share:?xt=blake3:{hex}"), "--peers"],
             "<RELAY_PORT>",
+        ),
+        // With no relay, every NAME must be a link.
+        (
+            &[&link, "a.txt"],
+            "'a.txt' is not a p2p-share: link: with no relay",
+        ),
+        (
+            &["127.0.0.1", "x", "a.txt"],
+            "invalid value 'x' for '[RELAY_PORT]'",
         ),
     ];
     for (args, says) in cases {

@@ -68,11 +68,18 @@ unreachable, 128+N on signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct Cli {
     /// Host name or IP address of the relay (IPv6 literals work). Or, with
-    /// no relay, a p2p-share: link alone (its relays, else the DHT).
+    /// no relay, a p2p-share: link, and then every NAME is a link too (their
+    /// relays, else the DHT).
     #[arg(required_unless_present = "show_relay_key")]
     pub relay_ip: Option<String>,
     /// Port of the relay (required unless RELAY_IP is a link).
-    pub relay_port: Option<u16>,
+    // Text here, checked once the arguments are read (link::link_alone):
+    // with no relay, the second place may hold another link.
+    #[arg(value_name = "RELAY_PORT")]
+    pub relay_port: Option<String>,
+    /// RELAY_PORT as a number, once checked.
+    #[arg(skip)]
+    pub port: u16,
     /// Files to fetch, by name, as blake3:<64 hex digits> or as a
     /// p2p-share:?xt=... link; none opens the prompt.
     pub names: Vec<String>,

@@ -97,31 +97,60 @@ pub fn add_relays(relay: &mut Relay, link: &Link) -> usize {
     added
 }
 
-/// `peer-client LINK [-o PATH]`: with no RELAY_PORT, the first positional
-/// argument must be a link, which then becomes the one NAME, with no relay
-/// (the link's own, else the DHT). Anything else lacks RELAY_PORT, in
-/// clap's words. (clap cannot say "two positionals, or one that is a
-/// link", so the port is optional there and checked here.)
+/// `peer-client LINK [LINK...] [-o PATH]`: when the first positional
+/// argument is a link, there is no relay (the links' own, else the DHT) and
+/// every positional argument must be a link: they are the NAMEs. Otherwise
+/// RELAY_PORT must be there and be a port, in clap's words. (clap cannot
+/// say "two positionals, or links only", so the port is optional text there
+/// and checked here.)
 pub fn link_alone(cli: &mut crate::cli::Cli) -> Result<(), clap::Error> {
     use clap::CommandFactory;
-    if cli.relay_port.is_some() || cli.show_relay_key {
-        return Ok(());
+    use clap::error::ErrorKind;
+    let error = |kind, text: String| crate::cli::Cli::command().error(kind, text);
+    let first_is_link = cli.relay_ip.as_deref().is_some_and(Link::looks_like);
+    if !first_is_link {
+        return match cli.relay_port.as_deref() {
+            Some(text) => {
+                cli.port = text.parse().map_err(|e| {
+                    error(
+                        ErrorKind::ValueValidation,
+                        format!("invalid value '{text}' for '[RELAY_PORT]': {e}"),
+                    )
+                })?;
+                Ok(())
+            }
+            None if cli.show_relay_key => Ok(()),
+            None => Err(error(
+                ErrorKind::MissingRequiredArgument,
+                "the following required arguments were not provided:\n  <RELAY_PORT>\n\n\
+                 (only p2p-share: links may stand alone, without a relay)"
+                    .into(),
+            )),
+        };
     }
-    match cli.relay_ip.take() {
-        Some(text)
-            if Link::looks_like(&text)
-                && cli.names.is_empty()
-                && !(cli.peers || cli.list || cli.search.is_some()) =>
-        {
-            cli.names.push(text);
-            Ok(())
-        }
-        _ => Err(crate::cli::Cli::command().error(
-            clap::error::ErrorKind::MissingRequiredArgument,
+    if cli.peers || cli.list || cli.search.is_some() {
+        return Err(error(
+            ErrorKind::MissingRequiredArgument,
             "the following required arguments were not provided:\n  <RELAY_PORT>\n\n\
-             (only a p2p-share: link may stand alone, without a relay)",
-        )),
+             (--peers, --list and --search ask a relay; a p2p-share: link alone cannot)"
+                .into(),
+        ));
     }
+    let mut names: Vec<String> = cli.relay_ip.take().into_iter().collect();
+    names.extend(cli.relay_port.take());
+    names.append(&mut cli.names);
+    if let Some(other) = names.iter().find(|n| !Link::looks_like(n)) {
+        return Err(error(
+            ErrorKind::ValueValidation,
+            format!(
+                "'{other}' is not a p2p-share: link: with no relay (the first argument is a \
+                 link), every NAME must be a link; to fetch by name, give RELAY_IP RELAY_PORT \
+                 first"
+            ),
+        ));
+    }
+    cli.names = names;
+    Ok(())
 }
 
 /// The relays of this session, as a link names them.

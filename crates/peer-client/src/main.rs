@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     };
     let relay = Relay {
         host: cli.relay_ip.unwrap_or_default(),
-        port: cli.relay_port.unwrap_or_default(),
+        port: cli.port,
         more: cli.relays,
         answered: Default::default(),
         timeouts,
