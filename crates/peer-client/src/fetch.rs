@@ -100,7 +100,10 @@ pub fn fetch(
     let holders = Holder::all(nodes);
     let small = want.expect.is_some_and(|(_, size)| size < MIN_SPLIT);
     let several = sources > 1 && holders.len() > 1 && !small;
-    let opening = if several {
+    // A resume wants only what the part lacks: the whole content asked for
+    // and then cut off would cost what the socket buffers took meanwhile.
+    let resuming = out.positioned().is_some_and(|part| part.has_earlier());
+    let opening = if several || resuming {
         Opening::Probe
     } else {
         Opening::Whole
@@ -137,8 +140,10 @@ pub fn fetch(
         Ok(resumed) => resumed,
         Err(fetched) => return fetched,
     };
-    // The first holder's open exchange asks for the whole content: of use
-    // only when all of it is wanted (else it is closed now).
+    // The first holder's open exchange, when it asked for the whole
+    // content, is of use only when all of it is wanted (else it is closed
+    // now; a part from an earlier run asks for the proof of the size
+    // instead).
     let (kept, missing, opened) = match resumed {
         Some(Resumed { unchecked, missing }) => {
             drop(found.opened);

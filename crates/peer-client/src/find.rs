@@ -9,7 +9,8 @@
 //!   A name the relay's index resolved is asked for by that version's hash.
 //!   An older node that does not know range requests is asked for the file
 //!   instead, unverified;
-//! - several workers first need the size to cut the plan: the holder is
+//! - several workers first need the size to cut the plan, and a resume
+//!   wants only what its part lacks: the holder is
 //!   asked for an empty range at offset 0, whose answer carries the
 //!   content's last chunk group with its proof. That proves the size as
 //!   well as the hash before any other node is asked, so a node lying about

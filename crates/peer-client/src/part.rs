@@ -553,6 +553,13 @@ impl Part {
         Ok(())
     }
 
+    /// True when an earlier run left a record of verified bytes here, not
+    /// looked at yet ([`Part::begin`] decides whether they are kept).
+    pub fn has_earlier(&self) -> bool {
+        let state = self.live.lock();
+        matches!(&state.found, Some(Ok(rec)) if rec.groups.bytes(rec.size) > 0)
+    }
+
     /// What the part keeps, when it keeps anything: (verified bytes, size).
     pub fn kept(&self) -> Option<(u64, u64)> {
         let state = self.live.lock();
