@@ -19,7 +19,7 @@ use crate::lab::{Lab, in_ns};
 use crate::nginx;
 use crate::procs::{self, ClientRun, Proc};
 use crate::report::{Row, Table, median};
-use crate::transfer::{warm, write_file};
+use crate::transfer::shared_big_file;
 use crate::verified::GETFILE;
 
 const RELAY_IP: &str = "10.81.0.1";
@@ -38,13 +38,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let node_ns = lab.host("node", NODE_IP)?;
     let client_ns = lab.host("client", CLIENT_IP)?;
 
-    let share = s.tmp.join("hosts-share");
-    fs::create_dir_all(&share).map_err(|e| format!("cannot create {}: {e}", share.display()))?;
-    let len = s.file_mib << 20;
-    let big = share.join("big.bin");
-    eprintln!("hosts: writing a {} MiB file...", s.file_mib);
-    write_file(&big, len).map_err(|e| format!("cannot write {}: {e}", big.display()))?;
-    warm(&big)?;
+    let (share, _, _) = shared_big_file(s, "hosts")?;
 
     let mut procs: Vec<Proc> = Vec::new();
     let mut cmd = in_ns(&relay_ns, &s.bins.path("relay"));
@@ -64,20 +58,9 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     procs.push(node);
     let curl = match (nginx_bin, curl) {
         (Some(nginx_bin), Some(curl)) => {
-            let dir = s.tmp.join("hosts-nginx");
-            fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let conf = dir.join("nginx.conf");
             let addr = SocketAddr::new(NODE_IP.parse().expect("an address"), NGINX_PORT);
-            fs::write(&conf, nginx::config(&share, &dir, addr))
-                .map_err(|e| format!("{}: {e}", conf.display()))?;
-            let mut cmd = in_ns(&node_ns, &nginx_bin);
-            cmd.arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(dir.join("error.log"));
-            procs.push(Proc::spawn("nginx", cmd, dir.join("stderr.log"))?);
+            let dir = s.tmp.join("hosts-nginx");
+            procs.push(nginx::spawn_in(&node_ns, &nginx_bin, &share, &dir, addr)?);
             Some(curl)
         }
         _ => {

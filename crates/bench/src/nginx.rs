@@ -52,21 +52,8 @@ impl Nginx {
         let not_found = |name: &str| format!("{name} not found");
         let nginx = find("nginx").ok_or_else(|| not_found("nginx"))?;
         let curl = find("curl").ok_or_else(|| not_found("curl"))?;
-        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let addr = free_port()?;
-        let conf = dir.join("nginx.conf");
-        fs::write(&conf, config(root, dir, addr))
-            .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
-        let mut cmd = Command::new(&nginx);
-        // -e: the error log before the config is read (nginx >= 1.19.5);
-        // otherwise a non-root nginx complains about /var/log/nginx first.
-        cmd.arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(dir.join("error.log"));
-        let mut proc = Proc::spawn("nginx", cmd, dir.join("stderr.log"))?;
+        let mut proc = launch(Command::new(&nginx), root, dir, addr)?;
         wait_until_accepting(&mut proc, addr)?;
         Ok(Nginx {
             _proc: proc,
@@ -112,6 +99,36 @@ impl Nginx {
 /// The whole config: what the measurement used (sendfile on,
 /// tcp_nopush on), one worker, every path inside `dir`. Also the config of
 /// the nginx servers of section 9 (`swarm`), one per holder namespace.
+/// Starts nginx in network namespace `ns`, serving `root` at `addr`, its
+/// files in `dir`. Not waited for: the caller knows from where to ask.
+pub fn spawn_in(
+    ns: &str,
+    nginx: &Path,
+    root: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+) -> Result<Proc, String> {
+    launch(crate::lab::in_ns(ns, nginx), root, dir, addr)
+}
+
+/// Writes the config for `root` at `addr` into `dir` and runs `cmd` (nginx,
+/// or nginx in a namespace) on it.
+fn launch(mut cmd: Command, root: &Path, dir: &Path, addr: SocketAddr) -> Result<Proc, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, config(root, dir, addr))
+        .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    // -e: the error log before the config is read (nginx >= 1.19.5);
+    // otherwise a non-root nginx complains about /var/log/nginx first.
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("error.log"));
+    Proc::spawn("nginx", cmd, dir.join("stderr.log"))
+}
+
 pub fn config(root: &Path, dir: &Path, addr: SocketAddr) -> String {
     let d = dir.display();
     let mut c = String::new();

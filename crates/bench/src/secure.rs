@@ -5,7 +5,6 @@
 //! client with the secret; the cost of a handshake; and the cipher choice
 //! (snow's AEADs on 64 KiB messages, one core, encrypt plus decrypt).
 
-use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -25,14 +24,7 @@ const RSS_LIMIT_KIB: u64 = 16 * 1024;
 const HANDSHAKES: usize = 200;
 
 pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
-    let share = s.tmp.join("secure-share");
-    fs::create_dir_all(&share).map_err(|e| format!("cannot create {}: {e}", share.display()))?;
-    let len = s.file_mib << 20;
-    let big = share.join("big.bin");
-    eprintln!("secure: writing a {} MiB file...", s.file_mib);
-    crate::transfer::write_file(&big, len)
-        .map_err(|e| format!("cannot write {}: {e}", big.display()))?;
-    crate::transfer::warm(&big)?;
+    let (share, _, len) = crate::transfer::shared_big_file(s, "secure")?;
 
     let (_plain_relay, plain_at) =
         procs::start_relay(&s.bins, s.tmp.join("secure-plain-relay.log"))?;

@@ -17,7 +17,7 @@ use crate::nginx::Nginx;
 use crate::procs::{self, ClientRun, Proc};
 use crate::raw;
 use crate::report::{Row, Table, median, mib};
-use crate::transfer::{warm, write_file};
+use crate::transfer::shared_big_file;
 use crate::verified::GETFILE;
 
 const SECRET: &str = "p2p-bench speed section secret, long and random enough";
@@ -45,13 +45,7 @@ impl Series {
 }
 
 pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
-    let share = s.tmp.join("speed-share");
-    fs::create_dir_all(&share).map_err(|e| format!("cannot create {}: {e}", share.display()))?;
-    let len = s.file_mib << 20;
-    let big = share.join("big.bin");
-    eprintln!("speed: writing a {} MiB file...", s.file_mib);
-    write_file(&big, len).map_err(|e| format!("cannot write {}: {e}", big.display()))?;
-    warm(&big)?;
+    let (share, big, len) = shared_big_file(s, "speed")?;
     let size = format!("{} MiB", s.file_mib);
 
     // A plain relay and node, and a private relay and node, on the same

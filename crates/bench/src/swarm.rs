@@ -133,20 +133,9 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
         (Some(nginx), Some(aria2c)) => {
             for (i, (ns, ip)) in holders.iter().enumerate() {
                 let dir = settings.tmp.join(format!("nginx{i}"));
-                fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let conf = dir.join("nginx.conf");
                 let addr =
                     SocketAddr::new(ip.parse().map_err(|e| format!("{ip}: {e}"))?, NGINX_PORT);
-                fs::write(&conf, nginx::config(&share, &dir, addr))
-                    .map_err(|e| format!("{}: {e}", conf.display()))?;
-                let mut cmd = in_ns(ns, &nginx);
-                cmd.arg("-p")
-                    .arg(&dir)
-                    .arg("-c")
-                    .arg(&conf)
-                    .arg("-e")
-                    .arg(dir.join("error.log"));
-                procs.push(Proc::spawn("nginx", cmd, dir.join("stderr.log"))?);
+                procs.push(nginx::spawn_in(ns, &nginx, &share, &dir, addr)?);
                 wait_http(&client_ns, ip)?;
             }
             Some(aria2c)

@@ -244,6 +244,23 @@ pub(crate) fn write_file(path: &Path, len: u64) -> io::Result<()> {
     file.sync_all()
 }
 
+/// The shared directory of `section` (`TMP/SECTION-share`) holding `big.bin`
+/// of the settings' size, written and read once into the page cache;
+/// returns the directory, the file and its length.
+pub(crate) fn shared_big_file(
+    s: &crate::Settings,
+    section: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, u64), String> {
+    let share = s.tmp.join(format!("{section}-share"));
+    fs::create_dir_all(&share).map_err(|e| format!("cannot create {}: {e}", share.display()))?;
+    let len = s.file_mib << 20;
+    let big = share.join("big.bin");
+    eprintln!("{section}: writing a {} MiB file...", s.file_mib);
+    write_file(&big, len).map_err(|e| format!("cannot write {}: {e}", big.display()))?;
+    warm(&big)?;
+    Ok((share, big, len))
+}
+
 /// Reads the whole file once, so every measurement finds it in the page cache.
 pub(crate) fn warm(path: &Path) -> Result<(), String> {
     let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
