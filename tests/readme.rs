@@ -46,6 +46,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::tmux::{EXITED, Setup, Tmux};
 use harness::{Proc, READY, bin};
 use regex::Regex;
 
@@ -731,17 +732,36 @@ impl<'a> Session<'a> {
     /// Runs `text` in a terminal (tmux), typing `inputs` at the prompts;
     /// returns the screen up to its end.
     fn run_in_terminal(&self, text: &str, inputs: &[&str]) -> Result<(Vec<String>, i32), String> {
-        let term = Terminal::start(self, text)?;
+        let mut probe = Command::new("true");
+        self.env(&mut probe);
+        let env = probe
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+            .collect();
+        let setup = Setup {
+            shell: "/bin/bash",
+            cwd: Some(&self.clone),
+            env,
+            remove: &[
+                "XDG_CONFIG_HOME",
+                "XDG_CACHE_HOME",
+                "RUST_LOG",
+                "P2P_SECRET",
+                "TMUX",
+            ],
+        };
+        // `(exit N)`: `$?` is the previous command's status, as in the
+        // session the README shows.
+        let term = Tmux::start(&format!("(exit {}); {text}", self.status), setup)?;
         for (n, input) in inputs.iter().enumerate() {
-            term.wait_prompt(n + 1)?;
+            term.wait_prompt(PROMPT, n + 1, COMMAND)?;
             if *input == "^C" {
-                term.send(&["C-c"])?;
+                term.keys(&["C-c"])?;
             } else {
-                term.send(&["-l", input])?;
-                term.send(&["Enter"])?;
+                term.type_line(input)?;
             }
         }
-        let screen = term.wait_end()?;
+        let (screen, status) = term.wait_exit(COMMAND)?;
         let mut lines: Vec<String> = screen
             .lines()
             .take_while(|l| !l.starts_with(EXITED))
@@ -757,148 +777,7 @@ impl<'a> Session<'a> {
                 n += 1;
             }
         }
-        Ok((lines, exit_status(&screen).unwrap_or(-1)))
-    }
-}
-
-/// What the terminal's shell prints when the command ends.
-const EXITED: &str = "[exit status ";
-
-fn exit_status(screen: &str) -> Option<i32> {
-    let line = screen.lines().find(|l| l.starts_with(EXITED))?;
-    line[EXITED.len()..]
-        .trim_end()
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-/// A tmux server with one 200x50 session running one command (see
-/// tests/terminal.rs for why the shell stays parked after it); killed on
-/// drop.
-struct Terminal {
-    sock: PathBuf,
-    env: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl Terminal {
-    fn start(session: &Session, text: &str) -> Result<Terminal, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let conf = dir.path().join("tmux.conf");
-        fs::write(
-            &conf,
-            "set -g remain-on-exit on\nset -g history-limit 5000\nset -g default-shell /bin/bash\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let mut probe = Command::new("true");
-        session.env(&mut probe);
-        let env = probe
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
-            .collect();
-        let term = Terminal {
-            sock: dir.path().join("sock"),
-            env,
-            _dir: dir,
-        };
-        let line = format!(
-            "trap true INT; (exit {}); {text}; echo \"{EXITED}$?]\"; exec sleep infinity",
-            session.status
-        );
-        let clone = session.clone.to_str().unwrap().to_string();
-        term.tmux(&[
-            "-f",
-            conf.to_str().unwrap(),
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "-c",
-            &clone,
-            &line,
-        ])?;
-        Ok(term)
-    }
-
-    fn tmux(&self, args: &[&str]) -> Result<String, String> {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.sock).args(args);
-        for var in [
-            "XDG_CONFIG_HOME",
-            "XDG_CACHE_HOME",
-            "RUST_LOG",
-            "P2P_SECRET",
-            "TMUX",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("TERM", "xterm-256color");
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run tmux ({e}); install it: apt-get install tmux"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "tmux {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn send(&self, keys: &[&str]) -> Result<(), String> {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.tmux(&args).map(drop)
-    }
-
-    fn screen(&self) -> Result<String, String> {
-        self.tmux(&["capture-pane", "-p", "-S", "-", "-t", "t"])
-    }
-
-    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> Result<String, String> {
-        let deadline = Instant::now() + COMMAND;
-        loop {
-            let screen = self.screen()?;
-            if done(&screen) {
-                return Ok(screen);
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the screen did not show {what} within {COMMAND:?}:\n{screen}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the `n`th prompt, empty, with the cursor on it.
-    fn wait_prompt(&self, n: usize) -> Result<String, String> {
-        let prompt = PROMPT.trim_end();
-        self.wait_until(&format!("prompt number {n}"), |s| {
-            let last = s.lines().rev().find(|l| !l.trim().is_empty());
-            s.lines().filter(|l| l.starts_with(prompt)).count() == n
-                && last.map(str::trim_end) == Some(prompt)
-        })
-    }
-
-    fn wait_end(&self) -> Result<String, String> {
-        self.wait_until("the command's end", |s| exit_status(s).is_some())
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .arg("kill-server")
-            .output();
+        Ok((lines, status))
     }
 }
 

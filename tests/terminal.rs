@@ -7,11 +7,11 @@
 //! tmux must be installed (`.ci/run` installs it: `apt-get install tmux`).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::tmux::{Setup, Tmux, last_line};
 use harness::{Cluster, Node, Relay, bin};
 
 /// How long the screen may take to show what a test waits for.
@@ -19,161 +19,17 @@ const SCREEN: Duration = Duration::from_secs(15);
 
 const PROMPT: &str = "file name>";
 
-/// What the shell around the client prints when it exits: `[exit status 0]`.
-const EXITED: &str = "[exit status ";
-
-/// A tmux server with one session, `t`, running one command; the server is
-/// killed on drop, also when a test panics.
-struct Tmux {
-    sock: PathBuf,
-    /// Holds the socket and the config; removed after the server is killed.
-    _dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    /// Starts `command` (a shell command line) in a detached 200x50 session,
-    /// followed by a line with its exit status.
-    ///
-    /// Then the pane's shell stays, parked (`exec sleep infinity`), until the
-    /// server is killed: the pane's process never exits while a test reads
-    /// the screen. tmux 3.3 discards the output of a pane it has not read
-    /// yet when it reaps the pane's process, and on a loaded machine it may
-    /// reap first: the client's last lines and the status line were lost,
-    /// and the screen showed only `Pane is dead (status 0, ...)`. The client
-    /// is the shell's child, not tmux's, so its exit cannot race tmux's
-    /// reading. (`remain-on-exit` only keeps the screen readable should the
-    /// pane die anyway.)
-    fn start(command: &str) -> Tmux {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sock = dir.path().join("sock");
-        let conf = dir.path().join("tmux.conf");
-        fs::write(
-            &conf,
-            "set -g remain-on-exit on\nset -g history-limit 5000\nset -g default-shell /bin/sh\n",
-        )
-        .unwrap();
-        let tmux = Tmux { sock, _dir: dir };
-        let conf = conf.to_str().unwrap().to_string();
-        // The trap keeps the shell alive through a Ctrl-C meant for the
-        // client (which gets the default disposition back when it starts).
-        let command =
-            format!("trap true INT; {command}; echo \"{EXITED}$?]\"; exec sleep infinity");
-        let out = tmux.run(&[
-            "-f",
-            &conf,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            &command,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .args(args)
-            // The pane gets a clean environment for what the tests check.
-            .env_remove("RUST_LOG")
-            .env("TERM", "xterm-256color")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tmux ({e}); install it: apt-get install tmux"))
-    }
-
-    /// Types `text` literally, then Enter.
-    fn type_line(&self, text: &str) {
-        self.run(&["send-keys", "-t", "t", "-l", text]);
-        self.keys(&["Enter"]);
-    }
-
-    /// Presses keys by tmux name (`Up`, `C-c`, `C-d`, `Enter`).
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        let out = self.run(&args);
-        assert!(out.status.success(), "send-keys {keys:?} failed");
-    }
-
-    /// The whole screen and its scrollback.
-    fn screen(&self) -> String {
-        let out = self.run(&["capture-pane", "-p", "-S", "-", "-t", "t"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until `done` holds; panics with the screen if it
-    /// does not within [`SCREEN`].
-    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SCREEN;
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            if Instant::now() >= deadline {
-                panic!("the screen did not show {what} within {SCREEN:?}:\n{screen}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the `n`th prompt to be the empty line the cursor is on: the
-    /// command typed before it has finished.
-    fn wait_prompt(&self, n: usize) -> String {
-        self.wait_until(&format!("prompt number {n}, empty"), |s| {
-            prompts(s) == n && last_line(s) == PROMPT
-        })
-    }
-
-    /// The client's exit status once it has exited, as the shell around it
-    /// reports it. (tmux's own `#{pane_dead_status}` cannot tell it: the
-    /// pane does not die when the client exits, see [`Tmux::start`].)
-    fn exit_status(&self) -> Option<i32> {
-        exit_status(&self.screen())
-    }
-
-    fn wait_exit(&self) -> i32 {
-        let screen = self.wait_until("the client's exit", |s| exit_status(s).is_some());
-        exit_status(&screen).unwrap()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .arg("kill-server")
-            .output();
-    }
-}
-
-fn exit_status(screen: &str) -> Option<i32> {
-    let line = screen.lines().find(|l| l.starts_with(EXITED))?;
-    line[EXITED.len()..].trim_end_matches(']').parse().ok()
-}
-
-fn prompts(screen: &str) -> usize {
-    screen.lines().filter(|l| l.starts_with(PROMPT)).count()
-}
-
-fn last_line(screen: &str) -> &str {
-    screen
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim_end()
+/// A terminal running `command` (a shell command line) in /bin/sh; see
+/// [`Tmux::start`].
+fn terminal(command: &str) -> Tmux {
+    let setup = Setup {
+        shell: "/bin/sh",
+        cwd: None,
+        env: Vec::new(),
+        // The pane gets a clean environment for what the tests check.
+        remove: &["RUST_LOG"],
+    };
+    Tmux::start(command, setup).unwrap()
 }
 
 /// The screen from the `n`th prompt (1-based) to the next one.
@@ -245,19 +101,19 @@ fn the_prompt_in_a_terminal() {
     };
     let saved = cluster.tmp.path().join("saved");
     fs::create_dir(&saved).unwrap();
-    let tmux = Tmux::start(&client_command(&cluster, ""));
-    tmux.wait_prompt(1);
+    let tmux = terminal(&client_command(&cluster, ""));
+    tmux.wait_prompt(PROMPT, 1, SCREEN).unwrap();
 
     // A typed name shows the file, and which node served it.
-    tmux.type_line("hello.txt");
-    let screen = tmux.wait_prompt(2);
+    tmux.type_line("hello.txt").unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 2, SCREEN).unwrap();
     let answer = after_prompt(&screen, 1);
     assert!(answer.contains("\nhello from node one\n"), "{answer}");
     assert!(answer.contains(&found_on(n1)), "{answer}");
 
     // A text without a final newline still leaves the status on its own line.
-    tmux.type_line("three.txt");
-    let screen = tmux.wait_prompt(3);
+    tmux.type_line("three.txt").unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 3, SCREEN).unwrap();
     let answer = after_prompt(&screen, 2);
     assert!(
         answer.contains("\nno newline at the end\nfound on"),
@@ -265,8 +121,8 @@ fn the_prompt_in_a_terminal() {
     );
 
     // A binary file is refused, with the hint to save it instead.
-    tmux.type_line("logo.png");
-    let screen = tmux.wait_prompt(4);
+    tmux.type_line("logo.png").unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 4, SCREEN).unwrap();
     let answer = after_prompt(&screen, 3);
     assert!(
         answer.contains(
@@ -281,8 +137,8 @@ fn the_prompt_in_a_terminal() {
     );
 
     // ls --nodes: every node's own files, grouped under its address.
-    tmux.type_line("ls --nodes");
-    let screen = tmux.wait_prompt(5);
+    tmux.type_line("ls --nodes").unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 5, SCREEN).unwrap();
     let answer = after_prompt(&screen, 4);
     for (node, lines) in [
         (n1, &["20 B  hello.txt", "5 B  sub/deeper/notes.txt"][..]),
@@ -308,8 +164,8 @@ fn the_prompt_in_a_terminal() {
     }
 
     // peers: the three nodes.
-    tmux.type_line("peers");
-    let screen = tmux.wait_prompt(6);
+    tmux.type_line("peers").unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 6, SCREEN).unwrap();
     let answer = after_prompt(&screen, 5);
     for node in [n1, n2, n3] {
         assert!(
@@ -321,8 +177,9 @@ fn the_prompt_in_a_terminal() {
 
     // get NAME -o PATH saves the binary file whole.
     let target = saved.join("logo.png");
-    tmux.type_line(&format!("get logo.png -o {}", target.display()));
-    let screen = tmux.wait_prompt(7);
+    tmux.type_line(&format!("get logo.png -o {}", target.display()))
+        .unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 7, SCREEN).unwrap();
     let answer = after_prompt(&screen, 6);
     assert!(
         answer.contains(&format!("saved logo.png to {}", target.display())),
@@ -331,27 +188,32 @@ fn the_prompt_in_a_terminal() {
     assert_eq!(fs::read(&target).unwrap(), logo);
 
     // History: Up recalls the last lines, newest first; Enter runs one again.
-    tmux.keys(&["Up"]);
+    tmux.keys(&["Up"]).unwrap();
     let get_line = format!("file name> get logo.png -o {}", target.display());
-    tmux.wait_until("the get line recalled", |s| last_line(s) == get_line);
-    tmux.keys(&["Up"]);
-    tmux.wait_until("the peers line recalled", |s| {
+    tmux.wait_until("the get line recalled", SCREEN, |s| {
+        last_line(s) == get_line
+    })
+    .unwrap();
+    tmux.keys(&["Up"]).unwrap();
+    tmux.wait_until("the peers line recalled", SCREEN, |s| {
         last_line(s) == "file name> peers"
-    });
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_prompt(8);
+    })
+    .unwrap();
+    tmux.keys(&["Enter"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 8, SCREEN).unwrap();
     assert!(
         after_prompt(&screen, 7).contains("\n3 active nodes\n"),
         "{screen}"
     );
 
     // Ctrl-C drops the line being typed and keeps the prompt.
-    tmux.run(&["send-keys", "-t", "t", "-l", "half a na"]);
-    tmux.wait_until("the half-typed line", |s| {
+    tmux.keys(&["-l", "half a na"]).unwrap();
+    tmux.wait_until("the half-typed line", SCREEN, |s| {
         last_line(s) == "file name> half a na"
-    });
-    tmux.keys(&["C-c"]);
-    let screen = tmux.wait_prompt(9);
+    })
+    .unwrap();
+    tmux.keys(&["C-c"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 9, SCREEN).unwrap();
     assert!(
         screen.contains("(type quit or press Ctrl-D to leave)"),
         "{screen}"
@@ -360,12 +222,17 @@ fn the_prompt_in_a_terminal() {
         !screen.contains("not found on any"),
         "Ctrl-C ran the line:\n{screen}"
     );
-    assert_eq!(tmux.exit_status(), None, "Ctrl-C ended the client");
+    assert_eq!(tmux.exit_status().unwrap(), None, "Ctrl-C ended the client");
 
     // quit ends it; the refused logo.png makes the status 1, as a missing
     // file would.
-    tmux.type_line("quit");
-    assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
+    tmux.type_line("quit").unwrap();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        1,
+        "{}",
+        tmux.screen().unwrap()
+    );
 }
 
 /// Tab completes commands and the names in the relay's index; a name that
@@ -377,50 +244,58 @@ fn tab_completes_commands_and_the_index_names() {
     write(tmp.path(), "zebra.txt", b"stripes\n");
     let relay = Relay::start(&[]);
     let _node = Node::start(&relay, tmp.path(), &[]).until_indexed();
-    let tmux = Tmux::start(&format!(
+    let tmux = terminal(&format!(
         "{} 127.0.0.1 {}",
         quote(bin("peer-client")),
         relay.port()
     ));
-    tmux.wait_prompt(1);
+    tmux.wait_prompt(PROMPT, 1, SCREEN).unwrap();
 
     // One candidate: completed in place, quoted because of its space.
-    tmux.run(&["send-keys", "-t", "t", "-l", "get my"]);
-    tmux.keys(&["Tab"]);
-    tmux.wait_until("the completed name", |s| {
+    tmux.keys(&["-l", "get my"]).unwrap();
+    tmux.keys(&["Tab"]).unwrap();
+    tmux.wait_until("the completed name", SCREEN, |s| {
         last_line(s) == "file name> get 'my report.txt'"
-    });
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_prompt(2);
+    })
+    .unwrap();
+    tmux.keys(&["Enter"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 2, SCREEN).unwrap();
     assert!(
         after_prompt(&screen, 1).contains("\nquarterly\n"),
         "{screen}"
     );
 
     // A command completes too.
-    tmux.run(&["send-keys", "-t", "t", "-l", "pee"]);
-    tmux.keys(&["Tab"]);
-    tmux.wait_until("the completed command", |s| {
+    tmux.keys(&["-l", "pee"]).unwrap();
+    tmux.keys(&["Tab"]).unwrap();
+    tmux.wait_until("the completed command", SCREEN, |s| {
         last_line(s) == "file name> peers"
-    });
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_prompt(3);
+    })
+    .unwrap();
+    tmux.keys(&["Enter"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 3, SCREEN).unwrap();
     assert!(
         after_prompt(&screen, 2).contains("1 active node"),
         "{screen}"
     );
 
     // A bare name completes without quotes.
-    tmux.run(&["send-keys", "-t", "t", "-l", "zeb"]);
-    tmux.keys(&["Tab"]);
-    tmux.wait_until("the completed bare name", |s| {
+    tmux.keys(&["-l", "zeb"]).unwrap();
+    tmux.keys(&["Tab"]).unwrap();
+    tmux.wait_until("the completed bare name", SCREEN, |s| {
         last_line(s) == "file name> zebra.txt"
-    });
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_prompt(4);
+    })
+    .unwrap();
+    tmux.keys(&["Enter"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 4, SCREEN).unwrap();
     assert!(after_prompt(&screen, 3).contains("\nstripes\n"), "{screen}");
-    tmux.type_line("quit");
-    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
+    tmux.type_line("quit").unwrap();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        0,
+        "{}",
+        tmux.screen().unwrap()
+    );
 }
 
 /// With stdout redirected to a file, the prompt, listings and statuses stay
@@ -434,18 +309,23 @@ fn the_prompt_never_reaches_stdout() {
     });
     let out = cluster.tmp.path().join("out.bin");
     let command = format!("{} > {}", client_command(&cluster, ""), quote(&out));
-    let tmux = Tmux::start(&command);
-    tmux.wait_prompt(1);
+    let tmux = terminal(&command);
+    tmux.wait_prompt(PROMPT, 1, SCREEN).unwrap();
     for (n, line) in ["hello.txt", "logo.png", "ls --nodes", "peers", "help"]
         .iter()
         .enumerate()
     {
-        tmux.type_line(line);
-        tmux.wait_prompt(n + 2);
+        tmux.type_line(line).unwrap();
+        tmux.wait_prompt(PROMPT, n + 2, SCREEN).unwrap();
     }
-    tmux.keys(&["C-d"]);
-    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
-    let screen = tmux.screen();
+    tmux.keys(&["C-d"]).unwrap();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        0,
+        "{}",
+        tmux.screen().unwrap()
+    );
+    let screen = tmux.screen().unwrap();
     assert!(screen.contains(&found_on(&cluster.nodes[1])), "{screen}");
     assert!(
         screen.contains(&format!("{} (1 file)", cluster.nodes[1].listed)),
@@ -469,9 +349,9 @@ fn the_prompt_never_reaches_stdout() {
 fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     let logo = binary();
     let cluster = Cluster::start(1, |_, dir| write(dir, "logo.png", &logo));
-    let tmux = Tmux::start(&client_command(&cluster, "logo.png"));
-    assert_eq!(tmux.wait_exit(), 2);
-    let screen = tmux.screen();
+    let tmux = terminal(&client_command(&cluster, "logo.png"));
+    assert_eq!(tmux.wait_exit(SCREEN).unwrap().1, 2);
+    let screen = tmux.screen().unwrap();
     assert!(
         screen.contains("use -o FILE to save it, or redirect stdout"),
         "{screen}"
@@ -500,12 +380,17 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
     let saved = cluster.tmp.path();
 
     let target = saved.join("tty.bin");
-    let tmux = Tmux::start(&client_command(
+    let tmux = terminal(&client_command(
         &cluster,
         &format!("big.bin -o {}", quote(&target)),
     ));
-    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
-    let screen = tmux.screen();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        0,
+        "{}",
+        tmux.screen().unwrap()
+    );
+    let screen = tmux.screen().unwrap();
     assert!(
         summary_line(&screen, "64.00 MiB").is_some(),
         "no summary of the finished bar:\n{screen}"
@@ -515,12 +400,17 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
 
     // stdout redirected to a file: the bar shows all the same, as curl's.
     let target = saved.join("redirected.bin");
-    let tmux = Tmux::start(&client_command(
+    let tmux = terminal(&client_command(
         &cluster,
         &format!("big.bin > {}", quote(&target)),
     ));
-    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
-    let screen = tmux.screen();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        0,
+        "{}",
+        tmux.screen().unwrap()
+    );
+    let screen = tmux.screen().unwrap();
     assert!(
         summary_line(&screen, "64.00 MiB").is_some(),
         "no bar with stdout redirected:\n{screen}"
@@ -528,12 +418,17 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
     assert_eq!(fs::read(&target).unwrap(), big);
 
     let target = saved.join("quiet.bin");
-    let tmux = Tmux::start(&client_command(
+    let tmux = terminal(&client_command(
         &cluster,
         &format!("-q big.bin -o {}", quote(&target)),
     ));
-    assert_eq!(tmux.wait_exit(), 0, "{}", tmux.screen());
-    let screen = tmux.screen();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        0,
+        "{}",
+        tmux.screen().unwrap()
+    );
+    let screen = tmux.screen().unwrap();
     assert!(!screen.contains("MiB"), "a bar with -q:\n{screen}");
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
 
@@ -562,9 +457,14 @@ fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
     });
     let found = found_on(&cluster.nodes[0]);
     for args in ["three.txt", "three.txt -o /dev/tty", "three.txt -o -"] {
-        let tmux = Tmux::start(&client_command(&cluster, args));
-        assert_eq!(tmux.wait_exit(), 0, "{args}: {}", tmux.screen());
-        let screen = tmux.screen();
+        let tmux = terminal(&client_command(&cluster, args));
+        assert_eq!(
+            tmux.wait_exit(SCREEN).unwrap().1,
+            0,
+            "{args}: {}",
+            tmux.screen().unwrap()
+        );
+        let screen = tmux.screen().unwrap();
         let lines: Vec<&str> = screen.lines().collect();
         assert!(
             lines
@@ -612,7 +512,7 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     let (cluster, target) = huge_file_cluster();
     let saved = target.parent().unwrap().to_path_buf();
     let node = &cluster.nodes[0].proc;
-    let tmux = Tmux::start(&client_command(
+    let tmux = terminal(&client_command(
         &cluster,
         &format!("huge.bin -o {}", quote(&target)),
     ));
@@ -629,10 +529,16 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
         "the download was not held in the middle: {part} ({partial:?} bytes)"
     );
     // The bar shows the transfer under way.
-    tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
-    tmux.keys(&["C-c"]);
-    assert_eq!(tmux.wait_exit(), 130, "{}", tmux.screen());
-    let screen = tmux.screen();
+    tmux.wait_until("the progress bar", SCREEN, |s| s.contains("/1.00 GiB"))
+        .unwrap();
+    tmux.keys(&["C-c"]).unwrap();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        130,
+        "{}",
+        tmux.screen().unwrap()
+    );
+    let screen = tmux.screen().unwrap();
     assert!(
         screen.contains("interrupted at") && screen.contains("run the same command to resume"),
         "{screen}"
@@ -656,10 +562,10 @@ fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
     let (cluster, target) = huge_file_cluster();
     let saved = target.parent().unwrap().to_path_buf();
     let node = &cluster.nodes[0].proc;
-    let tmux = Tmux::start(&client_command(&cluster, ""));
-    tmux.wait_prompt(1);
+    let tmux = terminal(&client_command(&cluster, ""));
+    tmux.wait_prompt(PROMPT, 1, SCREEN).unwrap();
     let get = format!("get huge.bin -o {}", target.display());
-    tmux.type_line(&get);
+    tmux.type_line(&get).unwrap();
     let part = saved.join(".huge.bin.part");
     let deadline = Instant::now() + SCREEN;
     while !fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
@@ -667,12 +573,13 @@ fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
         thread::sleep(Duration::from_millis(2));
     }
     node.signal(libc::SIGSTOP);
-    tmux.wait_until("the progress bar", |s| s.contains("/1.00 GiB"));
+    tmux.wait_until("the progress bar", SCREEN, |s| s.contains("/1.00 GiB"))
+        .unwrap();
 
     // The node sends nothing now: the fetch waits on its socket, and
     // Ctrl-C must cut it rather than wait for the 30 s timeout.
-    tmux.keys(&["C-c"]);
-    let screen = tmux.wait_prompt(2);
+    tmux.keys(&["C-c"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 2, SCREEN).unwrap();
     let answer = after_prompt(&screen, 1);
     let stopped: Vec<&str> = answer
         .lines()
@@ -687,36 +594,44 @@ fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
         !answer.contains("error") && !answer.contains("not found"),
         "more than the stopped line:\n{answer}"
     );
-    assert_eq!(tmux.exit_status(), None, "Ctrl-C ended the client");
+    assert_eq!(tmux.exit_status().unwrap(), None, "Ctrl-C ended the client");
     assert!(!target.exists());
     assert!(part.exists(), "the part was not kept");
     node.signal(libc::SIGCONT);
 
     // History intact: Up recalls the get, and Enter resumes it.
-    tmux.keys(&["Up"]);
+    tmux.keys(&["Up"]).unwrap();
     let recalled = format!("{PROMPT} {get}");
-    tmux.wait_until("the get line recalled", |s| last_line(s) == recalled);
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_until("the resumed save", |s| {
-        prompts(s) == 3 && last_line(s) == PROMPT
-    });
+    tmux.wait_until("the get line recalled", SCREEN, |s| {
+        last_line(s) == recalled
+    })
+    .unwrap();
+    tmux.keys(&["Enter"]).unwrap();
+    // The third prompt comes once the resumed save is done.
+    let screen = tmux.wait_prompt(PROMPT, 3, SCREEN).unwrap();
     let answer = after_prompt(&screen, 2);
     assert!(answer.contains("huge.bin: resuming at"), "{answer}");
     assert!(answer.contains("saved huge.bin to"), "{answer}");
     assert_eq!(fs::metadata(&target).unwrap().len(), HUGE);
 
     // Ctrl-C at the idle prompt drops the line being typed, as before.
-    tmux.run(&["send-keys", "-t", "t", "-l", "half"]);
-    tmux.wait_until("the half-typed line", |s| {
+    tmux.keys(&["-l", "half"]).unwrap();
+    tmux.wait_until("the half-typed line", SCREEN, |s| {
         last_line(s) == format!("{PROMPT} half")
-    });
-    tmux.keys(&["C-c"]);
-    let screen = tmux.wait_prompt(4);
+    })
+    .unwrap();
+    tmux.keys(&["C-c"]).unwrap();
+    let screen = tmux.wait_prompt(PROMPT, 4, SCREEN).unwrap();
     assert!(
         after_prompt(&screen, 3).contains("(type quit or press Ctrl-D to leave)"),
         "{screen}"
     );
     // The stopped get counts as a file not fetched.
-    tmux.type_line("quit");
-    assert_eq!(tmux.wait_exit(), 1, "{}", tmux.screen());
+    tmux.type_line("quit").unwrap();
+    assert_eq!(
+        tmux.wait_exit(SCREEN).unwrap().1,
+        1,
+        "{}",
+        tmux.screen().unwrap()
+    );
 }

@@ -5,6 +5,8 @@
 //!
 //! [`Client`] is a client the test drives by hand (signals mid-transfer).
 //!
+//! [`tmux`] is a terminal for tests of what a person sees.
+//!
 //! [`netns`] is the lab for tests on separate hosts (network namespaces on a
 //! bridge, routers with NAT, shaped links); [`capture`] gathers what a
 //! private network lets out (loopback captures, core dumps).
@@ -14,6 +16,7 @@ pub mod content;
 pub mod delay;
 mod driven;
 pub mod netns;
+pub mod tmux;
 
 pub use driven::Client;
 
