@@ -28,6 +28,8 @@ const READY: Duration = Duration::from_secs(10);
 pub struct Nginx {
     _proc: Proc,
     addr: SocketAddr,
+    /// HTTPS (a self-signed certificate; curl -k), else HTTP.
+    tls: bool,
     nginx: PathBuf,
     curl: PathBuf,
 }
@@ -49,21 +51,48 @@ impl Nginx {
 
     /// Starts nginx serving `root`, with its config, logs and temp files in `dir`.
     pub fn start(root: &Path, dir: &Path) -> Result<Nginx, String> {
+        Nginx::start_with(root, dir, false)
+    }
+
+    /// The same over HTTPS: TLS 1.3 with a self-signed P-256 certificate
+    /// made here by `openssl` (`apt-get install openssl`).
+    pub fn start_tls(root: &Path, dir: &Path) -> Result<Nginx, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .map_err(|e| format!("cannot run openssl ({e}): apt-get install openssl"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl could not make a certificate: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Nginx::start_with(root, dir, true)
+    }
+
+    fn start_with(root: &Path, dir: &Path, tls: bool) -> Result<Nginx, String> {
         let not_found = |name: &str| format!("{name} not found");
         let nginx = find("nginx").ok_or_else(|| not_found("nginx"))?;
         let curl = find("curl").ok_or_else(|| not_found("curl"))?;
         let addr = free_port()?;
-        let mut proc = launch(Command::new(&nginx), root, dir, addr)?;
+        let mut proc = launch(Command::new(&nginx), root, dir, addr, tls)?;
         wait_until_accepting(&mut proc, addr)?;
         Ok(Nginx {
             _proc: proc,
             addr,
+            tls,
             nginx,
             curl,
         })
     }
 
-    /// `nginx/1.22.1, curl 7.88.1`, for the notes under the table.
     pub fn versions(&self) -> String {
         let first_line = |program: &Path, arg: &str| -> String {
             Command::new(program)
@@ -91,14 +120,14 @@ impl Nginx {
     /// peer-client is. `--fail` makes an HTTP error an error here; a body
     /// shorter than its Content-Length already is one for curl.
     pub fn fetch(&self, name: &str, log: &Path) -> Result<ClientRun, String> {
-        let url = format!("http://{}/{name}", self.addr);
-        procs::run_to_exit(&self.curl, &["-s", "--fail", "-o", "/dev/null", &url], log)
+        let scheme = if self.tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}/{name}", self.addr);
+        // -k: the certificate is the self-signed one made for this run.
+        let args = ["-s", "--fail", "-k", "-o", "/dev/null", &url];
+        procs::run_to_exit(&self.curl, &args, log)
     }
 }
 
-/// The whole config: what the measurement used (sendfile on,
-/// tcp_nopush on), one worker, every path inside `dir`. Also the config of
-/// the nginx servers of section 9 (`swarm`), one per holder namespace.
 /// Starts nginx in network namespace `ns`, serving `root` at `addr`, its
 /// files in `dir`. Not waited for: the caller knows from where to ask.
 pub fn spawn_in(
@@ -108,15 +137,21 @@ pub fn spawn_in(
     dir: &Path,
     addr: SocketAddr,
 ) -> Result<Proc, String> {
-    launch(crate::lab::in_ns(ns, nginx), root, dir, addr)
+    launch(crate::lab::in_ns(ns, nginx), root, dir, addr, false)
 }
 
 /// Writes the config for `root` at `addr` into `dir` and runs `cmd` (nginx,
 /// or nginx in a namespace) on it.
-fn launch(mut cmd: Command, root: &Path, dir: &Path, addr: SocketAddr) -> Result<Proc, String> {
+fn launch(
+    mut cmd: Command,
+    root: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+    tls: bool,
+) -> Result<Proc, String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let conf = dir.join("nginx.conf");
-    fs::write(&conf, config(root, dir, addr))
+    fs::write(&conf, config(root, dir, addr, tls))
         .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
     // -e: the error log before the config is read (nginx >= 1.19.5);
     // otherwise a non-root nginx complains about /var/log/nginx first.
@@ -129,7 +164,13 @@ fn launch(mut cmd: Command, root: &Path, dir: &Path, addr: SocketAddr) -> Result
     Proc::spawn("nginx", cmd, dir.join("stderr.log"))
 }
 
-pub fn config(root: &Path, dir: &Path, addr: SocketAddr) -> String {
+/// The whole config: what the measurement used (sendfile on,
+/// tcp_nopush on), one worker, every path inside `dir`. Also the config of
+/// the nginx servers of sections 9 (`swarm`) and `hosts`, one per
+/// namespace. With `tls`, HTTPS only (TLS 1.3, the certificate and key in
+/// `dir`, see [`Nginx::start_tls`]); nginx's defaults otherwise, so no
+/// kernel TLS: nginx reads and encrypts each buffer itself, as our node does.
+pub fn config(root: &Path, dir: &Path, addr: SocketAddr, tls: bool) -> String {
     let d = dir.display();
     let mut c = String::new();
     let _ = writeln!(c, "daemon off;");
@@ -147,7 +188,14 @@ pub fn config(root: &Path, dir: &Path, addr: SocketAddr) -> String {
     let _ = writeln!(c, "    sendfile on;");
     let _ = writeln!(c, "    tcp_nopush on;");
     let _ = writeln!(c, "    server {{");
-    let _ = writeln!(c, "        listen {addr};");
+    if tls {
+        let _ = writeln!(c, "        listen {addr} ssl;");
+        let _ = writeln!(c, "        ssl_certificate {d}/cert.pem;");
+        let _ = writeln!(c, "        ssl_certificate_key {d}/key.pem;");
+        let _ = writeln!(c, "        ssl_protocols TLSv1.3;");
+    } else {
+        let _ = writeln!(c, "        listen {addr};");
+    }
     let _ = writeln!(c, "        root {};", root.display());
     let _ = writeln!(c, "    }}");
     let _ = writeln!(c, "}}");

@@ -84,6 +84,18 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         }
         None => Some(Nginx::start(&share, &s.tmp.join("speed-nginx"))?),
     };
+    // The same over HTTPS, beside `--secret`: what encryption costs the
+    // pair a user would compare us with.
+    let nginx_tls = match nginx {
+        Some(_) => match Nginx::start_tls(&share, &s.tmp.join("speed-nginx-tls")) {
+            Ok(nginx) => Some(nginx),
+            Err(why) => {
+                table.note(format!("speed: nginx over TLS left out: {why}"));
+                None
+            }
+        },
+        None => None,
+    };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
     let log = s.tmp.join("speed-client.log");
     let out = s.tmp.join("speed-out.bin");
@@ -111,8 +123,9 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         Series::default(),
         Series::default(),
     );
+    let mut curl_tls = Series::default();
     eprintln!(
-        "speed: {size}: verified, GetFile, nginx+curl, --secret, -o FILE, raw -o; {} runs...",
+        "speed: {size}: verified, GetFile, nginx+curl (and over TLS), --secret, -o FILE, raw -o; {} runs...",
         s.runs
     );
     for run in 0..s.runs {
@@ -153,6 +166,13 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
                 Ok(())
             }));
         }
+        if let Some(nginx) = &nginx_tls {
+            let (curl, log) = (&mut curl_tls, &log);
+            steps.push(Box::new(move || {
+                curl.push(&nginx.fetch("big.bin", log)?);
+                Ok(())
+            }));
+        }
         let n = steps.len();
         steps.rotate_left(run % n);
         for step in &mut steps {
@@ -173,6 +193,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         ("verified", &verified),
         ("getfile", &getfile),
         ("nginx+curl", &curl),
+        ("nginx+curl TLS", &curl_tls),
         ("secret", &secret),
         ("-o FILE", &to_file),
         ("raw -o", &raw_file),
@@ -216,6 +237,25 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         "plain",
         1.3,
     ));
+    if nginx_tls.is_some() {
+        table.add(row(
+            format!("speed. --secret {size} to /dev/null vs nginx+curl over TLS (time)"),
+            &secret,
+            &curl_tls,
+            "nginx+curl TLS",
+            1.0,
+        ));
+        // What encryption costs nginx + curl, beside what it costs us.
+        let (t, p) = (curl_tls.wall(), curl.wall());
+        table.add(Row {
+            what: format!("speed. nginx+curl over TLS vs plain, {size} (time)"),
+            ours: format!("{:.0} ms, {:.2} s CPU", t * 1e3, curl_tls.cpu()),
+            baseline: format!("{:.0} ms, {:.2} s CPU plain", p * 1e3, curl.cpu()),
+            ratio: Some(t / p),
+            target: "(figure)".into(),
+            met: None,
+        });
+    }
     // The file's rate against the raw receiver's: higher is better here.
     let (o, r) = (to_file.wall(), raw_file.wall());
     table.add(Row {
@@ -241,10 +281,15 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         });
     }
     table.note(format!(
-        "speed: each run takes every step once (verified, GetFile, --secret, -o FILE, raw -o{}), \
+        "speed: each run takes every step once (verified, GetFile, --secret, -o FILE, raw -o{}{}), \
          the order turned by one each run; times from process start to exit; CPU is the \
          client's user + system time from wait4 (curl's for nginx+curl)",
-        if nginx.is_some() { ", nginx+curl" } else { "" }
+        if nginx.is_some() { ", nginx+curl" } else { "" },
+        if nginx_tls.is_some() {
+            ", nginx+curl over TLS 1.3 (nginx's defaults: no kernel TLS)"
+        } else {
+            ""
+        }
     ));
     Ok(())
 }
