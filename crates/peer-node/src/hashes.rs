@@ -95,12 +95,15 @@ impl FileKey {
 }
 
 /// How recent a write must be for a hash to wait before it is taken.
-/// Timestamps on disk move in coarse ticks (a jiffy, up to 10 ms): a write
-/// within the tick of the one before leaves mtime and ctime as they were,
-/// so a version hashed in that tick could change under an unchanged key
-/// (seen as a client's proof failure at byte 196 608 of a file rewritten in
-/// place just after it was hashed). As git treats "racily clean" entries, a
-/// file written this recently is hashed only once its tick is surely over.
+/// Two ways a version can change under an unchanged key: timestamps on
+/// disk move in coarse ticks (a jiffy, up to 10 ms), so a write within the
+/// tick of the one before leaves mtime and ctime as they were; and a write
+/// sets them as it starts, so one still copying its bytes when the hashing
+/// begins changes the file with no later change of key. Either way the
+/// node would serve proofs of a version the file no longer holds (the
+/// client refuses them, and the fetch fails). As git treats "racily clean"
+/// entries, a file written this recently is hashed only once its tick, and
+/// any write begun in it, is surely over.
 const RACY: Duration = Duration::from_millis(25);
 
 /// A file's hash, for the version `key` names.
