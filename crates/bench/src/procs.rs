@@ -121,7 +121,10 @@ impl Proc {
         let deadline = Instant::now() + READY;
         loop {
             let text = fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            // Whole lines only: the program may be writing the last one
+            // right now (a busy machine once showed "listening on " alone).
+            let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            if let Some(line) = whole.lines().find(|l| l.contains(needle)) {
                 return Ok(line.to_string());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
