@@ -549,3 +549,71 @@ fn a_silent_dht_holder_costs_a_short_bound_not_the_timeout() {
     // machine room, and still could not hold a single full --timeout.
     assert!(took < Duration::from_secs(60), "{took:?}\n{}", run.stderr);
 }
+
+/// `relay --dht` in a private network: the relay announces itself under
+/// the network's relays id, and a client whose only relay is dead finds it
+/// there and fetches by name through it. A client of another network finds
+/// nothing; a plain relay refuses `--dht`.
+#[test]
+fn a_private_relay_on_the_dht_is_found_when_the_given_relay_is_dead() {
+    let net = LocalDht::start(8).unwrap();
+    let boot = bootstrap_args(&net);
+    let secret = "the relays of this network, found on the DHT";
+    let relay = Relay::start(&args(&["--secret", secret], &boot));
+    relay
+        .proc
+        .wait_for("announced this relay on the DHT", FIRST_ANNOUNCE);
+    let dir = tempfile::tempdir().unwrap();
+    let content = b"found through a relay the client was never told about\n";
+    fs::write(dir.path().join("report.txt"), content).unwrap();
+    let _node = Node::start(&relay, dir.path(), &["--secret", secret]).until_indexed();
+
+    let dead = harness::free_port().to_string();
+    let fetch = |secret: &str| {
+        let mut cmd = std::process::Command::new(harness::bin("peer-client"));
+        cmd.args(["127.0.0.1", &dead, "report.txt", "--secret", secret])
+            .args(&boot);
+        harness::run(cmd, b"", Duration::from_secs(60))
+    };
+    let run = fetch(secret);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.stdout, content);
+    assert!(
+        run.stderr
+            .contains("looking for other relays of this network on the DHT"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "the DHT names 1 other relay of this network: 127.0.0.1:{}",
+            relay.port()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Another network derives another id: nothing is found, and with no
+    // relay a name cannot be looked up.
+    let run = fetch("another network's secret");
+    assert_eq!(run.code(), 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the DHT names no other relay of this network"),
+        "{}",
+        run.stderr
+    );
+
+    // A plain relay has no network to announce under.
+    let out = std::process::Command::new(harness::bin("relay"))
+        .args(["0", "--bind", "127.0.0.1", "--dht"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--dht announces the relay of a private network"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -23,7 +23,7 @@ _relay() {
 
     case "${cmd}" in
         relay)
-            opts="-v -q -h -V --bind --ttl --trust-advertised --max-nodes-per-ip --token --max-node-files --max-index-entries --no-punch --no-relaying --max-circuits --max-circuits-per-node --max-circuits-per-client --circuit-max-bytes --circuit-max-secs --secret --secret-file --relay-key --relay-key-file --metrics --max-connections --max-per-ip --request-timeout --io-timeout --verbose --quiet --help --version"
+            opts="-v -q -h -V --bind --ttl --trust-advertised --max-nodes-per-ip --token --max-node-files --max-index-entries --no-punch --no-relaying --max-circuits --max-circuits-per-node --max-circuits-per-client --circuit-max-bytes --circuit-max-secs --secret --secret-file --relay-key --relay-key-file --dht --dht-bootstrap --dht-port --metrics --max-connections --max-per-ip --request-timeout --io-timeout --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -86,6 +86,14 @@ _relay() {
                     return 0
                     ;;
                 --relay-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dht-bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dht-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -13,6 +13,8 @@ complete -c relay -l secret -d 'Private network: encrypt and authenticate every 
 complete -c relay -l secret-file -d 'Read the secret from PATH (all of it, less one trailing newline). Without it, a systemd credential named `secret` is read if the service has one ($CREDENTIALS_DIRECTORY/secret)' -r -F
 complete -c relay -l relay-key -d 'Private network with only the relay key (64 hex digits, from `peer-client --show-relay-key`): for a relay that must carry a network without being able to read it (docs/SECURITY.md)' -r
 complete -c relay -l relay-key-file -d 'Like --relay-key, read from PATH. Without it (and without a secret), a systemd credential named `relay-key` is read if the service has one' -r -F
+complete -c relay -l dht-bootstrap -d 'A DHT node to bootstrap from instead of the public routers (repeatable; turns --dht on)' -r
+complete -c relay -l dht-port -d 'UDP port of the DHT node (0 takes a free port)' -r
 complete -c relay -l metrics -d 'Serve metrics for Prometheus (`/metrics`) and a status page (`/status`) over HTTP at ADDR:PORT, such as 127.0.0.1:9100 (port 0 takes a free port). Off by default' -r
 complete -c relay -l max-connections -d 'Connections served at once; past it a new one gets a `busy` answer' -r
 complete -c relay -l max-per-ip -d 'Connections served at once from one source IP address' -r
@@ -21,6 +23,7 @@ complete -c relay -l io-timeout -d 'Seconds any later read or write may wait for
 complete -c relay -l trust-advertised -d 'List nodes under the host they advertise even when it differs from the address the relay sees (only behind port forwarding you control)'
 complete -c relay -l no-punch -d 'Never help a client and a relayed node connect directly (hole punching): carry all their bytes through circuits'
 complete -c relay -l no-relaying -d 'Neither check registrations by dialling them back nor relay for nodes that cannot be reached: every registration is listed as it comes (docs/SECURITY.md)'
+complete -c relay -l dht -d 'Announce this relay on the BitTorrent Mainline DHT under an id only members of its private network can derive, so a client whose relays are all down finds it (needs --secret or --relay-key). Starts from the public routers unless --dht-bootstrap is given'
 complete -c relay -s v -l verbose -d 'More detail in the log (-v debug, -vv trace); RUST_LOG overrides'
 complete -c relay -s q -l quiet -d 'Only errors in the log'
 complete -c relay -s h -l help -d 'Print help'

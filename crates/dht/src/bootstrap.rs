@@ -35,6 +35,16 @@ impl Bootstrap {
         }
     }
 
+    /// The list for a log line: the names given, "the public routers", or
+    /// "none".
+    pub fn label(&self) -> String {
+        match self {
+            Bootstrap::Given(names) => names.join(", "),
+            Bootstrap::Public => "the public routers".to_string(),
+            Bootstrap::Nobody => "none".to_string(),
+        }
+    }
+
     /// The public routers' names, for logs and docs.
     pub fn public_names() -> &'static [&'static str] {
         &mainline::DEFAULT_BOOTSTRAP_NODES

@@ -4,6 +4,8 @@
 //! - **Plain network**: `id = BLAKE3 derive_key(ID_CONTEXT, hash)[..20]`.
 //! - **Private network** (`--secret`): `key = BLAKE3 derive_key(KEY_CONTEXT,
 //!   secret)`, then `id = BLAKE3 keyed_hash(key, hash)[..20]`.
+//! - **A private network's relays** ([`DhtId::relays`]): `id = BLAKE3
+//!   derive_key(RELAYS_CONTEXT, relay key)[..20]`.
 //!
 //! Why derived rather than the hash itself cut to 20 bytes: the context
 //! string keeps our ids apart from every other use of BLAKE3 on the DHT, so
@@ -26,6 +28,9 @@ pub const ID_CONTEXT: &str = "p2p-share 2026-01-01 dht id v1";
 /// Context string of the DHT key derived from a private network's secret.
 pub const KEY_CONTEXT: &str = "p2p-share 2026-01-01 dht key v1";
 
+/// Context string of the id a private network's relays announce under.
+pub const RELAYS_CONTEXT: &str = "p2p-share 2026-12-05 relays id v1";
+
 /// A file's id on the DHT (an "info hash" in BEP 5's words).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DhtId(pub [u8; 20]);
@@ -38,6 +43,18 @@ impl DhtId {
             None => blake3::derive_key(ID_CONTEXT, hash),
             Some(key) => *blake3::keyed_hash(&key.0, hash).as_bytes(),
         };
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&full[..20]);
+        DhtId(id)
+    }
+
+    /// The id a private network's relays announce under (`relay --dht`)
+    /// and its clients look up when no relay they were given answers:
+    /// `derive_key(RELAYS_CONTEXT, relay key)`, first 20 bytes. Derived from
+    /// the relay key because a relay may hold nothing else (`--relay-key`);
+    /// every member can derive it from the secret, and outsiders cannot.
+    pub fn relays(relay_key: &[u8; 32]) -> DhtId {
+        let full = blake3::derive_key(RELAYS_CONTEXT, relay_key);
         let mut id = [0u8; 20];
         id.copy_from_slice(&full[..20]);
         DhtId(id)

@@ -16,6 +16,7 @@
 //! - [`schedule`]: when each announce goes out, as plain data: first at once,
 //!   again before storing nodes forget it, spread out, rate-limited.
 //! - [`announcer`]: the worker threads that run the schedule.
+//! - [`telling`]: what to tell the user about the announces, as plain data.
 //! - [`lookup`]: `get_peers` for a file's id, bounded in time, returning
 //!   candidate holders.
 //! - [`testnet`]: a DHT of its own on loopback, for tests and benchmarks.
@@ -26,6 +27,7 @@ pub mod id;
 pub mod lookup;
 pub mod node;
 pub mod schedule;
+pub mod telling;
 pub mod testnet;
 
 pub use announcer::{AnnounceConfig, Announcer, Report};
@@ -34,4 +36,5 @@ pub use id::{DhtId, NetworkKey};
 pub use lookup::{Holders, Lookup};
 pub use node::{DhtNode, NodeConfig};
 pub use schedule::ScheduleConfig;
+pub use telling::{Tell, Telling};
 pub use testnet::LocalDht;

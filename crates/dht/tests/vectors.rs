@@ -54,3 +54,23 @@ fn derived_ids_match_the_vectors() {
     }
     assert_eq!(checked, 9);
 }
+
+#[test]
+fn relays_ids_match_the_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/vectors/dht/dht_ids.json"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(doc["relays_context"], dht::id::RELAYS_CONTEXT);
+    let cases = doc["relays"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let relay_key = hex32(case["relay_key"].as_str().unwrap());
+        assert_eq!(
+            DhtId::relays(&relay_key).to_hex(),
+            case["relays_id"],
+            "{case}"
+        );
+    }
+}

@@ -25,7 +25,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht::{Bootstrap, DhtNode, Lookup, NetworkKey, NodeConfig};
+use dht::{Bootstrap, DhtId, DhtNode, Lookup, NetworkKey, NodeConfig};
 use proto::ContentHash;
 
 /// The longest one lookup waits for holders. On loopback a lookup ends in
@@ -43,6 +43,9 @@ pub struct DhtSettings {
     /// `--dht-bootstrap`: the only bootstrap nodes (none: the public
     /// routers).
     pub bootstrap: Vec<String>,
+    /// In a private network, the id its relays announce under (`relay
+    /// --dht`): looked up when every relay given is unreachable.
+    pub relays: Option<DhtId>,
     /// In a private network, the key that makes its ids its own.
     pub key: Option<NetworkKey>,
 }
@@ -73,11 +76,7 @@ impl DhtSource {
 
     /// Where the lookups start, for status lines.
     pub fn bootstrap_label(&self) -> String {
-        if self.settings.bootstrap.is_empty() {
-            "the public routers".to_string()
-        } else {
-            self.settings.bootstrap.join(", ")
-        }
+        Bootstrap::from_given(self.settings.bootstrap.clone()).label()
     }
 
     /// The holders of the content `hash`, as the DHT names them, within
@@ -94,6 +93,30 @@ impl DhtSource {
             started.elapsed()
         );
         Ok(found)
+    }
+
+    /// The relays of this private network the DHT names (`relay --dht`),
+    /// within [`LOOKUP_WAIT`]: candidates, each admitted only by the
+    /// handshake under the relay key. Empty in a plain network; Err when
+    /// the DHT node cannot start.
+    pub fn relays(&mut self) -> Result<Vec<SocketAddr>, String> {
+        let Some(id) = self.settings.relays else {
+            return Ok(Vec::new());
+        };
+        let lookup = self.lookup()?;
+        let started = Instant::now();
+        let found = lookup.find_id(id, started + LOOKUP_WAIT);
+        tracing::debug!(
+            "DHT lookup of the network's relays found {} in {:?}",
+            found.len(),
+            started.elapsed()
+        );
+        Ok(found)
+    }
+
+    /// True when relays can be looked up: a private network, DHT allowed.
+    pub fn finds_relays(&self) -> bool {
+        self.settings.relays.is_some() && !self.settings.never
     }
 
     fn lookup(&mut self) -> Result<&Lookup, String> {

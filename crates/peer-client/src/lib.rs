@@ -182,6 +182,8 @@ pub struct Session {
     dht: DhtSource,
     /// The holders of the fetch under way that only the DHT named.
     found_on_dht: Vec<SocketAddr>,
+    /// The DHT was asked for the network's other relays this session.
+    relays_looked_up: bool,
     /// In a private network, the index key: the relay's index is the
     /// blind one, asked by tags ([`blind`]).
     index_key: Option<IndexKey>,
@@ -213,6 +215,7 @@ impl Session {
             sources: DEFAULT_SOURCES,
             dht: DhtSource::new(DhtSettings::default()),
             found_on_dht: Vec::new(),
+            relays_looked_up: false,
         }
     }
 
@@ -524,11 +527,17 @@ impl Session {
             Target::Name(_) => None,
         };
         let with_dht = hash.is_some() && self.dht.always();
-        let asked = if link::has_relay(&self.relay) {
+        let mut asked = if link::has_relay(&self.relay) {
             self.relay_holders(name, target, with_dht)
         } else {
             Err(relay::Unreachable("no relay given".to_string()).into())
         };
+        if let Err(e) = &asked
+            && let Some(why) = e.downcast_ref::<relay::Unreachable>()
+            && self.other_relays(&why.to_string())
+        {
+            asked = self.relay_holders(name, target, with_dht);
+        }
         let (from_relays, ask_dht) = match asked {
             Ok(found) => (found, with_dht),
             Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
@@ -568,6 +577,42 @@ impl Session {
         }
         self.found_on_dht = added;
         Ok((!holders.is_empty()).then_some(holders))
+    }
+
+    /// When no relay given can be reached (`why`), in a private network:
+    /// the other relays of the network the DHT names (`relay --dht`), added
+    /// after the ones given; true when some were. Asked once a session.
+    fn other_relays(&mut self, why: &str) -> bool {
+        if !self.dht.finds_relays() || self.relays_looked_up {
+            return false;
+        }
+        self.relays_looked_up = true;
+        self.report.status(&format!(
+            "{why}; looking for other relays of this network on the DHT (bootstrap: {})",
+            self.dht.bootstrap_label()
+        ));
+        let found = match self.dht.relays() {
+            Ok(found) => found,
+            Err(why) => {
+                self.report.error(&why);
+                return false;
+            }
+        };
+        let added: Vec<SocketAddr> = found
+            .into_iter()
+            .filter(|addr| self.relay.add(&addr.ip().to_string(), addr.port()))
+            .collect();
+        if added.is_empty() {
+            self.report
+                .status("the DHT names no other relay of this network");
+            return false;
+        }
+        self.report.status(&format!(
+            "the DHT names {} of this network: {}",
+            count(added.len(), "other relay"),
+            dht_source::addrs_line(&added)
+        ));
+        true
     }
 
     /// The candidate holders of `target` from the relays: their index, so

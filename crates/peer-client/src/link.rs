@@ -82,19 +82,10 @@ pub fn has_relay(relay: &Relay) -> bool {
 /// others (the first of them in front when there were none). Returns how
 /// many were added.
 pub fn add_relays(relay: &mut Relay, link: &Link) -> usize {
-    let mut added = 0;
-    for LinkRelay { host, port } in &link.relays {
-        if !has_relay(relay) {
-            relay.host = host.clone();
-            relay.port = *port;
-        } else if relay.all().iter().any(|(h, p)| h == host && p == port) {
-            continue;
-        } else {
-            relay.more.push((host.clone(), *port));
-        }
-        added += 1;
-    }
-    added
+    link.relays
+        .iter()
+        .filter(|LinkRelay { host, port }| relay.add(host, *port))
+        .count()
 }
 
 /// `peer-client LINK [LINK...] [-o PATH]`: when the first positional

@@ -78,6 +78,7 @@ fn main() -> ExitCode {
         never: cli.no_dht,
         bootstrap: cli.dht_bootstrap,
         key: secret.as_deref().map(dht::NetworkKey::from_secret),
+        relays: keys.as_ref().map(|k| dht::DhtId::relays(k.relay.bytes())),
     };
     let security = match peer_client::security(keys) {
         Ok(security) => security,

@@ -97,6 +97,20 @@ impl Relay {
             .collect()
     }
 
+    /// Adds a relay after the others (in the first place when there is
+    /// none yet: a link alone); false when it is one of them already.
+    pub fn add(&mut self, host: &str, port: u16) -> bool {
+        if self.host.is_empty() {
+            self.host = host.to_string();
+            self.port = port;
+        } else if self.all().iter().any(|(h, p)| h == host && *p == port) {
+            return false;
+        } else {
+            self.more.push((host.to_string(), port));
+        }
+        true
+    }
+
     /// The relay asked first now: the one that answered last.
     fn current(&self) -> (String, u16) {
         let all = self.all();

@@ -29,7 +29,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ::dht::{AnnounceConfig, Announcer, Bootstrap, DhtId, DhtNode, NetworkKey, NodeConfig};
+use ::dht::{
+    AnnounceConfig, Announcer, Bootstrap, DhtId, DhtNode, NetworkKey, NodeConfig, Tell, Telling,
+};
 use anyhow::Context;
 
 use crate::hashes::ContentIndex;
@@ -137,11 +139,7 @@ pub fn start(
         "DHT {} on UDP {} (bootstrap: {}); shared files announced with port {serving_port}{}",
         if config.server { "server node" } else { "node" },
         node.local_addr(),
-        match &config.bootstrap {
-            Bootstrap::Given(names) => names.join(", "),
-            Bootstrap::Public => "the public routers".to_string(),
-            Bootstrap::Nobody => "none".to_string(),
-        },
+        config.bootstrap.label(),
         if config.key.is_some() {
             ", under ids keyed with the network's secret"
         } else {
@@ -190,9 +188,7 @@ fn run(
     let mut seen: Option<Reach> = None;
     let mut last: Option<(Reach, u64)> = None;
     let mut built = Instant::now();
-    let mut reported_complete = 0usize;
-    let mut failures_told = 0u64;
-    let mut warned: Option<Instant> = None;
+    let mut telling = Telling::new(WARN_EVERY);
     loop {
         let reach = {
             let reach = lock(&shared.reach);
@@ -240,29 +236,19 @@ fn run(
             built = Instant::now();
         }
 
-        let report = announcer.report();
-        if let Some(why) = report.stopped {
-            panic!("{why}");
-        }
-        if report.entries > 0 && report.fresh == report.entries {
-            if reported_complete != report.entries {
-                tracing::info!("announced {} shared files on the DHT", report.entries);
-                reported_complete = report.entries;
-            }
-        } else {
-            reported_complete = 0;
-            if report.failed > failures_told && warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-                tracing::warn!(
-                    "DHT: {} of {} shared files announced; {} announces failed so far ({}); \
-                     retrying",
-                    report.fresh,
-                    report.entries,
-                    report.failed,
-                    report.last_error.as_deref().unwrap_or("no reason given")
-                );
-                failures_told = report.failed;
-                warned = Some(Instant::now());
-            }
+        match telling
+            .look(announcer)
+            .unwrap_or_else(|why| panic!("{why}"))
+        {
+            Some(Tell::Complete(n)) => tracing::info!("announced {n} shared files on the DHT"),
+            Some(Tell::Failing(report)) => tracing::warn!(
+                "DHT: {} of {} shared files announced; {} announces failed so far ({}); retrying",
+                report.fresh,
+                report.entries,
+                report.failed,
+                report.last_error.as_deref().unwrap_or("no reason given")
+            ),
+            None => {}
         }
     }
 }

@@ -85,6 +85,19 @@ pub struct Cli {
     /// a systemd credential named `relay-key` is read if the service has one.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["secret", "secret_file"])]
     relay_key_file: Option<std::path::PathBuf>,
+    /// Announce this relay on the BitTorrent Mainline DHT under an id only
+    /// members of its private network can derive, so a client whose relays
+    /// are all down finds it (needs --secret or --relay-key). Starts from
+    /// the public routers unless --dht-bootstrap is given.
+    #[arg(long)]
+    dht: bool,
+    /// A DHT node to bootstrap from instead of the public routers
+    /// (repeatable; turns --dht on).
+    #[arg(long, value_name = "HOST:PORT", value_parser = dht::bootstrap::parse_host_port)]
+    dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node (0 takes a free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    dht_port: u16,
     /// Serve metrics for Prometheus (`/metrics`) and a status page
     /// (`/status`) over HTTP at ADDR:PORT, such as 127.0.0.1:9100 (port 0
     /// takes a free port). Off by default.
@@ -155,7 +168,20 @@ impl Cli {
     /// The configuration these flags make, or why they make none.
     pub fn config(self) -> Result<RelayConfig, String> {
         let relay_key = relay_key(&self)?;
+        let dht = (self.dht || !self.dht_bootstrap.is_empty()).then(|| crate::dht::DhtConfig {
+            bootstrap: dht::Bootstrap::from_given(self.dht_bootstrap),
+            port: self.dht_port,
+        });
+        if dht.is_some() && relay_key.is_none() {
+            return Err(
+                "--dht announces the relay of a private network (under an id derived \
+                        from its relay key), and this relay has none: give --secret or \
+                        --relay-key, or leave --dht out"
+                    .into(),
+            );
+        }
         Ok(RelayConfig {
+            dht,
             relay_key,
             bind: self.bind,
             port: self.port,

@@ -19,6 +19,8 @@
 //! - [`splice`]: joining two connections byte for byte, with splice(2).
 //! - [`rendezvous`]: hole punching: introducing a client and a relayed
 //!   node to each other, and remembering which pairs got through.
+//! - [`dht`]: `--dht`: a private network's relay announced on the
+//!   Mainline DHT, for clients whose relays are all down.
 //! - [`metrics`]: what `--metrics` serves: counts by request, refusal and
 //!   circuit, levels read from the tables above, the `/status` page.
 //! - [`cli`]: the command line, and the [`RelayConfig`] it makes.
@@ -30,6 +32,7 @@ pub mod catalogs;
 pub mod circuit;
 pub mod cli;
 pub mod control;
+pub mod dht;
 pub mod dialback;
 pub mod index;
 pub mod metrics;
@@ -85,6 +88,8 @@ pub struct RelayConfig {
     pub relay_key: Option<Key>,
     /// Where to serve metrics and the status page (`--metrics`); None: off.
     pub metrics: Option<SocketAddr>,
+    /// `--dht`: announce this relay on the DHT (a private network's only).
+    pub dht: Option<dht::DhtConfig>,
 }
 
 /// Binds, logs where it listens, and serves until the process ends.
@@ -163,6 +168,9 @@ pub fn run(config: RelayConfig) -> anyhow::Result<()> {
     }
     if config.relaying.is_some() && !config.punching {
         tracing::info!("hole punching is off: relayed nodes are reached through circuits");
+    }
+    if let (Some(dht), Some(key)) = (&config.dht, &config.relay_key) {
+        dht::start(dht, config.bind, key.bytes(), local.port())?;
     }
     if let Some(addr) = config.metrics {
         let pages = ::metrics::Pages {
