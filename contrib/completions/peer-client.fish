@@ -16,7 +16,7 @@ complete -c peer-client -l json -d 'With --peers, --list or --search: print one 
 complete -c peer-client -l no-index -d 'Do not use the relay\'s index: ask every active node in turn'
 complete -c peer-client -l no-punch -d 'Reach relayed nodes only through the relay\'s circuits: no hole punching (by default the relay first helps the client and the node connect directly)'
 complete -c peer-client -l no-resume -d 'Start a save from scratch: remove the part an earlier run kept'
-complete -c peer-client -l dht -d 'Look for holders of blake3: hashes on the BitTorrent Mainline DHT too, beside the relays. Without it the DHT is asked only when no relay can be reached'
+complete -c peer-client -l dht -d 'Look for holders of blake3: hashes on the BitTorrent Mainline DHT too, beside the relays. Without it the DHT is asked only when no relay can be reached. In a private network, when no relay can be reached, also look for its other relays there (`relay --dht`)'
 complete -c peer-client -l no-dht -d 'Never use the DHT, not even when no relay can be reached'
 complete -c peer-client -l show-relay-key -d 'Print the relay key derived from the secret, for `relay --relay-key` on a relay someone else runs (it cannot read the network), then exit'
 complete -c peer-client -s v -l verbose -d 'More detail in the log (-v debug, -vv trace); RUST_LOG overrides'

@@ -137,7 +137,8 @@ pub struct Cli {
     pub relays: Vec<(String, u16)>,
     /// Look for holders of blake3: hashes on the BitTorrent Mainline DHT
     /// too, beside the relays. Without it the DHT is asked only when no
-    /// relay can be reached.
+    /// relay can be reached. In a private network, when no relay can be
+    /// reached, also look for its other relays there (`relay --dht`).
     #[arg(long)]
     pub dht: bool,
     /// A DHT node to start from instead of the public routers (repeatable;

@@ -44,7 +44,8 @@ pub struct DhtSettings {
     /// routers).
     pub bootstrap: Vec<String>,
     /// In a private network, the id its relays announce under (`relay
-    /// --dht`): looked up when every relay given is unreachable.
+    /// --dht`): looked up, with `--dht`, when every relay given is
+    /// unreachable.
     pub relays: Option<DhtId>,
     /// In a private network, the key that makes its ids its own.
     pub key: Option<NetworkKey>,
@@ -114,9 +115,12 @@ impl DhtSource {
         Ok(found)
     }
 
-    /// True when relays can be looked up: a private network, DHT allowed.
+    /// True when relays are looked up: a private network, with `--dht` or
+    /// `--dht-bootstrap`. Not by default, unlike a hash's fallback: a name
+    /// asked of a relay that is down (a mistyped port) would otherwise wait
+    /// for a lookup on the public DHT before its error.
     pub fn finds_relays(&self) -> bool {
-        self.settings.relays.is_some() && !self.settings.never
+        self.settings.relays.is_some() && self.always()
     }
 
     fn lookup(&mut self) -> Result<&Lookup, String> {
