@@ -227,12 +227,8 @@ fn the_prompt_in_a_terminal() {
     // quit ends it; the refused logo.png makes the status 1, as a missing
     // file would.
     tmux.type_line("quit").unwrap();
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        1,
-        "{}",
-        tmux.screen().unwrap()
-    );
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 1, "{screen}");
 }
 
 /// Tab completes commands and the names in the relay's index; a name that
@@ -290,12 +286,8 @@ fn tab_completes_commands_and_the_index_names() {
     let screen = tmux.wait_prompt(PROMPT, 4, SCREEN).unwrap();
     assert!(after_prompt(&screen, 3).contains("\nstripes\n"), "{screen}");
     tmux.type_line("quit").unwrap();
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        0,
-        "{}",
-        tmux.screen().unwrap()
-    );
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 0, "{screen}");
 }
 
 /// With stdout redirected to a file, the prompt, listings and statuses stay
@@ -319,13 +311,8 @@ fn the_prompt_never_reaches_stdout() {
         tmux.wait_prompt(PROMPT, n + 2, SCREEN).unwrap();
     }
     tmux.keys(&["C-d"]).unwrap();
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        0,
-        "{}",
-        tmux.screen().unwrap()
-    );
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 0, "{screen}");
     assert!(screen.contains(&found_on(&cluster.nodes[1])), "{screen}");
     assert!(
         screen.contains(&format!("{} (1 file)", cluster.nodes[1].listed)),
@@ -350,8 +337,8 @@ fn a_binary_file_on_the_command_line_is_refused_on_a_terminal() {
     let logo = binary();
     let cluster = Cluster::start(1, |_, dir| write(dir, "logo.png", &logo));
     let tmux = terminal(&client_command(&cluster, "logo.png"));
-    assert_eq!(tmux.wait_exit(SCREEN).unwrap().1, 2);
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 2, "{screen}");
     assert!(
         screen.contains("use -o FILE to save it, or redirect stdout"),
         "{screen}"
@@ -384,13 +371,8 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
         &cluster,
         &format!("big.bin -o {}", quote(&target)),
     ));
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        0,
-        "{}",
-        tmux.screen().unwrap()
-    );
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 0, "{screen}");
     assert!(
         summary_line(&screen, "64.00 MiB").is_some(),
         "no summary of the finished bar:\n{screen}"
@@ -404,13 +386,8 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
         &cluster,
         &format!("big.bin > {}", quote(&target)),
     ));
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        0,
-        "{}",
-        tmux.screen().unwrap()
-    );
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 0, "{screen}");
     assert!(
         summary_line(&screen, "64.00 MiB").is_some(),
         "no bar with stdout redirected:\n{screen}"
@@ -422,13 +399,8 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
         &cluster,
         &format!("-q big.bin -o {}", quote(&target)),
     ));
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        0,
-        "{}",
-        tmux.screen().unwrap()
-    );
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 0, "{screen}");
     assert!(!screen.contains("MiB"), "a bar with -q:\n{screen}");
     assert_eq!(fs::metadata(&target).unwrap().len(), SIZE as u64);
 
@@ -458,13 +430,8 @@ fn a_status_line_after_text_without_a_newline_starts_its_own_line() {
     let found = found_on(&cluster.nodes[0]);
     for args in ["three.txt", "three.txt -o /dev/tty", "three.txt -o -"] {
         let tmux = terminal(&client_command(&cluster, args));
-        assert_eq!(
-            tmux.wait_exit(SCREEN).unwrap().1,
-            0,
-            "{args}: {}",
-            tmux.screen().unwrap()
-        );
-        let screen = tmux.screen().unwrap();
+        let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+        assert_eq!(status, 0, "{args}: {screen}");
         let lines: Vec<&str> = screen.lines().collect();
         assert!(
             lines
@@ -532,13 +499,8 @@ fn ctrl_c_during_a_download_keeps_its_part_and_says_how_to_resume() {
     tmux.wait_until("the progress bar", SCREEN, |s| s.contains("/1.00 GiB"))
         .unwrap();
     tmux.keys(&["C-c"]).unwrap();
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        130,
-        "{}",
-        tmux.screen().unwrap()
-    );
-    let screen = tmux.screen().unwrap();
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 130, "{screen}");
     assert!(
         screen.contains("interrupted at") && screen.contains("run the same command to resume"),
         "{screen}"
@@ -628,10 +590,6 @@ fn ctrl_c_during_a_get_at_the_prompt_stops_only_that_transfer() {
     );
     // The stopped get counts as a file not fetched.
     tmux.type_line("quit").unwrap();
-    assert_eq!(
-        tmux.wait_exit(SCREEN).unwrap().1,
-        1,
-        "{}",
-        tmux.screen().unwrap()
-    );
+    let (screen, status) = tmux.wait_exit(SCREEN).unwrap();
+    assert_eq!(status, 1, "{screen}");
 }
