@@ -11,6 +11,7 @@
 //!   the content hashes, in hex or raw.
 //! - A member node that sends garbage records is named by the member's
 //!   opener, and the other node's files are still found.
+//! - A file written as its node starts is in the node's first catalog.
 //! - Plain requests to a private relay, and blind ones to a plain relay,
 //!   get a plain refusal.
 
@@ -362,6 +363,55 @@ fn a_node_sending_garbage_records_is_named_and_other_files_are_still_found() {
 /// requests (a name or hash must never reach it), a plain relay the blind
 /// ones, each with a plain `BadRequest` an older program reads as "no
 /// index".
+/// A file written just before its node starts is in the node's first
+/// blind catalog. A blind record needs the hash, and the first round does
+/// not leave such a file (written within the last timestamp tick, whose
+/// hash waits for the tick to pass) to the backlog as a plain catalog does:
+/// it was missing until the backlog's round, and a client started with the
+/// node found nothing (tests/secret.rs, 1 CI run in a few).
+#[test]
+fn a_file_written_as_its_node_starts_is_in_the_first_blind_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&["--secret", SECRET]);
+    let member = Member::new(relay.addr);
+    for round in 0..5 {
+        let dir = tmp.path().join(format!("share{round}"));
+        // A name of its own: the nodes of earlier rounds stay listed
+        // until their registration expires.
+        let name = format!("new-{round}.txt");
+        write(&dir, &name, format!("written in round {round}").as_bytes());
+        let key = tmp.path().join(format!("node{round}.key"));
+        let node = Node::spawn_with(
+            "127.0.0.1",
+            relay.port(),
+            &dir,
+            &[
+                "--bind",
+                "127.0.0.1",
+                "--key",
+                key.to_str().unwrap(),
+                "--secret",
+                SECRET,
+            ],
+            |cmd| {
+                cmd.env_remove("P2P_SECRET");
+            },
+        );
+        let first = node.proc.wait_for("indexe", READY);
+        assert!(
+            first.contains("1 files indexed"),
+            "round {round}: the first catalog: {first}\n{}",
+            node.proc.log()
+        );
+        let holders = member.holders_by_name(&name);
+        assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
+        assert_eq!(
+            holders[0].2,
+            ContentHash::of(format!("written in round {round}").as_bytes())
+        );
+    }
+}
+
 #[test]
 fn each_relay_refuses_the_other_kind_of_index() {
     let private = Relay::start(&["--secret", SECRET]);

@@ -41,6 +41,20 @@ pub const INLINE_FILE: u64 = 1 << 20;
 /// without their hash, and [`crate::backlog`] hashes them.
 pub const INLINE_BUDGET: u64 = 8 << 20;
 
+/// What [`Catalog::build`] does with a small file written within the last
+/// timestamp tick ([`FileKey::is_racy`]), whose hash must wait for the tick
+/// to pass (up to 25 ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Racy {
+    /// Leave it to the backlog: the relay takes the name without its hash
+    /// at once, and a client asks this node by name (issue 24).
+    ToBacklog,
+    /// Wait, and hash it in this round: a blind catalog (or an older
+    /// relay's) carries a file only with its hash, so leaving it out would
+    /// hide it until the backlog's round.
+    Wait,
+}
+
 /// The hash of `name`'s current version, hashed now; None if it cannot be
 /// (the backlog tries again, and gives up on a file that cannot be read).
 fn hash_now(share: &SharedDir, index: &ContentIndex, name: &str) -> Option<ContentHash> {
@@ -61,9 +75,9 @@ pub struct Catalog {
 impl Catalog {
     /// Every shared file with its hash when the current version is hashed,
     /// without when not. Files of at most [`INLINE_FILE`] bytes not hashed
-    /// yet, and not written within the last timestamp tick, are hashed
-    /// here, `budget` bytes in all (a few milliseconds: see
-    /// [`INLINE_BUDGET`]); the rest is the backlog's work. `gave_up` names
+    /// yet are hashed here, `budget` bytes in all (a few milliseconds: see
+    /// [`INLINE_BUDGET`]), those written within the last timestamp tick as
+    /// `racy` says; the rest is the backlog's work. `gave_up` names
     /// versions that could not be hashed (a file that cannot be read cannot
     /// be served either): those are left out.
     pub fn build(
@@ -71,6 +85,7 @@ impl Catalog {
         index: &ContentIndex,
         gave_up: impl Fn(&str, &FileKey) -> bool,
         budget: u64,
+        racy: Racy,
     ) -> Catalog {
         let (entries, truncated) = share.list();
         let root = share.root();
@@ -84,14 +99,12 @@ impl Catalog {
                     let Ok(meta) = std::fs::metadata(&path) else {
                         continue; // gone since the listing
                     };
-                    // A file written within the last tick would make the
-                    // hash wait for the tick to pass (hashes::RACY): the
-                    // backlog hashes it, and this round is not held up.
                     let key = FileKey::of(&meta);
                     if gave_up(&entry.name, &key) {
                         continue;
                     }
-                    if meta.len() <= INLINE_FILE && meta.len() <= budget && !key.is_racy() {
+                    let now = racy == Racy::Wait || !key.is_racy();
+                    if meta.len() <= INLINE_FILE && meta.len() <= budget && now {
                         budget -= meta.len();
                         hash_now(share, index, &entry.name)
                     } else {
@@ -510,16 +523,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_small_file_written_this_tick_is_left_to_the_backlog() {
+    fn a_small_file_written_this_tick_is_left_to_the_backlog_or_waited_for() {
         let tmp = tempfile::tempdir().unwrap();
         let (cache, dir) = (tmp.path().join("cache"), tmp.path().join("share"));
         std::fs::create_dir(&cache).unwrap();
         std::fs::create_dir(&dir).unwrap();
         let (share, index) = (SharedDir::open(&dir).unwrap(), ContentIndex::new(cache));
+        let none = |_: &str, _: &FileKey| false;
         std::fs::write(dir.join("new.txt"), b"just written").unwrap();
         let path = dir.join("new.txt");
         let key = FileKey::of(&std::fs::metadata(&path).unwrap());
-        let fresh = Catalog::build(&share, &index, |_, _| false, INLINE_BUDGET);
+        let fresh = Catalog::build(&share, &index, none, INLINE_BUDGET, Racy::ToBacklog);
         // Checked after the build: a build slower than the tick proves nothing.
         if key.is_racy() {
             assert_eq!(fresh.files["new.txt"].1, None);
@@ -527,10 +541,18 @@ mod tests {
         while key.is_racy() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let settled = Catalog::build(&share, &index, |_, _| false, INLINE_BUDGET);
+        let settled = Catalog::build(&share, &index, none, INLINE_BUDGET, Racy::ToBacklog);
         assert_eq!(
             settled.files["new.txt"].1,
             Some(ContentHash::of(b"just written"))
+        );
+
+        // A blind catalog's round waits for the tick: the file goes in it.
+        std::fs::write(dir.join("blind.txt"), b"written for a blind index").unwrap();
+        let waited = Catalog::build(&share, &index, none, INLINE_BUDGET, Racy::Wait);
+        assert_eq!(
+            waited.files["blind.txt"].1,
+            Some(ContentHash::of(b"written for a blind index"))
         );
     }
 

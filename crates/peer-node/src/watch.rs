@@ -20,8 +20,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::announce::Announcer;
 use crate::backlog::Backlog;
-use crate::catalog::{Catalog, CatalogForm, CatalogSync, INLINE_BUDGET, Synced};
-use crate::hashes::ContentIndex;
+use crate::catalog::{Catalog, CatalogForm, CatalogSync, INLINE_BUDGET, Racy, Synced};
+use crate::hashes::{ContentIndex, FileKey};
 use crate::share::SharedDir;
 use proto::Registration;
 
@@ -260,7 +260,13 @@ fn run(
         // A name just created is a file being written: it goes without a
         // hash at once; a later round hashes it once written.
         let budget = if woken.new_name { 0 } else { INLINE_BUDGET };
-        let catalog = Catalog::build(share, index, |name, key| backlog.gave_up(name, key), budget);
+        let racy = if sync.takes_unhashed() {
+            Racy::ToBacklog
+        } else {
+            Racy::Wait
+        };
+        let gave_up = |name: &str, key: &FileKey| backlog.gave_up(name, key);
+        let catalog = Catalog::build(share, index, gave_up, budget, racy);
         backlog.want(catalog.unhashed());
         let unhashed = catalog.unhashed().count();
         crate::metrics::sharing(
