@@ -552,7 +552,8 @@ fn a_silent_dht_holder_costs_a_short_bound_not_the_timeout() {
 
 /// `relay --dht` in a private network: the relay announces itself under
 /// the network's relays id, and a client whose only relay is dead finds it
-/// there and fetches by name through it. A client of another network finds
+/// there and fetches by name through it; `--list`, `--search` and
+/// `--peers` find it the same way. A client of another network finds
 /// nothing; a plain relay refuses `--dht`.
 #[test]
 fn a_private_relay_on_the_dht_is_found_when_the_given_relay_is_dead() {
@@ -566,15 +567,18 @@ fn a_private_relay_on_the_dht_is_found_when_the_given_relay_is_dead() {
     let dir = tempfile::tempdir().unwrap();
     let content = b"found through a relay the client was never told about\n";
     fs::write(dir.path().join("report.txt"), content).unwrap();
-    let _node = Node::start(&relay, dir.path(), &["--secret", secret]).until_indexed();
+    let node = Node::start(&relay, dir.path(), &["--secret", secret]).until_indexed();
 
     let dead = harness::free_port().to_string();
-    let fetch = |secret: &str| {
+    let client = |secret: &str, task: &[&str]| {
         let mut cmd = std::process::Command::new(harness::bin("peer-client"));
-        cmd.args(["127.0.0.1", &dead, "report.txt", "--secret", secret])
+        cmd.args(["127.0.0.1", &dead])
+            .args(task)
+            .args(["--secret", secret])
             .args(&boot);
         harness::run(cmd, b"", Duration::from_secs(60))
     };
+    let fetch = |secret: &str| client(secret, &["report.txt"]);
     let run = fetch(secret);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(run.stdout, content);
@@ -592,6 +596,28 @@ fn a_private_relay_on_the_dht_is_found_when_the_given_relay_is_dead() {
         "{}",
         run.stderr
     );
+
+    // The listing, the search and the node list find it the same way.
+    for task in [&["--list"][..], &["--search", "report"], &["--peers"]] {
+        let run = client(secret, task);
+        assert_eq!(run.code(), 0, "{task:?}: {}", run.stderr);
+        let want = if task == ["--peers"] {
+            node.listed.to_string()
+        } else {
+            "report.txt".to_string()
+        };
+        assert!(
+            run.stdout_text().contains(&want),
+            "{task:?}: {}\n{}",
+            run.stdout_text(),
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("the DHT names 1 other relay"),
+            "{task:?}: {}",
+            run.stderr
+        );
+    }
 
     // Another network derives another id: nothing is found, and with no
     // relay a name cannot be looked up.

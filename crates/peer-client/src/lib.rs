@@ -297,7 +297,8 @@ impl Session {
                 Some(_) => blind::MAX_LISTED,
                 None => proto::MAX_LIST_FILES,
             };
-            match self.index_search("", limit).map_err(|e| e.to_string())? {
+            let found = self.via_relays(|s| s.index_search("", limit));
+            match found.map_err(|e| e.to_string())? {
                 Some(found) => {
                     listing::print_found(&found, &self.show(long), "", out, &self.report);
                     self.say_uncataloged();
@@ -345,10 +346,8 @@ impl Session {
     /// Files whose names contain `text`, across the network.
     fn search(&mut self, text: &str, out: &mut dyn Write) -> Result<u8, String> {
         if !self.no_index {
-            match self
-                .index_search(text, index::SEARCH_LIMIT as usize)
-                .map_err(|e| e.to_string())?
-            {
+            let found = self.via_relays(|s| s.index_search(text, index::SEARCH_LIMIT as usize));
+            match found.map_err(|e| e.to_string())? {
                 Some(found) => {
                     listing::print_found(&found, &self.show(false), text, out, &self.report);
                     // Nothing found is status 1, as grep gives it.
@@ -422,7 +421,8 @@ impl Session {
     }
 
     fn refresh_nodes(&mut self) -> Result<(), String> {
-        match self.relay.nodes() {
+        let nodes = self.via_relays(|s| s.relay.nodes());
+        match nodes {
             Ok(nodes) => {
                 tracing::debug!(
                     "relay {} lists {}",
@@ -527,17 +527,13 @@ impl Session {
             Target::Name(_) => None,
         };
         let with_dht = hash.is_some() && self.dht.always();
-        let mut asked = if link::has_relay(&self.relay) {
-            self.relay_holders(name, target, with_dht)
-        } else {
-            Err(relay::Unreachable("no relay given".to_string()).into())
-        };
-        if let Err(e) = &asked
-            && let Some(why) = e.downcast_ref::<relay::Unreachable>()
-            && self.other_relays(&why.to_string())
-        {
-            asked = self.relay_holders(name, target, with_dht);
-        }
+        let asked = self.via_relays(|s| {
+            if link::has_relay(&s.relay) {
+                s.relay_holders(name, target, with_dht)
+            } else {
+                Err(relay::Unreachable("no relay given".to_string()).into())
+            }
+        });
         let (from_relays, ask_dht) = match asked {
             Ok(found) => (found, with_dht),
             Err(e) => match (hash, e.downcast_ref::<relay::Unreachable>()) {
@@ -577,6 +573,28 @@ impl Session {
         }
         self.found_on_dht = added;
         Ok((!holders.is_empty()).then_some(holders))
+    }
+
+    /// Asks the relays through `ask`; when none of them can be reached
+    /// ([`relay::Unreachable`]), asks again once the DHT has named other
+    /// relays of the network ([`Session::other_relays`]). Every question
+    /// to the relays (who-has, listing, search, the node list) goes
+    /// through here.
+    fn via_relays<T>(
+        &mut self,
+        mut ask: impl FnMut(&mut Session) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let asked = ask(self);
+        let unreachable = match &asked {
+            Err(e) => e
+                .downcast_ref::<relay::Unreachable>()
+                .map(|why| why.to_string()),
+            Ok(_) => None,
+        };
+        match unreachable {
+            Some(why) if self.other_relays(&why) => ask(self),
+            _ => asked,
+        }
     }
 
     /// When no relay given can be reached (`why`), in a private network:
