@@ -95,6 +95,13 @@ impl Member {
 }
 
 fn node(relay: &Relay, dir: &Path, keys: &Path, args: &[&str]) -> Node {
+    spawn_node(relay, dir, keys, args)
+        .until_registered()
+        .until_indexed()
+}
+
+/// A member node, just started.
+fn spawn_node(relay: &Relay, dir: &Path, keys: &Path, args: &[&str]) -> Node {
     let key = keys.join(format!(
         "{}.key",
         dir.file_name().unwrap().to_string_lossy()
@@ -111,8 +118,6 @@ fn node(relay: &Relay, dir: &Path, keys: &Path, args: &[&str]) -> Node {
     Node::spawn_with("127.0.0.1", relay.port(), dir, &all, |cmd| {
         cmd.env_remove("P2P_SECRET");
     })
-    .until_registered()
-    .until_indexed()
 }
 
 fn write(dir: &Path, name: &str, content: &[u8]) {
@@ -380,23 +385,7 @@ fn a_file_written_as_its_node_starts_is_in_the_first_blind_catalog() {
         // until their registration expires.
         let name = format!("new-{round}.txt");
         write(&dir, &name, format!("written in round {round}").as_bytes());
-        let key = tmp.path().join(format!("node{round}.key"));
-        let node = Node::spawn_with(
-            "127.0.0.1",
-            relay.port(),
-            &dir,
-            &[
-                "--bind",
-                "127.0.0.1",
-                "--key",
-                key.to_str().unwrap(),
-                "--secret",
-                SECRET,
-            ],
-            |cmd| {
-                cmd.env_remove("P2P_SECRET");
-            },
-        );
+        let node = spawn_node(&relay, &dir, tmp.path(), &[]);
         let first = node.proc.wait_for("indexe", READY);
         assert!(
             first.contains("1 files indexed"),
