@@ -630,7 +630,7 @@ fn a_file_rewritten_in_place_mid_transfer_is_changed_not_corrupt() {
     let line = stderr
         .lines()
         .find(|l| l.starts_with(&said))
-        .unwrap_or_else(|| panic!("no {said:?} in:\n{stderr}"));
+        .unwrap_or_else(|| panic!("no {said:?} in:\n{stderr}\nnode:\n{}", node.proc.log()));
     let gone = format!("does not match; it no longer holds blake3 {}", hash.short());
     assert!(line.ends_with(&gone), "{line}");
     assert!(!stderr.contains("corrupt data"), "{stderr}");
