@@ -13,7 +13,6 @@ mod descriptors;
 mod range;
 mod stats;
 mod workers;
-mod write_behind;
 
 pub use stats::{Metered, OUTCOMES, RequestCounts, ServerStats, outcome, stats};
 
@@ -26,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use admission::Admission;
 use workers::Acceptors;
-use write_behind::WriteBehind;
 
 use proto::content::{ByteRange, Outboard, encode_range};
 use proto::{ErrorKind, FileHeader, ProtoError, RangeHeader, Request, Response, frame};
@@ -211,16 +209,12 @@ impl Reply<'_> {
                 encode_range(header.size, range, outboard, &mut sink)?;
                 sink.finish()?;
             }
-            // Batches encrypted and written on a thread of their own,
-            // while this one reads the next from the file (write_behind).
-            None => std::thread::scope(|scope| -> Result<(), ProtoError> {
-                let out = WriteBehind::spawn(scope, &mut *self.stream);
-                let mut sink = range::CopySink::new(out, file);
+            None => {
+                let mut sink = range::CopySink::new(&mut *self.stream, file);
                 frame::write(&mut sink, &Response::Range(header))?;
                 encode_range(header.size, range, outboard, &mut sink)?;
                 sink.flush()?;
-                Ok(())
-            })?,
+            }
         }
         Ok(())
     }

@@ -19,7 +19,6 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::TcpStream;
 
-use super::write_behind::WriteBehind;
 use crate::secure::transport::BATCH;
 use proto::content::{PAIR_LEN, RangeSink};
 
@@ -300,19 +299,17 @@ impl Gather {
 /// sendfile (an encrypted stream): everything is gathered into [`BATCH`]
 /// bytes before a write, so a 64-byte pair does not become a message of its
 /// own, and each group is read from `file` straight into the batch (no
-/// buffer between the page cache and the cipher). Full batches are written
-/// on a thread of their own ([`WriteBehind`]), while the next is read. The
-/// caller flushes.
-pub(crate) struct CopySink<'a, 'scope> {
-    out: WriteBehind<'scope>,
+/// buffer between the page cache and the cipher). The caller flushes.
+pub(crate) struct CopySink<'a, W: Write> {
+    out: W,
     file: &'a File,
     /// `batch[..held]` waits to be written.
     batch: Vec<u8>,
     held: usize,
 }
 
-impl<'a, 'scope> CopySink<'a, 'scope> {
-    pub(crate) fn new(out: WriteBehind<'scope>, file: &'a File) -> CopySink<'a, 'scope> {
+impl<'a, W: Write> CopySink<'a, W> {
+    pub(crate) fn new(out: W, file: &'a File) -> CopySink<'a, W> {
         CopySink {
             out,
             file,
@@ -321,24 +318,17 @@ impl<'a, 'scope> CopySink<'a, 'scope> {
         }
     }
 
-    /// Hands the batch on if it is full.
+    /// Writes the batch out if it is full.
     fn make_room(&mut self) -> io::Result<()> {
         if self.held == self.batch.len() {
-            self.put()?;
+            self.out.write_all(&self.batch)?;
+            self.held = 0;
         }
-        Ok(())
-    }
-
-    /// Hands `batch[..held]` on, and takes an empty one.
-    fn put(&mut self) -> io::Result<()> {
-        let full = std::mem::take(&mut self.batch);
-        self.batch = self.out.put(full, self.held)?;
-        self.held = 0;
         Ok(())
     }
 }
 
-impl Write for CopySink<'_, '_> {
+impl<W: Write> Write for CopySink<'_, W> {
     /// Gathers `buf` (the range header, a pair).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.make_room()?;
@@ -348,16 +338,16 @@ impl Write for CopySink<'_, '_> {
         Ok(n)
     }
 
-    /// Hands on what is held, and returns once all of it is written.
     fn flush(&mut self) -> io::Result<()> {
         if self.held > 0 {
-            self.put()?;
+            self.out.write_all(&self.batch[..self.held])?;
+            self.held = 0;
         }
-        self.out.finish()
+        self.out.flush()
     }
 }
 
-impl RangeSink for CopySink<'_, '_> {
+impl<W: Write> RangeSink for CopySink<'_, W> {
     fn pair(&mut self, pair: &[u8; PAIR_LEN]) -> io::Result<()> {
         self.write_all(pair)
     }
@@ -514,11 +504,9 @@ mod tests {
         let (stream, _) = listener.accept().unwrap();
         let size = data.len() as u64;
         if copy {
-            std::thread::scope(|scope| {
-                let mut sink = CopySink::new(WriteBehind::spawn(scope, &stream), &file);
-                encode_range(size, range, &outboard[..], &mut sink).unwrap();
-                sink.flush().unwrap();
-            });
+            let mut sink = CopySink::new(&stream, &file);
+            encode_range(size, range, &outboard[..], &mut sink).unwrap();
+            sink.flush().unwrap();
         } else {
             let _cork = Cork::new(&stream);
             let mut sink = SocketSink::new(&stream, &file);
@@ -567,11 +555,9 @@ mod tests {
             offset: 0,
             len: data.len() as u64,
         };
-        std::thread::scope(|scope| {
-            let mut sink = CopySink::new(WriteBehind::spawn(scope, &stream), &file);
-            let err = encode_range(data.len() as u64, range, &outboard[..], &mut sink).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        });
+        let mut sink = CopySink::new(&stream, &file);
+        let err = encode_range(data.len() as u64, range, &outboard[..], &mut sink).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let mut sink = SocketSink::new(&stream, &file);
         let err = encode_range(data.len() as u64, range, &outboard[..], &mut sink)
             .and_then(|()| sink.finish())
