@@ -54,7 +54,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         .arg(s.tmp.join("hosts-node-cache"));
     let mut node = Proc::spawn("peer-node", cmd, s.tmp.join("hosts-node.log"))?;
     node.wait_for("registered with relay")?;
-    node.wait_for("hashed 1 shared files")?;
+    node.wait_hashed()?;
     procs.push(node);
     let curl = match (nginx_bin, curl) {
         (Some(nginx_bin), Some(curl)) => {

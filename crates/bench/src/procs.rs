@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// How long a program may take to print its readiness line.
 const READY: Duration = Duration::from_secs(20);
 
+/// Longest wait for a node's startup scan of a big file.
+const HASHED: Duration = Duration::from_secs(180);
+
 /// Where the release binaries of relay, peer-node and peer-client are.
 pub struct Bins {
     dir: PathBuf,
@@ -118,7 +121,18 @@ impl Proc {
 
     /// Waits for a log line containing `needle`; returns that line.
     pub fn wait_for(&mut self, needle: &str) -> Result<String, String> {
-        let deadline = Instant::now() + READY;
+        self.wait_within(needle, READY)
+    }
+
+    /// Waits for a node's startup scan to have hashed its one file. The
+    /// scan runs at nice 19: beside `--busy` threads a 1 GiB file took
+    /// longer than [`READY`] to hash.
+    pub fn wait_hashed(&mut self) -> Result<String, String> {
+        self.wait_within("hashed 1 shared files", HASHED)
+    }
+
+    fn wait_within(&mut self, needle: &str, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
         loop {
             let text = fs::read_to_string(&self.log).unwrap_or_default();
             // Whole lines only: the program may be writing the last one
@@ -135,7 +149,7 @@ impl Proc {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{} did not print {needle:?} within {READY:?}:\n{text}",
+                    "{} did not print {needle:?} within {within:?}:\n{text}",
                     self.name
                 ));
             }

@@ -128,7 +128,7 @@ fn shaped(settings: &Settings, table: &mut Table) -> Result<(), String> {
         .arg(settings.tmp.join("cache-resume"));
     let mut node = Proc::spawn("peer-node", cmd, settings.tmp.join("resume-node.log"))?;
     node.wait_for("registered with relay")?;
-    node.wait_for("hashed 1 shared files")?;
+    node.wait_hashed()?;
     tool(
         "tc",
         &[
@@ -227,7 +227,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
         &share,
         settings.tmp.join("rl-node.log"),
     )?;
-    node.wait_for("hashed 1 shared files")?;
+    node.wait_hashed()?;
     let out = settings.tmp.join("resume-loop-out");
     fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let saved = out.join("big.bin");

@@ -66,7 +66,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
         let mut node = Proc::spawn("peer-node", cmd, s.tmp.join(format!("{name}.log")))?;
         let addr = node.wait_for_addr("listening on ")?;
         node.wait_for("registered with relay")?;
-        node.wait_for("hashed 1 shared files")?;
+        node.wait_hashed()?;
         Ok::<_, String>((node, addr))
     };
     let (_plain_node, plain_addr) = node(relay, "speed-node", false)?;

@@ -76,7 +76,7 @@ fn node(
         .arg(settings.tmp.join(format!("cache-{name}")));
     let mut proc = Proc::spawn("peer-node", cmd, settings.tmp.join(format!("{name}.log")))?;
     proc.wait_for("registered with relay")?;
-    proc.wait_for("hashed 1 shared files")?;
+    proc.wait_hashed()?;
     Ok(proc)
 }
 
@@ -289,7 +289,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
             &share,
             settings.tmp.join(format!("loop-n{i}.log")),
         )?;
-        n.wait_for("hashed 1 shared files")?;
+        n.wait_hashed()?;
         nodes.push(n);
     }
     let mut solo = procs::start_node(
@@ -298,7 +298,7 @@ fn loopback(settings: &Settings, table: &mut Table) -> Result<(), String> {
         &share,
         settings.tmp.join("loop-solo.log"),
     )?;
-    solo.wait_for("hashed 1 shared files")?;
+    solo.wait_hashed()?;
     let saved = settings.tmp.join("loop-out.bin");
     for to_file in [false, true] {
         let fetch = |relay: std::net::SocketAddr| -> Result<f64, String> {

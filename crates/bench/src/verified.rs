@@ -116,7 +116,7 @@ pub fn run(s: &Settings, table: &mut Table) -> Result<(), String> {
     let mut node = Proc::spawn("peer-node", cmd, s.tmp.join("verified-node.log"))?;
     let addr = node.wait_for_addr("listening on ")?;
     node.wait_for("registered with relay")?;
-    let scan_line = node.wait_for("hashed 1 shared files")?;
+    let scan_line = node.wait_hashed()?;
     let scan_ms: f64 = scan_line
         .split(" in ")
         .nth(1)
