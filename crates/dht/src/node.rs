@@ -19,7 +19,7 @@
 #![allow(deprecated)]
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::bootstrap::Bootstrap;
@@ -57,6 +57,17 @@ impl NodeConfig {
             server: false,
             request_timeout: None,
         }
+    }
+
+    /// Binds beside a TCP server bound to `ip` (None: all addresses). The
+    /// DHT is IPv4 only: a server bound to an IPv6 address, or to all of
+    /// them, has its DHT node talk from every IPv4 interface.
+    pub fn bound_like(mut self, ip: Option<IpAddr>) -> NodeConfig {
+        self.bind = match ip {
+            Some(IpAddr::V4(v4)) => v4,
+            _ => Ipv4Addr::UNSPECIFIED,
+        };
+        self
     }
 }
 
@@ -147,5 +158,19 @@ impl DhtNode {
     /// bootstrap from.
     pub fn known_nodes(&self) -> Vec<String> {
         self.dht.to_bootstrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dht_binds_beside_an_ipv4_server_and_everywhere_otherwise() {
+        let bind = |ip: Option<IpAddr>| NodeConfig::new(Bootstrap::Nobody).bound_like(ip).bind;
+        let v4 = Ipv4Addr::new(192, 0, 2, 7);
+        assert_eq!(bind(Some(IpAddr::V4(v4))), v4);
+        assert_eq!(bind(Some("::1".parse().unwrap())), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(bind(None), Ipv4Addr::UNSPECIFIED);
     }
 }

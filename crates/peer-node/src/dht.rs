@@ -25,7 +25,7 @@
 //! a wrong guess costs a client one refused connection.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -122,17 +122,10 @@ pub fn start(
     let Some(config) = config else {
         return Ok(DhtPresence::default());
     };
-    // The DHT is IPv4 only: a node bound to an IPv6 address (or to all,
-    // the default) talks to it from every IPv4 interface.
-    let bind = match bind {
-        Some(IpAddr::V4(v4)) => v4,
-        _ => Ipv4Addr::UNSPECIFIED,
-    };
     let node = DhtNode::start(&NodeConfig {
-        bind,
         port: config.port,
         server: config.server,
-        ..NodeConfig::new(config.bootstrap.clone())
+        ..NodeConfig::new(config.bootstrap.clone()).bound_like(bind)
     })
     .context("cannot start the DHT node")?;
     tracing::info!(

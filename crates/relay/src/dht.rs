@@ -14,7 +14,7 @@
 //! this relay's TCP port), watched by a crucial thread that says when it is
 //! announced and when announces fail.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ::dht::{AnnounceConfig, Announcer, Bootstrap, DhtId, DhtNode, NodeConfig, Tell, Telling};
@@ -41,16 +41,9 @@ pub fn start(
     relay_key: &[u8; 32],
     port: u16,
 ) -> anyhow::Result<()> {
-    // The DHT is IPv4 only: a relay bound to an IPv6 address (or to all,
-    // the default) talks to it from every IPv4 interface.
-    let bind = match bind {
-        Some(IpAddr::V4(v4)) => v4,
-        _ => Ipv4Addr::UNSPECIFIED,
-    };
     let node = DhtNode::start(&NodeConfig {
-        bind,
         port: config.port,
-        ..NodeConfig::new(config.bootstrap.clone())
+        ..NodeConfig::new(config.bootstrap.clone()).bound_like(bind)
     })
     .context("cannot start the DHT node")?;
     tracing::info!(
